@@ -1,0 +1,4 @@
+"""``python -m nsctl``."""
+from nsctl.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The command line: parsing, commands, and rendering (the only layer that prints)."""

@@ -1,0 +1,71 @@
+"""``nsctl`` entry point: one sub-command per module, errors as one line on stderr.
+
+Command modules are imported only when their command runs, so ``nsctl --help``
+stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# command -> (module under nsctl.cli, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ls": ("ls", "list namespaces, one row each"),
+    "tree": ("tree", "the user namespace tree (or --pid: the PID namespace tree)"),
+    "show": ("show", "all that is known about one namespace"),
+    "lsns": ("lsns", "util-linux lsns(8) compatible listing (accepts lsns's options)"),
+}
+
+# Commands that parse their own argv (lsns mimics another tool's options).
+OWN_PARSER = {"lsns"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="nsctl",
+        description="See and handle Linux namespaces: every namespace on the host, "
+                    "what holds it, and how they relate.")
+    parser.add_argument("--version", action="version", version=f"nsctl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
+        parser = build_parser()
+        if not args:
+            parser.print_help()
+            return 0
+        parser.parse_args(args)  # prints help/version or the "invalid choice" error
+        return 2
+    name, rest = args[0], args[1:]
+    module = importlib.import_module(f".{COMMANDS[name][0]}", __package__)
+    return run_guarded(module.main, rest)
+
+
+def run_guarded(func, argv: list[str]) -> int:
+    """Run a command; turn the errors users can cause into one line, never a traceback."""
+    from ..kernel.errors import NsctlError
+
+    try:
+        return func(argv)
+    except NsctlError as exc:
+        print(f"nsctl: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (| head): not an error worth a message.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        print(f"nsctl: {exc.strerror or exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,35 @@
+"""Discovery: find every namespace on the host and what holds it.
+
+``discover()`` is the library entry point; it prints nothing and returns a
+:class:`~nsctl.model.Snapshot`.  The sources run in the order of
+:data:`SOURCES`: per process (links first, then the bind mounts of its mount
+namespace so that fds opened through them are recognised, then fds, sockets,
+threads), then the host-wide passes.
+"""
+from __future__ import annotations
+
+from ..model import Snapshot
+from .bindmounts import BindMountSource
+from .engine import Options, run
+from .fds import FdSource
+from .hierarchy import HierarchySource
+from .procs import ProcessSource
+from .sockets import SocketSource
+from .tasks import ThreadSource
+
+SOURCES = [ProcessSource(), BindMountSource(), FdSource(), SocketSource(), ThreadSource(),
+           HierarchySource()]
+
+
+def discover(options: Options | None = None, **switches: bool) -> Snapshot:
+    """Scan the live host.  ``switches`` override fields of :class:`Options`,
+    e.g. ``discover(threads=True)``."""
+    opts = options or Options()
+    for name, value in switches.items():
+        if not hasattr(opts, name):
+            raise TypeError(f"unknown discovery option {name!r}")
+        setattr(opts, name, value)
+    return run(opts, SOURCES)
+
+
+__all__ = ["discover", "Options", "SOURCES"]

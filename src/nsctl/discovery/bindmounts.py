@@ -1,0 +1,93 @@
+"""Source: namespace files bind-mounted in any mount namespace on the host.
+
+Each mount namespace has its own mount table, so one mountinfo is read per
+mount namespace: through the first process found in it, or, for a mount
+namespace that no process is in (held by an fd or a bind mount), by a forked
+child that enters it and hands the mounted namespace files back over
+SCM_RIGHTS.  nsctl's own process never changes namespace.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+from ..kernel import nsfs, procfs
+from ..kernel.enter import run_inside
+from ..kernel.errors import NsctlError
+from ..model import BINDMOUNT, Reference
+from .engine import Options, ProcHandle, Scan
+
+
+class BindMountSource:
+    name = "bindmounts"
+
+    def enabled(self, opts: Options) -> bool:
+        return opts.bindmounts
+
+    def read_process(self, scan: Scan, proc: ProcHandle) -> None:
+        if proc.process is None:
+            return
+        mnt = proc.process.ns.get("mnt")
+        if mnt is None or mnt in scan.mnt_reader:
+            return
+        mounts = procfs.nsfs_mounts(procfs.read_text("mountinfo", proc.dirfd))
+        scan.mnt_reader[mnt] = proc.pid
+        points = scan.nsfs_mountpoints[mnt] = set()
+        for root, point in mounts:
+            parsed = nsfs.parse_link(root)
+            if parsed is None:
+                continue
+            ns_type, ino = parsed
+            points.add(point)
+            if ino not in scan.resolved:
+                # /proc/PID/root resolves the path inside that process's mount namespace.
+                scan.learn_path(f"root{point}", proc.dirfd, ino, ns_type)
+            _add(scan, ns_type, ino, point, mnt)
+
+    def finish(self, scan: Scan) -> None:
+        """Read the mount namespaces no process is in, until no new one turns up."""
+        while True:
+            todo = [ino for ino in scan.kept_fds
+                    if ino not in scan.mnt_reader and ino in scan.snap.namespaces]
+            if not todo:
+                return
+            for mnt in todo:
+                scan.mnt_reader[mnt] = 0
+                try:
+                    found = read_foreign_mounts(scan.kept_fds[mnt])
+                except NsctlError as exc:
+                    scan.problem_from(exc, f"mount namespace {mnt}: bind mounts")
+                    continue
+                points = scan.nsfs_mountpoints[mnt] = set()
+                for root, point, fd in found:
+                    try:
+                        parsed = nsfs.parse_link(root)
+                        if parsed is None:
+                            continue
+                        points.add(point)
+                        ino = parsed[1]
+                        if fd is not None:
+                            ino = scan.learn(fd, parsed[0])
+                        _add(scan, parsed[0], ino, point, mnt)
+                    finally:
+                        if fd is not None:
+                            os.close(fd)
+
+
+def _add(scan: Scan, ns_type: str, ino: int, point: str, mnt: int) -> None:
+    scan.namespace(ns_type, ino).refs.append(Reference(kind=BINDMOUNT, path=point, mntns=mnt))
+
+
+def read_foreign_mounts(mnt_fd: int) -> list[tuple[str, str, int | None]]:
+    """(root, mount point, fd or None) of the nsfs mounts in another mount namespace."""
+
+    def work(self_dir: int) -> Iterator[tuple[Any, int | None]]:
+        for root, point in procfs.nsfs_mounts(procfs.read_text("mountinfo", self_dir)):
+            try:
+                fd: int | None = os.open(point, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                fd = None
+            yield [root, point], fd
+
+    items = run_inside([(mnt_fd, nsfs.CLONE_NEWNS)], work)
+    return [(item[0], item[1], fd) for item, fd in items]

@@ -1,0 +1,212 @@
+"""The discovery engine: runs the sources over every process, then the host-wide passes.
+
+Each process is read once, in one pass, while nsctl holds its pidfd: every
+per-process source reads from the same /proc/PID directory fd, and what they
+found is committed only if the pidfd says the process is still alive at the
+end (so a PID reused mid-read can't lend its namespaces to another process).
+
+A namespace's hierarchy (id, owner, parent) is resolved the first time any
+source holds an fd for it (:meth:`Scan.learn`), walking up through owners and
+parents that nothing else may show: that is how hidden ancestors are found,
+each namespace costing a constant number of ioctls (no pairwise comparisons).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from ..kernel import nsfs, pidfd, procfs
+from ..kernel.errors import AccessDenied, NoSuchProcess, NsctlError, Unsupported, classify
+from ..model import Namespace, Problem, Process, Reference, Snapshot
+
+
+@dataclass
+class Options:
+    """Which sources run.  All on by default except threads (costly on big hosts)."""
+
+    processes: bool = True
+    threads: bool = False
+    fds: bool = True
+    sockets: bool = True
+    bindmounts: bool = True
+    hierarchy: bool = True
+    proc: str = procfs.PROC
+
+
+@dataclass
+class ProcHandle:
+    """One process being read: its pidfd, its /proc directory fd, and what was staged."""
+
+    pid: int
+    pidfd: int
+    dirfd: int
+    process: Process | None = None
+    staged: list[tuple[str, int, Reference]] = field(default_factory=list)
+    fds: list[tuple[int, str]] | None = None
+
+    def stage(self, ns_type: str, ino: int, ref: Reference) -> None:
+        self.staged.append((ns_type, ino, ref))
+
+
+class Source(Protocol):
+    """A discovery source: a per-process reader, a host-wide pass, or both."""
+
+    name: str
+
+    def enabled(self, opts: Options) -> bool: ...
+    def read_process(self, scan: "Scan", proc: ProcHandle) -> None: ...
+    def finish(self, scan: "Scan") -> None: ...
+
+
+class Scan:
+    """Working state of one discovery run; becomes a :class:`Snapshot`."""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.snap = Snapshot()
+        self.resolved: set[int] = set()
+        # Shared between sources: filled by one, read by another.
+        self.socket_netns: dict[int, int] = {}           # socket inode -> netns inode
+        self.mnt_reader: dict[int, int] = {}              # mnt ns -> pid whose mountinfo we read
+        self.nsfs_mountpoints: dict[int, set[str]] = {}   # mnt ns -> nsfs mount points in it
+        self.kept_fds: dict[int, int] = {}                # ns inode -> fd kept for a later pass
+        self.proc_fd = -1                                 # directory fd of /proc
+
+    # --- namespaces -------------------------------------------------------
+    def namespace(self, ns_type: str, ino: int) -> Namespace:
+        ns = self.snap.namespaces.get(ino)
+        if ns is None:
+            ns = self.snap.namespaces[ino] = Namespace(ino=ino, type=ns_type)
+        return ns
+
+    def learn(self, fd: int, ns_type: str | None = None) -> int:
+        """Record the namespace behind ``fd`` and, on first sight, its hierarchy.
+
+        Returns its inode.  Owners and parents are opened through the ioctls
+        and learned the same way, so ancestors that only a child keeps alive
+        are found too.
+        """
+        st = os.fstat(fd)
+        ino = st.st_ino
+        if ino in self.resolved:
+            return ino
+        if ns_type is None:
+            ns_type = nsfs.ns_type(fd)
+        ns = self.namespace(ns_type, ino)
+        ns.dev = st.st_dev
+        self.resolved.add(ino)
+        if ns_type == "mnt" and ino not in self.kept_fds and self.opts.bindmounts:
+            self.kept_fds[ino] = os.dup(fd)   # a mount ns no process is in is read later
+        if self.opts.hierarchy:
+            from .hierarchy import resolve
+
+            resolve(self, ns, fd)
+        return ino
+
+    def learn_path(self, path: str, dir_fd: int | None, expect_ino: int | None,
+                   ns_type: str | None = None) -> int | None:
+        """Open a namespace file and learn it; None if it changed or vanished.
+
+        ``expect_ino`` (from a readlink) guards against the file now naming
+        another namespace than the one the caller saw.
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError:
+            return None
+        try:
+            if expect_ino is not None and os.fstat(fd).st_ino != expect_ino:
+                return None
+            return self.learn(fd, ns_type)
+        except NsctlError:
+            return None
+        finally:
+            os.close(fd)
+
+    def problem(self, reason: str, what: str, pid: int | None = None) -> None:
+        self.snap.problems.append(Problem(reason=reason, what=what, pid=pid))
+
+    def problem_from(self, exc: BaseException, what: str, pid: int | None = None) -> None:
+        if isinstance(exc, OSError):
+            exc = classify(exc, what)
+        reason = {NoSuchProcess: "vanished", AccessDenied: "denied",
+                  Unsupported: "unsupported"}.get(type(exc), "error")
+        self.problem(reason, str(exc) if str(exc).startswith(what) else f"{what}: {exc}", pid)
+
+    # --- commit -----------------------------------------------------------
+    def commit(self, proc: ProcHandle) -> None:
+        """Make what was read of a live process part of the result."""
+        if proc.process is not None:
+            self.snap.processes[proc.pid] = proc.process
+        for ns_type, ino, ref in proc.staged:
+            ns = self.namespace(ns_type, ino)
+            ns.refs.append(ref)
+            if ref.kind == "process" and ref.link == ns_type:
+                ns.pids.append(proc.pid)
+
+
+def _read_process(scan: Scan, pid: int, readers: list[Source]) -> None:
+    try:
+        pfd = pidfd.open_pidfd(pid)
+    except NsctlError:
+        return  # gone before we started: never part of this scan
+    try:
+        try:
+            dirfd = procfs.open_dir(str(pid), dir_fd=scan.proc_fd)
+        except OSError as exc:
+            scan.problem_from(exc, f"pid {pid}", pid)
+            return
+        try:
+            proc = ProcHandle(pid=pid, pidfd=pfd, dirfd=dirfd)
+            for source in readers:
+                try:
+                    source.read_process(scan, proc)
+                except (OSError, NsctlError) as exc:
+                    if not pidfd.is_alive(pfd):
+                        scan.problem("vanished", f"pid {pid}: exited during the scan", pid)
+                        return
+                    scan.problem_from(exc, f"pid {pid}: {source.name}", pid)
+                    if proc.process is None:
+                        return  # nothing of it could be read
+            if pidfd.is_alive(pfd):
+                scan.commit(proc)
+            else:
+                scan.problem("vanished", f"pid {pid}: exited during the scan", pid)
+        finally:
+            os.close(dirfd)
+    finally:
+        os.close(pfd)
+
+
+def run(opts: Options, sources: list[Source], on_progress: Callable[[str], None] | None = None
+        ) -> Snapshot:
+    """Run every enabled source and return the snapshot."""
+    scan = Scan(opts)
+    active = [s for s in sources if s.enabled(opts)]
+    readers = [s for s in active if hasattr(s, "read_process")]
+    scan.proc_fd = procfs.open_dir(opts.proc)
+    try:
+        _read_own(scan)
+        for pid in procfs.list_pids(opts.proc):
+            _read_process(scan, pid, readers)
+        for source in active:
+            if hasattr(source, "finish"):
+                source.finish(scan)
+    finally:
+        os.close(scan.proc_fd)
+        for fd in scan.kept_fds.values():
+            os.close(fd)
+    scan.snap.has_ns_id = nsfs.has_ns_id()
+    return scan.snap
+
+
+def _read_own(scan: Scan) -> None:
+    """nsctl's own namespaces: the viewpoint every PID and path is relative to."""
+    for link in nsfs.LINK_TYPE:
+        try:
+            parsed = nsfs.parse_link(os.readlink(f"/proc/self/ns/{link}"))
+        except OSError:
+            continue
+        if parsed:
+            scan.snap.own[link] = parsed[1]

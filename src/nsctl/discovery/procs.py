@@ -1,0 +1,51 @@
+"""Source: processes and their /proc/PID/ns links (incl. *_for_children)."""
+from __future__ import annotations
+
+import os
+
+from ..kernel import nsfs, procfs
+from ..model import PROCESS, Process, Reference
+from .engine import Options, ProcHandle, Scan
+
+LINKS: tuple[str, ...] = tuple(nsfs.LINK_TYPE)
+
+
+class ProcessSource:
+    name = "processes"
+
+    def enabled(self, opts: Options) -> bool:
+        return opts.processes
+
+    def read_process(self, scan: Scan, proc: ProcHandle) -> None:
+        dirfd = proc.dirfd
+        ns: dict[str, int] = {}
+        for link in LINKS:
+            try:
+                text = os.readlink(f"ns/{link}", dir_fd=dirfd)
+            except FileNotFoundError:
+                continue  # a link this kernel does not have (time before 5.6)
+            parsed = nsfs.parse_link(text)
+            if parsed is None:
+                continue
+            ns_type, ino = parsed
+            ns[link] = ino
+            if ino not in scan.resolved:
+                scan.learn_path(f"ns/{link}", dirfd, ino, ns_type)
+        comm, ppid, starttime = procfs.read_stat(dirfd)
+        try:
+            cmdline = procfs.read_cmdline(dirfd)
+        except OSError:
+            cmdline = []
+        uid = os.stat(dirfd).st_uid
+        nspid = None
+        if ns.get("pid") != scan.snap.own.get("pid"):
+            fields = procfs.read_status_fields(dirfd, ("NSpid",))
+            if "NSpid" in fields:
+                nspid = [int(x) for x in fields["NSpid"].split()]
+        proc.process = Process(pid=proc.pid, ppid=ppid, comm=comm, cmdline=cmdline, uid=uid,
+                               starttime=starttime, ns=ns, nspid=nspid)
+        for link, ino in ns.items():
+            ns_type = nsfs.LINK_TYPE[link]
+            if link != ns_type and ns.get(ns_type) == ino:
+                continue  # pid_for_children equal to pid: the process ref covers it
+            proc.stage(ns_type, ino, Reference(kind=PROCESS, pid=proc.pid, link=link))

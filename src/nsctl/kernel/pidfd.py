@@ -1,0 +1,61 @@
+"""pidfds: race-free process handles (the user-space ``struct pid`` of seed 001).
+
+Read a process while holding its pidfd, then ask the pidfd whether the
+process is still alive: if it is, the PID was not reused during the read.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+
+from .errors import NoSuchProcess, classify
+
+_PIDFS_IOC = 0xFF
+# PIDFD_GET_*_NAMESPACE = _IO(0xFF, n), Linux 6.11.
+PIDFD_NS_IOCTL: dict[str, int] = {
+    name: (_PIDFS_IOC << 8) | nr
+    for nr, name in enumerate(
+        ("cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time",
+         "time_for_children", "user", "uts"), start=1)
+}
+
+
+def open_pidfd(pid: int) -> int:
+    """A pidfd for ``pid``; NoSuchProcess if it is gone."""
+    try:
+        return os.pidfd_open(pid)
+    except OSError as exc:
+        raise classify(exc, f"pid {pid}") from exc
+
+
+def is_alive(pidfd: int) -> bool:
+    """True while the process behind ``pidfd`` has not exited (signal 0 probe)."""
+    try:
+        signal.pidfd_send_signal(pidfd, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, we just may not signal it
+    return True
+
+
+def get_fd(pidfd: int, targetfd: int) -> int:
+    """Our own copy of another process's fd (pidfd_getfd, Linux 5.6)."""
+    from .libc import pidfd_getfd
+
+    try:
+        return pidfd_getfd(pidfd, targetfd)
+    except OSError as exc:
+        if exc.errno == errno.EBADF:
+            raise NoSuchProcess(f"fd {targetfd}: closed") from exc
+        raise classify(exc, f"pidfd_getfd fd {targetfd}") from exc
+
+
+def namespace_fd(pidfd: int, link: str) -> int:
+    """An nsfs fd for one of the process's namespaces (PIDFD_GET_*_NAMESPACE)."""
+    try:
+        return fcntl.ioctl(pidfd, PIDFD_NS_IOCTL[link])
+    except OSError as exc:
+        raise classify(exc, f"PIDFD_GET_{link.upper()}_NAMESPACE") from exc

@@ -1,0 +1,121 @@
+"""Reading /proc: namespace links, process facts, fds, tasks and mountinfo.
+
+Hot paths use a directory fd for /proc/PID and *at() calls so the kernel does
+not walk "/proc/PID" again for every file.  Errors are left as OSError for
+the caller (discovery) to classify once per process.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+PROC = "/proc"
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_PATH", 0)
+
+
+def list_pids(proc: str = PROC) -> list[int]:
+    """PIDs of all processes visible in this /proc, ascending."""
+    return sorted(int(name) for name in os.listdir(proc) if name.isdigit())
+
+
+def open_dir(path: str, dir_fd: int | None = None) -> int:
+    """An O_PATH directory fd, for *at() reads below it."""
+    return os.open(path, _O_DIR, dir_fd=dir_fd)
+
+
+def read_text(name: str, dir_fd: int | None = None) -> str:
+    """A whole small proc file as text."""
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "surrogateescape")
+    finally:
+        os.close(fd)
+
+
+def read_stat(dir_fd: int) -> tuple[str, int, int]:
+    """(comm, ppid, starttime) from /proc/PID/stat; comm may hold spaces and ')'."""
+    text = read_text("stat", dir_fd)
+    left = text.index("(")
+    right = text.rindex(")")
+    comm = text[left + 1:right]
+    fields = text[right + 2:].split()
+    # fields[0] is state; ppid is fields[1]; starttime is field 22 overall (fields[19]).
+    return comm, int(fields[1]), int(fields[19])
+
+
+def read_cmdline(dir_fd: int) -> list[str]:
+    """argv of the process; empty for kernel threads and zombies."""
+    text = read_text("cmdline", dir_fd)
+    if not text:
+        return []
+    return text.rstrip("\0").split("\0")
+
+
+def read_status_fields(dir_fd: int, keys: tuple[str, ...]) -> dict[str, str]:
+    """Selected "Key:\tvalue" lines of /proc/PID/status."""
+    wanted = {k + ":": k for k in keys}
+    out: dict[str, str] = {}
+    for line in read_text("status", dir_fd).splitlines():
+        head, _, rest = line.partition("\t")
+        key = wanted.get(head)
+        if key is not None:
+            out[key] = rest.strip()
+    return out
+
+
+def list_fds(dir_fd: int) -> list[tuple[int, str]]:
+    """(fd, link text) for each open fd; fds closed mid-listing are skipped."""
+    fd_dir = os.open("fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        names = os.listdir(fd_dir)
+        out = []
+        for name in names:
+            try:
+                out.append((int(name), os.readlink(name, dir_fd=fd_dir)))
+            except FileNotFoundError:
+                continue
+        return out
+    finally:
+        os.close(fd_dir)
+
+
+def list_tasks(dir_fd: int) -> list[int]:
+    """TIDs of the threads of a process."""
+    task_dir = os.open("task", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        return [int(name) for name in os.listdir(task_dir)]
+    finally:
+        os.close(task_dir)
+
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def unescape(field: str) -> str:
+    """Undo mountinfo's octal escapes (\\040 for space and so on)."""
+    if "\\" not in field:
+        return field
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def nsfs_mounts(mountinfo: str) -> list[tuple[str, str]]:
+    """(root, mount point) of every nsfs mount in a mountinfo text.
+
+    The root of an nsfs bind mount names the namespace, e.g. ``net:[4026532008]``.
+    """
+    out = []
+    for line in mountinfo.splitlines():
+        if " nsfs " not in line:
+            continue
+        head, sep, tail = line.partition(" - ")
+        if not sep or not tail.startswith("nsfs "):
+            continue
+        fields = head.split(" ")
+        out.append((unescape(fields[3]), unescape(fields[4])))
+    return out
