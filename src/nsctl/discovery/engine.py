@@ -72,6 +72,7 @@ class Scan:
         self.nsfs_mountpoints: dict[int, set[str]] = {}   # mnt ns -> nsfs mount points in it
         self.kept_fds: dict[int, int] = {}                # ns inode -> fd kept for a later pass
         self.proc_fd = -1                                 # directory fd of /proc
+        self.self_pid = os.getpid()
 
     # --- namespaces -------------------------------------------------------
     def namespace(self, ns_type: str, ino: int) -> Namespace:

@@ -21,6 +21,8 @@ class FdSource:
         return opts.fds or opts.sockets
 
     def read_process(self, scan: Scan, proc: ProcHandle) -> None:
+        if proc.pid == scan.self_pid:
+            return  # our own fds are the scan's working handles, not the host's
         proc.fds = fds = procfs.list_fds(proc.dirfd)
         if not scan.opts.fds:
             return

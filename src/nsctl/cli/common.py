@@ -1,0 +1,112 @@
+"""What the reading commands share: discovery switches, warnings, small lookups."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from functools import lru_cache
+
+from ..kernel import nsfs
+from ..kernel.errors import NsctlError
+from ..model import Namespace, Process, Snapshot
+
+
+class UsageError(NsctlError):
+    """Bad command-line input (unknown type, column, ...)."""
+
+
+def add_discovery_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", action="store_true",
+                        help="also read every thread (finds namespaces only a thread is in)")
+
+
+def discover_from_args(args: argparse.Namespace) -> Snapshot:
+    from ..discovery import discover
+
+    snap = discover(threads=getattr(args, "threads", False))
+    warn_partial(snap)
+    return snap
+
+
+def warn_partial(snap: Snapshot, prog: str = "nsctl") -> None:
+    """One stderr line when something could not be seen (processes that merely
+    exited during the scan are not a gap in the result and are not reported)."""
+    gaps = [p for p in snap.problems if p.reason != "vanished"]
+    if not gaps:
+        return
+    by_reason: dict[str, list[str]] = {}
+    for p in gaps:
+        by_reason.setdefault(p.reason, []).append(f"pid {p.pid}" if p.pid is not None else p.what)
+    parts = []
+    for reason, whats in by_reason.items():
+        label = {"denied": "permission denied", "unsupported": "not supported by this kernel",
+                 "error": "error"}.get(reason, reason)
+        shown = ", ".join(whats[:5]) + (f" and {len(whats) - 5} more" if len(whats) > 5 else "")
+        parts.append(f"{label}: {shown}")
+    hint = "; run as root to see them" if "denied" in by_reason and os.geteuid() != 0 else ""
+    print(f"{prog}: partial result, {len(gaps)} item(s) not read ({'; '.join(parts)}){hint}",
+          file=sys.stderr)
+
+
+def check_types(types: list[str] | None) -> list[str] | None:
+    """Validate -t values (repeatable, comma lists allowed)."""
+    if not types:
+        return None
+    out = []
+    for item in types:
+        for t in item.split(","):
+            t = t.strip()
+            if t not in nsfs.CLONE_FLAGS:
+                raise UsageError(f"unknown namespace type {t!r} "
+                                 f"(one of {', '.join(nsfs.NS_TYPES)})")
+            out.append(t)
+    return out
+
+
+@lru_cache(maxsize=None)
+def user_name(uid: int | None) -> str:
+    if uid is None:
+        return ""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def representative(ns: Namespace, snap: Snapshot) -> Process | None:
+    """The process shown for a namespace: the lowest PID in it."""
+    if not ns.pids:
+        return None
+    return snap.processes.get(min(ns.pids))
+
+
+def ns_name(ns: Namespace) -> str:
+    return f"{ns.type}:[{ns.ino}]"
+
+
+def describe_ref(ref, snap: Snapshot) -> str:
+    """One reference in words, e.g. 'fd 5 of sleep (1234)'."""
+    def who(pid: int | None) -> str:
+        proc = snap.processes.get(pid) if pid is not None else None
+        return f"{proc.comm} ({pid})" if proc else f"pid {pid}"
+
+    kind = ref.kind
+    if kind == "process":
+        via = "" if ref.link in nsfs.CLONE_FLAGS else f" via {ref.link}"
+        return f"process {who(ref.pid)}{via}"
+    if kind == "thread":
+        return f"thread {ref.tid} of {who(ref.pid)}"
+    if kind == "fd":
+        return f"fd {ref.fd} of {who(ref.pid)}"
+    if kind == "socket":
+        return f"socket:[{ref.socket}] (fd {ref.fd}) of {who(ref.pid)}"
+    if kind == "bindmount":
+        where = "" if ref.mntns == snap.own.get("mnt") else f" in mnt:[{ref.mntns}]"
+        return f"bind mount {ref.path}{where}"
+    if kind == "child":
+        child = snap.namespaces.get(ref.child)
+        name = ns_name(child) if child else str(ref.child)
+        return f"{'child' if ref.relation == 'parent' else 'owned'} {name}"
+    return kind

@@ -1,0 +1,49 @@
+"""``nsctl ls``: one row per namespace."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .columns import COLUMNS, parse_columns
+from .common import add_discovery_args, check_types, discover_from_args
+from .render import print_table
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nsctl ls", description="List every namespace on the host.")
+    p.add_argument("-t", "--type", action="append", metavar="TYPE",
+                   help="only this type (repeatable, or a comma list)")
+    p.add_argument("-o", "--output", metavar="LIST",
+                   help="columns to show (+LIST adds to the defaults)")
+    p.add_argument("--list-columns", action="store_true", help="describe the columns and exit")
+    p.add_argument("-n", "--noheadings", action="store_true", help="don't print headings")
+    p.add_argument("--json", action="store_true", help="one JSON document (see README)")
+    add_discovery_args(p)
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_columns:
+        for col in COLUMNS.values():
+            print(f"{col.name:>8}  {col.help}")
+        return 0
+    types = check_types(args.type)
+    columns = parse_columns(args.output)
+    snap = discover_from_args(args)
+    namespaces = sorted((ns for ns in snap.namespaces.values()
+                         if types is None or ns.type in types), key=lambda n: (n.ino))
+    if args.json:
+        doc = snap.to_dict()
+        if types is not None:
+            doc["namespaces"] = [ns.to_dict() for ns in namespaces]
+        json.dump(doc, sys.stdout, indent=2 if sys.stdout.isatty() else None)
+        sys.stdout.write("\n")
+        return 0
+    rows = [[col.fill(ns, snap) for col in columns] for ns in namespaces]
+    print_table([c.name for c in columns], rows,
+                right={i for i, c in enumerate(columns) if c.right},
+                styles={i: c.style for i, c in enumerate(columns) if c.style},
+                no_headings=args.noheadings)
+    return 0

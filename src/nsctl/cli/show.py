@@ -1,0 +1,87 @@
+"""``nsctl show SPEC``: all that is known about one namespace."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from ..model import Namespace, Snapshot
+from ..spec import resolve
+from .common import add_discovery_args, describe_ref, discover_from_args, ns_name, user_name
+
+
+MAX_LISTED = 20
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nsctl show", description="Show one namespace: identity, relations, processes and "
+        "every reference that keeps it alive.",
+        epilog="SPEC: an inode, type:[inode], an NS_GET_ID id, PID/TYPE, or a path to a "
+               "namespace file (/proc/PID/ns/net, /run/netns/NAME).")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--json", action="store_true", help="one JSON document")
+    p.add_argument("--all", action="store_true", help="list every process, not the first 20")
+    add_discovery_args(p)
+    return p
+
+
+def _name(snap: Snapshot, ino: int | None) -> str:
+    if ino is None:
+        return "-"
+    ns = snap.namespaces.get(ino)
+    return ns_name(ns) if ns else str(ino)
+
+
+def facts(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
+    """(label, value) lines, in the order shown."""
+    rows = [
+        ("type", ns.type),
+        ("inode", str(ns.ino)),
+        ("device", "-" if ns.dev is None else f"{os.major(ns.dev)}:{os.minor(ns.dev)}"),
+        ("id", "-" if ns.id is None else str(ns.id)),
+        ("owner", _name(snap, ns.owner) +
+         ("" if ns.owner_uid is None else f" (created by uid {ns.owner_uid} "
+                                           f"{user_name(ns.owner_uid)})")),
+    ]
+    if ns.type in ("user", "pid"):
+        rows.append(("parent", _name(snap, ns.parent)))
+        rows.append(("level", str(snap.level(ns.ino))))
+    rows.append(("held by", ", ".join(ns.held_by) + (" (hidden)" if ns.hidden else "")))
+    rows.append(("processes", str(len(ns.pids))))
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    snap = discover_from_args(args)
+    ns = resolve(args.spec, snap)
+    if args.json:
+        doc = ns.to_dict()
+        doc["processes"] = [snap.processes[p].to_dict() for p in sorted(ns.pids)
+                            if p in snap.processes]
+        json.dump(doc, sys.stdout, indent=2 if sys.stdout.isatty() else None)
+        sys.stdout.write("\n")
+        return 0
+    out = [ns_name(ns)]
+    for label, value in facts(ns, snap):
+        out.append(f"  {label + ':':<11}{value}")
+    if ns.pids:
+        out.append("  in it:")
+        pids = sorted(ns.pids)
+        limit = len(pids) if args.all else MAX_LISTED
+        for pid in pids[:limit]:
+            proc = snap.processes[pid]
+            out.append(f"    {pid:>7}  {user_name(proc.uid):<8} {proc.command[:200]}")
+        if len(pids) > limit:
+            out.append(f"    ... and {len(pids) - limit} more (--all lists them)")
+    others = [r for r in ns.refs if not (r.kind == "process" and r.link == ns.type)]
+    if others:
+        out.append("  also held by:")
+        out.extend(f"    {describe_ref(r, snap)}" for r in others[:MAX_LISTED if not args.all
+                                                              else len(others)])
+        if not args.all and len(others) > MAX_LISTED:
+            out.append(f"    ... and {len(others) - MAX_LISTED} more (--all lists them)")
+    sys.stdout.write("\n".join(out) + "\n")
+    return 0

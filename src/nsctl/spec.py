@@ -1,0 +1,119 @@
+"""SPEC: the ways a user names one namespace, resolved against a snapshot.
+
+Forms (a table, tried in order): ``type:[inode]``, ``PID/TYPE`` (also
+``PID/pid_for_children``), a path to a namespace file (``/proc/PID/ns/net``,
+a bind mount such as ``/run/netns/x``), and a bare number, which is an inode
+or an NS_GET_ID id (an error if it could be either and they differ).
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Callable
+
+from .kernel import nsfs
+from .kernel.errors import NoSuchProcess, NotANamespace, NsctlError
+from .model import Namespace, Snapshot
+
+
+class SpecError(NsctlError):
+    """A SPEC that names no namespace, or more than one."""
+
+
+_TYPED = re.compile(r"^(?P<type>[a-z]+):\[(?P<ino>\d+)\]$")
+_PID_TYPE = re.compile(r"^(?P<pid>\d+)/(?P<link>[a-z_]+)$")
+
+
+def _by_typed(spec: str, snap: Snapshot) -> Namespace | None:
+    m = _TYPED.match(spec)
+    if not m:
+        return None
+    ns_type, ino = m.group("type"), int(m.group("ino"))
+    if ns_type not in nsfs.CLONE_FLAGS:
+        raise SpecError(f"unknown namespace type {ns_type!r} in {spec!r}")
+    ns = _found(snap, ino, spec)
+    if ns.type != ns_type:
+        raise SpecError(f"{spec}: namespace {ino} is a {ns.type} namespace, not {ns_type}")
+    return ns
+
+
+def _by_pid_type(spec: str, snap: Snapshot) -> Namespace | None:
+    m = _PID_TYPE.match(spec)
+    if not m:
+        return None
+    pid, link = m.group("pid"), m.group("link")
+    if link not in nsfs.LINK_TYPE:
+        raise SpecError(f"unknown namespace type {link!r} in {spec!r} "
+                        f"(one of {', '.join(nsfs.LINK_TYPE)})")
+    try:
+        text = os.readlink(f"/proc/{pid}/ns/{link}")
+    except FileNotFoundError:
+        raise NoSuchProcess(f"{spec}: no process with PID {pid}") from None
+    except OSError as exc:
+        raise SpecError(f"{spec}: {exc.strerror}") from None
+    parsed = nsfs.parse_link(text)
+    if parsed is None:
+        raise SpecError(f"{spec}: unexpected link {text!r}")
+    return _found(snap, parsed[1], spec)
+
+
+def _by_path(spec: str, snap: Snapshot) -> Namespace | None:
+    if "/" not in spec and not os.path.exists(spec):
+        return None
+    try:
+        fd = nsfs.open_ns(spec)
+    except NsctlError as exc:
+        raise SpecError(str(exc)) from None
+    try:
+        try:
+            nsfs.ns_type(fd)
+        except NotANamespace:
+            raise SpecError(f"{spec}: not a namespace file") from None
+        ino = os.fstat(fd).st_ino
+    finally:
+        os.close(fd)
+    return _found(snap, ino, spec)
+
+
+def _by_number(spec: str, snap: Snapshot) -> Namespace | None:
+    if not spec.isdigit():
+        return None
+    number = int(spec)
+    by_ino = snap.namespaces.get(number)
+    by_id = [ns for ns in snap.namespaces.values() if ns.id == number]
+    candidates = {ns.ino: ns for ns in ([by_ino] if by_ino else []) + by_id}
+    if len(candidates) > 1:
+        raise SpecError(f"{spec} is ambiguous: it is the inode of "
+                        f"{by_ino.type}:[{by_ino.ino}] and the id of "
+                        f"{by_id[0].type}:[{by_id[0].ino}]; write type:[inode] instead")
+    if not candidates:
+        raise SpecError(f"no namespace with inode or id {spec}")
+    return next(iter(candidates.values()))
+
+
+FORMS: list[tuple[str, Callable[[str, Snapshot], Namespace | None]]] = [
+    ("type:[inode]", _by_typed),
+    ("PID/TYPE", _by_pid_type),
+    ("number (inode or id)", _by_number),
+    ("path to a namespace file", _by_path),
+]
+
+
+def _found(snap: Snapshot, ino: int, spec: str) -> Namespace:
+    ns = snap.namespaces.get(ino)
+    if ns is None:
+        raise SpecError(f"{spec}: namespace {ino} not found (gone, or not visible to us)")
+    return ns
+
+
+def resolve(spec: str, snap: Snapshot) -> Namespace:
+    """The namespace that ``spec`` names in ``snap``; SpecError otherwise."""
+    spec = spec.strip()
+    if not spec:
+        raise SpecError("empty namespace spec")
+    for _name, form in FORMS:
+        ns = form(spec, snap)
+        if ns is not None:
+            return ns
+    raise SpecError(f"cannot read {spec!r} as a namespace: use type:[inode], an inode or id, "
+                    "PID/TYPE, or a path to a namespace file")

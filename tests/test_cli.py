@@ -1,0 +1,209 @@
+"""The commands as a user runs them: ls, tree, show, errors, speed-sensitive imports.
+
+Each test builds real namespaces with util-linux unshare(1) and learns their
+inodes from the kernel itself (os.stat), then checks what nsctl prints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build namespaces")
+
+
+def nsctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True, text=True,
+                          timeout=60)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def ino(path: str) -> int:
+    return os.stat(path).st_ino
+
+
+class Spawned:
+    """A process started through unshare(1) chains; killed and reaped at exit."""
+
+    def __init__(self, argv: list[str], final_comm: str = "sleep") -> None:
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # wait until the exec chain ends in sleep
+            try:
+                with open(f"/proc/{self.pid}/comm") as f:
+                    if f.read().strip() == final_comm:
+                        break
+            except FileNotFoundError:
+                pass
+            time.sleep(0.01)
+        else:
+            self.close()
+            raise RuntimeError(f"{argv} did not start")
+
+    def link(self, name: str) -> int:
+        return ino(f"/proc/{self.pid}/ns/{name}")
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def spawn():
+    made: list[Spawned] = []
+
+    def start(*argv: str, final_comm: str = "sleep") -> Spawned:
+        s = Spawned(list(argv), final_comm)
+        made.append(s)
+        return s
+
+    yield start
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def netns_file(tmp_path):
+    """A network namespace kept alive only by a bind mount in our mount namespace."""
+    path = tmp_path / "pinned-net"
+    path.touch()
+    subprocess.run(["unshare", f"--net={path}", "true"], check=True)
+    try:
+        yield str(path), ino(str(path))
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def test_help_is_fast_and_lists_commands():
+    code = ("import sys; from nsctl.cli.main import main\n"
+            "try: main(['--help'])\nexcept SystemExit: pass\n"
+            "heavy = [m for m in ('rich', 'nsctl.discovery', 'ctypes') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "ls" in out and "tree" in out and "show" in out and "lsns" in out
+    assert "HEAVY []" in out
+
+
+@root_only
+def test_ls_shows_a_new_namespace_and_who_holds_it(spawn):
+    s = spawn("unshare", "--uts", "--ipc", "sleep", "600")
+    out = nsctl("ls", "-t", "uts", "-o", "NS,TYPE,NPROCS,PID,HELD-BY").stdout
+    rows = {int(line.split()[0]): line.split() for line in out.splitlines()[1:]}
+    row = rows[s.link("uts")]
+    assert row[1:] == ["uts", "1", str(s.pid), "process"]
+    assert all(r[1] == "uts" for r in rows.values())
+    assert "\x1b[" not in out  # piped: no colours
+
+
+@root_only
+def test_ls_json_is_one_document_with_documented_keys(spawn, netns_file):
+    path, net_ino = netns_file
+    s = spawn("unshare", "--net", "sleep", "600")
+    doc = json.loads(nsctl("ls", "--json", "-t", "net").stdout)
+    assert set(doc) == {"namespaces", "processes", "partial", "problems"}
+    by_ino = {n["ns"]: n for n in doc["namespaces"]}
+    assert {n["type"] for n in doc["namespaces"]} == {"net"}
+    held = by_ino[net_ino]
+    assert held["held_by"] == ["bindmount"]
+    assert held["refs"][0]["path"] == path
+    assert held["pids"] == []
+    proc_ns = by_ino[s.link("net")]
+    assert s.pid in proc_ns["pids"]
+    assert set(held) >= {"ns", "type", "dev", "id", "owner", "parent", "owner_uid", "hidden",
+                         "held_by", "pids", "refs"}
+    assert held["dev"] == os.stat(path).st_dev
+    assert held["owner"] == ino("/proc/self/ns/user")
+
+
+@root_only
+def test_tree_marks_hidden_ancestors(spawn):
+    # Each unshare execs the next: the outer two user namespaces keep no process.
+    s = spawn("unshare", "-Ur", "unshare", "-Ur", "unshare", "-Ur", "sleep", "600")
+    inner = s.link("user")
+    doc = json.loads(nsctl("tree", "--json").stdout)
+
+    def find(nodes, target, path=()):
+        for node in nodes:
+            here = path + (node,)
+            if node.get("ns") == target:
+                return here
+            got = find(node.get("children", []), target, here)
+            if got:
+                return got
+        return None
+
+    chain = find(doc["tree"], inner)
+    assert chain is not None
+    assert chain[0]["ns"] == ino("/proc/self/ns/user")
+    assert [n["hidden"] for n in chain[-3:]] == [True, True, False]
+    text = nsctl("tree").stdout
+    assert text.count("(hidden)") >= 2
+
+
+@root_only
+def test_tree_pid(spawn):
+    s = spawn("unshare", "--pid", "--fork", "--mount-proc", "sleep", "600", final_comm="unshare")
+    child = None
+    deadline = time.monotonic() + 5
+    while child is None and time.monotonic() < deadline:
+        kids = open(f"/proc/{s.pid}/task/{s.pid}/children").read().split()
+        child = int(kids[0]) if kids else None
+    inner = ino(f"/proc/{child}/ns/pid")
+    doc = json.loads(nsctl("tree", "--pid", "--json").stdout)
+    top = doc["tree"][0]
+    assert top["ns"] == ino("/proc/self/ns/pid")
+    assert any(c["ns"] == inner and child in c["pids"] for c in top["children"])
+
+
+@root_only
+def test_show_accepts_every_spec_form(spawn, netns_file):
+    path, net_ino = netns_file
+    s = spawn("unshare", "--net", "sleep", "600")
+    proc_net = s.link("net")
+    fd = os.open(f"/proc/{s.pid}/ns/net", os.O_RDONLY)
+    try:
+        import fcntl
+        import struct
+        buf = bytearray(8)
+        fcntl.ioctl(fd, (2 << 30) | (8 << 16) | (0xB7 << 8) | 13, buf)
+        ns_id = struct.unpack("=Q", buf)[0]
+    finally:
+        os.close(fd)
+    for spec, want in [(str(proc_net), proc_net), (f"net:[{proc_net}]", proc_net),
+                       (f"{s.pid}/net", proc_net), (f"/proc/{s.pid}/ns/net", proc_net),
+                       (path, net_ino), (str(ns_id), proc_net)]:
+        doc = json.loads(nsctl("show", spec, "--json").stdout)
+        assert doc["ns"] == want, spec
+    text = nsctl("show", path).stdout
+    assert f"net:[{net_ino}]" in text and f"bind mount {path}" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ls", "-t", "bogus"], "unknown namespace type 'bogus'"),
+    (["ls", "-o", "NS,NOPE"], "unknown column 'NOPE'"),
+    (["show", "net:[1]"], "not found"),
+    (["show", "99999999/net"], "no process with PID 99999999"),
+    (["show", "/etc/hostname"], "not a namespace file"),
+    (["show", "/no/such/file"], "No such file"),
+    (["show", "nonsense"], "cannot read 'nonsense' as a namespace"),
+    (["show", "frob:[4026531840]"], "unknown namespace type 'frob'"),
+    (["show", "1/frob"], "unknown namespace type 'frob'"),
+])
+def test_bad_input_is_one_line_and_exit_1(argv, message):
+    proc = nsctl(*argv, check=False)
+    assert proc.returncode == 1
+    lines = [l for l in proc.stderr.splitlines() if not l.startswith("nsctl: partial result")]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_command_is_a_usage_error():
+    proc = nsctl("frobnicate", check=False)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
