@@ -7,7 +7,10 @@
 """
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -2,11 +2,17 @@
 
 Namespaces are keyed by inode: all namespace files live on one nsfs
 superblock, so within one boot the inode alone identifies a namespace.
+
+Plain classes with __slots__ rather than dataclasses: importing dataclasses
+(and with it inspect and typing) costs more than a whole small scan, and
+``nsctl ls`` must start fast.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
+
+if TYPE_CHECKING:
+    from typing import Any
 
 # Kinds of reference that keep a namespace alive, in the order HELD-BY lists them.
 PROCESS = "process"
@@ -18,7 +24,6 @@ CHILD = "child"
 REF_KINDS: tuple[str, ...] = (PROCESS, THREAD, FD, SOCKET, BINDMOUNT, CHILD)
 
 
-@dataclass(frozen=True)
 class Reference:
     """One thing that keeps a namespace alive, and where it is.
 
@@ -29,34 +34,62 @@ class Reference:
     child: child (inode of the namespace it owns or parents), relation ("owner"/"parent").
     """
 
-    kind: str
-    pid: int | None = None
-    tid: int | None = None
-    fd: int | None = None
-    link: str | None = None
-    socket: int | None = None
-    path: str | None = None
-    mntns: int | None = None
-    child: int | None = None
-    relation: str | None = None
+    __slots__ = ("kind", "pid", "tid", "fd", "link", "socket", "path", "mntns", "child",
+                 "relation")
+
+    def __init__(self, kind: str, pid: int | None = None, tid: int | None = None,
+                 fd: int | None = None, link: str | None = None, socket: int | None = None,
+                 path: str | None = None, mntns: int | None = None, child: int | None = None,
+                 relation: str | None = None) -> None:
+        self.kind = kind
+        self.pid = pid
+        self.tid = tid
+        self.fd = fd
+        self.link = link
+        self.socket = socket
+        self.path = path
+        self.mntns = mntns
+        self.child = child
+        self.relation = relation
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        out = {}
+        for key in self.__slots__:
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reference) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, k) for k in self.__slots__))
+
+    def __repr__(self) -> str:
+        return f"Reference({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
 
-@dataclass
 class Namespace:
     """One namespace: identity, relations and what holds it."""
 
-    ino: int
-    type: str
-    dev: int | None = None
-    id: int | None = None          # NS_GET_ID, None where the kernel lacks it
-    owner: int | None = None       # inode of the owning user namespace
-    parent: int | None = None      # inode of the parent (user and pid only)
-    owner_uid: int | None = None   # creator UID of the owning (or this) user namespace
-    pids: list[int] = field(default_factory=list)   # processes whose ns link points here
-    refs: list[Reference] = field(default_factory=list)
+    __slots__ = ("ino", "type", "dev", "id", "owner", "parent", "owner_uid", "pids", "refs")
+
+    def __init__(self, ino: int, type: str, dev: int | None = None, id: int | None = None,
+                 owner: int | None = None, parent: int | None = None,
+                 owner_uid: int | None = None) -> None:
+        self.ino = ino
+        self.type = type
+        self.dev = dev
+        self.id = id                  # NS_GET_ID, None where the kernel lacks it
+        self.owner = owner            # inode of the owning user namespace
+        self.parent = parent          # inode of the parent (user and pid only)
+        self.owner_uid = owner_uid    # creator UID of the owning (or this) user namespace
+        self.pids: list[int] = []     # processes whose ns link points here
+        self.refs: list[Reference] = []
+
+    def __repr__(self) -> str:
+        return f"Namespace({self.type}:[{self.ino}] id={self.id} held_by={self.held_by})"
 
     @property
     def held_by(self) -> list[str]:
@@ -77,18 +110,24 @@ class Namespace:
         }
 
 
-@dataclass
 class Process:
     """What discovery read of one process, under its pidfd."""
 
-    pid: int
-    ppid: int
-    comm: str
-    cmdline: list[str]
-    uid: int
-    starttime: int
-    ns: dict[str, int]                 # ns link name -> inode, incl. *_for_children
-    nspid: list[int] | None = None     # PID at each level, outermost first
+    __slots__ = ("pid", "ppid", "comm", "cmdline", "uid", "starttime", "ns", "nspid")
+
+    def __init__(self, pid: int, ppid: int, comm: str, cmdline: list[str], uid: int,
+                 starttime: int, ns: dict[str, int], nspid: list[int] | None = None) -> None:
+        self.pid = pid
+        self.ppid = ppid
+        self.comm = comm
+        self.cmdline = cmdline
+        self.uid = uid
+        self.starttime = starttime
+        self.ns = ns                  # ns link name -> inode, incl. *_for_children
+        self.nspid = nspid            # PID at each level, outermost first
+
+    def __repr__(self) -> str:
+        return f"Process({self.pid} {self.comm!r})"
 
     @property
     def command(self) -> str:
@@ -101,31 +140,42 @@ class Process:
         }
 
 
-@dataclass(frozen=True)
 class Problem:
     """Something discovery could not see, and why: the reason a result is partial."""
 
-    reason: str            # "vanished", "denied", "unsupported", "error"
-    what: str              # what was being read
-    pid: int | None = None
+    __slots__ = ("reason", "what", "pid")
+
+    def __init__(self, reason: str, what: str, pid: int | None = None) -> None:
+        self.reason = reason  # "vanished", "denied", "unsupported", "error"
+        self.what = what      # what was being read
+        self.pid = pid
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        out: dict[str, Any] = {"reason": self.reason, "what": self.what}
+        if self.pid is not None:
+            out["pid"] = self.pid
+        return out
+
+    def __repr__(self) -> str:
+        return f"Problem({self.reason}: {self.what})"
 
 
-@dataclass
 class Snapshot:
     """The whole discovery: every namespace found, the processes read, the gaps."""
 
-    namespaces: dict[int, Namespace] = field(default_factory=dict)
-    processes: dict[int, Process] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    own: dict[str, int] = field(default_factory=dict)   # the viewer's namespaces
-    has_ns_id: bool | None = None
+    __slots__ = ("namespaces", "processes", "problems", "own", "has_ns_id")
+
+    def __init__(self) -> None:
+        self.namespaces: dict[int, Namespace] = {}
+        self.processes: dict[int, Process] = {}
+        self.problems: list[Problem] = []
+        self.own: dict[str, int] = {}          # the viewer's namespaces (link -> inode)
+        self.has_ns_id: bool | None = None
 
     @property
     def partial(self) -> bool:
-        return bool(self.problems)
+        """Something could not be read (processes that merely exited don't count)."""
+        return any(p.reason != "vanished" for p in self.problems)
 
     def problem_summary(self) -> dict[str, int]:
         """Counts of problems by reason, for a one-line warning."""

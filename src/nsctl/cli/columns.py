@@ -5,22 +5,25 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 from ..model import Namespace, Snapshot
 from .common import UsageError, describe_ref, representative, user_name
 
-Fill = Callable[[Namespace, Snapshot], str]
-
-
-@dataclass(frozen=True)
 class Column:
-    name: str
-    help: str
-    fill: Fill
-    right: bool = False
-    style: str | None = None
+    """One column: its name, help text, fill function, alignment and terminal style."""
+
+    __slots__ = ("name", "help", "fill", "right", "style")
+
+    def __init__(self, name: str, help: str, fill: Callable[[Namespace, Snapshot], str],
+                 right: bool = False, style: str | None = None) -> None:
+        self.name = name
+        self.help = help
+        self.fill = fill
+        self.right = right
+        self.style = style
 
 
 def _opt(value: object) -> str:

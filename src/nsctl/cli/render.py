@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 
 
 def on_terminal() -> bool:
@@ -52,14 +51,17 @@ def _rich_table(headers, rows, right, styles, no_headings) -> None:
     Console().print(table)
 
 
-@dataclass
 class Node:
-    """A tree node for rendering: a label (with an optional style) and children."""
+    """A tree node for rendering: a label (with an optional style), a note, children."""
 
-    label: str
-    style: str | None = None
-    note: str = ""
-    children: list["Node"] = field(default_factory=list)
+    __slots__ = ("label", "style", "note", "children")
+
+    def __init__(self, label: str, style: str | None = None, note: str = "",
+                 children: list[Node] | None = None) -> None:
+        self.label = label
+        self.style = style
+        self.note = note
+        self.children = children or []
 
 
 def print_tree(roots: list[Node]) -> None:

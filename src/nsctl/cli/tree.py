@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
 
 from ..model import Namespace, Snapshot
 from .common import add_discovery_args, describe_ref, discover_from_args, ns_name
@@ -44,13 +43,16 @@ def procs_note(ns: Namespace, snap: Snapshot) -> str:
     return " · ".join(parts)
 
 
-@dataclass
 class Branch:
     """A namespace and the branches under it; ``ns`` None for a labelled group."""
 
-    ns: Namespace | None
-    children: list["Branch"] = field(default_factory=list)
-    label: str = ""
+    __slots__ = ("ns", "children", "label")
+
+    def __init__(self, ns: Namespace | None, children: list[Branch] | None = None,
+                 label: str = "") -> None:
+        self.ns = ns
+        self.children = children or []
+        self.label = label
 
 
 _ORDER = {t: i for i, t in enumerate(("user", "mnt", "net", "pid", "uts", "ipc", "cgroup",

@@ -9,13 +9,15 @@ SCM_RIGHTS.  nsctl's own process never changes namespace.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
 
 from ..kernel import nsfs, procfs
-from ..kernel.enter import run_inside
 from ..kernel.errors import NsctlError
 from ..model import BINDMOUNT, Reference
 from .engine import Options, ProcHandle, Scan
+
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 
 class BindMountSource:
@@ -80,6 +82,8 @@ def _add(scan: Scan, ns_type: str, ino: int, point: str, mnt: int) -> None:
 
 def read_foreign_mounts(mnt_fd: int) -> list[tuple[str, str, int | None]]:
     """(root, mount point, fd or None) of the nsfs mounts in another mount namespace."""
+
+    from ..kernel.enter import run_inside  # socket, json: only when needed
 
     def work(self_dir: int) -> Iterator[tuple[Any, int | None]]:
         for root, point in procfs.nsfs_mounts(procfs.read_text("mountinfo", self_dir)):

@@ -13,50 +13,57 @@ each namespace costing a constant number of ioctls (no pairwise comparisons).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
 
 from ..kernel import nsfs, pidfd, procfs
 from ..kernel.errors import AccessDenied, NoSuchProcess, NsctlError, Unsupported, classify
 from ..model import Namespace, Problem, Process, Reference, Snapshot
 
 
-@dataclass
 class Options:
     """Which sources run.  All on by default except threads (costly on big hosts)."""
 
-    processes: bool = True
-    threads: bool = False
-    fds: bool = True
-    sockets: bool = True
-    bindmounts: bool = True
-    hierarchy: bool = True
-    proc: str = procfs.PROC
+    __slots__ = ("processes", "threads", "fds", "sockets", "bindmounts", "hierarchy", "proc")
+
+    def __init__(self, processes: bool = True, threads: bool = False, fds: bool = True,
+                 sockets: bool = True, bindmounts: bool = True, hierarchy: bool = True,
+                 proc: str = procfs.PROC) -> None:
+        self.processes = processes
+        self.threads = threads
+        self.fds = fds
+        self.sockets = sockets
+        self.bindmounts = bindmounts
+        self.hierarchy = hierarchy
+        self.proc = proc
 
 
-@dataclass
 class ProcHandle:
     """One process being read: its pidfd, its /proc directory fd, and what was staged."""
 
-    pid: int
-    pidfd: int
-    dirfd: int
-    process: Process | None = None
-    staged: list[tuple[str, int, Reference]] = field(default_factory=list)
-    fds: list[tuple[int, str]] | None = None
+    __slots__ = ("pid", "pidfd", "dirfd", "process", "staged", "fds")
+
+    def __init__(self, pid: int, pidfd: int, dirfd: int) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.dirfd = dirfd
+        self.process: Process | None = None
+        self.staged: list[tuple[str, int, Reference]] = []
+        self.fds: list[tuple[int, str]] | None = None
 
     def stage(self, ns_type: str, ino: int, ref: Reference) -> None:
         self.staged.append((ns_type, ino, ref))
 
 
-class Source(Protocol):
-    """A discovery source: a per-process reader, a host-wide pass, or both."""
+if TYPE_CHECKING:
+    from typing import Callable, Protocol
 
-    name: str
+    class Source(Protocol):
+        """A discovery source: a per-process reader (``read_process``), a host-wide
+        pass (``finish``), or both; ``enabled`` says whether the options want it."""
 
-    def enabled(self, opts: Options) -> bool: ...
-    def read_process(self, scan: "Scan", proc: ProcHandle) -> None: ...
-    def finish(self, scan: "Scan") -> None: ...
+        name: str
+
+        def enabled(self, opts: Options) -> bool: ...
 
 
 class Scan:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Any, Callable, Iterable, Sequence
+TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
+
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Sequence
 
 from .errors import classify
 
 # What the child's work function yields: a JSON-able item and an optional fd.
-Item = tuple[Any, "int | None"]
+Item = tuple  # (Any, int | None)
 
 
 def run_inside(ns_fds: Sequence[tuple[int, int]],

@@ -2,13 +2,11 @@
 
 Discovery and operations catch these, never raw errno values, so the list of
 "normal" failures (a process exits mid-read, a supervisor refuses even root)
-lives in exactly one place: :func:`translated`.
+lives in exactly one place: :func:`classify`.
 """
 from __future__ import annotations
 
 import errno
-from contextlib import contextmanager
-from typing import Iterator
 
 
 class NsctlError(Exception):
@@ -46,12 +44,3 @@ def classify(exc: OSError, what: str) -> NsctlError:
     if exc.errno in MISSING_INTERFACE:
         return Unsupported(f"{what}: not supported by this kernel ({reason})")
     return NsctlError(f"{what}: {reason}")
-
-
-@contextmanager
-def translated(what: str) -> Iterator[None]:
-    """Re-raise OSErrors inside the block as domain exceptions about ``what``."""
-    try:
-        yield
-    except OSError as exc:
-        raise classify(exc, what) from exc

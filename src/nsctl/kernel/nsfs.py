@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import re
 import struct
 
 from .errors import AccessDenied, NotANamespace, Unsupported, classify
@@ -52,7 +51,6 @@ NS_GET_NSTYPE = _io(3)
 NS_GET_OWNER_UID = _io(4)
 NS_GET_ID = _ior(13, 8)
 
-_LINK = re.compile(r"^([a-z_]+):\[(\d+)\]$")
 # ns link names that are not plain type names, and the type they hold.
 LINK_TYPE: dict[str, str] = {name: name for name in NS_TYPES}
 LINK_TYPE.update({"pid_for_children": "pid", "time_for_children": "time"})
@@ -60,13 +58,11 @@ LINK_TYPE.update({"pid_for_children": "pid", "time_for_children": "time"})
 
 def parse_link(text: str) -> tuple[str, int] | None:
     """Split an ns link text such as ``net:[4026531833]`` into (type, inode)."""
-    m = _LINK.match(text)
-    if not m:
+    kind, sep, rest = text.partition(":[")
+    if not sep or kind not in CLONE_FLAGS or not rest.endswith("]"):
         return None
-    kind = m.group(1)
-    if kind not in CLONE_FLAGS:
-        return None
-    return kind, int(m.group(2))
+    number = rest[:-1]
+    return (kind, int(number)) if number.isdigit() else None
 
 
 def open_ns(path: str, dir_fd: int | None = None) -> int:

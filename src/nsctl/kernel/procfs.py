@@ -7,7 +7,6 @@ the caller (discovery) to classify once per process.
 from __future__ import annotations
 
 import os
-import re
 
 PROC = "/proc"
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_PATH", 0)
@@ -94,14 +93,13 @@ def list_tasks(dir_fd: int) -> list[int]:
         os.close(task_dir)
 
 
-_OCTAL = re.compile(r"\\([0-7]{3})")
-
-
 def unescape(field: str) -> str:
     """Undo mountinfo's octal escapes (\\040 for space and so on)."""
     if "\\" not in field:
         return field
-    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def nsfs_mounts(mountinfo: str) -> list[tuple[str, str]]:
