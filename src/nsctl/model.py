@@ -53,8 +53,8 @@ class Reference:
         self.relation = relation
 
     def to_dict(self) -> dict[str, Any]:
-        out = {}
-        for key in self.__slots__:
+        out: dict[str, Any] = {"kind": self.kind}
+        for key in _REF_FIELDS.get(self.kind, self.__slots__[1:]):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -68,6 +68,13 @@ class Reference:
 
     def __repr__(self) -> str:
         return f"Reference({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+
+
+# The fields each kind of reference sets (to_dict runs once per reference: keep it cheap).
+_REF_FIELDS: dict[str, tuple[str, ...]] = {
+    PROCESS: ("pid", "link"), THREAD: ("pid", "tid", "link"), FD: ("pid", "fd"),
+    SOCKET: ("pid", "fd", "socket"), BINDMOUNT: ("path", "mntns"), CHILD: ("child", "relation"),
+}
 
 
 class Namespace:
@@ -94,6 +101,8 @@ class Namespace:
     @property
     def held_by(self) -> list[str]:
         kinds = {r.kind for r in self.refs}
+        if len(kinds) == 1:
+            return list(kinds)
         return [k for k in REF_KINDS if k in kinds]
 
     @property
@@ -102,10 +111,11 @@ class Namespace:
         return all(r.kind == CHILD for r in self.refs)
 
     def to_dict(self) -> dict[str, Any]:
+        held_by = self.held_by
         return {
             "ns": self.ino, "type": self.type, "dev": self.dev, "id": self.id,
             "owner": self.owner, "parent": self.parent, "owner_uid": self.owner_uid,
-            "hidden": self.hidden, "held_by": self.held_by, "pids": sorted(self.pids),
+            "hidden": held_by == [CHILD], "held_by": held_by, "pids": sorted(self.pids),
             "refs": [r.to_dict() for r in self.refs],
         }
 

@@ -18,6 +18,7 @@ TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need 
 from ..kernel import nsfs, pidfd, procfs
 from ..kernel.errors import AccessDenied, NoSuchProcess, NsctlError, Unsupported, classify
 from ..model import Namespace, Problem, Process, Reference, Snapshot
+from .hierarchy import resolve
 
 
 class Options:
@@ -73,6 +74,7 @@ class Scan:
         self.opts = opts
         self.snap = Snapshot()
         self.resolved: set[int] = set()
+        self.learned: list[Namespace] = []   # in the order first seen
         # Shared between sources: filled by one, read by another.
         self.socket_netns: dict[int, int] = {}           # socket inode -> netns inode
         self.mnt_reader: dict[int, int] = {}              # mnt ns -> pid whose mountinfo we read
@@ -85,17 +87,18 @@ class Scan:
     def namespace(self, ns_type: str, ino: int) -> Namespace:
         ns = self.snap.namespaces.get(ino)
         if ns is None:
-            ns = self.snap.namespaces[ino] = Namespace(ino=ino, type=ns_type)
+            ns = self.snap.namespaces[ino] = Namespace(ino, ns_type)
         return ns
 
-    def learn(self, fd: int, ns_type: str | None = None) -> int:
+    def learn(self, fd: int, ns_type: str | None = None, st: os.stat_result | None = None) -> int:
         """Record the namespace behind ``fd`` and, on first sight, its hierarchy.
 
         Returns its inode.  Owners and parents are opened through the ioctls
         and learned the same way, so ancestors that only a child keeps alive
-        are found too.
+        are found too.  ``st`` saves an fstat when the caller has one.
         """
-        st = os.fstat(fd)
+        if st is None:
+            st = os.fstat(fd)
         ino = st.st_ino
         if ino in self.resolved:
             return ino
@@ -104,11 +107,10 @@ class Scan:
         ns = self.namespace(ns_type, ino)
         ns.dev = st.st_dev
         self.resolved.add(ino)
+        self.learned.append(ns)
         if ns_type == "mnt" and ino not in self.kept_fds and self.opts.bindmounts:
             self.kept_fds[ino] = os.dup(fd)   # a mount ns no process is in is read later
         if self.opts.hierarchy:
-            from .hierarchy import resolve
-
             resolve(self, ns, fd)
         return ino
 
@@ -124,9 +126,10 @@ class Scan:
         except OSError:
             return None
         try:
-            if expect_ino is not None and os.fstat(fd).st_ino != expect_ino:
+            st = os.fstat(fd)
+            if expect_ino is not None and st.st_ino != expect_ino:
                 return None
-            return self.learn(fd, ns_type)
+            return self.learn(fd, ns_type, st)
         except NsctlError:
             return None
         finally:

@@ -64,27 +64,28 @@ def prune_and_link(snap: Snapshot) -> None:
     A namespace learned from a process that exited before it was committed has
     no reference left; it stays only as an owner or parent of a held one.
     """
+    namespaces = snap.namespaces
+    # Held namespaces, then every owner and parent above them (each visited once).
     keep: set[int] = set()
-    for ns in snap.namespaces.values():
-        if ns.refs:
-            _keep_with_ancestors(snap, ns.ino, keep)
-    for ino in [i for i in snap.namespaces if i not in keep]:
-        del snap.namespaces[ino]
-    for ns in snap.namespaces.values():
-        if ns.parent is not None and ns.parent in snap.namespaces:
-            snap.namespaces[ns.parent].refs.append(
-                Reference(kind=CHILD, child=ns.ino, relation="parent"))
-        if ns.owner is not None and ns.owner != ns.parent and ns.owner in snap.namespaces:
-            snap.namespaces[ns.owner].refs.append(
-                Reference(kind=CHILD, child=ns.ino, relation="owner"))
-
-
-def _keep_with_ancestors(snap: Snapshot, ino: int, keep: set[int]) -> None:
-    stack = [ino]
+    stack = [ino for ino, ns in namespaces.items() if ns.refs]
     while stack:
-        cur = stack.pop()
-        if cur in keep or cur not in snap.namespaces:
+        ino = stack.pop()
+        if ino in keep:
             continue
-        keep.add(cur)
-        ns = snap.namespaces[cur]
-        stack.extend(i for i in (ns.owner, ns.parent) if i is not None)
+        ns = namespaces.get(ino)
+        if ns is None:
+            continue
+        keep.add(ino)
+        if ns.owner is not None and ns.owner not in keep:
+            stack.append(ns.owner)
+        if ns.parent is not None and ns.parent not in keep:
+            stack.append(ns.parent)
+    if len(keep) != len(namespaces):
+        for ino in [i for i in namespaces if i not in keep]:
+            del namespaces[ino]
+    for ino, ns in namespaces.items():
+        parent, owner = ns.parent, ns.owner
+        if parent is not None and parent in namespaces:
+            namespaces[parent].refs.append(Reference(CHILD, child=ino, relation="parent"))
+        if owner is not None and owner != parent and owner in namespaces:
+            namespaces[owner].refs.append(Reference(CHILD, child=ino, relation="owner"))

@@ -19,18 +19,22 @@ class ProcessSource:
     def read_process(self, scan: Scan, proc: ProcHandle) -> None:
         dirfd = proc.dirfd
         ns: dict[str, int] = {}
-        for link in LINKS:
-            try:
-                text = os.readlink(f"ns/{link}", dir_fd=dirfd)
-            except FileNotFoundError:
-                continue  # a link this kernel does not have (time before 5.6)
-            parsed = nsfs.parse_link(text)
-            if parsed is None:
-                continue
-            ns_type, ino = parsed
-            ns[link] = ino
-            if ino not in scan.resolved:
-                scan.learn_path(f"ns/{link}", dirfd, ino, ns_type)
+        ns_dir = procfs.open_dir("ns", dirfd)  # one lookup of ns/, then one-component readlinks
+        try:
+            for link in LINKS:
+                try:
+                    text = os.readlink(link, dir_fd=ns_dir)
+                except FileNotFoundError:
+                    continue  # a link this kernel does not have (time before 5.6)
+                parsed = nsfs.parse_link(text)
+                if parsed is None:
+                    continue
+                ns_type, ino = parsed
+                ns[link] = ino
+                if ino not in scan.resolved:
+                    scan.learn_path(link, ns_dir, ino, ns_type)
+        finally:
+            os.close(ns_dir)
         comm, ppid, starttime = procfs.read_stat(dirfd)
         try:
             cmdline = procfs.read_cmdline(dirfd)

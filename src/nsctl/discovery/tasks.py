@@ -1,18 +1,28 @@
 """Source: threads whose namespaces differ from their process's (``--threads``).
 
 A thread cannot differ from its process in user, pid or time namespace (the
-kernel refuses those to multithreaded callers), so only five links are read
-per thread.
+kernel refuses those to multithreaded callers), so five links are read per
+thread, compared as text with the process's own links (parsing only what
+differs).  A process with very many threads (seed 002's worst case: tens of
+thousands, each in its own namespace) is split across forked workers, one
+per core; each worker learns the namespaces its threads show and sends them
+back, so the whole scan stays linear and uses every core.
 """
 from __future__ import annotations
 
 import os
+import pickle
+from fcntl import ioctl as _ioctl
 
 from ..kernel import nsfs, procfs
-from ..model import THREAD, Reference
+from ..model import THREAD, Namespace, Reference
 from .engine import Options, ProcHandle, Scan
 
 THREAD_LINKS: tuple[str, ...] = ("mnt", "net", "uts", "ipc", "cgroup")
+PARALLEL_MIN_THREADS = 4000   # below this, forking costs more than it saves
+
+# What scanning a set of threads yields: (tid, link, inode) for each link that differs.
+Found = list  # list[tuple[int, str, int]]
 
 
 class ThreadSource:
@@ -24,27 +34,161 @@ class ThreadSource:
     def read_process(self, scan: Scan, proc: ProcHandle) -> None:
         if proc.process is None:
             return
-        own = proc.process.ns
         tids = procfs.list_tasks(proc.dirfd)
         if len(tids) <= 1:
             return
+        tids.remove(proc.pid) if proc.pid in tids else None
+        own = {link: f"{link}:[{ino}]" for link, ino in proc.process.ns.items()
+               if link in THREAD_LINKS}
         task_fd = procfs.open_dir("task", dir_fd=proc.dirfd)
         try:
-            for tid in tids:
-                if tid == proc.pid:
-                    continue
-                prefix = f"{tid}/ns/"
-                for link in THREAD_LINKS:
-                    try:
-                        text = os.readlink(prefix + link, dir_fd=task_fd)
-                    except FileNotFoundError:
-                        break  # the thread exited
-                    parsed = nsfs.parse_link(text)
-                    if parsed is None or parsed[1] == own.get(link):
-                        continue
-                    ino = parsed[1]
-                    if ino not in scan.resolved:
-                        scan.learn_path(prefix + link, task_fd, ino, link)
-                    proc.stage(link, ino, Reference(kind=THREAD, pid=proc.pid, tid=tid, link=link))
+            workers = min(os.cpu_count() or 1, 8)
+            if len(tids) >= PARALLEL_MIN_THREADS and workers > 1:
+                found = _scan_parallel(scan, task_fd, tids, own, workers)
+            else:
+                found = _scan(scan, task_fd, tids, own)
         finally:
             os.close(task_fd)
+        pid = proc.pid
+        for tid, link, ino in found:
+            proc.stage(link, ino, Reference(THREAD, pid=pid, tid=tid, link=link))
+
+
+def _scan(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str]) -> Found:
+    """The hot loop of the worst case: keep per-thread work to syscalls."""
+    found = []
+    resolved = scan.resolved
+    readlink, open_, close = os.readlink, os.open, os.close
+    learn_fast = _fast_learner(scan)
+    pairs = [(link, own.get(link), len(link) + 2) for link in THREAD_LINKS]
+    for tid in tids:
+        try:  # one lookup of TID/ns, then five one-component readlinks (cheaper)
+            ns_dir = open_(f"{tid}/ns", procfs.DIR_FLAGS, dir_fd=task_fd)
+        except FileNotFoundError:
+            continue  # the thread exited
+        try:
+            for link, own_text, cut in pairs:
+                text = readlink(link, dir_fd=ns_dir)
+                if text == own_text:
+                    continue
+                ino = int(text[cut:-1])
+                if ino not in resolved and not learn_fast(ns_dir, link, ino):
+                    continue
+                found.append((tid, link, ino))
+        except FileNotFoundError:
+            pass  # exited mid-read: what was found stays true of that moment
+        finally:
+            close(ns_dir)
+    return found
+
+
+def _fast_learner(scan: Scan):
+    """Learn a thread's namespace: the general path of Scan.learn, unrolled.
+
+    A thread's own namespace types (mnt, net, uts, ipc, cgroup) have no
+    parent, so only the id and the owner are needed; mount namespaces take
+    the general path (they need an fd kept for the bind-mount pass).
+    """
+    open_, fstat, close, ioctl = os.open, os.fstat, os.close, _ioctl
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    resolved, learned, namespaces = scan.resolved, scan.learned, scan.snap.namespaces
+    hierarchy = scan.opts.hierarchy
+
+    def learn(ns_dir: int, link: str, ino: int) -> bool:
+        if link == "mnt" or not hierarchy:
+            return scan.learn_path(link, ns_dir, ino, link) is not None
+        try:
+            fd = open_(link, flags, dir_fd=ns_dir)
+        except OSError:
+            return False
+        try:
+            st = fstat(fd)
+            if st.st_ino != ino:
+                return False  # the thread moved meanwhile
+            ns = namespaces.get(ino)
+            if ns is None:
+                ns = namespaces[ino] = Namespace(ino, link)
+            ns.dev = st.st_dev
+            ns.id = nsfs.ns_id(fd)
+            try:
+                ufd = ioctl(fd, nsfs.NS_GET_USERNS)
+            except OSError:
+                ufd = -1   # owner outside our view
+            if ufd >= 0:
+                try:
+                    ust = fstat(ufd)
+                    owner = ust.st_ino
+                    if owner not in resolved:
+                        scan.learn(ufd, "user", ust)
+                    ns.owner = owner
+                    ns.owner_uid = namespaces[owner].owner_uid
+                finally:
+                    close(ufd)
+            resolved.add(ino)
+            learned.append(ns)
+            return True
+        finally:
+            close(fd)
+
+    return learn
+
+
+def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str],
+                   workers: int) -> Found:
+    """Split ``tids`` over forked workers; this process scans the first share itself."""
+    share = (len(tids) + workers - 1) // workers
+    chunks = [tids[i:i + share] for i in range(0, len(tids), share)]
+    children: list[tuple[int, int]] = []
+    for chunk in chunks[1:]:
+        out = os.memfd_create("nsctl-threads", os.MFD_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # worker: scan, write the result, never return
+            code = 0
+            try:
+                start = len(scan.learned)
+                found = _scan(scan, task_fd, chunk, own)
+                new = [_ns_tuple(ns) for ns in scan.learned[start:]]
+                os.write(out, pickle.dumps((found, new), protocol=pickle.HIGHEST_PROTOCOL))
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        children.append((pid, out))
+    found = _scan(scan, task_fd, chunks[0], own)
+    for pid, out in children:
+        _, status = os.waitpid(pid, 0)
+        try:
+            size = os.fstat(out).st_size
+            data = os.pread(out, size, 0) if status == 0 and size else b""
+        finally:
+            os.close(out)
+        if not data:
+            # The worker failed: do its share here rather than lose it.
+            idx = children.index((pid, out)) + 1
+            found.extend(_scan(scan, task_fd, chunks[idx], own))
+            continue
+        their_found, new = pickle.loads(data)
+        for row in new:
+            _merge(scan, row, task_fd, their_found)
+        found.extend(their_found)
+    return found
+
+
+def _ns_tuple(ns: Namespace) -> tuple:
+    return (ns.ino, ns.type, ns.dev, ns.id, ns.owner, ns.parent, ns.owner_uid)
+
+
+def _merge(scan: Scan, row: tuple, task_fd: int, found: Found) -> None:
+    """Adopt a namespace a worker learned, unless this process learned it too."""
+    ino, ns_type, dev, ns_id, owner, parent, owner_uid = row
+    if ino in scan.resolved:
+        return
+    if ns_type == "mnt" and scan.opts.bindmounts:
+        # Mount namespaces need an fd kept for the bind-mount pass: open it here.
+        for tid, link, f_ino in found:
+            if f_ino == ino and scan.learn_path(f"{tid}/ns/{link}", task_fd, ino, link):
+                return
+    ns = scan.namespace(ns_type, ino)
+    ns.dev, ns.id, ns.owner, ns.parent, ns.owner_uid = dev, ns_id, owner, parent, owner_uid
+    scan.resolved.add(ino)
+    scan.learned.append(ns)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 
 PROC = "/proc"
-_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_PATH", 0)
+#: Flags for a directory fd used only as the base of *at() calls.
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_PATH", 0)
 
 
 def list_pids(proc: str = PROC) -> list[int]:
@@ -19,7 +20,7 @@ def list_pids(proc: str = PROC) -> list[int]:
 
 def open_dir(path: str, dir_fd: int | None = None) -> int:
     """An O_PATH directory fd, for *at() reads below it."""
-    return os.open(path, _O_DIR, dir_fd=dir_fd)
+    return os.open(path, DIR_FLAGS, dir_fd=dir_fd)
 
 
 def read_text(name: str, dir_fd: int | None = None) -> str:
