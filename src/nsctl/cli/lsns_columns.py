@@ -8,11 +8,21 @@ look-ups a :class:`RowSource` offers (user names, NETNSID, bind mounts).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol
+TYPE_CHECKING = False  # typing is for type checkers only (import cost)
 
 if TYPE_CHECKING:
+    from typing import Callable, Protocol
+
     from ..model import Namespace, Process
+
+    class RowSource(Protocol):
+        """What getters may ask beyond the row itself."""
+
+        nsfs_separator: str
+
+        def user_name(self, uid: int) -> str: ...
+        def netnsid(self, ns: Namespace) -> str | None: ...
+        def nsfs(self, ns: Namespace) -> list[str]: ...
 
 # Column flags (libsmartcols' SCOLS_FL_*).
 RIGHT = 1      # right-aligned
@@ -21,23 +31,17 @@ WRAP = 4       # multi-line cell (one bind mount path per line)
 TREE = 8       # carries the tree drawing (set per run, never in the table)
 
 
-class RowSource(Protocol):
-    """What getters may ask beyond the row itself."""
-
-    def user_name(self, uid: int) -> str: ...
-    def netnsid(self, ns: "Namespace") -> str | None: ...
-    def nsfs(self, ns: "Namespace") -> list[str]: ...
-    nsfs_separator: str
-
-
-@dataclass
 class Row:
     """One output line: a namespace and, when a process is in it, the process shown."""
 
-    ns: "Namespace"
-    nprocs: int
-    proc: "Process | None"
-    src: RowSource
+    __slots__ = ("ns", "nprocs", "proc", "src")
+
+    def __init__(self, ns: Namespace, nprocs: int, proc: Process | None,
+                 src: RowSource) -> None:
+        self.ns = ns
+        self.nprocs = nprocs
+        self.proc = proc
+        self.src = src
 
 
 def _uid(row: Row) -> int:
@@ -65,14 +69,19 @@ def _nsfs(row: Row) -> str | None:
     return row.src.nsfs_separator.join(paths) if paths else None
 
 
-@dataclass(frozen=True)
 class Column:
-    name: str
-    whint: float                     # width hint (libsmartcols), >= 1: absolute cells
-    flags: int
-    help: str
-    json: str                        # "number" or "string"
-    get: Callable[[Row], "str | None"]
+    """One lsns column: header, width hint, flags, help, JSON type and getter."""
+
+    __slots__ = ("name", "whint", "flags", "help", "json", "get")
+
+    def __init__(self, name: str, whint: float, flags: int, help: str, json: str,
+                 get: Callable[[Row], str | None]) -> None:
+        self.name = name
+        self.whint = whint        # width hint (libsmartcols): >= 1 means that many cells
+        self.flags = flags
+        self.help = help
+        self.json = json          # "number" or "string"
+        self.get = get
 
     @property
     def type_label(self) -> str:
@@ -122,5 +131,7 @@ DEFAULT_FOR_NAMESPACE = ("PID", "PPID", "USER", "COMMAND")
 
 
 def find(name: str) -> Column | None:
-    """The column called ``name`` (case-insensitive), None if there is none."""
+    """The column called ``name`` (ASCII case-insensitive), None if there is none."""
+    if not name.isascii():
+        return None
     return BY_NAME.get(name.upper())

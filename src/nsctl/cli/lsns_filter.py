@@ -26,10 +26,19 @@ is ever ``eval()``'d.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Callable, Union
 
 from ..kernel.errors import NsctlError
+
+TYPE_CHECKING = False  # typing is for type checkers only (import cost)
+
+if TYPE_CHECKING:
+    from typing import Callable, Union
+
+    Node = Union["Param", "Expr"]
+    #: fetch(column) -> the cell text of that column for the line tested (None: empty)
+    Fetch = Callable[[str], "str | None"]
+    #: resolve(name as written) -> (column name, "number" | "string"), None if unknown
+    Resolve = Callable[[str], "tuple[str, str] | None"]
 
 
 class FilterError(NsctlError):
@@ -65,12 +74,14 @@ _SUFFIX_POWER = {s: i + 1 for i, s in enumerate("KMGTPEZY")}
 U64_MAX = (1 << 64) - 1
 
 
-@dataclass(frozen=True)
 class Token:
-    kind: str          # AND OR NOT EQ ... NUMBER FLOAT STRING HOLDER TRUE FALSE ( ) ' END
-    text: str
-    pos: int
-    value: object = None
+    __slots__ = ("kind", "text", "pos", "value")
+
+    def __init__(self, kind: str, text: str, pos: int, value: object = None) -> None:
+        self.kind = kind      # AND OR NOT EQ ... NUMBER FLOAT STRING HOLDER TRUE FALSE ( ) ' END
+        self.text = text
+        self.pos = pos
+        self.value = value
 
 
 def tokenize(text: str) -> list[Token]:
@@ -110,28 +121,30 @@ def tokenize(text: str) -> list[Token]:
 STRING, NUMBER, FLOAT, BOOLEAN = "string", "number", "float", "boolean"
 
 
-@dataclass
 class Param:
     """A literal or a column holder (``column`` set; type bound later)."""
 
-    type: str | None
-    value: object = None
-    column: str | None = None      # as written in the expression
-    regex: "re.Pattern[str] | None" = None
+    __slots__ = ("type", "value", "column", "regex")
+
+    def __init__(self, type: str | None, value: object = None, column: str | None = None
+                 ) -> None:
+        self.type = type
+        self.value = value
+        self.column = column           # as written in the expression, then as bound
+        self.regex: re.Pattern[str] | None = None
 
     @property
     def is_holder(self) -> bool:
         return self.column is not None
 
 
-@dataclass
 class Expr:
-    op: str                        # AND OR NOT EQ NE LT LE GT GE REG NREG
-    left: "Node | None"
-    right: "Node"
+    __slots__ = ("op", "left", "right")
 
-
-Node = Union[Param, Expr]
+    def __init__(self, op: str, left: Node | None, right: Node) -> None:
+        self.op = op                   # AND OR NOT EQ NE LT LE GT GE REG NREG
+        self.left = left
+        self.right = right
 
 _LOGIC = ("AND", "OR")
 _COMPARE = ("EQ", "NE", "LT", "LE", "GT", "GE", "REG", "NREG")
@@ -231,17 +244,15 @@ def _compile_regex(node: Node) -> Param:
 
 # --- the filter ----------------------------------------------------------------
 
-#: fetch(column) -> the cell text of that column for the line being tested (None: empty)
-Fetch = Callable[[str], "str | None"]
-#: resolve(name as written) -> (column name, "number" | "string"), or None if unknown
-Resolve = Callable[[str], "tuple[str, str] | None"]
-
-
-@dataclass
 class Filter:
-    text: str
-    root: Node
-    holders: list[Param] = field(default_factory=list)
+    """A parsed expression; :meth:`bind` to the columns, then :meth:`matches` lines."""
+
+    __slots__ = ("text", "root", "holders")
+
+    def __init__(self, text: str, root: Node, holders: list[Param]) -> None:
+        self.text = text
+        self.root = root
+        self.holders = holders
 
     def columns(self) -> list[str]:
         """The column names the expression uses, as written, first use first."""
@@ -305,11 +316,13 @@ def parse(text: str) -> Filter:
 
 # --- evaluation (libsmartcols semantics) ----------------------------------------------
 
-@dataclass
 class _Value:
-    type: str
-    value: object            # str | None, int, float or bool
-    empty: bool = False
+    __slots__ = ("type", "value", "empty")
+
+    def __init__(self, type: str, value: object, empty: bool = False) -> None:
+        self.type = type
+        self.value = value       # str | None, int, float or bool
+        self.empty = empty
 
 
 def _fetch_holder(p: Param, fetch: Fetch) -> _Value:

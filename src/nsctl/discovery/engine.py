@@ -75,6 +75,7 @@ class Scan:
         self.snap = Snapshot()
         self.resolved: set[int] = set()
         self.learned: list[Namespace] = []   # in the order first seen
+        self.unsupported: set[str] = set()    # kernel interfaces found missing
         # Shared between sources: filled by one, read by another.
         self.socket_netns: dict[int, int] = {}           # socket inode -> netns inode
         self.mnt_reader: dict[int, int] = {}              # mnt ns -> pid whose mountinfo we read
@@ -82,6 +83,7 @@ class Scan:
         self.kept_fds: dict[int, int] = {}                # ns inode -> fd kept for a later pass
         self.proc_fd = -1                                 # directory fd of /proc
         self.self_pid = os.getpid()
+        self.nsfs_dev = os.stat("/proc/self/ns/net").st_dev  # one superblock for all
 
     # --- namespaces -------------------------------------------------------
     def namespace(self, ns_type: str, ino: int) -> Namespace:

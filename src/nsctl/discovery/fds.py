@@ -1,9 +1,12 @@
 """Source: open file descriptors that are namespace files.
 
 An fd opened through a bind mount (e.g. /run/netns/x) reads back as that
-path, not as ``net:[...]``; such fds are recognised by comparing the path with
-the nsfs mount points of the process's mount namespace (found by the
-bind-mount source) and confirmed with one stat.
+path, not as ``net:[...]``, and still does (or reads "/") after the mount is
+gone, which is what `ip netns delete` leaves behind while `ip netns exec`
+runs.  So an fd whose link is a path is stat'ed and kept if it lies on nsfs,
+except for device paths under /dev/ that are not nsfs mount points (terminals
+and /dev/null are most of a host's fds, and a namespace file is not mounted
+there in practice).
 """
 from __future__ import annotations
 
@@ -28,14 +31,18 @@ class FdSource:
             return
         mnt = proc.process.ns.get("mnt") if proc.process else None
         mountpoints = scan.nsfs_mountpoints.get(mnt, ()) if mnt is not None else ()
+        nsfs_dev = scan.nsfs_dev
         for fd, text in fds:
             if text[0] == "/":
-                if text not in mountpoints:
+                if text.startswith("/dev/") and text not in mountpoints:
                     continue
                 try:
-                    ino = os.stat(f"fd/{fd}", dir_fd=proc.dirfd).st_ino
+                    st = os.stat(f"fd/{fd}", dir_fd=proc.dirfd)
                 except OSError:
                     continue
+                if st.st_dev != nsfs_dev:
+                    continue
+                ino = st.st_ino
                 ns_type = None
             else:
                 parsed = nsfs.parse_link(text)

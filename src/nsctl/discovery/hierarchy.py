@@ -11,7 +11,7 @@ import os
 TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
 
 from ..kernel import nsfs
-from ..kernel.errors import AccessDenied, NsctlError
+from ..kernel.errors import AccessDenied, NsctlError, Unsupported
 from ..model import CHILD, Namespace, Reference, Snapshot
 
 if TYPE_CHECKING:
@@ -21,10 +21,15 @@ if TYPE_CHECKING:
 def resolve(scan: "Scan", ns: Namespace, fd: int) -> None:
     """Fill id, owner, parent and owner UID of ``ns`` from its open fd."""
     ns.id = nsfs.ns_id(fd)
-    try:
-        owner_fd = nsfs.owning_userns(fd)
-    except AccessDenied:
-        owner_fd = None  # owned from outside our user namespace: not ours to see
+    owner_fd = None
+    if "NS_GET_USERNS" not in scan.unsupported:
+        try:
+            owner_fd = nsfs.owning_userns(fd)
+        except AccessDenied:
+            pass  # owned from outside our user namespace: not ours to see
+        except Unsupported as exc:  # kernels before 4.9: no owners, say so once
+            scan.unsupported.add("NS_GET_USERNS")
+            scan.problem("unsupported", str(exc))
     if owner_fd is not None:
         try:
             ns.owner = scan.learn(owner_fd, "user")
@@ -39,8 +44,13 @@ def resolve(scan: "Scan", ns: Namespace, fd: int) -> None:
     else:
         if ns.owner is not None:
             ns.owner_uid = scan.snap.namespaces[ns.owner].owner_uid
-        if ns.type == "pid":
-            parent_fd = nsfs.parent_ns(fd)
+        if ns.type == "pid" and "NS_GET_PARENT" not in scan.unsupported:
+            try:
+                parent_fd = nsfs.parent_ns(fd)
+            except Unsupported as exc:
+                scan.unsupported.add("NS_GET_PARENT")
+                scan.problem("unsupported", str(exc))
+                return
             if parent_fd is not None:
                 try:
                     ns.parent = scan.learn(parent_fd, "pid")

@@ -1,0 +1,245 @@
+"""nsctl ls --json against lsns -J on topologies of N extra namespaces.
+
+    sudo .venv/bin/python bench/run.py                    # N = 100, 1000, 10000; 7 reps
+    sudo .venv/bin/python bench/run.py --sizes 100 --reps 3
+
+For each N: build the topology (topology.py), run each tool once to warm
+caches, then R times each, alternating which goes first; tear down and check
+nothing was left.  Prints a markdown table and writes the full result as JSON
+to bench/results/run-<time>.json.  Exit status 1 if nsctl missed a namespace
+that lsns found, missed one the generator made, or anything was left behind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import (REPO, Stats, Timer, describe, lsns_argv, namespaces,  # noqa: E402
+                     nsctl_argv, profile)
+from topology import Topology, leftovers, log  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def host_info() -> dict:
+    def sh(*argv: str) -> str:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, cwd=REPO).stdout.strip()
+        except OSError:
+            return ""
+
+    commit = sh("git", "rev-parse", "--short", "HEAD")
+    dirty = sh("git", "status", "--porcelain", "--", "src")
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "lsns": sh("lsns", "--version"),
+        "nsctl_commit": commit + (" (+ uncommitted changes in src/)" if dirty else ""),
+    }
+
+
+def loadavg() -> str:
+    """1/5/15-minute load and running/total tasks: other work on the machine skews timings."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:4])
+
+
+def tool_summary(samples, sets) -> dict:
+    return {
+        "wall_s": Stats.of([s.wall for s in samples]).__dict__,
+        "cpu_s": Stats.of([s.cpu for s in samples]).__dict__,
+        "maxrss_kib_median": sorted(s.maxrss_kib for s in samples)[len(samples) // 2],
+        "maxrss_kib_max": max(s.maxrss_kib for s in samples),
+        "count_median": sorted(len(x) for x in sets)[len(sets) // 2],
+        "count_min": min(len(x) for x in sets),
+        "count_max": max(len(x) for x in sets),
+        "statuses": sorted({s.status for s in samples}),
+        "stderr": sorted({s.err.decode(errors="replace").strip() for s in samples if s.err})[:3],
+        "walls_s": [round(s.wall, 4) for s in samples],
+    }
+
+
+def _missing(runs: dict[str, list]) -> set[int]:
+    """Namespaces every lsns run saw and no nsctl run did."""
+    lsns_sets = [set(namespaces(s)) for s in runs["lsns"]]
+    nsctl_sets = [set(namespaces(s)) for s in runs["nsctl"]]
+    return set.intersection(*lsns_sets) - set.union(*nsctl_sets)
+
+
+def confirm_missing(timer: Timer, candidates: set[int], nsctl: list[str], lsns: list[str],
+                    rounds: int = 2) -> set[int]:
+    """Keep the candidates that lsns sees both just before and just after an
+    nsctl run that misses them: a namespace that came or went in between (other
+    work on the machine creates and destroys namespaces) is not a miss."""
+    left = set(candidates)
+    for _ in range(rounds):
+        before = set(namespaces(timer.run(lsns)))
+        seen = set(namespaces(timer.run(nsctl)))
+        after = set(namespaces(timer.run(lsns)))
+        left &= (before & after) - seen
+        if not left:
+            break
+    return left
+
+
+def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str],
+              warmup: bool, init_mounts: int, want_profile: bool = False) -> dict:
+    topo = Topology(n, init_mounts=init_mounts)
+    runs: dict[str, list] = {"nsctl": [], "lsns": []}
+    load_before = loadavg()
+    with topo:
+        created = topo.inodes()
+        tools = {"nsctl": nsctl, "lsns": lsns}
+        if warmup:
+            for argv in tools.values():
+                timer.run(argv)
+        for r in range(reps):
+            order = ("nsctl", "lsns") if r % 2 == 0 else ("lsns", "nsctl")
+            for name in order:
+                sample = timer.run(tools[name])
+                if sample.status != 0:
+                    raise SystemExit(f"{describe(sample.argv)} exited {sample.status}: "
+                                     f"{sample.err.decode(errors='replace')[-2000:]}")
+                runs[name].append(sample)
+            log(f"N={n} rep {r + 1}/{reps}: nsctl {runs['nsctl'][-1].wall:.3f} s, "
+                f"lsns {runs['lsns'][-1].wall:.3f} s")
+        candidates = _missing(runs)
+        confirmed = confirm_missing(timer, candidates, nsctl, lsns) if candidates else set()
+        prof = profile(timer, ["ls", "--json"]) if want_profile else None
+        build_s = topo.build_seconds
+        summary = topo.summary()
+        ncreated = len(topo.namespaces)
+    left = leftovers(topo)
+
+    sets = {name: [set(namespaces(s)) for s in samples] for name, samples in runs.items()}
+    missing = sorted(confirmed)
+    worst_pair = max(len(l - c) for l, c in zip(sets["lsns"], sets["nsctl"]))
+    result = {
+        "n": n,
+        "created": ncreated,
+        "created_by": summary,
+        "build_s": round(build_s, 3),
+        "teardown_s": round(topo.teardown_seconds or 0, 3),
+        "reps": reps,
+        "nsctl": tool_summary(runs["nsctl"], sets["nsctl"]),
+        "lsns": tool_summary(runs["lsns"], sets["lsns"]),
+        "lsns_not_in_nsctl": len(missing),
+        "lsns_not_in_nsctl_sample": missing[:20],
+        "lsns_not_in_nsctl_transient": len(candidates) - len(missing),
+        "lsns_not_in_nsctl_worst_pair": worst_pair,
+        "created_found_by_nsctl": min(len(created & s) for s in sets["nsctl"]),
+        "created_found_by_lsns": min(len(created & s) for s in sets["lsns"]),
+        "leftovers": left,
+        "loadavg_before_after": [load_before, loadavg()],
+    }
+    if prof:
+        result["profile"] = prof
+    result["ratio_lsns_over_nsctl"] = round(result["lsns"]["wall_s"]["median"]
+                                            / result["nsctl"]["wall_s"]["median"], 3)
+    return result
+
+
+def markdown(results: list[dict], host: dict, nsctl_label: str) -> str:
+    lines = [
+        f"Host: {host['cpus']} CPUs, {host['mem_gib']} GiB, Linux {host['kernel']}, "
+        f"{host['lsns']}, Python {host['python']}, nsctl {host['nsctl_commit']}; {host['date']}",
+        f"nsctl command: {nsctl_label}; environment {host['timed_env']}",
+        "",
+        "| N | created | lsns finds | nsctl finds | lsns median s | nsctl median s "
+        "| lsns/nsctl | lsns CPU s | nsctl CPU s | lsns peak RSS MiB | nsctl peak RSS MiB "
+        "| lsns ⊆ nsctl | created found (nsctl / lsns) | build s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|",
+    ]
+    for r in results:
+        ok = "yes" if r["lsns_not_in_nsctl"] == 0 else f"NO ({r['lsns_not_in_nsctl']} missing)"
+        if r["lsns_not_in_nsctl_transient"]:
+            ok += f" ({r['lsns_not_in_nsctl_transient']} transient)"
+        lines.append(
+            f"| {r['n']} | {r['created']} | {r['lsns']['count_median']} "
+            f"| {r['nsctl']['count_median']} "
+            f"| {r['lsns']['wall_s']['median']:.3f} | {r['nsctl']['wall_s']['median']:.3f} "
+            f"| {r['ratio_lsns_over_nsctl']:.2f} "
+            f"| {r['lsns']['cpu_s']['median']:.3f} | {r['nsctl']['cpu_s']['median']:.3f} "
+            f"| {r['lsns']['maxrss_kib_median'] / 1024:.1f} "
+            f"| {r['nsctl']['maxrss_kib_median'] / 1024:.1f} | {ok} "
+            f"| {r['created_found_by_nsctl']} / {r['created_found_by_lsns']} "
+            f"| {r['build_s']:.2f} |")
+    lines.append("")
+    lines.append("Times are wall clock from fork to reap, median of the repetitions "
+                 "(each run's in the JSON); CPU is user+system time (incl. nsctl's forked "
+                 "helpers), less sensitive to other load on the machine; RSS is the "
+                 "command's ru_maxrss from wait4. lsns/nsctl (wall) > 1 means nsctl is faster. "
+                 "lsns ⊆ nsctl: every namespace all lsns runs found was found by nsctl; "
+                 "'transient' ones came or went between runs (checked by lsns before and "
+                 "after an extra nsctl run).")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="100,1000,10000",
+                    help="comma-separated N (extra namespaces); default 100,1000,10000")
+    ap.add_argument("--reps", type=int, default=7, help="timed runs per tool and N (default 7)")
+    ap.add_argument("--nsctl", default=None, metavar="CMD",
+                    help="command to time instead of `nsctl ls --json`")
+    ap.add_argument("--init-mounts", type=int, default=20,
+                    help="bind mounts in our own mount namespace per topology (default 20)")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the untimed first run")
+    ap.add_argument("--inherit-env", action="store_true",
+                    help="time the tools with this environment as is (by default "
+                         "PYTHONUNBUFFERED / PYTHONDONTWRITEBYTECODE are dropped, see measure.py)")
+    ap.add_argument("--profile", action="store_true",
+                    help="after timing each N, run nsctl once under cProfile (top functions "
+                         "go to results/run-<time>.profile.txt)")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON result")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("run.py: needs root", file=sys.stderr)
+        return 1
+
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    nsctl, label = nsctl_argv(threads=False, override=args.nsctl)
+    lsns = lsns_argv()
+    host = host_info()
+    log(f"nsctl: {label} ({describe(nsctl)[:100]}); lsns: {describe(lsns)}")
+
+    results = []
+    with Timer(args.inherit_env) as timer:
+        env_note = timer.env_note()
+        log(f"environment of the timed commands: {env_note}")
+        for n in sizes:
+            results.append(bench_one(timer, n, args.reps, nsctl, lsns, not args.no_warmup,
+                                     args.init_mounts, args.profile))
+            if results[-1]["leftovers"]:
+                log(f"N={n}: LEFT BEHIND: {results[-1]['leftovers']}")
+
+    host["timed_env"] = env_note
+    table = markdown(results, host, label)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / time.strftime("run-%Y%m%d-%H%M%S.json")
+    profiles = [f"N={r['n']}\n{r.pop('profile')}" for r in results if "profile" in r]
+    if profiles:
+        prof_path = path.with_suffix(".profile.txt")
+        prof_path.write_text("\n\n".join(profiles))
+        log(f"wrote {prof_path}")
+    path.write_text(json.dumps({"host": host, "nsctl_command": label, "nsctl_argv": nsctl,
+                                "lsns_argv": lsns, "results": results}, indent=1) + "\n")
+    log(f"wrote {path}")
+    bad = [r for r in results
+           if r["lsns_not_in_nsctl"] or r["leftovers"] or r["created_found_by_nsctl"] < r["created"]]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
