@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+import topology
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build namespaces")
 
@@ -51,8 +52,9 @@ class Spawned:
         return ino(f"/proc/{self.pid}/ns/{name}")
 
     def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        # The whole subtree: unshare --fork leaves a child that outlives a killed parent.
+        topology.terminate([self.pid] + topology.descendants(self.pid))
+        self.proc.returncode = 0  # reaped above; keep Popen from waiting again
 
 
 @pytest.fixture
@@ -79,6 +81,7 @@ def netns_file(tmp_path):
         yield str(path), ino(str(path))
     finally:
         subprocess.run(["umount", str(path)], check=True)
+        path.unlink()
 
 
 def test_help_is_fast_and_lists_commands():
@@ -149,7 +152,7 @@ def test_tree_marks_hidden_ancestors(spawn):
 
 @root_only
 def test_tree_pid(spawn):
-    s = spawn("unshare", "--pid", "--fork", "--mount-proc", "sleep", "600", final_comm="unshare")
+    s = spawn("unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "sleep", "600", final_comm="unshare")
     child = None
     deadline = time.monotonic() + 5
     while child is None and time.monotonic() < deadline:

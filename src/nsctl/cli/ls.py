@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from .columns import COLUMNS, parse_columns
 from .common import add_discovery_args, check_types, discover_from_args
-from .render import print_table
+from .render import print_json, print_table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +36,7 @@ def main(argv: list[str]) -> int:
         doc = snap.to_dict()
         if types is not None:
             doc["namespaces"] = [ns.to_dict() for ns in namespaces]
-        json.dump(doc, sys.stdout, indent=2 if sys.stdout.isatty() else None)
-        sys.stdout.write("\n")
+        print_json(doc)
         return 0
     rows = [[col.fill(ns, snap) for col in columns] for ns in namespaces]
     print_table([c.name for c in columns], rows,

@@ -12,6 +12,18 @@ def on_terminal() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
+def print_json(doc: object) -> None:
+    """One JSON document on stdout, indented on a terminal.
+
+    json.dumps, not json.dump: only dumps uses the C encoder, and dump writes
+    each token separately (millions of writes for a big host).
+    """
+    import json
+
+    sys.stdout.write(json.dumps(doc, indent=2 if sys.stdout.isatty() else None))
+    sys.stdout.write("\n")
+
+
 def print_table(headers: list[str], rows: list[list[str]], right: set[int],
                 styles: dict[int, str] | None = None, no_headings: bool = False) -> None:
     """An aligned table; the last column is never padded (it may be long)."""

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 from ..model import Namespace, Snapshot
 from ..spec import resolve
+from .render import print_json
 from .common import add_discovery_args, describe_ref, discover_from_args, ns_name, user_name
 
 
@@ -61,8 +61,7 @@ def main(argv: list[str]) -> int:
         doc = ns.to_dict()
         doc["processes"] = [snap.processes[p].to_dict() for p in sorted(ns.pids)
                             if p in snap.processes]
-        json.dump(doc, sys.stdout, indent=2 if sys.stdout.isatty() else None)
-        sys.stdout.write("\n")
+        print_json(doc)
         return 0
     out = [ns_name(ns)]
     for label, value in facts(ns, snap):

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from ..model import Namespace, Snapshot
 from .common import add_discovery_args, describe_ref, discover_from_args, ns_name
-from .render import Node, print_tree
+from .render import Node, print_json, print_tree
 
 MAX_PROCS = 3  # processes named per namespace; the rest are counted
 
@@ -117,9 +115,7 @@ def main(argv: list[str]) -> int:
     snap = discover_from_args(args)
     branches = pid_branches(snap) if args.pid else user_branches(snap)
     if args.json:
-        json.dump({"tree": [to_json(b, snap) for b in branches], "partial": snap.partial},
-                  sys.stdout, indent=2 if sys.stdout.isatty() else None)
-        sys.stdout.write("\n")
+        print_json({"tree": [to_json(b, snap) for b in branches], "partial": snap.partial})
         return 0
     print_tree([to_node(b, snap) for b in branches])
     return 0

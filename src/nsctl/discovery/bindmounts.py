@@ -32,7 +32,7 @@ class BindMountSource:
         mnt = proc.process.ns.get("mnt")
         if mnt is None or mnt in scan.mnt_reader:
             return
-        mounts = procfs.nsfs_mounts(procfs.read_text("mountinfo", proc.dirfd))
+        mounts = procfs.nsfs_mounts(procfs.read_text("mountinfo", proc.dirfd, records=True))
         scan.mnt_reader[mnt] = proc.pid
         points = scan.nsfs_mountpoints[mnt] = set()
         for root, point in mounts:
@@ -44,21 +44,23 @@ class BindMountSource:
             if ino not in scan.resolved:
                 # /proc/PID/root resolves the path inside that process's mount namespace.
                 scan.learn_path(f"root{point}", proc.dirfd, ino, ns_type)
-            _add(scan, ns_type, ino, point, mnt)
+            # Staged: kept only if the process is still alive after its read.
+            proc.stage(ns_type, ino, Reference(BINDMOUNT, path=point, mntns=mnt))
 
     def finish(self, scan: Scan) -> None:
         """Read the mount namespaces no process is in, until no new one turns up."""
         while True:
+            # Only mount namespaces something holds: one learned from a process that
+            # then exited may be gone, and would be pruned with its mounts' refs.
+            held = scan.snap.namespaces
             todo = [ino for ino in scan.kept_fds
-                    if ino not in scan.mnt_reader and ino in scan.snap.namespaces]
+                    if ino not in scan.mnt_reader and ino in held and held[ino].refs]
             if not todo:
                 return
-            for mnt in todo:
+            for mnt, found in zip(todo, read_foreign_mounts([scan.kept_fds[m] for m in todo])):
                 scan.mnt_reader[mnt] = 0
-                try:
-                    found = read_foreign_mounts(scan.kept_fds[mnt])
-                except NsctlError as exc:
-                    scan.problem_from(exc, f"mount namespace {mnt}: bind mounts")
+                if isinstance(found, NsctlError):
+                    scan.problem_from(found, f"mount namespace {mnt}: bind mounts")
                     continue
                 points = scan.nsfs_mountpoints[mnt] = set()
                 for root, point, fd in found:
@@ -80,18 +82,20 @@ def _add(scan: Scan, ns_type: str, ino: int, point: str, mnt: int) -> None:
     scan.namespace(ns_type, ino).refs.append(Reference(kind=BINDMOUNT, path=point, mntns=mnt))
 
 
-def read_foreign_mounts(mnt_fd: int) -> list[tuple[str, str, int | None]]:
-    """(root, mount point, fd or None) of the nsfs mounts in another mount namespace."""
+def read_foreign_mounts(mnt_fds: list[int]) -> list[list[tuple[str, str, int | None]] | NsctlError]:
+    """For each mount namespace, (root, mount point, fd or None) of its nsfs mounts,
+    or the error that kept us out.  One forked child visits them all."""
 
-    from ..kernel.enter import run_inside  # socket, json: only when needed
+    from ..kernel.enter import visit_each  # socket, json: only when needed
 
     def work(self_dir: int) -> Iterator[tuple[Any, int | None]]:
-        for root, point in procfs.nsfs_mounts(procfs.read_text("mountinfo", self_dir)):
+        for root, point in procfs.nsfs_mounts(procfs.read_text("mountinfo", self_dir, records=True)):
             try:
                 fd: int | None = os.open(point, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 fd = None
             yield [root, point], fd
 
-    items = run_inside([(mnt_fd, nsfs.CLONE_NEWNS)], work)
-    return [(item[0], item[1], fd) for item, fd in items]
+    results = visit_each([[(fd, nsfs.CLONE_NEWNS)] for fd in mnt_fds], work)
+    return [r if isinstance(r, NsctlError) else [(item[0], item[1], fd) for item, fd in r]
+            for r in results]

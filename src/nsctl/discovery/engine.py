@@ -159,6 +159,14 @@ class Scan:
                 ns.pids.append(proc.pid)
 
 
+def _drop(scan: Scan, proc: ProcHandle) -> None:
+    """Forget a process that is not committed: what it staged goes with it, and a
+    mount namespace read through it may be read again through another process."""
+    for mnt in [m for m, reader in scan.mnt_reader.items() if reader == proc.pid]:
+        del scan.mnt_reader[mnt]
+        scan.nsfs_mountpoints.pop(mnt, None)
+
+
 def _read_process(scan: Scan, pid: int, readers: list[Source]) -> None:
     try:
         pfd = pidfd.open_pidfd(pid)
@@ -170,22 +178,23 @@ def _read_process(scan: Scan, pid: int, readers: list[Source]) -> None:
         except OSError as exc:
             scan.problem_from(exc, f"pid {pid}", pid)
             return
+        proc = ProcHandle(pid=pid, pidfd=pfd, dirfd=dirfd)
         try:
-            proc = ProcHandle(pid=pid, pidfd=pfd, dirfd=dirfd)
             for source in readers:
                 try:
                     source.read_process(scan, proc)
                 except (OSError, NsctlError) as exc:
                     if not pidfd.is_alive(pfd):
-                        scan.problem("vanished", f"pid {pid}: exited during the scan", pid)
-                        return
+                        break
                     scan.problem_from(exc, f"pid {pid}: {source.name}", pid)
                     if proc.process is None:
-                        return  # nothing of it could be read
+                        _drop(scan, proc)  # nothing of it could be read
+                        return
             if pidfd.is_alive(pfd):
                 scan.commit(proc)
             else:
                 scan.problem("vanished", f"pid {pid}: exited during the scan", pid)
+                _drop(scan, proc)
         finally:
             os.close(dirfd)
     finally:

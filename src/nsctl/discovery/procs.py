@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from ..kernel import nsfs, procfs
+from ..kernel.errors import NoSuchProcess
 from ..model import PROCESS, Process, Reference
 from .engine import Options, ProcHandle, Scan
 
@@ -25,6 +26,10 @@ class ProcessSource:
                 try:
                     text = os.readlink(link, dir_fd=ns_dir)
                 except FileNotFoundError:
+                    if link in scan.snap.own:
+                        # The kernel has this link (we do): the process is exiting or a
+                        # zombie, its namespaces already released.
+                        raise NoSuchProcess(f"pid {proc.pid}: exiting") from None
                     continue  # a link this kernel does not have (time before 5.6)
                 parsed = nsfs.parse_link(text)
                 if parsed is None:

@@ -23,11 +23,19 @@ def open_dir(path: str, dir_fd: int | None = None) -> int:
     return os.open(path, DIR_FLAGS, dir_fd=dir_fd)
 
 
-def read_text(name: str, dir_fd: int | None = None) -> str:
-    """A whole small proc file as text."""
+def read_text(name: str, dir_fd: int | None = None, records: bool = False) -> str:
+    """A whole proc file as text.
+
+    Files produced in one piece (stat, status, cmdline) come whole from the
+    first read when short, saving a second read per file; ``records`` files
+    (mountinfo: a record per line, served a page at a time) always read to EOF.
+    """
     fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        chunks = []
+        data = os.read(fd, 4096)
+        if not records and len(data) < 4096:
+            return data.decode("utf-8", "surrogateescape")
+        chunks = [data]
         while True:
             chunk = os.read(fd, 65536)
             if not chunk:
