@@ -57,7 +57,8 @@ class BindMountSource:
                     if ino not in scan.mnt_reader and ino in held and held[ino].refs]
             if not todo:
                 return
-            for mnt, found in zip(todo, read_foreign_mounts([scan.kept_fds[m] for m in todo])):
+            found_all = read_foreign_mounts([scan.kept_fds[m] for m in todo], scan.resolved)
+            for mnt, found in zip(todo, found_all):
                 scan.mnt_reader[mnt] = 0
                 if isinstance(found, NsctlError):
                     scan.problem_from(found, f"mount namespace {mnt}: bind mounts")
@@ -82,18 +83,26 @@ def _add(scan: Scan, ns_type: str, ino: int, point: str, mnt: int) -> None:
     scan.namespace(ns_type, ino).refs.append(Reference(kind=BINDMOUNT, path=point, mntns=mnt))
 
 
-def read_foreign_mounts(mnt_fds: list[int]) -> list[list[tuple[str, str, int | None]] | NsctlError]:
+def read_foreign_mounts(mnt_fds: list[int], known: set[int]
+                        ) -> list[list[tuple[str, str, int | None]] | NsctlError]:
     """For each mount namespace, (root, mount point, fd or None) of its nsfs mounts,
-    or the error that kept us out.  One forked child visits them all."""
+    or the error that kept us out.  One forked child visits them all, and opens
+    (and passes back) only the namespace files of namespaces not ``known`` yet."""
 
     from ..kernel.enter import visit_each  # socket, json: only when needed
 
     def work(self_dir: int) -> Iterator[tuple[Any, int | None]]:
-        for root, point in procfs.nsfs_mounts(procfs.read_text("mountinfo", self_dir, records=True)):
-            try:
-                fd: int | None = os.open(point, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                fd = None
+        opened: set[str] = set()
+        for root, point in procfs.nsfs_mounts(procfs.read_text("mountinfo", self_dir,
+                                                               records=True)):
+            parsed = nsfs.parse_link(root)
+            fd: int | None = None
+            if parsed is not None and parsed[1] not in known and root not in opened:
+                try:
+                    fd = os.open(point, os.O_RDONLY | os.O_CLOEXEC)
+                    opened.add(root)
+                except OSError:
+                    fd = None
             yield [root, point], fd
 
     results = visit_each([[(fd, nsfs.CLONE_NEWNS)] for fd in mnt_fds], work)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     Item = tuple[Any, int | None]
 
 CLONE_NEWNS = 0x00020000
+BATCH = 2000  # fd-less items per message (a message must fit the socket buffer)
 
 
 def visit_each(targets: Sequence[Sequence[tuple[int, int]]],
@@ -57,13 +58,19 @@ def visit_each(targets: Sequence[Sequence[tuple[int, int]]],
                     continue
                 if any(flag == CLONE_NEWNS for _fd, flag in target):
                     os.chdir("/")
+                plain: list = []  # items without an fd travel together
                 for item, fd in work(self_dir):
-                    msg = json.dumps([index, "item", item]).encode()
                     if fd is None:
-                        child_sock.send(msg)
+                        plain.append(item)
+                        if len(plain) >= BATCH:
+                            child_sock.send(json.dumps([index, "items", plain]).encode())
+                            plain = []
                     else:
-                        socket.send_fds(child_sock, [msg], [fd])
+                        socket.send_fds(child_sock, [json.dumps([index, "item", item]).encode()],
+                                        [fd])
                         os.close(fd)
+                if plain:
+                    child_sock.send(json.dumps([index, "items", plain]).encode())
         except BaseException:
             code = 1
         finally:
@@ -79,11 +86,13 @@ def visit_each(targets: Sequence[Sequence[tuple[int, int]]],
                 results[index] = classify(OSError(value, os.strerror(value)), "setns")
                 continue
             bucket = results[index]
-            if isinstance(bucket, list):
-                bucket.append((value, fds[0] if fds else None))
-            else:
+            if not isinstance(bucket, list):
                 for fd in fds:
                     os.close(fd)
+            elif kind == "items":
+                bucket.extend((item, None) for item in value)
+            else:
+                bucket.append((value, fds[0] if fds else None))
     except BaseException:
         for bucket in results:
             if isinstance(bucket, list):
