@@ -32,7 +32,7 @@ class BindMountSource:
         mnt = proc.process.ns.get("mnt")
         if mnt is None or mnt in scan.mnt_reader:
             return
-        mounts = procfs.nsfs_mounts(procfs.read_text("mountinfo", proc.dirfd, records=True))
+        mounts = procfs.nsfs_mounts(procfs.read_text("mountinfo", proc.view, records=True))
         scan.mnt_reader[mnt] = proc.pid
         points = scan.nsfs_mountpoints[mnt] = set()
         for root, point in mounts:
@@ -43,7 +43,7 @@ class BindMountSource:
             points.add(point)
             if ino not in scan.resolved:
                 # /proc/PID/root resolves the path inside that process's mount namespace.
-                scan.learn_path(f"root{point}", proc.dirfd, ino, ns_type)
+                scan.learn_path(f"root{point}", proc.view, ino, ns_type)
             # Staged: kept only if the process is still alive after its read.
             proc.stage(ns_type, ino, Reference(BINDMOUNT, path=point, mntns=mnt))
 

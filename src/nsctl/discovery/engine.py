@@ -41,12 +41,15 @@ class Options:
 class ProcHandle:
     """One process being read: its pidfd, its /proc directory fd, and what was staged."""
 
-    __slots__ = ("pid", "pidfd", "dirfd", "process", "staged", "fds")
+    __slots__ = ("pid", "pidfd", "dirfd", "view", "process", "staged", "fds")
 
     def __init__(self, pid: int, pidfd: int, dirfd: int) -> None:
         self.pid = pid
         self.pidfd = pidfd
         self.dirfd = dirfd
+        # Where its ns/, mountinfo and root are read: /proc/PID, or a live thread's
+        # task dir once the main thread has exited.
+        self.view = dirfd
         self.process: Process | None = None
         self.staged: list[tuple[str, int, Reference]] = []
         self.fds: list[tuple[int, str]] | None = None
@@ -196,6 +199,8 @@ def _read_process(scan: Scan, pid: int, readers: list[Source]) -> None:
                 scan.problem("vanished", f"pid {pid}: exited during the scan", pid)
                 _drop(scan, proc)
         finally:
+            if proc.view != dirfd:
+                os.close(proc.view)
             os.close(dirfd)
     finally:
         os.close(pfd)

@@ -26,7 +26,7 @@ class FdSource:
     def read_process(self, scan: Scan, proc: ProcHandle) -> None:
         if proc.pid == scan.self_pid:
             return  # our own fds are the scan's working handles, not the host's
-        proc.fds = fds = procfs.list_fds(proc.dirfd)
+        proc.fds = fds = procfs.list_fds(proc.view)
         if not scan.opts.fds:
             return
         mnt = proc.process.ns.get("mnt") if proc.process else None
@@ -37,7 +37,7 @@ class FdSource:
                 if text.startswith("/dev/") and text not in mountpoints:
                     continue
                 try:
-                    st = os.stat(f"fd/{fd}", dir_fd=proc.dirfd)
+                    st = os.stat(f"fd/{fd}", dir_fd=proc.view)
                 except OSError:
                     continue
                 if st.st_dev != nsfs_dev:
@@ -50,7 +50,7 @@ class FdSource:
                     continue
                 ns_type, ino = parsed
             if ino not in scan.resolved:
-                got = scan.learn_path(f"fd/{fd}", proc.dirfd, ino, ns_type)
+                got = scan.learn_path(f"fd/{fd}", proc.view, ino, ns_type)
                 if got is None:
                     continue  # closed or replaced meanwhile
             if ns_type is None:

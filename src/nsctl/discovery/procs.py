@@ -11,6 +11,34 @@ from .engine import Options, ProcHandle, Scan
 LINKS: tuple[str, ...] = tuple(nsfs.LINK_TYPE)
 
 
+def _read_links(scan: Scan, base_fd: int) -> dict[str, int] | None:
+    """The ns links under ``base_fd`` (/proc/PID or a task dir), learning new
+    namespaces; None if a link this kernel has is missing."""
+    ns: dict[str, int] = {}
+    try:
+        ns_dir = procfs.open_dir("ns", base_fd)  # one lookup of ns/, then short readlinks
+    except FileNotFoundError:
+        return None
+    try:
+        for link in LINKS:
+            try:
+                text = os.readlink(link, dir_fd=ns_dir)
+            except FileNotFoundError:
+                if link in scan.snap.own:
+                    return None
+                continue  # a link this kernel does not have (time before 5.6)
+            parsed = nsfs.parse_link(text)
+            if parsed is None:
+                continue
+            ns_type, ino = parsed
+            ns[link] = ino
+            if ino not in scan.resolved:
+                scan.learn_path(link, ns_dir, ino, ns_type)
+    finally:
+        os.close(ns_dir)
+    return ns
+
+
 class ProcessSource:
     name = "processes"
 
@@ -19,27 +47,25 @@ class ProcessSource:
 
     def read_process(self, scan: Scan, proc: ProcHandle) -> None:
         dirfd = proc.dirfd
-        ns: dict[str, int] = {}
-        ns_dir = procfs.open_dir("ns", dirfd)  # one lookup of ns/, then one-component readlinks
-        try:
-            for link in LINKS:
-                try:
-                    text = os.readlink(link, dir_fd=ns_dir)
-                except FileNotFoundError:
-                    if link in scan.snap.own:
-                        # The kernel has this link (we do): the process is exiting or a
-                        # zombie, its namespaces already released.
-                        raise NoSuchProcess(f"pid {proc.pid}: exiting") from None
-                    continue  # a link this kernel does not have (time before 5.6)
-                parsed = nsfs.parse_link(text)
-                if parsed is None:
+        ns = _read_links(scan, dirfd)
+        if ns is None:
+            # A link the kernel has (we do) is missing: either the process is exiting,
+            # or only its main thread has exited and its other threads live on with
+            # the namespaces; then one of them stands for the process.
+            for tid in procfs.list_tasks(dirfd):
+                if tid == proc.pid:
                     continue
-                ns_type, ino = parsed
-                ns[link] = ino
-                if ino not in scan.resolved:
-                    scan.learn_path(link, ns_dir, ino, ns_type)
-        finally:
-            os.close(ns_dir)
+                try:
+                    view = procfs.open_dir(f"task/{tid}", dirfd)
+                except FileNotFoundError:
+                    continue
+                ns = _read_links(scan, view)
+                if ns is not None:
+                    proc.view = view
+                    break
+                os.close(view)
+            else:
+                raise NoSuchProcess(f"pid {proc.pid}: exiting")
         comm, ppid, starttime = procfs.read_stat(dirfd)
         try:
             cmdline = procfs.read_cmdline(dirfd)
