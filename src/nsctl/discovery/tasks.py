@@ -136,8 +136,7 @@ def _fast_learner(scan: Scan):
 def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str],
                    workers: int) -> Found:
     """Split ``tids`` over forked workers; this process scans the first share itself."""
-    share = (len(tids) + workers - 1) // workers
-    chunks = [tids[i:i + share] for i in range(0, len(tids), share)]
+    chunks = [tids[i::workers] for i in range(workers)]
     children: list[tuple[int, int]] = []
     for chunk in chunks[1:]:
         out = os.memfd_create("nsctl-threads", os.MFD_CLOEXEC)

@@ -1,0 +1,134 @@
+"""Discovery while namespaces come and go: no exception, and nothing reported that never was.
+
+A churner (tests/topology.py: churn) runs its workers inside a user
+namespace of its own, so every namespace they make is owned, directly or
+through nested user namespaces, by that one user namespace, which nobody
+else on the host can create namespaces in.  Every worker logs each state it
+passes through: every ns link with inode, NS_GET_ID (never reused, unlike
+inodes), type and owner.  Meanwhile discover() runs over and over; then each
+snapshot is checked against the log.
+"""
+from __future__ import annotations
+
+import time
+
+import nsctl
+import topology
+from topology import root_only
+
+pytestmark = root_only
+
+PLAIN_LINKS = {"cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"}
+CHURN_SECONDS = 6.0     # churn at least this long...
+MIN_SCANS = 3           # ...and until this many scans are done (a loaded host scans slowly)...
+MAX_SECONDS = 30.0      # ...but no longer than this
+
+
+def _owned_by(snap, ns, user_ino: int) -> bool:
+    """ns is user_ino or lies below it (owner/parent chain as nsctl reported it)."""
+    seen = set()
+    cur = ns
+    while cur is not None and cur.ino not in seen:
+        if cur.ino == user_ino:
+            return True
+        seen.add(cur.ino)
+        up = cur.parent if cur.type == "user" else cur.owner
+        cur = snap.namespaces.get(up) if up is not None else None
+    return False
+
+
+def test_discover_while_namespaces_churn(scratch):
+    # A pinned netns: every mount namespace the workers make copies that bind mount.
+    with topology.netns_bindmount(scratch, "pinned") as pin, topology.churn(scratch) as churn:
+        snaps, errors, costs = [], [], []
+        threads_cost = 0.0
+        churn.go()
+        churn.wait_started()
+        start = time.monotonic()
+        while time.monotonic() - start < CHURN_SECONDS or len(snaps) < MIN_SCANS:
+            if time.monotonic() - start > MAX_SECONDS:
+                break
+            # Every third scan reads threads too, unless that is slow on this host
+            # (someone's benchmark with tens of thousands of threads, say).
+            threads = len(snaps) % 3 == 2 and threads_cost < 1.0
+            t0 = time.monotonic()
+            try:
+                snaps.append(nsctl.discover(threads=threads))
+            except Exception as exc:   # noqa: BLE001 - the test is that there are none
+                errors.append(repr(exc))
+            costs.append((threads, round(time.monotonic() - t0, 2)))
+            if threads:
+                threads_cost = costs[-1][1]
+        summary = churn.stop()
+        log = churn.log()
+        pinned, user = pin.net, churn.user
+
+    assert errors == []
+    assert [e["error"] for e in log if "error" in e] == []
+    assert summary["failed"] == 0 and summary["workers"] > 50, summary
+    assert len(snaps) >= 2, costs
+
+    by_id: dict[int, tuple[int, str, int | None]] = {user.id: (user.ino, "user", user.owner)}
+    by_task: dict[int, set[tuple[str, int]]] = {}
+    for entry in log:
+        task = entry["tid"] or entry["pid"]
+        for link, (ino, ns_id, ns_type, owner) in entry["links"].items():
+            known = by_id.setdefault(ns_id, (ino, ns_type, owner))
+            assert known[:2] == (ino, ns_type), (ns_id, known, entry)
+            by_task.setdefault(task, set()).add((link, ino))
+
+    problems: dict[str, list] = {}
+    churned = 0
+    wrong: dict[str, list] = {}   # what kind of mistake -> examples
+
+    def bad(kind: str, *example: object) -> None:
+        wrong.setdefault(kind, []).append(example)
+
+    for snap in snaps:
+        for p in snap.problems:
+            problems.setdefault(p.reason, []).append(p.what)
+        ids = [ns.id for ns in snap.namespaces.values() if ns.id is not None]
+        if len(ids) != len(set(ids)):
+            bad("two namespaces with one NS_GET_ID", sorted(ids))
+        # A churn process in this snapshot: its PID in the log and its name ours (this host
+        # may wrap PIDs quickly; a PID the log knows may belong to someone else by now).
+        workers = {pid for pid, proc in snap.processes.items()
+                   if pid in by_task and proc.comm in topology.CHURN_COMMS}
+
+        def task_of(r) -> int | None:
+            if r.kind in ("process", "thread") and r.pid in workers:
+                return r.tid or r.pid
+            return None
+
+        for ns in snap.namespaces.values():
+            mine = _owned_by(snap, ns, user.ino) or any(task_of(r) for r in ns.refs)
+            if ns.dev is None or (ns.id is None and snap.has_ns_id):
+                bad("a namespace reported but never opened (no device or id)", ns, ns.refs)
+            elif ns.id in by_id:
+                ino, ns_type, owner = by_id[ns.id]
+                if (ns.ino, ns.type) != (ino, ns_type):
+                    bad("inode or type differs from the worker's for that id", ns, by_id[ns.id])
+                if owner is not None and ns.owner != owner:
+                    bad("owner differs from the worker's NS_GET_USERNS", ns, owner)
+            elif mine:
+                bad("the churner's, but none of its workers made it", ns)
+            churned += mine and ns.ino != user.ino
+            for r in ns.refs:
+                task = task_of(r)
+                if task is not None and (r.link, ns.ino) not in by_task.get(task, ()):
+                    bad("a worker never had this namespace", ns, r)
+                if r.kind == "bindmount" and r.mntns not in snap.namespaces:
+                    bad("bind mount in a mount namespace missing from the snapshot", ns, r)
+        for pid in workers:
+            proc = snap.processes[pid]
+            if not set(proc.ns.items()) <= by_task[proc.pid]:
+                bad("a process's links were never all its own", proc,
+                    set(proc.ns.items()) - by_task[proc.pid])
+            if not PLAIN_LINKS <= set(proc.ns):
+                bad("a process reported without all its namespace links", proc, proc.ns)
+        if pinned.ino not in snap.namespaces:
+            bad("the pinned netns went missing", len(snap.namespaces))
+    assert not wrong, {kind: (len(ex), ex[:3]) for kind, ex in wrong.items()}
+    assert churned > 0, f"no snapshot saw any churned namespace: {summary}, scans {costs}"
+    unexpected = {r: w[:5] for r, w in problems.items() if r not in ("vanished", "denied")}
+    assert not unexpected, "processes vanish and some refuse even root; nothing else"

@@ -1,0 +1,355 @@
+"""nsctl.discover() against real topologies built by the fixtures (tests/topology.py).
+
+Every expected value comes from the fixture's own reading of the kernel
+(os.stat of nsfs files, NS_GET_* ioctls, /proc/PID/status), never from nsctl.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import nsctl
+import topology
+from topology import NS_LINKS, LINK_TYPE, NsFacts, facts, link_ino, root_only
+
+pytestmark = root_only
+
+
+# --- comparing a snapshot with what the fixture knows ----------------------------------------
+
+def find(snap, want: NsFacts):
+    ns = snap.namespaces.get(want.ino)
+    assert ns is not None, f"nsctl did not find {want.type}:[{want.ino}]"
+    return ns
+
+
+def assert_same(ns, want: NsFacts) -> None:
+    """Identity and relations: type, inode, device, NS_GET_ID, owner, parent, owner UID."""
+    got = {"type": ns.type, "ino": ns.ino, "dev": ns.dev, "id": ns.id, "owner": ns.owner,
+           "parent": ns.parent, "owner_uid": ns.owner_uid}
+    assert got == want.__dict__
+
+
+def _key(d: dict) -> list:
+    return sorted(d.items(), key=str)
+
+
+def refs(ns) -> list[dict]:
+    """ns's references, less the fds that other people's scanners hold on it right now.
+
+    Others run nsctl on this host too, and a scan holds fds on the mount
+    namespaces it has seen (and briefly on anything it learns), so an fd
+    reference from a process outside this pytest's tree may come and go.  Any
+    other reference, and every one from our own processes, must be as expected.
+    """
+    ours = {os.getpid(), *topology.descendants(os.getpid())}
+    return sorted((r.to_dict() for r in ns.refs if r.kind != "fd" or r.pid in ours), key=_key)
+
+
+def held_by(ns) -> list[str]:
+    kinds = {r["kind"] for r in refs(ns)}
+    return [k for k in ("process", "thread", "fd", "socket", "bindmount", "child") if k in kinds]
+
+
+def ref(kind: str, **fields) -> dict:
+    return {"kind": kind, **fields}
+
+
+def same_refs(ns, *expected: dict) -> None:
+    assert refs(ns) == sorted(expected, key=_key)
+
+
+def proc_ref(pid: int, link: str) -> dict:
+    return ref("process", pid=pid, link=link)
+
+
+def only_bindmounts(ns, path: str, mntns: int) -> None:
+    """Held by bind mounts only, ours among them.
+
+    Other mount namespaces made meanwhile (anyone on this host may unshare one)
+    copy our mounts, so a copy of ours at the same path may show as well.
+    """
+    assert held_by(ns) == ["bindmount"], refs(ns)
+    assert ref("bindmount", path=path, mntns=mntns) in refs(ns)
+    assert all(r.path == path for r in ns.refs if r.kind == "bindmount"), refs(ns)
+
+
+# --- our own namespaces, ids and devices ------------------------------------------------------
+
+def test_own_namespaces_match_the_kernel():
+    own = {link: facts(f"/proc/self/ns/{link}") for link in NS_LINKS}
+    snap = nsctl.discover()
+    me = os.getpid()
+    assert snap.own == {link: f.ino for link, f in own.items()}
+    for link, want in own.items():
+        ns = find(snap, want)
+        assert_same(ns, want)
+        if LINK_TYPE[link] == link:
+            assert proc_ref(me, link) in refs(ns)
+            assert me in ns.pids
+    assert snap.processes[me].ns == {link: f.ino for link, f in own.items()}
+    if own["net"].id is not None:
+        assert snap.has_ns_id is True
+
+
+def test_ids_and_devices_of_every_namespace_a_process_shows():
+    """A sweep: each namespace that a live process's link shows, checked against that link."""
+    snap = nsctl.discover()
+    checked = 0
+    for ns in snap.namespaces.values():
+        for r in ns.refs:
+            if r.kind != "process":
+                continue
+            try:
+                want = facts(f"/proc/{r.pid}/ns/{r.link}")
+            except OSError:
+                continue   # exited, or refuses even root
+            if want.ino != ns.ino:
+                continue   # moved (setns) since the scan, or a new process under that PID
+            assert_same(ns, want)
+            checked += 1
+            break
+    assert checked >= 8
+
+
+def test_nsctl_reports_no_fd_of_its_own():
+    """nsctl's working fds (e.g. the mount namespaces it keeps for the bind-mount pass)
+    are not references: the caller holds no namespace fd, so nsctl must report none."""
+    me = os.getpid()
+    ours = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            ours[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            pass
+    held = {fd for fd, text in ours.items() if text.partition(":[")[0] in LINK_TYPE}
+    snap = nsctl.discover()
+    reported = [(ns.type, ns.ino, r.fd) for ns in snap.namespaces.values() for r in ns.refs
+                if r.kind == "fd" and r.pid == me and r.fd not in held]
+    assert reported == []
+
+
+# --- 1. user namespaces that only a child keeps alive -----------------------------------------
+
+@pytest.mark.parametrize("keep", ["process", "fd"])
+def test_nested_user_namespaces_with_hidden_ancestors(keep):
+    with topology.nested_userns(3, keep=keep) as t:
+        a, b, c = t.levels
+        # What the fixture itself learned with NS_GET_PARENT.
+        assert (a.parent, b.parent, c.parent) == (t.top.ino, a.ino, b.ino)
+        snap = nsctl.discover()
+        for want in (a, b, c):
+            assert_same(find(snap, want), want)
+        ns_a, ns_b, ns_c = (snap.namespaces[f.ino] for f in (a, b, c))
+        assert ns_a.hidden and ns_b.hidden and not ns_c.hidden
+        assert held_by(ns_a) == held_by(ns_b) == ["child"]
+        same_refs(ns_a, ref("child", child=b.ino, relation="parent"))
+        same_refs(ns_b, ref("child", child=c.ino, relation="parent"))
+        if keep == "process":
+            same_refs(ns_c, proc_ref(t.pid, "user"))
+            assert ns_c.pids == [t.pid]
+        else:
+            same_refs(ns_c, ref("fd", pid=t.holder, fd=t.holder_fd))
+            assert ns_c.pids == []
+        assert ref("child", child=a.ino, relation="parent") in refs(find(snap, t.top))
+
+
+# --- 2. a netns held by a bind mount in our mount namespace -----------------------------------
+
+@pytest.mark.parametrize("how", ["bind", "unshare"], ids=["mount-bind", "unshare-net=FILE"])
+def test_netns_held_by_bindmount(scratch, how):
+    with topology.netns_bindmount(scratch, how=how) as t:
+        snap = nsctl.discover()
+        ns = find(snap, t.net)
+        assert_same(ns, t.net)
+        only_bindmounts(ns, t.path, t.mntns)
+        assert ns.pids == []
+
+
+# --- 3. a netns held by a bind mount inside another mount namespace ---------------------------
+
+@pytest.mark.parametrize("keep", ["process", "fd", "bindmount"])
+def test_netns_bindmount_in_other_mount_namespace(scratch, keep):
+    with topology.foreign_mount_netns(scratch, keep=keep) as t:
+        snap = nsctl.discover()
+        net = find(snap, t.net)
+        assert_same(net, t.net)
+        same_refs(net, ref("bindmount", path=t.path, mntns=t.mnt.ino))
+        mnt = find(snap, t.mnt)
+        assert_same(mnt, t.mnt)
+        if keep == "process":
+            same_refs(mnt, proc_ref(t.pid, "mnt"))
+        elif keep == "fd":
+            same_refs(mnt, ref("fd", pid=t.holder, fd=t.holder_fd))
+        else:
+            only_bindmounts(mnt, t.mnt_path, link_ino("self", "mnt"))
+
+
+# --- 4. a netns held by an open fd ------------------------------------------------------------
+
+def test_netns_held_by_fd():
+    with topology.netns_held_by_fd() as t:
+        assert t.link_text == f"net:[{t.net.ino}]"
+        snap = nsctl.discover()
+        ns = find(snap, t.net)
+        assert_same(ns, t.net)
+        same_refs(ns, ref("fd", pid=t.holder, fd=t.fd))
+        assert held_by(ns) == ["fd"]
+
+
+def test_netns_held_by_fd_opened_through_a_since_detached_bindmount(scratch):
+    """`ip netns exec` has /run/netns/X open when `ip netns delete X` detaches the mount:
+    the fd reads back as "/" and is all that keeps the netns alive."""
+    with topology.netns_held_by_fd(scratch, via="detached") as t:
+        assert t.link_text == "/"
+        snap = nsctl.discover()
+        ns = find(snap, t.net)
+        assert_same(ns, t.net)
+        same_refs(ns, ref("fd", pid=t.holder, fd=t.fd))
+
+
+def test_fd_opened_through_a_bindmount(scratch):
+    """An fd opened through a bind mount reads back as the mount's path, not net:[...]."""
+    with topology.netns_bindmount(scratch) as pin:
+        with topology.Child(topology._hold) as holder:
+            holder.send({"open": [pin.path]})
+            fd = holder.ready()["fds"][0]
+            assert os.readlink(f"/proc/{holder.pid}/fd/{fd}") == pin.path
+            snap = nsctl.discover()
+            ns = find(snap, pin.net)
+            assert held_by(ns) == ["fd", "bindmount"]
+            assert ref("fd", pid=holder.pid, fd=fd) in refs(ns)
+            assert ref("bindmount", path=pin.path, mntns=pin.mntns) in refs(ns)
+
+
+# --- 5. a netns held by a socket --------------------------------------------------------------
+
+@pytest.mark.parametrize("passed", [False, True], ids=["kept", "passed-over-scm-rights"])
+def test_netns_held_by_socket(passed):
+    with topology.netns_held_by_socket(passed=passed) as t:
+        assert os.readlink(f"/proc/{t.holder}/fd/{t.fd}") == f"socket:[{t.socket}]"
+        assert link_ino(t.holder, "net") != t.net.ino
+        snap = nsctl.discover()
+        ns = find(snap, t.net)
+        assert_same(ns, t.net)
+        same_refs(ns, ref("socket", pid=t.holder, fd=t.fd, socket=t.socket))
+        assert held_by(ns) == ["socket"]
+
+
+# --- 6. a thread in its own netns -------------------------------------------------------------
+
+def test_thread_in_its_own_netns():
+    with topology.thread_netns() as t:
+        assert t.net.ino != t.process_net
+        snap = nsctl.discover(threads=True)
+        ns = find(snap, t.net)
+        assert_same(ns, t.net)
+        same_refs(ns, ref("thread", pid=t.pid, tid=t.tid, link="net"))
+        assert held_by(ns) == ["thread"]
+        assert snap.processes[t.pid].ns["net"] == t.process_net
+
+        plain = nsctl.discover()
+        assert plain.processes[t.pid].ns["net"] == t.process_net
+        # Not required without threads; if there, never as the process's own.
+        if t.net.ino in plain.namespaces:
+            assert all(r.kind != "process" for r in plain.namespaces[t.net.ino].refs)
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["processes", "threads"])
+def test_process_whose_main_thread_exited(threads):
+    """A process lives as long as any thread does.  Once its main thread has exited,
+    /proc/PID/ns/* are gone (ENOENT) and /proc/PID/mountinfo says EINVAL, yet the
+    process is alive and its other threads hold its namespaces: here a netns that
+    nothing else holds.  It is neither 'vanished' nor to be missed."""
+    with topology.leader_exited() as t:
+        with pytest.raises(FileNotFoundError):
+            os.readlink(f"/proc/{t.pid}/ns/net")
+        assert os.path.exists(f"/proc/{t.pid}/task/{t.tid}")
+        snap = nsctl.discover(threads=threads)
+        assert [p.what for p in snap.problems if p.pid == t.pid] == []
+        ns = find(snap, t.net)
+        assert_same(ns, t.net)
+        assert refs(ns) in ([proc_ref(t.pid, "net")],
+                            [ref("thread", pid=t.pid, tid=t.tid, link="net")]), refs(ns)
+
+
+# --- 7. PID namespaces three deep -------------------------------------------------------------
+
+def test_pid_namespaces_three_deep():
+    with topology.pid_chain(3) as t:
+        levels = t.levels
+        parents = [t.top.ino] + [lvl.ns.ino for lvl in levels[:-1]]
+        assert [lvl.ns.parent for lvl in levels] == parents   # the fixture's NS_GET_PARENT
+        assert [len(lvl.nspid) for lvl in levels] == [2, 3, 4]
+        snap = nsctl.discover()
+        makers = [t.maker] + [lvl.pid for lvl in levels[:-1]]   # each one's pid_for_children
+        for i, lvl in enumerate(levels):
+            ns = find(snap, lvl.ns)
+            assert_same(ns, lvl.ns)
+            assert snap.processes[lvl.pid].nspid == lvl.nspid
+            assert ns.pids == [lvl.pid]
+            expected = [proc_ref(lvl.pid, "pid"), proc_ref(makers[i], "pid_for_children")]
+            if i + 1 < len(levels):
+                expected.append(ref("child", child=levels[i + 1].ns.ino, relation="parent"))
+            same_refs(ns, *expected)
+        assert snap.processes[t.maker].nspid in (None, topology.nspid(t.maker))
+        assert snap.processes[t.maker].ns["pid_for_children"] == levels[0].ns.ino
+
+
+# --- 8. time namespaces and the *_for_children links ------------------------------------------
+
+def test_time_namespace_from_unshare_time_fork():
+    with topology.unshare_command(["--time"]) as cmd:
+        want = facts(f"/proc/{cmd.child}/ns/time")
+        assert want.type == "time" and want.ino != link_ino("self", "time")
+        assert link_ino(cmd.pid, "time") != want.ino
+        assert link_ino(cmd.pid, "time_for_children") == want.ino
+        snap = nsctl.discover()
+        ns = find(snap, want)
+        assert_same(ns, want)
+        same_refs(ns, proc_ref(cmd.child, "time"), proc_ref(cmd.pid, "time_for_children"))
+        assert ns.pids == [cmd.child]
+
+
+def test_for_children_links_after_unshare_and_fork():
+    with topology.for_children(fork=True) as t:
+        snap = nsctl.discover()
+        for want, link in ((t.pid_ns, "pid"), (t.time_ns, "time")):
+            ns = find(snap, want)
+            assert_same(ns, want)
+            same_refs(ns, proc_ref(t.child, link), proc_ref(t.maker, f"{link}_for_children"))
+            assert ns.pids == [t.child]
+        assert snap.processes[t.maker].ns["pid_for_children"] == t.pid_ns.ino
+        assert snap.processes[t.maker].ns["time_for_children"] == t.time_ns.ino
+
+
+def test_time_for_children_without_fork():
+    """After unshare(CLONE_NEWTIME) and no fork, only the time_for_children link holds it."""
+    with topology.for_children(fork=False) as t:
+        assert link_ino(t.maker, "time") != t.time_ns.ino
+        snap = nsctl.discover()
+        ns = find(snap, t.time_ns)
+        assert_same(ns, t.time_ns)
+        same_refs(ns, proc_ref(t.maker, "time_for_children"))
+        assert held_by(ns) == ["process"] and ns.pids == [] and not ns.hidden
+
+
+# --- the PID-reuse guard ----------------------------------------------------------------------
+
+def test_a_pid_reused_every_few_ms_is_one_whole_process(scratch):
+    """In a PID namespace of its own (own /proc, ns_last_pid), one PID is taken by a new
+    process every few milliseconds, each in a uts namespace of its own and named after
+    its generation; discover() runs there meanwhile.  Whatever it reports under that
+    PID must be one process: its name and its uts namespace from the same generation
+    (or the uts it started with, read before its unshare)."""
+    with topology.pid_reuse_scan(scratch, seconds=2.0) as (report, log):
+        assert report["scans"] >= 3
+        assert len(log) > 100, "the PID was not reused often enough to mean anything"
+        reused = sum(pid == topology.REUSED_PID for pid, _uts in log.values())
+        assert reused > len(log) / 2
+        assert report["seen"], "no scan met a generation"
+        for pid, k, ppid, uts, missing in report["seen"]:
+            assert (pid, ppid) == (log[k][0], report["reuser"])
+            assert missing == [], f"pid {pid} (g{k}) reported without its {missing} links"
+            assert uts in (log[k][1], report["base_uts"]), (pid, k, uts, log[k])
