@@ -123,10 +123,12 @@ class Namespace:
 class Process:
     """What discovery read of one process, under its pidfd."""
 
-    __slots__ = ("pid", "ppid", "comm", "cmdline", "uid", "starttime", "ns", "nspid")
+    __slots__ = ("pid", "ppid", "comm", "cmdline", "uid", "starttime", "ns", "nspid", "state",
+                 "pidns_pending")
 
     def __init__(self, pid: int, ppid: int, comm: str, cmdline: list[str], uid: int,
-                 starttime: int, ns: dict[str, int], nspid: list[int] | None = None) -> None:
+                 starttime: int, ns: dict[str, int], nspid: list[int] | None = None,
+                 state: str = "", pidns_pending: bool = False) -> None:
         self.pid = pid
         self.ppid = ppid
         self.comm = comm
@@ -135,6 +137,10 @@ class Process:
         self.starttime = starttime
         self.ns = ns                  # ns link name -> inode, incl. *_for_children
         self.nspid = nspid            # PID at each level, outermost first
+        self.state = state            # R, S, D, Z, ... from /proc/PID/stat
+        # unshare(CLONE_NEWPID) done, no child forked yet: the new PID namespace
+        # exists but the kernel shows no pid_for_children until it has an init.
+        self.pidns_pending = pidns_pending
 
     def __repr__(self) -> str:
         return f"Process({self.pid} {self.comm!r})"
@@ -146,7 +152,8 @@ class Process:
     def to_dict(self) -> dict[str, Any]:
         return {
             "pid": self.pid, "ppid": self.ppid, "comm": self.comm, "cmdline": self.cmdline,
-            "uid": self.uid, "ns": dict(self.ns), "nspid": self.nspid,
+            "uid": self.uid, "ns": dict(self.ns), "nspid": self.nspid, "state": self.state,
+            "pidns_pending": self.pidns_pending,
         }
 
 

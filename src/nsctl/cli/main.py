@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ls": ("ls", "list namespaces, one row each"),
     "tree": ("tree", "the user namespace tree (or --pid: the PID namespace tree)"),
     "show": ("show", "all that is known about one namespace"),
+    "pidtree": ("pidtree", "processes inside the PID namespace tree, PIDs at every level"),
+    "pid": ("pid", "translate a PID between PID namespaces"),
     "lsns": ("lsns", "util-linux lsns(8) compatible listing (accepts lsns's options)"),
 }
 

@@ -45,9 +45,26 @@ def facts(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
          ("" if ns.owner_uid is None else f" (created by uid {ns.owner_uid} "
                                            f"{user_name(ns.owner_uid)})")),
     ]
-    if ns.type in ("user", "pid"):
+    if ns.type == "user":
         rows.append(("parent", _name(snap, ns.parent)))
         rows.append(("level", str(snap.level(ns.ino))))
+    if ns.type == "pid":
+        from ..pidns import pid_namespaces
+
+        info = pid_namespaces(snap)[ns.ino]
+        init = snap.processes.get(info.init) if info.init is not None else None
+        rows.append(("parent", _name(snap, ns.parent)))
+        rows.append(("level", str(info.level)))
+        rows.append(("init", "-" if info.init is None else
+                     f"{init.comm if init else '?'} ({info.init}) {info.init_state}".rstrip()))
+        rows.append(("status", info.status))
+        if info.children_elsewhere:
+            rows.append(("forks into", ", ".join(
+                f"{p} -> pid:[{snap.processes[p].ns['pid_for_children']}]"
+                for p in info.children_elsewhere)))
+        if info.pending:
+            rows.append(("pending", ", ".join(map(str, info.pending)) +
+                         " unshared a new PID namespace and forked nothing yet"))
     rows.append(("held by", ", ".join(ns.held_by) + (" (hidden)" if ns.hidden else "")))
     rows.append(("processes", str(len(ns.pids))))
     return rows
@@ -59,6 +76,10 @@ def main(argv: list[str]) -> int:
     ns = resolve(args.spec, snap)
     if args.json:
         doc = ns.to_dict()
+        if ns.type == "pid":
+            from ..pidns import pid_namespaces
+
+            doc["pid_namespace"] = pid_namespaces(snap)[ns.ino].to_dict()
         doc["processes"] = [snap.processes[p].to_dict() for p in sorted(ns.pids)
                             if p in snap.processes]
         print_json(doc)

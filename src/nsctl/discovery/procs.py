@@ -24,9 +24,12 @@ def _read_links(scan: Scan, base_fd: int) -> dict[str, int] | None:
             try:
                 text = os.readlink(link, dir_fd=ns_dir)
             except FileNotFoundError:
-                if link in scan.snap.own:
+                if link in scan.snap.own and link in nsfs.CLONE_FLAGS:
                     return None
-                continue  # a link this kernel does not have (time before 5.6)
+                # A link this kernel lacks (time before 5.6), or pid_for_children
+                # after unshare(CLONE_NEWPID) before the first fork: the kernel shows
+                # no namespace until it has an init.
+                continue
             parsed = nsfs.parse_link(text)
             if parsed is None:
                 continue
@@ -66,7 +69,7 @@ class ProcessSource:
                 os.close(view)
             else:
                 raise NoSuchProcess(f"pid {proc.pid}: exiting")
-        comm, ppid, starttime = procfs.read_stat(dirfd)
+        comm, state, ppid, starttime = procfs.read_stat(dirfd)
         try:
             cmdline = procfs.read_cmdline(dirfd)
         except OSError:
@@ -78,7 +81,9 @@ class ProcessSource:
             if "NSpid" in fields:
                 nspid = [int(x) for x in fields["NSpid"].split()]
         proc.process = Process(pid=proc.pid, ppid=ppid, comm=comm, cmdline=cmdline, uid=uid,
-                               starttime=starttime, ns=ns, nspid=nspid)
+                               starttime=starttime, ns=ns, nspid=nspid, state=state,
+                               pidns_pending="pid_for_children" not in ns
+                               and "pid_for_children" in scan.snap.own)
         for link, ino in ns.items():
             ns_type = nsfs.LINK_TYPE[link]
             if link != ns_type and ns.get(ns_type) == ino:

@@ -30,6 +30,19 @@ def open_pidfd(pid: int) -> int:
         raise classify(exc, f"pid {pid}") from exc
 
 
+def open_task_pidfd(pid: int) -> int:
+    """A pidfd for a process or, failing that, a thread (PIDFD_THREAD, Linux 6.9)."""
+    try:
+        return os.pidfd_open(pid)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise classify(exc, f"pid {pid}") from exc
+    try:
+        return os.pidfd_open(pid, os.O_EXCL)  # PIDFD_THREAD == O_EXCL
+    except OSError as exc:
+        raise classify(exc, f"pid {pid}") from exc
+
+
 def is_alive(pidfd: int) -> bool:
     """True while the process behind ``pidfd`` has not exited (signal 0 probe)."""
     try:

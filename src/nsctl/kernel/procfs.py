@@ -46,15 +46,15 @@ def read_text(name: str, dir_fd: int | None = None, records: bool = False) -> st
         os.close(fd)
 
 
-def read_stat(dir_fd: int) -> tuple[str, int, int]:
-    """(comm, ppid, starttime) from /proc/PID/stat; comm may hold spaces and ')'."""
+def read_stat(dir_fd: int) -> tuple[str, str, int, int]:
+    """(comm, state, ppid, starttime) from /proc/PID/stat; comm may hold spaces and ')'."""
     text = read_text("stat", dir_fd)
     left = text.index("(")
     right = text.rindex(")")
     comm = text[left + 1:right]
     fields = text[right + 2:].split()
     # fields[0] is state; ppid is fields[1]; starttime is field 22 overall (fields[19]).
-    return comm, int(fields[1]), int(fields[19])
+    return comm, fields[0], int(fields[1]), int(fields[19])
 
 
 def read_cmdline(dir_fd: int) -> list[str]:

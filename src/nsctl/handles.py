@@ -1,0 +1,146 @@
+"""Reopen a discovered namespace: an fd for it through any reference that still holds it.
+
+Discovery keeps no fds; commands that act on one namespace (translate PIDs in
+it, show what it sees, pin or enter it) reopen it here.  Every path is checked
+by inode, so a reference that changed since the scan is never taken for the
+namespace.  Tried in order: processes, threads, fds, bind mounts (ours, then
+through a process in that mount namespace, then from a forked child that
+enters it), sockets, and finally walking up from a child namespace.
+"""
+from __future__ import annotations
+
+import os
+
+from .kernel import nsfs, pidfd, procfs, sockets
+from .kernel.errors import NsctlError
+from .model import Namespace, Reference, Snapshot
+
+
+class Unreachable(NsctlError):
+    """No reference of the namespace could be opened (it is gone, or not ours to open)."""
+
+
+def _open_checked(path: str, ino: int) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_ino == ino:
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _via_ref(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
+    kind = ref.kind
+    if kind == "process":
+        return _open_checked(f"{procfs.PROC}/{ref.pid}/ns/{ref.link}", ns.ino)
+    if kind == "thread":
+        return _open_checked(f"{procfs.PROC}/{ref.pid}/task/{ref.tid}/ns/{ref.link}", ns.ino)
+    if kind == "fd":
+        return _open_checked(f"{procfs.PROC}/{ref.pid}/fd/{ref.fd}", ns.ino)
+    if kind == "bindmount":
+        return _via_mount(ref, ns, snap)
+    if kind == "socket":
+        return _via_socket(ref, ns)
+    if kind == "child":
+        return _via_child(ref, ns, snap)
+    return None
+
+
+def _via_mount(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
+    if ref.mntns == snap.own.get("mnt"):
+        fd = _open_checked(ref.path, ns.ino)
+        if fd is not None:
+            return fd
+    mnt = snap.namespaces.get(ref.mntns) if ref.mntns is not None else None
+    if mnt is None:
+        return None
+    for pid in mnt.pids:  # /proc/PID/root resolves inside that process's mount namespace
+        fd = _open_checked(f"{procfs.PROC}/{pid}/root{ref.path}", ns.ino)
+        if fd is not None:
+            return fd
+    # No process in that mount namespace: enter it from a forked child.
+    mnt_fd = open_namespace(mnt, snap)
+    try:
+        from .kernel.enter import run_inside
+
+        def work(_self_dir: int):
+            try:
+                yield None, os.open(ref.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return
+
+        items = run_inside([(mnt_fd, nsfs.CLONE_NEWNS)], work)
+    except NsctlError:
+        return None
+    finally:
+        os.close(mnt_fd)
+    for _item, fd in items:
+        if fd is not None and os.fstat(fd).st_ino == ns.ino:
+            return fd
+        if fd is not None:
+            os.close(fd)
+    return None
+
+
+def _via_socket(ref: Reference, ns: Namespace) -> int | None:
+    try:
+        pfd = pidfd.open_pidfd(ref.pid)
+    except NsctlError:
+        return None
+    try:
+        copy = pidfd.get_fd(pfd, ref.fd)
+        try:
+            fd = sockets.socket_netns(copy)
+        finally:
+            os.close(copy)
+    except NsctlError:
+        return None
+    finally:
+        os.close(pfd)
+    if os.fstat(fd).st_ino == ns.ino:
+        return fd
+    os.close(fd)
+    return None
+
+
+def _via_child(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
+    child = snap.namespaces.get(ref.child)
+    if child is None:
+        return None
+    try:
+        child_fd = open_namespace(child, snap)
+    except NsctlError:
+        return None
+    try:
+        if ref.relation == "parent":
+            fd = nsfs.parent_ns(child_fd)
+        else:
+            fd = nsfs.owning_userns(child_fd)
+    except NsctlError:
+        return None
+    finally:
+        os.close(child_fd)
+    if fd is None:
+        return None
+    if os.fstat(fd).st_ino == ns.ino:
+        return fd
+    os.close(fd)
+    return None
+
+
+def open_namespace(ns: Namespace, snap: Snapshot) -> int:
+    """A new read-only fd on ``ns``; Unreachable if nothing that held it can be opened."""
+    order = ("process", "thread", "fd", "bindmount", "socket", "child")
+    for kind in order:
+        for ref in ns.refs:
+            if ref.kind == kind:
+                fd = _via_ref(ref, ns, snap)
+                if fd is not None:
+                    return fd
+    raise Unreachable(f"{ns.type}:[{ns.ino}]: cannot open it any more (gone, or not ours "
+                      "to open)")
