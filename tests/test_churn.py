@@ -69,13 +69,15 @@ def test_discover_while_namespaces_churn(scratch):
     assert len(snaps) >= 2, costs
 
     by_id: dict[int, tuple[int, str, int | None]] = {user.id: (user.ino, "user", user.owner)}
-    by_task: dict[int, set[tuple[str, int]]] = {}
+    by_task: dict[int, set[tuple[str, int]]] = {}       # pid or tid -> (link, inode) it had
+    by_process: dict[int, set[tuple[str, int]]] = {}    # pid -> the same, any of its threads
     for entry in log:
         task = entry["tid"] or entry["pid"]
         for link, (ino, ns_id, ns_type, owner) in entry["links"].items():
             known = by_id.setdefault(ns_id, (ino, ns_type, owner))
             assert known[:2] == (ino, ns_type), (ns_id, known, entry)
             by_task.setdefault(task, set()).add((link, ino))
+            by_process.setdefault(entry["pid"], set()).add((link, ino))
 
     problems: dict[str, list] = {}
     churned = 0
@@ -95,13 +97,18 @@ def test_discover_while_namespaces_churn(scratch):
         workers = {pid for pid, proc in snap.processes.items()
                    if pid in by_task and proc.comm in topology.CHURN_COMMS}
 
-        def task_of(r) -> int | None:
-            if r.kind in ("process", "thread") and r.pid in workers:
-                return r.tid or r.pid
-            return None
+        def had(r) -> set[tuple[str, int]] | None:
+            """What the task behind a process or thread reference ever had, if it is ours.
+
+            A process's links are those of its main thread, but once that has exited
+            (as when the whole process exits) another thread's may stand for them.
+            """
+            if r.kind not in ("process", "thread") or r.pid not in workers:
+                return None
+            return by_task.get(r.tid, set()) if r.kind == "thread" else by_process[r.pid]
 
         for ns in snap.namespaces.values():
-            mine = _owned_by(snap, ns, user.ino) or any(task_of(r) for r in ns.refs)
+            mine = _owned_by(snap, ns, user.ino) or any(had(r) is not None for r in ns.refs)
             if ns.dev is None or (ns.id is None and snap.has_ns_id):
                 bad("a namespace reported but never opened (no device or id)", ns, ns.refs)
             elif ns.id in by_id:
@@ -114,16 +121,16 @@ def test_discover_while_namespaces_churn(scratch):
                 bad("the churner's, but none of its workers made it", ns)
             churned += mine and ns.ino != user.ino
             for r in ns.refs:
-                task = task_of(r)
-                if task is not None and (r.link, ns.ino) not in by_task.get(task, ()):
+                known = had(r)
+                if known is not None and (r.link, ns.ino) not in known:
                     bad("a worker never had this namespace", ns, r)
                 if r.kind == "bindmount" and r.mntns not in snap.namespaces:
                     bad("bind mount in a mount namespace missing from the snapshot", ns, r)
         for pid in workers:
             proc = snap.processes[pid]
-            if not set(proc.ns.items()) <= by_task[proc.pid]:
+            if not set(proc.ns.items()) <= by_process[pid]:
                 bad("a process's links were never all its own", proc,
-                    set(proc.ns.items()) - by_task[proc.pid])
+                    set(proc.ns.items()) - by_process[pid])
             if not PLAIN_LINKS <= set(proc.ns):
                 bad("a process reported without all its namespace links", proc, proc.ns)
         if pinned.ino not in snap.namespaces:

@@ -60,6 +60,11 @@ class Reference:
                 out[key] = value
         return out
 
+    def fast_dict(self) -> dict[str, Any]:
+        """to_dict for the common kinds without the generic loop (JSON of big hosts)."""
+        make = _REF_DICT.get(self.kind)
+        return make(self) if make is not None else self.to_dict()
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Reference) and self.to_dict() == other.to_dict()
 
@@ -77,10 +82,59 @@ _REF_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+_REF_DICT = {
+    PROCESS: lambda r: {"kind": PROCESS, "pid": r.pid, "link": r.link},
+    THREAD: lambda r: {"kind": THREAD, "pid": r.pid, "tid": r.tid, "link": r.link},
+    CHILD: lambda r: {"kind": CHILD, "child": r.child, "relation": r.relation},
+}
+
+
+class Container:
+    """The container a process is in, as its cgroup path names it (no engine API asked).
+
+    ``id``: the engine's container id (64 hex digits), or the name for engines
+    whose cgroup carries only a name (systemd-nspawn, LXC); None on a namespace
+    label that stands for a whole Kubernetes pod.  ``name``: set where the
+    cgroup path carries one (nspawn, LXC).  ``pod``: the Kubernetes pod UID.
+    """
+
+    __slots__ = ("engine", "id", "name", "pod")
+
+    def __init__(self, engine: str, id: str | None, name: str | None = None,
+                 pod: str | None = None) -> None:
+        self.engine = engine
+        self.id = id
+        self.name = name
+        self.pod = pod
+
+    @property
+    def label(self) -> str:
+        """Short text for tables: ``docker:3f4e5a6b7c8d``, ``nspawn:web``, ``containerd:pod-1a2b3c4d``."""
+        if self.id is None:
+            return f"{self.engine}:pod-{(self.pod or '')[:8]}"
+        return f"{self.engine}:{self.name or self.id[:12]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"engine": self.engine, "id": self.id, "name": self.name, "pod": self.pod}
+
+    def _key(self) -> tuple[str, str | None, str | None, str | None]:
+        return (self.engine, self.id, self.name, self.pod)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Container) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Container({self.label})"
+
+
 class Namespace:
     """One namespace: identity, relations and what holds it."""
 
-    __slots__ = ("ino", "type", "dev", "id", "owner", "parent", "owner_uid", "pids", "refs")
+    __slots__ = ("ino", "type", "dev", "id", "owner", "parent", "owner_uid", "pids", "refs",
+                 "container")
 
     def __init__(self, ino: int, type: str, dev: int | None = None, id: int | None = None,
                  owner: int | None = None, parent: int | None = None,
@@ -94,6 +148,8 @@ class Namespace:
         self.owner_uid = owner_uid    # creator UID of the owning (or this) user namespace
         self.pids: list[int] = []     # processes whose ns link points here
         self.refs: list[Reference] = []
+        # The container (or Kubernetes pod) all its processes are in; see nsctl.containers.
+        self.container: Container | None = None
 
     def __repr__(self) -> str:
         return f"Namespace({self.type}:[{self.ino}] id={self.id} held_by={self.held_by})"
@@ -116,7 +172,8 @@ class Namespace:
             "ns": self.ino, "type": self.type, "dev": self.dev, "id": self.id,
             "owner": self.owner, "parent": self.parent, "owner_uid": self.owner_uid,
             "hidden": held_by == [CHILD], "held_by": held_by, "pids": sorted(self.pids),
-            "refs": [r.to_dict() for r in self.refs],
+            "refs": [r.fast_dict() for r in self.refs],
+            "container": self.container.to_dict() if self.container else None,
         }
 
 
@@ -124,11 +181,12 @@ class Process:
     """What discovery read of one process, under its pidfd."""
 
     __slots__ = ("pid", "ppid", "comm", "cmdline", "uid", "starttime", "ns", "nspid", "state",
-                 "pidns_pending")
+                 "pidns_pending", "container")
 
     def __init__(self, pid: int, ppid: int, comm: str, cmdline: list[str], uid: int,
                  starttime: int, ns: dict[str, int], nspid: list[int] | None = None,
-                 state: str = "", pidns_pending: bool = False) -> None:
+                 state: str = "", pidns_pending: bool = False,
+                 container: Container | None = None) -> None:
         self.pid = pid
         self.ppid = ppid
         self.comm = comm
@@ -141,6 +199,7 @@ class Process:
         # unshare(CLONE_NEWPID) done, no child forked yet: the new PID namespace
         # exists but the kernel shows no pid_for_children until it has an init.
         self.pidns_pending = pidns_pending
+        self.container = container    # from /proc/PID/cgroup (discovery.containers)
 
     def __repr__(self) -> str:
         return f"Process({self.pid} {self.comm!r})"
@@ -154,6 +213,7 @@ class Process:
             "pid": self.pid, "ppid": self.ppid, "comm": self.comm, "cmdline": self.cmdline,
             "uid": self.uid, "ns": dict(self.ns), "nspid": self.nspid, "state": self.state,
             "pidns_pending": self.pidns_pending,
+            "container": self.container.to_dict() if self.container else None,
         }
 
 

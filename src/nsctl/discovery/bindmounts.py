@@ -32,7 +32,7 @@ class BindMountSource:
         mnt = proc.process.ns.get("mnt")
         if mnt is None or mnt in scan.mnt_reader:
             return
-        mounts = procfs.nsfs_mounts(procfs.read_text("mountinfo", proc.view, records=True))
+        mounts = procfs.nsfs_mounts(procfs.read_mountinfo(proc.view))
         scan.mnt_reader[mnt] = proc.pid
         points = scan.nsfs_mountpoints[mnt] = set()
         for root, point in mounts:

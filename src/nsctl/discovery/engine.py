@@ -187,8 +187,11 @@ def _read_process(scan: Scan, pid: int, readers: list[Source]) -> None:
                 try:
                     source.read_process(scan, proc)
                 except (OSError, NsctlError) as exc:
-                    if not pidfd.is_alive(pfd):
-                        break
+                    gone = isinstance(exc, (NoSuchProcess, FileNotFoundError, ProcessLookupError))
+                    if gone or not pidfd.is_alive(pfd):
+                        scan.problem("vanished", f"pid {pid}: exited during the scan", pid)
+                        _drop(scan, proc)
+                        return
                     scan.problem_from(exc, f"pid {pid}: {source.name}", pid)
                     if proc.process is None:
                         _drop(scan, proc)  # nothing of it could be read

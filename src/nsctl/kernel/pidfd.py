@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import signal
+import select
 
 from .errors import NoSuchProcess, classify
 
@@ -44,14 +44,14 @@ def open_task_pidfd(pid: int) -> int:
 
 
 def is_alive(pidfd: int) -> bool:
-    """True while the process behind ``pidfd`` has not exited (signal 0 probe)."""
-    try:
-        signal.pidfd_send_signal(pidfd, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, we just may not signal it
-    return True
+    """True while the process behind ``pidfd`` has not exited.
+
+    A pidfd polls readable once the process has exited, zombie or not (a
+    signal-0 probe would still succeed on a zombie, whose namespaces are
+    already released).  Its PID cannot be reused while we hold the pidfd's
+    process unreaped or not: either way "not readable" means the same process.
+    """
+    return not select.select([pidfd], [], [], 0)[0]
 
 
 def get_fd(pidfd: int, targetfd: int) -> int:

@@ -6,6 +6,7 @@ the caller (discovery) to classify once per process.
 """
 from __future__ import annotations
 
+import errno
 import os
 
 PROC = "/proc"
@@ -55,6 +56,17 @@ def read_stat(dir_fd: int) -> tuple[str, str, int, int]:
     fields = text[right + 2:].split()
     # fields[0] is state; ppid is fields[1]; starttime is field 22 overall (fields[19]).
     return comm, fields[0], int(fields[1]), int(fields[19])
+
+
+def read_mountinfo(dir_fd: int) -> str:
+    """/proc/PID/mountinfo; a process that released its namespaces (exiting) gives
+    EINVAL there, which is reported as gone."""
+    try:
+        return read_text("mountinfo", dir_fd, records=True)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            raise FileNotFoundError(errno.ENOENT, "process is exiting") from exc
+        raise
 
 
 def read_cmdline(dir_fd: int) -> list[str]:
