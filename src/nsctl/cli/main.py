@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("show", "all that is known about one namespace"),
     "pidtree": ("pidtree", "processes inside the PID namespace tree, PIDs at every level"),
     "pid": ("pid", "translate a PID between PID namespaces"),
+    "pin": ("pin", "keep a namespace alive by bind-mounting its file at a path"),
+    "unpin": ("unpin", "undo a pin"),
+    "enter": ("enter", "run a command inside existing namespaces (by any SPEC)"),
     "lsns": ("lsns", "util-linux lsns(8) compatible listing (accepts lsns's options)"),
 }
 
@@ -60,7 +63,7 @@ def run_guarded(func, argv: list[str]) -> int:
         return func(argv)
     except NsctlError as exc:
         print(f"nsctl: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_status
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

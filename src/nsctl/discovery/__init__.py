@@ -2,14 +2,15 @@
 
 ``discover()`` is the library entry point; it prints nothing and returns a
 :class:`~nsctl.model.Snapshot`.  The sources run in the order of
-:data:`SOURCES`: per process (links first, then the bind mounts of its mount
-namespace so that fds opened through them are recognised, then fds, sockets,
-threads), then the host-wide passes.
+:data:`SOURCES`: per process (links first, then its container from its cgroup,
+then the bind mounts of its mount namespace so that fds opened through them
+are recognised, then fds, sockets, threads), then the host-wide passes.
 """
 from __future__ import annotations
 
 from ..model import Snapshot
 from .bindmounts import BindMountSource
+from .containers import ContainerSource
 from .engine import Options, run
 from .fds import FdSource
 from .hierarchy import HierarchySource
@@ -17,8 +18,8 @@ from .procs import ProcessSource
 from .sockets import SocketSource
 from .tasks import ThreadSource
 
-SOURCES = [ProcessSource(), BindMountSource(), FdSource(), SocketSource(), ThreadSource(),
-           HierarchySource()]
+SOURCES = [ProcessSource(), ContainerSource(), BindMountSource(), FdSource(), SocketSource(),
+           ThreadSource(), HierarchySource()]
 
 
 def discover(options: Options | None = None, **switches: bool) -> Snapshot:

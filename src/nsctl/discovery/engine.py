@@ -24,17 +24,19 @@ from .hierarchy import resolve
 class Options:
     """Which sources run.  All on by default except threads (costly on big hosts)."""
 
-    __slots__ = ("processes", "threads", "fds", "sockets", "bindmounts", "hierarchy", "proc")
+    __slots__ = ("processes", "threads", "fds", "sockets", "bindmounts", "hierarchy",
+                 "containers", "proc")
 
     def __init__(self, processes: bool = True, threads: bool = False, fds: bool = True,
                  sockets: bool = True, bindmounts: bool = True, hierarchy: bool = True,
-                 proc: str = procfs.PROC) -> None:
+                 containers: bool = True, proc: str = procfs.PROC) -> None:
         self.processes = processes
         self.threads = threads
         self.fds = fds
         self.sockets = sockets
         self.bindmounts = bindmounts
         self.hierarchy = hierarchy
+        self.containers = containers
         self.proc = proc
 
 
@@ -84,6 +86,7 @@ class Scan:
         self.mnt_reader: dict[int, int] = {}              # mnt ns -> pid whose mountinfo we read
         self.nsfs_mountpoints: dict[int, set[str]] = {}   # mnt ns -> nsfs mount points in it
         self.kept_fds: dict[int, int] = {}                # ns inode -> fd kept for a later pass
+        self.cgroup_everywhere: bool | None = None        # nsctl is in a container (containers)
         self.proc_fd = -1                                 # directory fd of /proc
         self.self_pid = os.getpid()
         self.nsfs_dev = os.stat("/proc/self/ns/net").st_dev  # one superblock for all

@@ -9,6 +9,7 @@ a setns microseconds.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -63,14 +64,14 @@ def visit_each(targets: Sequence[Sequence[tuple[int, int]]],
                     if fd is None:
                         plain.append(item)
                         if len(plain) >= BATCH:
-                            child_sock.send(json.dumps([index, "items", plain]).encode())
+                            _send_items(child_sock, index, plain)
                             plain = []
                     else:
                         socket.send_fds(child_sock, [json.dumps([index, "item", item]).encode()],
                                         [fd])
                         os.close(fd)
                 if plain:
-                    child_sock.send(json.dumps([index, "items", plain]).encode())
+                    _send_items(child_sock, index, plain)
         except BaseException:
             code = 1
         finally:
@@ -106,6 +107,18 @@ def visit_each(targets: Sequence[Sequence[tuple[int, int]]],
     return results
 
 
+def _send_items(sock: socket.socket, index: int, items: list) -> None:
+    """Send fd-less items in as few messages as fit the socket buffer (EMSGSIZE: halve)."""
+    try:
+        sock.send(json.dumps([index, "items", items]).encode())
+    except OSError as exc:
+        if exc.errno != errno.EMSGSIZE or len(items) < 2:
+            raise
+        half = len(items) // 2
+        _send_items(sock, index, items[:half])
+        _send_items(sock, index, items[half:])
+
+
 def run_inside(ns_fds: Sequence[tuple[int, int]],
                work: Callable[[int], Iterable[Item]]) -> list[Item]:
     """Enter the namespaces ``ns_fds`` in a forked child and return what ``work`` yields."""
@@ -113,3 +126,61 @@ def run_inside(ns_fds: Sequence[tuple[int, int]],
     if isinstance(result, NsctlError):
         raise result
     return result
+
+
+class Parked:
+    """A forked child that entered some namespaces and waits there until closed.
+
+    For what the kernel shows only about a process *in* a namespace, read from
+    outside it: /proc/PID/uid_map of a user namespace nobody is in, say, shown
+    in the reader's terms.  ``pid`` is the child; ``close()`` ends and reaps it.
+    """
+
+    def __init__(self, ns_fds: Sequence[tuple[int, int]]) -> None:
+        from .libc import setns
+
+        ready_r, ready_w = os.pipe()
+        stop_r, stop_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: never returns
+            code = 0
+            try:
+                os.close(ready_r)
+                os.close(stop_w)
+                try:
+                    for fd, flag in ns_fds:
+                        setns(fd, flag)
+                    os.write(ready_w, b"\0\0\0\0")
+                except OSError as exc:
+                    os.write(ready_w, (exc.errno or 0).to_bytes(4, "little"))
+                os.read(stop_r, 1)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(ready_w)
+        os.close(stop_r)
+        self.pid = pid
+        self._stop = stop_w
+        try:
+            answer = os.read(ready_r, 4)
+        finally:
+            os.close(ready_r)
+        err = int.from_bytes(answer, "little") if len(answer) == 4 else -1
+        if err:
+            self.close()
+            if err < 0:
+                raise NsctlError("setns: the helper process died")
+            raise classify(OSError(err, os.strerror(err)), "setns")
+
+    def close(self) -> None:
+        if self._stop >= 0:
+            os.close(self._stop)
+            self._stop = -1
+            os.waitpid(self.pid, 0)
+
+    def __enter__(self) -> "Parked":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

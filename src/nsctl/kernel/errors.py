@@ -10,7 +10,11 @@ import errno
 
 
 class NsctlError(Exception):
-    """An error with a one-line message meant for the user."""
+    """An error with a one-line message meant for the user; ``exit_status`` is what
+    the command exits with (1 unless the error says otherwise, e.g. 127 for a
+    command that could not be run)."""
+
+    exit_status = 1
 
 
 class NoSuchProcess(NsctlError):

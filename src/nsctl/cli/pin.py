@@ -1,0 +1,36 @@
+"""``nsctl pin SPEC PATH`` and ``nsctl unpin PATH``."""
+from __future__ import annotations
+
+import argparse
+
+from ..ops.pin import pin, unpin
+from ..spec import resolve
+from .common import discover_from_args
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="nsctl pin",
+        description="Keep a namespace alive without any process: bind-mount its file at PATH "
+                    "(a new file). A network namespace pinned at /run/netns/NAME shows in "
+                    "`ip netns`.")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("path", metavar="PATH")
+    args = p.parse_args(argv)
+    snap = discover_from_args(args)
+    ns = resolve(args.spec, snap)
+    path = pin(ns, snap, args.path)
+    print(f"{ns.type}:[{ns.ino}] pinned at {path}")
+    return 0
+
+
+def main_unpin(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="nsctl unpin",
+        description="Undo a pin: unmount the namespace file at PATH and remove it. Refuses a "
+                    "path that is not a pinned namespace file.")
+    p.add_argument("path", metavar="PATH")
+    args = p.parse_args(argv)
+    what = unpin(args.path)
+    print(f"{what} unpinned from {args.path}")
+    return 0

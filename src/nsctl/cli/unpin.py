@@ -1,0 +1,4 @@
+"""``nsctl unpin PATH`` (lives with pin)."""
+from .pin import main_unpin as main
+
+__all__ = ["main"]

@@ -1,0 +1,147 @@
+"""Run a command inside existing namespaces, like nsenter(1) but by any SPEC.
+
+nsctl itself never changes namespace: a forked child does the setns() calls
+and execs the command (forking once more after entering a PID namespace, whose
+effect is on children only).  The exit status of the command is passed
+through (128+N if it died of signal N).  Errors in the child come back over a
+close-on-exec pipe, so the user sees one line saying which step failed.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+from ..handles import open_namespace
+from ..kernel import nsfs
+from ..kernel.errors import NsctlError
+from ..model import Namespace, Snapshot
+
+# Order of setns() calls for the types other than user: mnt last, so that paths
+# (and the root we may chroot to) are looked up where the command will run.
+ORDER = ("cgroup", "ipc", "uts", "net", "pid", "time", "mnt")
+
+
+class EnterError(NsctlError):
+    """Entering a namespace or starting the command failed."""
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128+N for signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def plan(targets: list[Namespace], as_root: bool) -> list[Namespace]:
+    """The setns order.  Root enters its user namespace target last (its privilege in
+    the current user namespace opens the others); anyone else enters it first, to
+    gain the capabilities the owning user namespace gives."""
+    by_type: dict[str, Namespace] = {}
+    for ns in targets:
+        if ns.type in by_type and by_type[ns.type].ino != ns.ino:
+            raise EnterError(f"two {ns.type} namespaces given: {by_type[ns.type].ino} and "
+                             f"{ns.ino}")
+        by_type[ns.type] = ns
+    ordered = [by_type[t] for t in ORDER if t in by_type]
+    if "user" in by_type:
+        ordered = ordered + [by_type["user"]] if as_root else [by_type["user"]] + ordered
+    return ordered
+
+
+def _wait_forwarding(pid: int) -> int:
+    """Wait for ``pid`` while terminal signals go to it, not to us."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                return status
+            except InterruptedError:
+                continue
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def enter(targets: list[Namespace], snap: Snapshot, argv: list[str],
+          root_of: int | None = None) -> int:
+    """Run ``argv`` in ``targets``; returns its exit status.  ``root_of``: also take that
+    process's root directory and working directory (as nsenter -a does)."""
+    from ..kernel.libc import setns
+
+    ordered = plan(targets, os.geteuid() == 0)
+    fds: list[tuple[Namespace, int]] = []
+    extra: list[int] = []
+    try:
+        for ns in ordered:
+            fds.append((ns, open_namespace(ns, snap)))
+        root_fd = cwd_fd = None
+        if root_of is not None:
+            try:
+                root_fd = os.open(f"/proc/{root_of}/root", os.O_RDONLY | os.O_DIRECTORY)
+                cwd_fd = os.open(f"/proc/{root_of}/cwd", os.O_RDONLY | os.O_DIRECTORY)
+            except OSError as exc:
+                raise EnterError(f"root and cwd of {root_of}: {exc.strerror}") from None
+            extra = [root_fd, cwd_fd]
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            os.close(err_r)
+            _child(fds, root_fd, cwd_fd, argv, err_w, setns)
+        os.close(err_w)
+    finally:
+        for _ns, fd in fds:
+            os.close(fd)
+        for fd in extra:
+            os.close(fd)
+    status = _wait_forwarding(pid)
+    with os.fdopen(err_r, "rb") as pipe:
+        message = pipe.read().decode(errors="replace").strip()
+    if message:
+        error = EnterError(message)
+        error.exit_status = exit_code(status) or 1  # 127: the command could not be run
+        raise error
+    return exit_code(status)
+
+
+def _child(fds, root_fd, cwd_fd, argv, err_w, setns) -> None:
+    """In the forked child: enter, maybe fork again, exec.  Never returns."""
+    def fail(message: str, code: int = 1) -> None:
+        os.write(err_w, message.encode())
+        os._exit(code)
+
+    try:
+        entered = set()
+        for ns, fd in fds:
+            try:
+                setns(fd, nsfs.CLONE_FLAGS[ns.type])
+            except OSError as exc:
+                fail(f"setns into {ns.type}:[{ns.ino}]: {exc.strerror}")
+            entered.add(ns.type)
+        if root_fd is not None:
+            os.fchdir(root_fd)
+            os.chroot(".")
+            os.fchdir(cwd_fd)
+        elif "mnt" in entered:
+            os.chdir("/")
+        if "pid" in entered:
+            # setns(CLONE_NEWPID) places our children, not us: fork the command.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+            pid = os.fork()
+            if pid:
+                # Keep err_w: the command's exec closes its copy; ours goes at our exit,
+                # after any message the command's side wrote.
+                _, status = os.waitpid(pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+                if code < 0:  # die the same way, so the status passes through
+                    signal.signal(-code, signal.SIG_DFL)
+                    os.kill(os.getpid(), -code)
+                os._exit(code if code >= 0 else 128 - code)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+        try:
+            os.execvp(argv[0], argv)
+        except OSError as exc:
+            fail(f"{argv[0]}: {exc.strerror}", 127)
+    except BaseException as exc:  # never return into nsctl's own code
+        fail(f"enter: {exc}")
