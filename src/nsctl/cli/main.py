@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pin": ("pin", "keep a namespace alive by bind-mounting its file at a path"),
     "unpin": ("unpin", "undo a pin"),
     "enter": ("enter", "run a command inside existing namespaces (by any SPEC)"),
+    "run": ("run", "create new namespaces and run a command in them (with a PID-1 init)"),
     "lsns": ("lsns", "util-linux lsns(8) compatible listing (accepts lsns's options)"),
 }
 

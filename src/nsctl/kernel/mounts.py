@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import ctypes
 import os
+from contextlib import contextmanager
 
 from .errors import classify
 from .libc import libc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -36,3 +41,36 @@ def umount(target: str, flags: int = 0) -> None:
     if lib.umount2(os.fsencode(target), flags) != 0:
         err = ctypes.get_errno()
         raise classify(OSError(err, os.strerror(err)), f"umount {target}")
+
+
+def private_mount_ns() -> None:
+    """Move the caller into a new mount namespace where nothing propagates out.
+
+    For a forked child only (seeds 000/003: what sysfs or mqueue show is decided
+    by the namespace of whoever mounts them, so a child that entered a namespace
+    mounts fresh instances where nobody else sees them).
+    """
+    from .libc import unshare
+
+    try:
+        unshare(0x00020000)  # CLONE_NEWNS
+    except OSError as exc:
+        raise classify(exc, "unshare(CLONE_NEWNS)") from exc
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+@contextmanager
+def fresh_mount(fstype: str) -> Iterator[str]:
+    """A new read-only instance of ``fstype`` on a temporary directory, unmounted and
+    the directory removed on exit; call :func:`private_mount_ns` first."""
+    import tempfile
+
+    point = tempfile.mkdtemp(prefix=f"nsctl-{fstype}-")
+    try:
+        mount(fstype, point, fstype, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        try:
+            yield point
+        finally:
+            umount(point, MNT_DETACH)
+    finally:
+        os.rmdir(point)

@@ -1,0 +1,436 @@
+"""Create new namespaces and run a command in them, with a correct PID 1 (seed 001).
+
+Three processes take part:
+
+- nsctl itself (the *parent*) never changes namespace.  It writes the ID maps,
+  adds the veth pair, pins the new namespaces, and waits.
+- the *child* unshare()s the new namespaces, then sets them up from inside
+  (private mounts, hostname, loopback and veth addresses, time offsets).
+- with --pid (or --time, whose namespace, like a PID namespace, applies to
+  children) the child forks the *init*: PID 1 of the new PID namespace, which
+  mounts a fresh /proc and sysfs (with --mount), forks the command, forwards
+  SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to it, reaps every
+  zombie, and exits with the command's status (128+N if it died of signal N).
+
+They talk over a socket pair, one JSON message per step; any step that fails
+reports which step and why, and the parent then undoes everything done so far
+(pins, the veth pair, the child and so its namespaces) before the error reaches
+the user.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import socket
+
+from ..kernel import nsfs
+from ..kernel.errors import NsctlError
+from ..kernel.mounts import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, \
+    MS_REC, mount, umount
+from .enter import exit_code
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2)
+
+
+class RunError(NsctlError):
+    """A step of `nsctl run` failed; everything done before it was undone."""
+
+
+class RunSpec:
+    """What to create.  Validated by :meth:`check` before anything is changed."""
+
+    __slots__ = ("user", "map_root", "map_user", "map_group", "pid", "net", "mount", "uts",
+                 "ipc", "cgroup", "time", "veth", "pin_dir", "argv")
+
+    def __init__(self, argv: list[str], user: bool = False, map_root: bool = False,
+                 map_user: int | None = None, map_group: int | None = None, pid: bool = False,
+                 net: bool = False, mount: bool = False, uts: str | None = None,
+                 ipc: bool = False, cgroup: bool = False, time: dict[str, float] | None = None,
+                 veth: str | None = None, pin_dir: str | None = None) -> None:
+        self.argv = argv
+        self.user, self.map_root, self.map_user, self.map_group = user, map_root, map_user, map_group
+        self.pid, self.net, self.mount, self.uts = pid, net, mount, uts
+        self.ipc, self.cgroup, self.time, self.veth, self.pin_dir = ipc, cgroup, time, veth, pin_dir
+
+    def types(self) -> list[str]:
+        """The namespace types to create, in CLONE flag terms."""
+        wanted = {"user": self.user, "pid": self.pid, "net": self.net, "mnt": self.mount,
+                  "uts": self.uts is not None, "ipc": self.ipc, "cgroup": self.cgroup,
+                  "time": self.time is not None}
+        return [t for t, on in wanted.items() if on]
+
+    def check(self) -> None:
+        """Flags that don't go together, and privilege, before anything changes."""
+        if not self.argv:
+            raise RunError("no command given (nsctl run [options] -- CMD ...)")
+        if (self.map_user is not None or self.map_group is not None or self.map_root) \
+                and not self.user:
+            raise RunError("--map-root, --map-user and --map-group need --user")
+        if self.map_root and (self.map_user is not None or self.map_group is not None):
+            raise RunError("--map-root and --map-user/--map-group don't go together")
+        if self.veth is not None and not self.net:
+            raise RunError("--veth needs --net")
+        if not self.types():
+            raise RunError("no namespace to create: give at least one of --user, --pid, --net, "
+                           "--mount, --uts, --ipc, --cgroup, --time")
+        if os.geteuid() != 0 and not self.user:
+            raise RunError("not enough privilege: creating these namespaces needs root, or "
+                           "--user (a new user namespace) for an ordinary user")
+        if self.veth is not None:
+            veth_addresses(self.veth)
+        if self.pin_dir is not None and not os.path.isdir(self.pin_dir):
+            raise RunError(f"--pin {self.pin_dir}: no such directory")
+        if self.pin_dir is not None:
+            for t in self.types():
+                if os.path.lexists(os.path.join(self.pin_dir, t)):
+                    raise RunError(f"--pin: {os.path.join(self.pin_dir, t)} already exists")
+
+
+def veth_addresses(spec: str) -> tuple[str, str, int]:
+    """``ADDR/PREFIX``: the caller's end gets ADDR, the new namespace's end the next one."""
+    try:
+        iface = ipaddress.ip_interface(spec)
+    except ValueError:
+        raise RunError(f"--veth {spec!r}: not an address/prefix such as 10.200.0.1/30") from None
+    inner = iface.ip + 1
+    if inner not in iface.network or inner == iface.network.broadcast_address:
+        raise RunError(f"--veth {spec}: no room for a second address in {iface.network}")
+    return str(iface.ip), str(inner), iface.network.prefixlen
+
+
+DEFAULT_VETH = "10.200.0.1/30"
+
+
+# --- messages between the processes ------------------------------------------------------
+
+def _send(sock: socket.socket, **msg: object) -> None:
+    sock.sendall(json.dumps(msg).encode() + b"\n")
+
+
+class _Reader:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+
+    def get(self) -> dict | None:
+        """The next message; None once the other side has closed (exec'd or exited)."""
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return json.loads(line)
+
+
+# --- the parent ----------------------------------------------------------------------------
+
+def run(spec: RunSpec) -> int:
+    """Create the namespaces, run the command, return its exit status."""
+    spec.check()
+    parent_sock, child_sock = socket.socketpair()
+    parent_sock.set_inheritable(False)
+    child_sock.set_inheritable(False)
+    pid = os.fork()
+    if pid == 0:
+        parent_sock.close()
+        _child(spec, child_sock)  # never returns
+    child_sock.close()
+    undo: list = []
+    reader = _Reader(parent_sock)
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        try:
+            _expect(reader, "unshared")
+            if spec.user:
+                _step("write ID maps", _write_maps, spec, pid)
+            veth = None
+            if spec.veth is not None:
+                veth = _step("add the veth pair", _add_veth, spec.veth, pid, undo)
+            _send(parent_sock, go=True, veth=veth)
+            msg = _expect(reader, "ready")
+            if spec.pin_dir is not None:
+                _step("pin the new namespaces", _pin_all, spec, msg["holder"], undo)
+            _send(parent_sock, run=True)
+        except BaseException:
+            _kill(pid)
+            _undo(undo)
+            raise
+        status = _wait(pid)
+        msg = reader.get()
+        if msg is not None and "error" in msg:  # the init or the command could not start
+            _undo(undo)
+            error = RunError(f"{msg['step']}: {msg['error']}")
+            error.exit_status = exit_code(status) or 1  # 127: the command could not be run
+            raise error
+        if spec.pin_dir is None:
+            _undo(undo)
+        return exit_code(status)
+    finally:
+        parent_sock.close()
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _expect(reader: _Reader, step: str) -> dict:
+    msg = reader.get()
+    if msg is None:
+        raise RunError(f"the process creating the namespaces exited before: {step}")
+    if "error" in msg:
+        raise RunError(f"{msg['step']}: {msg['error']}")
+    if msg.get("step") != step:
+        raise RunError(f"unexpected message {msg!r} while waiting for {step}")
+    return msg
+
+
+def _step(what: str, func, *args):
+    try:
+        return func(*args)
+    except RunError:
+        raise
+    except (OSError, NsctlError) as exc:
+        raise RunError(f"{what}: {getattr(exc, 'strerror', None) or exc}") from None
+    except Exception as exc:  # pyroute2's NetlinkError and friends
+        raise RunError(f"{what}: {exc}") from None
+
+
+def _write_maps(spec: RunSpec, pid: int) -> None:
+    uid, gid = os.geteuid(), os.getegid()
+    inner_uid = 0 if spec.map_root or spec.map_user is None else spec.map_user
+    inner_gid = 0 if spec.map_root or spec.map_group is None else spec.map_group
+    if os.geteuid() != 0:
+        with open(f"/proc/{pid}/setgroups", "w") as f:
+            f.write("deny")
+    with open(f"/proc/{pid}/uid_map", "w") as f:
+        f.write(f"{inner_uid} {uid} 1\n")
+    with open(f"/proc/{pid}/gid_map", "w") as f:
+        f.write(f"{inner_gid} {gid} 1\n")
+
+
+def _add_veth(spec: str, pid: int, undo: list) -> dict:
+    from pyroute2 import IPRoute
+
+    outer, inner, prefix = veth_addresses(spec)
+    host_if = f"nsctl{pid}"[:15]
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=host_if, kind="veth", peer={"ifname": "eth0", "net_ns_pid": pid})
+        undo.append(("veth", host_if))
+        index = ipr.link_lookup(ifname=host_if)[0]
+        ipr.addr("add", index=index, address=outer, prefixlen=prefix)
+        ipr.link("set", index=index, state="up")
+    return {"ifname": "eth0", "address": inner, "prefixlen": prefix, "peer": host_if,
+            "peer_address": outer}
+
+
+def _pin_all(spec: RunSpec, holder: int, undo: list) -> None:
+    for t in spec.types():
+        path = os.path.join(os.path.abspath(spec.pin_dir), t)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        os.close(fd)
+        undo.append(("file", path))
+        link = t
+        mount(f"/proc/{holder}/ns/{link}", path, None, MS_BIND)
+        undo.append(("mount", path))
+
+
+def _undo(undo: list) -> None:
+    """Undo in reverse order; keep going past failures (report nothing: best effort)."""
+    for kind, what in reversed(undo):
+        try:
+            if kind == "mount":
+                umount(what, MNT_DETACH)
+            elif kind == "file":
+                os.unlink(what)
+            elif kind == "veth":
+                from pyroute2 import IPRoute
+
+                with IPRoute() as ipr:
+                    found = ipr.link_lookup(ifname=what)
+                    if found:
+                        ipr.link("del", index=found[0])
+        except Exception:
+            pass
+    undo.clear()
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _wait(pid)
+
+
+def _wait(pid: int) -> int:
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 0
+
+
+# --- the child: unshare and set up from inside ------------------------------------------
+
+def _child(spec: RunSpec, sock: socket.socket) -> None:
+    """Never returns: exits with the command's status."""
+    step = "unshare"
+    try:
+        from ..kernel.libc import unshare
+
+        flags = 0
+        for t in spec.types():
+            flags |= nsfs.CLONE_FLAGS[t]
+        try:
+            unshare(flags)
+        except OSError as exc:
+            _fail(sock, "unshare " + ",".join(spec.types()), exc.strerror or str(exc))
+        _send(sock, step="unshared")
+        reader = _Reader(sock)
+        msg = reader.get()
+        if not msg or not msg.get("go"):
+            os._exit(1)
+        if spec.mount:
+            step = "make the mounts private"
+            mount(None, "/", None, MS_REC | MS_PRIVATE)
+        if spec.uts is not None:
+            step = "set the hostname"
+            socket.sethostname(spec.uts)
+        if spec.net:
+            step = "bring up the loopback and veth"
+            _net_up(msg.get("veth"))
+        if spec.time is not None:
+            step = "write the time offsets"
+            _write_time_offsets(spec.time)
+        if spec.pid or spec.time is not None:
+            step = "start the init"
+            gate_r, gate_w = os.pipe()
+            init = os.fork()
+            if init == 0:
+                os.close(gate_w)
+                os.read(gate_r, 1)  # wait until the parent has pinned and said run
+                os.close(gate_r)
+                _init(spec, sock)
+            os.close(gate_r)
+            _send(sock, step="ready", holder=init)
+            if not (reader.get() or {}).get("run"):
+                os._exit(1)
+            os.write(gate_w, b"x")
+            os.close(gate_w)
+            _, status = os.waitpid(init, 0)
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(code if code >= 0 else 128 - code)
+        _send(sock, step="ready", holder=os.getpid())
+        if not (reader.get() or {}).get("run"):
+            os._exit(1)
+        if spec.mount:
+            step = "mount /proc and /sys"
+            _fresh_mounts(spec)
+        _exec(spec, sock)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        _fail(sock, step, getattr(exc, "strerror", None) or str(exc))
+
+
+def _fail(sock: socket.socket, step: str, error: str) -> None:
+    try:
+        _send(sock, step=step, error=error)
+    finally:
+        os._exit(1)
+
+
+def _net_up(veth: dict | None) -> None:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+        if veth:
+            index = ipr.link_lookup(ifname=veth["ifname"])[0]
+            ipr.addr("add", index=index, address=veth["address"], prefixlen=veth["prefixlen"])
+            ipr.link("set", index=index, state="up")
+
+
+def parse_time_offsets(text: str) -> dict[str, float]:
+    """``monotonic=SECONDS,boottime=SECONDS`` (either may be left out)."""
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        clock, sep, value = part.partition("=")
+        clock = clock.strip()
+        if not sep or clock not in ("monotonic", "boottime"):
+            raise RunError(f"--time {text!r}: want monotonic=SECONDS,boottime=SECONDS")
+        try:
+            out[clock] = float(value)
+        except ValueError:
+            raise RunError(f"--time {text!r}: {value!r} is not a number of seconds") from None
+    return out
+
+
+def _write_time_offsets(offsets: dict[str, float]) -> None:
+    lines = []
+    for clock, seconds in offsets.items():
+        whole = int(seconds // 1)
+        nanos = int(round((seconds - whole) * 1e9))
+        lines.append(f"{clock} {whole} {nanos}\n")
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write("".join(lines))
+
+
+def _fresh_mounts(spec: RunSpec) -> None:
+    """A fresh /proc (this PID namespace's processes) and sysfs (this network
+    namespace's devices: sysfs shows the netns of whoever mounts it, seed 003)."""
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if spec.net:
+        mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _exec(spec: RunSpec, sock: socket.socket) -> None:
+    try:
+        os.execvp(spec.argv[0], spec.argv)
+    except OSError as exc:
+        _send(sock, step=f"run {spec.argv[0]}", error=exc.strerror or str(exc))
+        os._exit(127)
+
+
+def _init(spec: RunSpec, sock: socket.socket) -> None:
+    """PID 1 of the new PID namespace (or the time namespace's first process)."""
+    step = "mount /proc and /sys"
+    try:
+        if spec.mount:
+            _fresh_mounts(spec)
+        if not spec.pid:
+            _exec(spec, sock)
+        step = "start the command"
+        cmd = 0
+
+        def forward(signum: int, _frame) -> None:
+            if cmd:
+                try:
+                    os.kill(cmd, signum)
+                except ProcessLookupError:
+                    pass
+
+        for s in FORWARDED:  # before the fork: no window in which a signal is lost
+            signal.signal(s, forward)
+        cmd = os.fork()
+        if cmd == 0:
+            for s in FORWARDED:
+                signal.signal(s, signal.SIG_DFL)
+            _exec(spec, sock)
+        sock.close()
+        status = None
+        while status is None:  # reap every zombie; stop when the command is gone
+            try:
+                pid, st = os.wait()
+            except ChildProcessError:
+                break
+            if pid == cmd:
+                status = st
+        code = exit_code(status) if status is not None else 1
+        os._exit(code)
+    except BaseException as exc:
+        _fail(sock, step, getattr(exc, "strerror", None) or str(exc))
