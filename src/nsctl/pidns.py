@@ -152,6 +152,15 @@ def chain(snap: Snapshot, ns_ino: int) -> list[int]:
     return []
 
 
+def _by_ioctl(call, ns: Namespace, snap: Snapshot, pid: int, tgid: bool) -> int:
+    """Run one of the kernel's PID translation ioctls on a reopened ``ns``."""
+    fd = open_namespace(ns, snap)
+    try:
+        return call(fd, pid, tgid)
+    finally:
+        os.close(fd)
+
+
 def to_ours(pid: int, from_ns: Namespace, snap: Snapshot, tgid: bool = False,
             via: str = AUTO) -> int:
     """``pid`` as meant in ``from_ns`` -> the PID of that task in our namespace."""
@@ -161,11 +170,7 @@ def to_ours(pid: int, from_ns: Namespace, snap: Snapshot, tgid: bool = False,
         return pid if not tgid else nspid_of(pid, tgid=True)[0]
     if via in (AUTO, IOCTL):
         try:
-            fd = open_namespace(from_ns, snap)
-            try:
-                return pidns.pid_from_ns(fd, pid, tgid)
-            finally:
-                os.close(fd)
+            return _by_ioctl(pidns.pid_from_ns, from_ns, snap, pid, tgid)
         except NotVisible:
             raise NoSuchProcess(f"no process with PID {pid} in pid:[{from_ns.ino}]") from None
         except Unsupported:
@@ -219,11 +224,7 @@ def from_ours(pid: int, to_ns: Namespace, snap: Snapshot, tgid: bool = False,
         return pid if not tgid else nspid_of(pid, tgid=True)[0]
     if via in (AUTO, IOCTL):
         try:
-            fd = open_namespace(to_ns, snap)
-            try:
-                return pidns.pid_in_ns(fd, pid, tgid)
-            finally:
-                os.close(fd)
+            return _by_ioctl(pidns.pid_in_ns, to_ns, snap, pid, tgid)
         except NotVisible:
             raise NotVisible(f"{pid} is not visible from pid:[{to_ns.ino}] (a process is "
                              "visible only in its own PID namespace and its ancestors)") from None

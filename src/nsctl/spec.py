@@ -1,9 +1,10 @@
 """SPEC: the ways a user names one namespace, resolved against a snapshot.
 
-Forms (a table, tried in order): ``type:[inode]``, ``PID/TYPE`` (also
-``PID/pid_for_children``), a path to a namespace file (``/proc/PID/ns/net``,
-a bind mount such as ``/run/netns/x``), and a bare number, which is an inode
-or an NS_GET_ID id (an error if it could be either and they differ).
+Forms (a table, tried in order): ``container:NAME-OR-ID/TYPE``, ``type:[inode]``,
+``PID/TYPE`` (also ``PID/pid_for_children``), a path to a namespace file
+(``/proc/PID/ns/net``, a bind mount such as ``/run/netns/x``), and a bare
+number, which is an inode or an NS_GET_ID id (an error if it could be either
+and they differ).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class SpecError(NsctlError):
 
 _TYPED = re.compile(r"^(?P<type>[a-z]+):\[(?P<ino>\d+)\]$")
 _PID_TYPE = re.compile(r"^(?P<pid>\d+)/(?P<link>[a-z_]+)$")
+_CONTAINER = re.compile(r"^container:(?P<query>[^/]*)(?:/(?P<link>[^/]*))?$")
 
 
 def _by_typed(spec: str, snap: Snapshot) -> Namespace | None:
@@ -91,7 +93,44 @@ def _by_number(spec: str, snap: Snapshot) -> Namespace | None:
     return next(iter(candidates.values()))
 
 
+def _by_container(spec: str, snap: Snapshot) -> Namespace | None:
+    """``container:X/TYPE``: the TYPE namespace of the container whose name or id
+    (or id prefix) is X, as its top process has it (nsctl.containers.main_process)."""
+    m = _CONTAINER.match(spec)
+    if not m:
+        return None
+    from . import containers
+
+    query, link = m.group("query"), m.group("link")
+    types = ", ".join(nsfs.LINK_TYPE)
+    if not query:
+        raise SpecError(f"{spec}: name the container, e.g. container:3f4e5a/net")
+    found = containers.find(query, snap)
+    if not found:
+        known = sorted(c.label for c in containers.containers(snap))
+        seen = (f"containers seen: {', '.join(known[:10])}" + (" ..." if len(known) > 10 else "")
+                if known else "no process is in a container")
+        raise SpecError(f"{spec}: no container's name or id starts with {query!r} ({seen})")
+    if len(found) > 1:
+        names = sorted(f"{c.engine}:{c.name or c.id}" for c in found)
+        raise SpecError(f"{spec}: {query!r} matches {len(found)} containers: "
+                        f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}; "
+                        "write more of the id")
+    container = found[0]
+    if not link:
+        raise SpecError(f"{spec} names a container, not a namespace: add the type, "
+                        f"container:{query}/TYPE (TYPE one of {types})")
+    if link not in nsfs.LINK_TYPE:
+        raise SpecError(f"unknown namespace type {link!r} in {spec!r} (one of {types})")
+    pid = containers.main_process(container, snap)
+    ino = snap.processes[pid].ns.get(link)
+    if ino is None:
+        raise SpecError(f"{spec}: process {pid} of {container.label} shows no {link} namespace")
+    return _found(snap, ino, spec)
+
+
 FORMS: list[tuple[str, Callable[[str, Snapshot], Namespace | None]]] = [
+    ("container:NAME-OR-ID/TYPE", _by_container),
     ("type:[inode]", _by_typed),
     ("PID/TYPE", _by_pid_type),
     ("number (inode or id)", _by_number),
@@ -116,4 +155,4 @@ def resolve(spec: str, snap: Snapshot) -> Namespace:
         if ns is not None:
             return ns
     raise SpecError(f"cannot read {spec!r} as a namespace: use type:[inode], an inode or id, "
-                    "PID/TYPE, or a path to a namespace file")
+                    "PID/TYPE, container:NAME-OR-ID/TYPE, or a path to a namespace file")

@@ -13,17 +13,22 @@ from ..model import Namespace, Snapshot
 from .common import UsageError, describe_ref, representative, user_name
 
 class Column:
-    """One column: its name, help text, fill function, alignment and terminal style."""
+    """One column: its name, help text, fill function, alignment and terminal style.
 
-    __slots__ = ("name", "help", "fill", "right", "style")
+    ``hide_empty``: a default column left out when it is empty in every row
+    (unless -o names it).
+    """
+
+    __slots__ = ("name", "help", "fill", "right", "style", "hide_empty")
 
     def __init__(self, name: str, help: str, fill: Callable[[Namespace, Snapshot], str],
-                 right: bool = False, style: str | None = None) -> None:
+                 right: bool = False, style: str | None = None, hide_empty: bool = False) -> None:
         self.name = name
         self.help = help
         self.fill = fill
         self.right = right
         self.style = style
+        self.hide_empty = hide_empty
 
 
 def _opt(value: object) -> str:
@@ -79,6 +84,10 @@ COLUMNS: dict[str, Column] = {c.name: c for c in [
     Column("USER", "owner of that process (or of the namespace)", _user),
     Column("HELD-BY", "what keeps it alive: process, thread, fd, socket, bindmount, child",
            lambda ns, s: ",".join(ns.held_by), style="yellow"),
+    Column("CONTAINER", "the container all its processes are in (engine:name or short id), "
+           "from their cgroups; a default column once any namespace has one",
+           lambda ns, s: ns.container.label if ns.container else "", style="green",
+           hide_empty=True),
     Column("COMMAND", "command line of that process, or what holds the namespace", _command),
     Column("ID", "64-bit namespace id (NS_GET_ID), empty where the kernel lacks it",
            lambda ns, s: _opt(ns.id), right=True),
@@ -95,7 +104,7 @@ COLUMNS: dict[str, Column] = {c.name: c for c in [
     Column("HOLDERS", "every non-process reference in words", _holders),
 ]}
 
-DEFAULT = ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY", "COMMAND"]
+DEFAULT = ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY", "CONTAINER", "COMMAND"]
 
 
 def parse_columns(spec: str | None) -> list[Column]:
@@ -109,3 +118,14 @@ def parse_columns(spec: str | None) -> list[Column]:
             raise UsageError(f"unknown column {name.strip()!r} (see nsctl ls --list-columns)")
         names.append(key)
     return [COLUMNS[n] for n in names]
+
+
+def drop_empty(columns: list[Column], rows: list[list[str]], spec: str | None
+               ) -> tuple[list[Column], list[list[str]]]:
+    """Leave out ``hide_empty`` columns that no row fills, unless -o LIST names them."""
+    named = {n.strip().upper() for n in (spec or "").lstrip("+").split(",")}
+    keep = [i for i, c in enumerate(columns)
+            if not c.hide_empty or c.name in named or any(row[i] for row in rows)]
+    if len(keep) == len(columns):
+        return columns, rows
+    return [columns[i] for i in keep], [[row[i] for i in keep] for row in rows]

@@ -48,6 +48,14 @@ def warn_partial(snap: Snapshot, prog: str = "nsctl") -> None:
           file=sys.stderr)
 
 
+def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Options before ``--``, the command after it."""
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1:]
+    return argv, []
+
+
 def check_types(types: list[str] | None) -> list[str] | None:
     """Validate -t values (repeatable, comma lists allowed)."""
     if not types:

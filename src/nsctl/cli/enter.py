@@ -7,7 +7,7 @@ import os
 from ..kernel import nsfs
 from ..ops.enter import enter
 from ..spec import resolve
-from .common import UsageError, discover_from_args
+from .common import UsageError, discover_from_args, split_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,11 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, command = argv[:cut], argv[cut + 1:]
-    else:
-        command = []
+    argv, command = split_command(argv)
     args = build_parser().parse_args(argv)
     if not args.specs and not args.all:
         raise UsageError("nothing to enter: give SPECs or --all PID")

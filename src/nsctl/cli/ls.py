@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .columns import COLUMNS, parse_columns
+from .columns import COLUMNS, drop_empty, parse_columns
 from .common import add_discovery_args, check_types, discover_from_args
 from .render import print_json, print_table
 
@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.list_columns:
         for col in COLUMNS.values():
-            print(f"{col.name:>8}  {col.help}")
+            print(f"{col.name:>9}  {col.help}")
         return 0
     types = check_types(args.type)
     columns = parse_columns(args.output)
@@ -39,6 +39,7 @@ def main(argv: list[str]) -> int:
         print_json(doc)
         return 0
     rows = [[col.fill(ns, snap) for col in columns] for ns in namespaces]
+    columns, rows = drop_empty(columns, rows, args.output)
     print_table([c.name for c in columns], rows,
                 right={i for i, c in enumerate(columns) if c.right},
                 styles={i: c.style for i, c in enumerate(columns) if c.style},

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..ops.run import DEFAULT_VETH, RunSpec, parse_time_offsets, run
+from .common import split_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,11 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, command = argv[:cut], argv[cut + 1:]
-    else:
-        command = []
+    argv, command = split_command(argv)
     args = build_parser().parse_args(argv)
     spec = RunSpec(
         command, user=args.user, map_root=args.map_root, map_user=args.map_user,

@@ -18,8 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nsctl show", description="Show one namespace: identity, relations, processes and "
         "every reference that keeps it alive.",
-        epilog="SPEC: an inode, type:[inode], an NS_GET_ID id, PID/TYPE, or a path to a "
-               "namespace file (/proc/PID/ns/net, /run/netns/NAME).")
+        epilog="SPEC: an inode, type:[inode], an NS_GET_ID id, PID/TYPE, "
+               "container:NAME-OR-ID/TYPE, or a path to a namespace file (/proc/PID/ns/net, "
+               "/run/netns/NAME).")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--json", action="store_true", help="one JSON document")
     p.add_argument("--all", action="store_true", help="list every process, not the first 20")
@@ -32,6 +33,26 @@ def _name(snap: Snapshot, ino: int | None) -> str:
         return "-"
     ns = snap.namespaces.get(ino)
     return ns_name(ns) if ns else str(ino)
+
+
+def _container_rows(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
+    """The container (or pod) the namespace belongs to; else the containers whose
+    processes share it with others (e.g. the host's, with --net=host)."""
+    c = ns.container
+    if c is not None:
+        if c.id is None:
+            return [("container", f"{c.engine} pod {c.pod} (shared by its containers)")]
+        text = f"{c.engine} {c.id}" + (f" name {c.name}" if c.name and c.name != c.id else "")
+        return [("container", text + (f" pod {c.pod}" if c.pod else ""))]
+    inside: dict[str, int] = {}
+    for pid in ns.pids:
+        proc = snap.processes.get(pid)
+        if proc is not None and proc.container is not None:
+            inside[proc.container.label] = inside.get(proc.container.label, 0) + 1
+    if not inside:
+        return []
+    return [("container", "- (shared with " + ", ".join(
+        f"{k}: {n} proc{'s' if n != 1 else ''}" for k, n in sorted(inside.items())) + ")")]
 
 
 def facts(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
@@ -65,6 +86,7 @@ def facts(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
         if info.pending:
             rows.append(("pending", ", ".join(map(str, info.pending)) +
                          " unshared a new PID namespace and forked nothing yet"))
+    rows.extend(_container_rows(ns, snap))
     rows.append(("held by", ", ".join(ns.held_by) + (" (hidden)" if ns.hidden else "")))
     rows.append(("processes", str(len(ns.pids))))
     return rows

@@ -97,7 +97,8 @@ def to_node(branch: Branch, snap: Snapshot) -> Node:
     if ns is None:
         return Node(label=branch.label, style="dim", children=kids)
     style = "bold magenta" if ns.type == "user" else ("dim" if ns.hidden else None)
-    label = ns_name(ns) + (" (hidden)" if ns.hidden else "")
+    label = ns_name(ns) + (" (hidden)" if ns.hidden else "") + \
+        (f" [{ns.container.label}]" if ns.container else "")
     return Node(label=label, style=style, note=procs_note(ns, snap), children=kids)
 
 
@@ -105,7 +106,8 @@ def to_json(branch: Branch, snap: Snapshot) -> dict:
     ns = branch.ns
     out: dict = ({"label": branch.label} if ns is None else
                  {"ns": ns.ino, "type": ns.type, "id": ns.id, "hidden": ns.hidden,
-                  "held_by": ns.held_by, "pids": sorted(ns.pids)})
+                  "held_by": ns.held_by, "pids": sorted(ns.pids),
+                  "container": ns.container.to_dict() if ns.container else None})
     out["children"] = [to_json(b, snap) for b in branch.children]
     return out
 
