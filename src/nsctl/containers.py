@@ -35,14 +35,16 @@ _HEX64 = r"[0-9a-f]{64}"
 _UID = r"[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}|[0-9a-f]{32}"
 
 
-def _row(engine: str | None, component: str, parent: str = r"[^/]*") -> tuple[str | None,
-                                                                              re.Pattern[str]]:
+Row = tuple["str | None", "re.Pattern[str]"]
+
+
+def _row(engine: str | None, component: str, parent: str = r"[^/]*") -> Row:
     """A row: ``component`` (with ``id`` / ``name`` groups) under a parent named ``parent``."""
     return engine, re.compile(f"(?:{parent})/(?:{component})")
 
 
 #: (engine, pattern) in priority order; the first row that matches a component decides.
-ROWS: list[tuple[str | None, re.Pattern[str]]] = [
+ROWS: list[Row] = [
     # Beside a container, not in it.
     _row(None, rf"(?:libpod|crio)-conmon-{_HEX64}(?:\.scope)?"),
     _row(None, r"machine-qemu\\x2d.*\.scope"),                 # libvirt QEMU virtual machines
@@ -67,7 +69,8 @@ ROWS: list[tuple[str | None, re.Pattern[str]]] = [
     _row("lxc", r"(?P<name>[^/]+)", parent=r"lxc|lxc\.payload"),
 ]
 
-#: Every row's component contains one of these: paths without any skip the table.
+#: Every path a row can match contains one of these (the Kubernetes cgroupfs row through
+#: its kubepods ancestor): paths without any skip the table.
 _HINT = re.compile(r"docker|containerd|nerdctl|crio|libpod|kubepods|machine-|lxc")
 _POD = re.compile(rf"(?:^|[-/])pod(?P<uid>{_UID})(?:\.slice)?$")
 _ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
@@ -117,6 +120,8 @@ def _paths(text: str) -> list[str]:
     """The cgroup paths of one /proc/PID/cgroup text, in the order they are tried."""
     v2, systemd, v1 = [], [], []
     for line in text.splitlines():
+        if line.endswith(":/"):
+            continue  # at the top of that hierarchy (most lines of a hybrid host)
         hier, _, rest = line.partition(":")
         controllers, sep, path = rest.partition(":")
         if not sep or path == "/":

@@ -109,7 +109,8 @@ class Container:
 
     @property
     def label(self) -> str:
-        """Short text for tables: ``docker:3f4e5a6b7c8d``, ``nspawn:web``, ``containerd:pod-1a2b3c4d``."""
+        """Short text for tables: ``docker:3f4e5a6b7c8d``, ``nspawn:web``, or for a
+        pod's namespace ``containerd:pod-1a2b3c4d``."""
         if self.id is None:
             return f"{self.engine}:pod-{(self.pod or '')[:8]}"
         return f"{self.engine}:{self.name or self.id[:12]}"
