@@ -287,7 +287,10 @@ def terminate(pids: list[int], grace: float = 0.0, timeout: float = 10.0) -> Non
                 try:
                     done = os.waitpid(pid, os.WNOHANG)[0] == pid
                 except ChildProcessError:
-                    done = _starttime(pid) != handles[pid][1]
+                    # Not our child: done once gone from /proc (or the PID names a newer
+                    # process); a start time unreadable at the start means it was gone then.
+                    start = handles[pid][1]
+                    done = start is None or _starttime(pid) != start
                 if done:
                     pending.discard(pid)
             if pending:

@@ -12,7 +12,7 @@ import os
 
 from .handles import open_namespace
 from .kernel import pidfd, pidns, procfs
-from .kernel.errors import NoSuchProcess, NsctlError, Unsupported
+from .kernel.errors import AccessDenied, NoSuchProcess, NsctlError, Unsupported
 from .kernel.pidns import NotVisible
 from .model import Namespace, Snapshot
 
@@ -69,6 +69,8 @@ def pid_namespaces(snap: Snapshot) -> dict[int, PidNsInfo]:
     for info in out.values():
         if info.init is None:
             info.init = _find_init(info.ns, snap)
+            if info.init is not None and procfs.is_exiting(info.init):
+                info.init = None  # still PID 1 there, but exiting: the namespace is dying
             if info.init is not None:
                 info.init_state = _state(info.init)
         if info.init is None:
@@ -112,7 +114,10 @@ def read_task(pid: int) -> tuple[int, list[int], list[int]]:
         dirfd = procfs.open_dir(f"{procfs.PROC}/{pid}")
         try:
             fields = procfs.read_status_fields(dirfd, ("NSpid", "NStgid"))
-            link = os.readlink("ns/pid", dir_fd=dirfd)
+            try:
+                link: str | None = os.readlink("ns/pid", dir_fd=dirfd)
+            except PermissionError:
+                link = None  # some processes refuse even root; NSpid may still tell
         finally:
             os.close(dirfd)
         if not pidfd.is_alive(handle):
@@ -125,6 +130,10 @@ def read_task(pid: int) -> tuple[int, list[int], list[int]]:
         raise Unsupported(f"NSpid not in /proc/{pid}/status (kernel before 4.1)")
     from .kernel.nsfs import parse_link
 
+    if link is None:
+        if len(fields["NSpid"].split()) != 1:
+            raise AccessDenied(f"pid {pid}: cannot read /proc/{pid}/ns/pid: permission denied")
+        link = os.readlink(f"{procfs.PROC}/self/ns/pid")  # one level: it is in our namespace
     parsed = parse_link(link)
     if parsed is None:
         raise NoSuchProcess(f"process {pid} exited")

@@ -35,7 +35,8 @@ def open_task_pidfd(pid: int) -> int:
     try:
         return os.pidfd_open(pid)
     except OSError as exc:
-        if exc.errno != errno.EINVAL:
+        # Not a thread-group leader: EINVAL on older kernels, ENOENT on 6.18.
+        if exc.errno not in (errno.EINVAL, errno.ENOENT):
             raise classify(exc, f"pid {pid}") from exc
     try:
         return os.pidfd_open(pid, os.O_EXCL)  # PIDFD_THREAD == O_EXCL

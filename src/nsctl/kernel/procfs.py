@@ -69,6 +69,19 @@ def read_mountinfo(dir_fd: int) -> str:
         raise
 
 
+PF_EXITING = 0x4
+
+
+def is_exiting(pid: int) -> bool:
+    """The task is in do_exit (or gone): an init stuck in zap_pid_ns_processes still
+    holds PID 1 of its namespace but is no longer its init."""
+    try:
+        text = read_text(f"{PROC}/{pid}/stat")
+    except OSError:
+        return True
+    return bool(int(text[text.rindex(")") + 2:].split()[6]) & PF_EXITING)
+
+
 def read_cmdline(dir_fd: int) -> list[str]:
     """argv of the process; empty for kernel threads and zombies."""
     text = read_text("cmdline", dir_fd)
