@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unpin": ("unpin", "undo a pin"),
     "enter": ("enter", "run a command inside existing namespaces (by any SPEC)"),
     "run": ("run", "create new namespaces and run a command in them (with a PID-1 init)"),
+    "net": ("net", "network namespaces, their interfaces and the links that join them"),
     "lsns": ("lsns", "util-linux lsns(8) compatible listing (accepts lsns's options)"),
 }
 

@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--json", action="store_true", help="one JSON document")
     p.add_argument("--all", action="store_true", help="list every process, not the first 20")
+    p.add_argument("--no-view", action="store_true",
+                   help="skip what the namespace sees (its interfaces, hostname, ID maps, ...)")
     add_discovery_args(p)
     return p
 
@@ -104,11 +106,17 @@ def main(argv: list[str]) -> int:
             doc["pid_namespace"] = pid_namespaces(snap)[ns.ino].to_dict()
         doc["processes"] = [snap.processes[p].to_dict() for p in sorted(ns.pids)
                             if p in snap.processes]
+        if not args.no_view:
+            from ..views import read_view
+
+            doc["view"] = read_view(ns, snap)
         print_json(doc)
         return 0
     out = [ns_name(ns)]
-    for label, value in facts(ns, snap):
-        out.append(f"  {label + ':':<11}{value}")
+    rows = facts(ns, snap)
+    width = max(len(label) for label, _ in rows) + 2
+    for label, value in rows:
+        out.append(f"  {label + ':':<{width}}{value}")
     if ns.pids:
         out.append("  in it:")
         pids = sorted(ns.pids)
@@ -125,5 +133,11 @@ def main(argv: list[str]) -> int:
                                                               else len(others)])
         if not args.all and len(others) > MAX_LISTED:
             out.append(f"    ... and {len(others) - MAX_LISTED} more (--all lists them)")
+    if not args.no_view:
+        from ..views import read_view
+        from .viewtext import view_lines
+
+        out.append("  sees:")
+        out.extend(view_lines(read_view(ns, snap), snap, ns.ino))
     sys.stdout.write("\n".join(out) + "\n")
     return 0

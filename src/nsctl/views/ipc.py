@@ -4,13 +4,13 @@ segments it has, and how many POSIX message queues.
 /proc/sysvipc/* list the IPC namespace of whoever *opens* them, so a child
 that entered the namespace opens them (any procfs will do).  POSIX queues live
 in the namespace's mqueue filesystem: the child mounts a fresh one (it belongs
-to the mounter's IPC namespace) in a private mount namespace and counts.
+to the mounter's IPC namespace) where nobody else sees it, and counts.
 """
 from __future__ import annotations
 
 import os
 
-from ..kernel.mounts import fresh_mount, private_mount_ns
+from ..kernel.mounts import fresh_mount
 from .base import Context, attempt
 
 SYSVIPC = {"msg_queues": "msg", "semaphore_sets": "sem", "shm_segments": "shm"}
@@ -22,9 +22,8 @@ def _count_sysv(name: str) -> int:
 
 
 def _count_mqueues() -> int:
-    private_mount_ns()
-    with fresh_mount("mqueue") as point:
-        return len(os.listdir(point))
+    with fresh_mount("mqueue") as root:
+        return len(os.listdir(root))
 
 
 def _inside(_self_dir: int):

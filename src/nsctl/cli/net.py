@@ -1,0 +1,243 @@
+"""``nsctl net``: every network namespace, its interfaces, and the links that join them.
+
+All network namespaces are read from one forked child that setns()es into
+each in turn (:func:`nsctl.views.net.read_all`).  A link joins two namespaces
+when a device's IFLA_LINK_NETNSID names another namespace: both ends of a
+veth pair (shown once), or a device whose lower device lives elsewhere.
+
+Namespaces are named the way a person knows them: the ``ip netns`` name (a
+bind mount under /run/netns), else the container its processes are in, else
+the command of a process in it, else what holds it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..model import Namespace, Snapshot
+from .common import add_discovery_args, describe_ref, discover_from_args, representative
+
+RUN_NETNS = "/run/netns/"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nsctl net",
+        description="Every network namespace with its interfaces, and the links (veth pairs, "
+                    "devices whose link lives in another namespace) that join them.")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON document")
+    out.add_argument("--dot", action="store_true", help="Graphviz text (pipe to `dot -Tsvg`)")
+    p.add_argument("--no-sysfs", action="store_true",
+                   help="skip reading each namespace's own /sys/class/net")
+    add_discovery_args(p)
+    return p
+
+
+# --- names --------------------------------------------------------------------------------
+
+def netns_name(ns: Namespace, snap: Snapshot) -> tuple[str, str]:
+    """(name, what named it): "netns", "container", "process" or "holder"."""
+    own_mnt = snap.own.get("mnt")
+    pinned = [r for r in ns.refs if r.kind == "bindmount" and r.path
+              and r.path.startswith(RUN_NETNS) and "/" not in r.path[len(RUN_NETNS):]]
+    if pinned:
+        pinned.sort(key=lambda r: (r.mntns != own_mnt, r.path))
+        return pinned[0].path[len(RUN_NETNS):], "netns"
+    container = getattr(ns, "container", None)
+    if container is not None:
+        return container.label, "container"
+    proc = representative(ns, snap)
+    if proc is not None:
+        return f"{proc.comm} ({proc.pid})", "process"
+    holders = [r for r in ns.refs if r.kind != "child"] or ns.refs
+    if holders:
+        return describe_ref(holders[0], snap), "holder"
+    return f"net:[{ns.ino}]", "inode"
+
+
+def short(ino: int | None, names: dict[int, tuple[str, str]]) -> str:
+    """A namespace in a sentence: its name, or net:[inode] when it has none we know."""
+    if ino is None:
+        return "an unknown namespace"
+    return names[ino][0] if ino in names else f"net:[{ino}]"
+
+
+# --- the topology ---------------------------------------------------------------------------
+
+def topology(snap: Snapshot, views: dict[int, dict]) -> dict:
+    """{"namespaces": [...], "links": [...]} as ``--json`` prints it."""
+    names = {ns.ino: netns_name(ns, snap) for ns in snap.of_type("net")}
+    own = snap.own.get("net")
+    namespaces = []
+    for ino in sorted(views, key=lambda i: (i != own, i)):
+        ns = snap.namespaces[ino]
+        view = {k: v for k, v in views[ino].items() if k != "type"}
+        namespaces.append({"ns": ino, "id": ns.id, "name": names[ino][0],
+                           "named_by": names[ino][1], "ours": ino == own,
+                           "nprocs": len(ns.pids), **view})
+    return {"namespaces": namespaces, "links": links(views, names)}
+
+
+def _by_index(view: dict) -> dict[int, dict]:
+    ifaces = view.get("interfaces")
+    return {i["index"]: i for i in ifaces} if isinstance(ifaces, list) else {}
+
+
+def links(views: dict[int, dict], names: dict[int, tuple[str, str]]) -> list[dict]:
+    """Devices whose peer or lower device is in another namespace; a veth pair once."""
+    index = {ino: _by_index(v) for ino, v in views.items()}
+    out, seen = [], set()
+    for ino in sorted(views):
+        for iface in index[ino].values():
+            link = iface.get("link")
+            if not link or link["netns"] == ino:
+                continue
+            peer_ns, peer_index = link["netns"], link["ifindex"]
+            here, there = (ino, iface["index"]), (peer_ns, peer_index)
+            key = frozenset((here, there)) if link["role"] == "peer" else (here, there)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append({
+                "kind": iface["kind"], "role": link["role"],
+                "a": {"ns": ino, "name": names[ino][0] if ino in names else None,
+                      "ifindex": iface["index"], "ifname": iface["name"]},
+                "b": {"ns": peer_ns, "name": names[peer_ns][0] if peer_ns in names else None,
+                      "ifindex": peer_index, "ifname": link.get("ifname"),
+                      "netnsid": link["netnsid"]},
+            })
+    return out
+
+
+# --- output -------------------------------------------------------------------------------
+
+def addresses(iface: dict) -> str:
+    return " ".join(f"{a['address']}/{a['prefixlen']}" for a in iface.get("addresses", ()))
+
+
+def link_text(iface: dict, here: int | None, names: dict[int, tuple[str, str]]) -> str:
+    """"peer eth0 (2) in blue" for a device's link, "" when it has none."""
+    link = iface.get("link")
+    if not link:
+        return ""
+    if link["ifindex"]:
+        dev = f"{link['ifname']} ({link['ifindex']})" if link.get("ifname") \
+            else f"if{link['ifindex']}"
+    else:
+        dev = "-"
+    where = "" if link["netns"] == here else f" in {short(link['netns'], names)}"
+    if link["netns"] is None and link["netnsid"] is not None:
+        where = f" in netnsid {link['netnsid']} (a namespace not found)"
+    return f"{'peer' if link['role'] == 'peer' else 'on'} {dev}{where}"
+
+
+def interface_label(iface: dict) -> str:
+    parts = [f"{iface['name']} ({iface['index']})", iface.get("kind") or "-",
+             iface.get("operstate") or "?", f"mtu {iface.get('mtu')}"]
+    if iface.get("mac"):
+        parts.append(iface["mac"])
+    addrs = addresses(iface)
+    if addrs:
+        parts.append(addrs)
+    return "  ".join(parts)
+
+
+def print_text(topo: dict) -> None:
+    from .render import Node, print_table, print_tree
+
+    names = {n["ns"]: (n["name"], n["named_by"]) for n in topo["namespaces"]}
+    roots = []
+    for entry in topo["namespaces"]:
+        ino = entry["ns"]
+        how = {"netns": "ip netns", "container": "container", "process": "process",
+               "holder": "held by", "inode": ""}[entry["named_by"]]
+        note = f"net:[{ino}]" + (f"  {how}" if how else "") + \
+            ("  (nsctl's own)" if entry["ours"] else "")
+        node = Node(entry["name"], style="bold cyan", note=note)
+        if "error" in entry:
+            node.children.append(Node(f"error: {entry['error']}", style="red"))
+        ifaces = entry.get("interfaces")
+        if isinstance(ifaces, dict):
+            node.children.append(Node(f"interfaces: {ifaces['error']}", style="red"))
+        elif ifaces is not None:
+            for iface in ifaces:
+                node.children.append(Node(interface_label(iface),
+                                          note=link_text(iface, ino, names)))
+        if entry.get("sysfs_agrees") is False:
+            node.children.append(Node("sysfs /sys/class/net disagrees with netlink",
+                                      style="yellow"))
+        elif isinstance(entry.get("sysfs"), dict):
+            node.children.append(Node(f"sysfs: {entry['sysfs']['error']}", style="yellow"))
+        roots.append(node)
+    print_tree(roots)
+    if topo["links"]:
+        sys.stdout.write("\nlinks between namespaces:\n")
+        sys.stdout.flush()
+        rows = []
+        for link in topo["links"]:
+            a, b = link["a"], link["b"]
+            rows.append([a["name"] or short(a["ns"], names), f"{a['ifname']} ({a['ifindex']})",
+                         "<->" if link["role"] == "peer" else "-->",
+                         b["name"] or short(b["ns"], names),
+                         f"{b['ifname'] or 'if' + str(b['ifindex'])} ({b['ifindex']})"
+                         if b["ifindex"] else "-",
+                         link["kind"] or "-"])
+        print_table(["NAMESPACE", "DEVICE", "", "NAMESPACE", "DEVICE", "KIND"], rows, set())
+
+
+def _dot_quote(text: str) -> str:
+    """A DOT string; a newline in ``text`` becomes DOT's centred line break."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def dot(topo: dict) -> str:
+    """Graphviz: a cluster per namespace, a node per interface, an edge per link."""
+    def node_id(ino: int | None, index: int | None) -> str:
+        return _dot_quote(f"{ino}:{index}")
+
+    out = ["graph netns {", "  node [shape=box, fontname=monospace];"]
+    for entry in topo["namespaces"]:
+        ino = entry["ns"]
+        label = f"{entry['name']}\nnet:[{ino}]"
+        out.append(f"  subgraph cluster_{ino} {{")
+        out.append(f"    label={_dot_quote(label)};")
+        ifaces = entry.get("interfaces")
+        if not isinstance(ifaces, list) or not ifaces:
+            out.append(f"    {node_id(ino, None)} [label=\"(not read)\", shape=plaintext];")
+        else:
+            for iface in ifaces:
+                text = iface["name"]
+                if iface.get("addresses"):
+                    text += "\n" + addresses(iface).replace(" ", "\n")
+                out.append(f"    {node_id(ino, iface['index'])} [label={_dot_quote(text)}];")
+        out.append("  }")
+    known = {(e["ns"], i["index"]) for e in topo["namespaces"]
+             if isinstance(e.get("interfaces"), list) for i in e["interfaces"]}
+    for link in topo["links"]:
+        a, b = link["a"], link["b"]
+        if (b["ns"], b["ifindex"]) not in known:
+            continue
+        style = "solid" if link["role"] == "peer" else "dashed"
+        out.append(f"  {node_id(a['ns'], a['ifindex'])} -- {node_id(b['ns'], b['ifindex'])} "
+                   f"[label={_dot_quote(link['kind'] or '')}, style={style}];")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    snap = discover_from_args(args)
+    from ..views.net import read_all
+
+    views = read_all(snap, sysfs=not args.no_sysfs)
+    topo = topology(snap, views)
+    if args.json:
+        from .render import print_json
+
+        print_json(topo)
+    elif args.dot:
+        sys.stdout.write(dot(topo))
+    else:
+        print_text(topo)
+    return 0
