@@ -139,6 +139,8 @@ def _child(fds, root_fd, cwd_fd, argv, err_w, setns) -> None:
                 os._exit(code if code >= 0 else 128 - code)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+        for s in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(s, signal.SIG_DFL)
         try:
             os.execvp(argv[0], argv)
         except OSError as exc:

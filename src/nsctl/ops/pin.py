@@ -24,9 +24,15 @@ def _own_nsfs_mounts() -> dict[str, str]:
             procfs.nsfs_mounts(procfs.read_text("/proc/self/mountinfo", records=True))}
 
 
-def pin(ns: Namespace, snap: Snapshot, path: str) -> str:
-    """Bind-mount ``ns``'s file at ``path`` (a new empty file); returns the absolute path."""
+def _canonical(path: str) -> str:
+    """The path as mountinfo will show it: directories resolved, the last component kept."""
     path = os.path.abspath(path)
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+
+def pin(ns: Namespace, snap: Snapshot, path: str) -> str:
+    """Bind-mount ``ns``'s file at ``path`` (a new empty file); returns the canonical path."""
+    path = _canonical(path)
     if os.path.lexists(path):
         raise PinError(f"{path}: already exists (pin to a new path; unpin first if it is a pin)")
     parent = os.path.dirname(path)
@@ -75,7 +81,7 @@ def unpin(path: str) -> str:
     Refuses anything that is not a namespace file bind-mounted in our mount
     namespace, so a typo cannot unmount something else.
     """
-    path = os.path.abspath(path)
+    path = _canonical(path)
     mounts = _own_nsfs_mounts()
     if path not in mounts:
         if not os.path.lexists(path):

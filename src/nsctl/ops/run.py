@@ -71,6 +71,9 @@ class RunSpec:
             raise RunError("--map-root, --map-user and --map-group need --user")
         if self.map_root and (self.map_user is not None or self.map_group is not None):
             raise RunError("--map-root and --map-user/--map-group don't go together")
+        if self.user and self.mount and not self.pid:
+            raise RunError("--user with --mount needs --pid (a fresh /proc can only be mounted "
+                           "for a PID namespace the new user namespace owns)")
         if self.veth is not None and not self.net:
             raise RunError("--veth needs --net")
         if not self.types():
@@ -156,7 +159,11 @@ def run(spec: RunSpec) -> int:
                 _step("pin the new namespaces", _pin_all, spec, msg["holder"], undo)
             _send(parent_sock, run=True)
         except BaseException:
-            _kill(pid)
+            try:
+                parent_sock.shutdown(socket.SHUT_WR)  # the child stops (and its init) itself
+            except OSError:
+                pass
+            _wait(pid)
             _undo(undo)
             raise
         status = _wait(pid)
@@ -312,12 +319,17 @@ def _child(spec: RunSpec, sock: socket.socket) -> None:
             init = os.fork()
             if init == 0:
                 os.close(gate_w)
-                os.read(gate_r, 1)  # wait until the parent has pinned and said run
+                if os.read(gate_r, 1) != b"x":  # the parent gave up: run nothing
+                    os._exit(1)
                 os.close(gate_r)
                 _init(spec, sock)
             os.close(gate_r)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)   # the terminal's, for the command
+            signal.signal(signal.SIGQUIT, signal.SIG_IGN)
             _send(sock, step="ready", holder=init)
             if not (reader.get() or {}).get("run"):
+                os.close(gate_w)
+                os.waitpid(init, 0)
                 os._exit(1)
             os.write(gate_w, b"x")
             os.close(gate_w)
@@ -389,6 +401,8 @@ def _fresh_mounts(spec: RunSpec) -> None:
 
 
 def _exec(spec: RunSpec, sock: socket.socket) -> None:
+    for s in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these for itself
+        signal.signal(s, signal.SIG_DFL)
     try:
         os.execvp(spec.argv[0], spec.argv)
     except OSError as exc:
@@ -406,22 +420,36 @@ def _init(spec: RunSpec, sock: socket.socket) -> None:
             _exec(spec, sock)
         step = "start the command"
         cmd = 0
+        early: list[int] = []  # signals that came before the command existed
 
         def forward(signum: int, _frame) -> None:
-            if cmd:
-                try:
-                    os.kill(cmd, signum)
-                except ProcessLookupError:
-                    pass
+            if not cmd:
+                early.append(signum)
+                return
+            try:
+                os.kill(cmd, signum)
+            except ProcessLookupError:
+                pass
 
-        for s in FORWARDED:  # before the fork: no window in which a signal is lost
+        for s in FORWARDED:  # before the fork, so a signal meanwhile is kept, not lost
             signal.signal(s, forward)
         cmd = os.fork()
         if cmd == 0:
             for s in FORWARDED:
                 signal.signal(s, signal.SIG_DFL)
+            # A process group of its own, in the terminal's foreground if there is one (as
+            # tini does): terminal signals then reach the command once, not also via us.
+            os.setpgid(0, 0)
+            try:
+                old_ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+                os.tcsetpgrp(0, os.getpgrp())
+                signal.signal(signal.SIGTTOU, old_ttou)
+            except OSError:
+                signal.signal(signal.SIGTTOU, signal.SIG_DFL)
             _exec(spec, sock)
         sock.close()
+        for signum in early:
+            forward(signum, None)
         status = None
         while status is None:  # reap every zombie; stop when the command is gone
             try:
