@@ -3,7 +3,7 @@
 Container engines put each container's processes in a cgroup whose name
 carries the container's id or name: ``docker-<id>.scope`` (systemd driver) or
 ``/docker/<id>`` (cgroupfs driver), ``machine-<name>.scope`` (systemd-nspawn),
-``lxc.payload.<name>`` and so on.  :data:`ROWS` lists those names, one row per
+``lxc.payload.<name>`` and so on.  :data:`ROW_PATTERNS` lists those names, one row per
 layout; :func:`parse` applies them to one ``/proc/PID/cgroup`` text.
 
 Rules:
@@ -28,6 +28,7 @@ are read.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .model import Container, Namespace, Snapshot
 
@@ -38,13 +39,14 @@ _UID = r"[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12
 Row = tuple["str | None", "re.Pattern[str]"]
 
 
-def _row(engine: str | None, component: str, parent: str = r"[^/]*") -> Row:
+def _row(engine: str | None, component: str, parent: str = r"[^/]*") -> tuple[str | None, str]:
     """A row: ``component`` (with ``id`` / ``name`` groups) under a parent named ``parent``."""
-    return engine, re.compile(f"(?:{parent})/(?:{component})")
+    return engine, f"(?:{parent})/(?:{component})"
 
 
 #: (engine, pattern) in priority order; the first row that matches a component decides.
-ROWS: list[Row] = [
+#: Compiled on first use (:func:`_rows`): nsctl pays for it only on hosts with containers.
+ROW_PATTERNS: list[tuple[str | None, str]] = [
     # Beside a container, not in it.
     _row(None, rf"(?:libpod|crio)-conmon-{_HEX64}(?:\.scope)?"),
     _row(None, r"machine-qemu\\x2d.*\.scope"),                 # libvirt QEMU virtual machines
@@ -71,27 +73,37 @@ ROWS: list[Row] = [
 
 #: Every path a row can match contains one of these (the Kubernetes cgroupfs row through
 #: its kubepods ancestor): paths without any skip the table.
-_HINT = re.compile(r"docker|containerd|nerdctl|crio|libpod|kubepods|machine-|lxc")
-_POD = re.compile(rf"(?:^|[-/])pod(?P<uid>{_UID})(?:\.slice)?$")
-_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
+HINTS: tuple[str, ...] = ("docker", "containerd", "nerdctl", "crio", "libpod", "kubepods",
+                          "machine-", "lxc")
+_POD = rf"(?:^|[-/])pod(?P<uid>{_UID})(?:\.slice)?$"
+
+
+@lru_cache(maxsize=1)
+def _rows() -> list[Row]:
+    return [(engine, re.compile(pattern)) for engine, pattern in ROW_PATTERNS]
+
+
+def may_be_in_container(text: str) -> bool:
+    """Cheap pre-check on a cgroup path or a whole /proc/PID/cgroup text."""
+    return any(word in text for word in HINTS)
 
 
 def _unescape(name: str) -> str:
     """systemd unit-name escaping: ``my\\x2dbox`` is ``my-box``."""
     if "\\x" not in name:
         return name
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), name)
+    return re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), name)
 
 
 def from_path(path: str) -> Container | None:
     """The container a cgroup path (as /proc/PID/cgroup shows it) places a process in."""
-    if _HINT.search(path) is None:
+    if not may_be_in_container(path):
         return None
     parts = path.split("/")
     # Innermost component first; parts[0] is "" for an absolute path.
     for i in range(len(parts) - 1, 0, -1):
         text = f"{parts[i - 1]}/{parts[i]}"
-        for engine, pattern in ROWS:
+        for engine, pattern in _rows():
             m = pattern.fullmatch(text)
             if m is None:
                 continue
@@ -110,7 +122,7 @@ def _pod(above: list[str]) -> str | None:
     if not any(p.startswith("kubepods") for p in above):
         return None
     for part in reversed(above):
-        m = _POD.search(part)
+        m = re.search(_POD, part)
         if m:
             return m.group("uid").replace("_", "-")
     return None

@@ -66,8 +66,8 @@ def _in_container(path: str) -> bool:
         text = procfs.read_text(f"{path}/cgroup")
     except OSError:
         return False
-    if all(line.endswith(":/") for line in text.splitlines()):
-        return False  # at the top of every hierarchy: no need to load the table
     from .. import containers
 
+    if not containers.may_be_in_container(text):
+        return False  # no engine's name anywhere: no need to compile the table
     return containers.parse(text) is not None
