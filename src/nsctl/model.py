@@ -241,7 +241,8 @@ class Problem:
 class Snapshot:
     """The whole discovery: every namespace found, the processes read, the gaps."""
 
-    __slots__ = ("namespaces", "processes", "problems", "own", "has_ns_id")
+    __slots__ = ("namespaces", "processes", "problems", "own", "has_ns_id", "offline",
+                 "own_pid_level", "pid_inits")
 
     def __init__(self) -> None:
         self.namespaces: dict[int, Namespace] = {}
@@ -249,6 +250,12 @@ class Snapshot:
         self.problems: list[Problem] = []
         self.own: dict[str, int] = {}          # the viewer's namespaces (link -> inode)
         self.has_ns_id: bool | None = None
+        # Loaded from a snapshot file: commands must not ask the live kernel about it.
+        self.offline = False
+        self.own_pid_level: int | None = None  # absolute level of the viewer's PID namespace
+        # PID namespace inode -> (init PID, state) as found when a snapshot was taken,
+        # for inits discovery could not read (PID 1 may refuse even root).
+        self.pid_inits: dict[int, tuple[int, str]] = {}
 
     @property
     def partial(self) -> bool:

@@ -51,7 +51,8 @@ def own_level() -> int:
 
 def pid_namespaces(snap: Snapshot) -> dict[int, PidNsInfo]:
     """Every PID namespace in the snapshot with its level, init and status."""
-    base = own_level() - snap.level(snap.own.get("pid", -1))
+    own = snap.own_pid_level if snap.own_pid_level is not None else own_level()
+    base = own - snap.level(snap.own.get("pid", -1))
     out = {ns.ino: PidNsInfo(ns) for ns in snap.of_type("pid")}
     for info in out.values():
         info.level = base + snap.level(info.ns.ino)
@@ -67,7 +68,9 @@ def pid_namespaces(snap: Snapshot) -> dict[int, PidNsInfo]:
         if (proc.nspid[-1] if proc.nspid else proc.pid) == 1:
             info.init, info.init_state = proc.pid, proc.state
     for info in out.values():
-        if info.init is None:
+        if info.init is None and snap.offline:  # a snapshot: the init it had then
+            info.init, info.init_state = snap.pid_inits.get(info.ns.ino, (None, ""))
+        elif info.init is None:
             info.init = _find_init(info.ns, snap)
             if info.init is not None and procfs.is_exiting(info.init):
                 info.init = None  # still PID 1 there, but exiting: the namespace is dying

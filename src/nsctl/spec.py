@@ -1,7 +1,8 @@
 """SPEC: the ways a user names one namespace, resolved against a snapshot.
 
 Forms (a table, tried in order): ``container:NAME-OR-ID/TYPE``, ``type:[inode]``,
-``PID/TYPE`` (also ``PID/pid_for_children``), a path to a namespace file
+``PID/TYPE`` (also ``PID/pid_for_children``), a stable path
+(``/user.0/user.2/net.1``, see nsctl.naming), a path to a namespace file
 (``/proc/PID/ns/net``, a bind mount such as ``/run/netns/x``), and a bare
 number, which is an inode or an NS_GET_ID id (an error if it could be either
 and they differ).
@@ -47,6 +48,12 @@ def _by_pid_type(spec: str, snap: Snapshot) -> Namespace | None:
     if link not in nsfs.LINK_TYPE:
         raise SpecError(f"unknown namespace type {link!r} in {spec!r} "
                         f"(one of {', '.join(nsfs.LINK_TYPE)})")
+    if snap.offline:  # a snapshot: the process as it was then
+        proc = snap.processes.get(int(pid))
+        if proc is None or link not in proc.ns:
+            raise SpecError(f"{spec}: no process with PID {pid} (or no {link} link) in the "
+                            "snapshot")
+        return _found(snap, proc.ns[link], spec)
     try:
         text = os.readlink(f"/proc/{pid}/ns/{link}")
     except FileNotFoundError:
@@ -62,6 +69,9 @@ def _by_pid_type(spec: str, snap: Snapshot) -> Namespace | None:
 def _by_path(spec: str, snap: Snapshot) -> Namespace | None:
     if "/" not in spec and not os.path.exists(spec):
         return None
+    if snap.offline:
+        raise SpecError(f"{spec}: a path names a live namespace file; with a snapshot use "
+                        "type:[inode], an inode or id, or PID/TYPE")
     try:
         fd = nsfs.open_ns(spec)
     except NsctlError as exc:
@@ -75,6 +85,23 @@ def _by_path(spec: str, snap: Snapshot) -> Namespace | None:
     finally:
         os.close(fd)
     return _found(snap, ino, spec)
+
+
+def _by_stable_path(spec: str, snap: Snapshot) -> Namespace | None:
+    """``/user.0/user.2/net.1``: a stable path (nsctl.naming); ``/?/...`` for namespaces
+    whose owner is not visible."""
+    from . import naming
+
+    steps = naming.parse(spec)
+    if steps is None or any(t != "?" and t not in nsfs.CLONE_FLAGS for t, _r in steps):
+        return None  # not written like a stable path: maybe a file path
+    ns = naming.resolve_path(spec, snap)
+    if ns is not None:
+        return ns
+    if not getattr(snap, "offline", False) and os.path.exists(spec):
+        return None  # a real file that happens to look like one
+    raise SpecError(f"{spec}: no namespace has this stable path "
+                    "(nsctl ls -o +SPATH lists them)")
 
 
 def _by_number(spec: str, snap: Snapshot) -> Namespace | None:
@@ -134,6 +161,7 @@ FORMS: list[tuple[str, Callable[[str, Snapshot], Namespace | None]]] = [
     ("type:[inode]", _by_typed),
     ("PID/TYPE", _by_pid_type),
     ("number (inode or id)", _by_number),
+    ("stable path (/user.0/.../TYPE.N)", _by_stable_path),
     ("path to a namespace file", _by_path),
 ]
 
@@ -155,4 +183,5 @@ def resolve(spec: str, snap: Snapshot) -> Namespace:
         if ns is not None:
             return ns
     raise SpecError(f"cannot read {spec!r} as a namespace: use type:[inode], an inode or id, "
-                    "PID/TYPE, container:NAME-OR-ID/TYPE, or a path to a namespace file")
+                    "PID/TYPE, container:NAME-OR-ID/TYPE, a stable path (/user.0/net.1), or a path to a "
+                    "namespace file")

@@ -18,12 +18,21 @@ class UsageError(NsctlError):
 def add_discovery_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", action="store_true",
                         help="also read every thread (finds namespaces only a thread is in)")
+    parser.add_argument("--from", dest="from_file", metavar="FILE",
+                        help="read a snapshot (nsctl snapshot -o FILE) instead of the live host")
 
 
 def discover_from_args(args: argparse.Namespace) -> Snapshot:
-    from ..discovery import discover
+    """The live host, or the snapshot named by --from."""
+    source = getattr(args, "from_file", None)
+    if source is not None:
+        from ..snapshot import load
 
-    snap = discover(threads=getattr(args, "threads", False))
+        snap = load(source)
+    else:
+        from ..discovery import discover
+
+        snap = discover(threads=getattr(args, "threads", False))
     warn_partial(snap)
     return snap
 

@@ -47,6 +47,7 @@ OPTIONS: tuple[tuple[str | None, str, int], ...] = (
     ("u", "notruncate", NO), ("V", "version", NO), ("n", "noheadings", NO),
     ("W", "nowrap", NO), ("l", "list", NO), ("r", "raw", NO), ("t", "type", REQUIRED),
     ("T", "tree", OPTIONAL), ("H", "list-columns", NO),
+    (None, "from", REQUIRED),   # nsctl's own: read a snapshot file, not the live host
 )
 #: Options that exclude each other (lsns.c's excl[] table).
 EXCLUSIVE: tuple[tuple[str, ...], ...] = (("J", "r"), ("P", "p"), ("l", "T"))
@@ -64,6 +65,7 @@ Options:
  -n, --noheadings       don't print headings
  -o, --output <list>    define which output columns to use
      --output-all       output all columns
+     --from <file>      read a snapshot (nsctl snapshot -o FILE), not the live host
  -P, --persistent       namespaces without processes
  -p, --task <pid>       print process namespaces
  -Q, --filter <expr>    apply display filter
@@ -146,7 +148,7 @@ class Config:
     """One run of the command, as lsns.c's struct lsns holds it."""
 
     __slots__ = ("json", "raw", "force_list", "no_headings", "no_trunc", "no_wrap", "persist",
-                 "pid", "ns", "outarg", "columns", "types", "tree", "filter")
+                 "pid", "ns", "outarg", "columns", "types", "tree", "filter", "source")
 
     def __init__(self, json: bool = False, raw: bool = False, no_headings: bool = False) -> None:
         self.json = json
@@ -163,6 +165,7 @@ class Config:
         self.types: list[str] = []
         self.tree: str | None = None          # None, "process", "owner" or "parent"
         self.filter: Filter | None = None
+        self.source: str | None = None        # --from FILE: a snapshot instead of the host
 
 
 def _parse_uint(text: str, bits: int, what: str) -> int:
@@ -209,6 +212,8 @@ def parse_args(argv: list[str]) -> Config | str:
                 cfg.types.append(value)
         elif key == "W":
             cfg.no_wrap = True
+        elif key == "from":
+            cfg.source = value
         elif key == "T":
             rel = (value or "owner").removeprefix("=")
             if rel not in TREE_MODES:
@@ -330,6 +335,8 @@ class Source:
         return self._netnsid[ns.ino]
 
     def _ask_netnsid(self, ns: Namespace) -> str | None:
+        if self.snap.offline:
+            return None  # a live kernel's answer would not be the snapshot's
         from ..kernel.netnsid import NOT_ASSIGNED, NetnsIds
 
         if self._netlink is None:
@@ -937,7 +944,12 @@ def run(cfg: Config, out=None) -> int:
     import nsctl
 
     out = out or sys.stdout
-    snap = nsctl.discover()
+    if cfg.source is not None:
+        from ..snapshot import load
+
+        snap = load(cfg.source)
+    else:
+        snap = nsctl.discover()
     rows = build_rows(cfg, snap)
     table = make_table(cfg)
     src = Source(snap, "," if cfg.no_wrap else "\n")

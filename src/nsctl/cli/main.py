@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "enter": ("enter", "run a command inside existing namespaces (by any SPEC)"),
     "run": ("run", "create new namespaces and run a command in them (with a PID-1 init)"),
     "net": ("net", "network namespaces, their interfaces and the links that join them"),
+    "snapshot": ("snapshot", "save the whole discovery as a versioned JSON file (read it back "
+                             "with --from FILE)"),
     "lsns": ("lsns", "util-linux lsns(8) compatible listing (accepts lsns's options)"),
 }
 

@@ -98,6 +98,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     snap = discover_from_args(args)
     ns = resolve(args.spec, snap)
+    if snap.offline:
+        args.no_view = True  # views are read from the live namespace; snapshots hold none yet
     if args.json:
         doc = ns.to_dict()
         if ns.type == "pid":

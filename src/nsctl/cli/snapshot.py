@@ -1,0 +1,28 @@
+"""``nsctl snapshot [-o FILE]``: the whole discovery as one versioned JSON document."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..snapshot import save, to_document
+from .common import discover_from_args
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="nsctl snapshot",
+        description="Save the whole discovery (namespaces, references, processes, PID maps) "
+                    "with host, kernel, time and schema version; every reading command reads "
+                    "it back with --from FILE.")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    p.add_argument("--threads", action="store_true", help="also read every thread")
+    args = p.parse_args(argv)
+    snap = discover_from_args(args)
+    if args.output:
+        save(snap, args.output)
+        print(f"{len(snap.namespaces)} namespaces, {len(snap.processes)} processes "
+              f"saved to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(json.dumps(to_document(snap)) + "\n")
+    return 0

@@ -1,0 +1,133 @@
+"""Snapshots: the whole discovery as one versioned JSON document, and back.
+
+A snapshot is what ``nsctl ls --json`` prints plus what the reading commands
+need to work offline exactly as on the live host: the viewer's own
+namespaces and PID level, whether the kernel had NS_GET_ID, and where and
+when it was taken.  Loading checks the schema name and version first and
+builds the whole model before anything is printed, so a broken or newer
+file fails with one clear line and never half-prints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from .kernel.errors import NsctlError
+from .model import Container, Namespace, Problem, Process, Reference, Snapshot
+
+SCHEMA = "nsctl-snapshot"
+VERSION = 1
+
+
+class SnapshotError(NsctlError):
+    """A snapshot file that cannot be used."""
+
+
+def to_document(snap: Snapshot) -> dict:
+    """The versioned document for ``snap`` (taken live)."""
+    doc = {"schema": SCHEMA, "version": VERSION, "host": os.uname().nodename,
+           "kernel": os.uname().release, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                 time.gmtime()),
+           "own": dict(snap.own), "own_pid_level": _own_level(snap),
+           "has_ns_id": snap.has_ns_id, "pid_inits": _pid_inits(snap)}
+    doc.update(snap.to_dict())
+    return doc
+
+
+def _pid_inits(snap: Snapshot) -> list[list]:
+    """[ns, init PID, state] of every PID namespace whose init is known."""
+    from .pidns import pid_namespaces
+
+    return [[ino, info.init, info.init_state] for ino, info in pid_namespaces(snap).items()
+            if info.init is not None]
+
+
+def _own_level(snap: Snapshot) -> int | None:
+    if snap.own_pid_level is not None:
+        return snap.own_pid_level
+    from .pidns import own_level
+
+    try:
+        return own_level()
+    except NsctlError:
+        return None
+
+
+def save(snap: Snapshot, path: str) -> None:
+    """Write atomically: a reader never sees half a snapshot, a failure leaves none."""
+    text = json.dumps(to_document(snap))
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise SnapshotError(f"{path}: cannot write: {exc.strerror}") from None
+
+
+def load(path: str) -> Snapshot:
+    """Read a snapshot file; SnapshotError for anything that is not a usable snapshot."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as exc:
+        raise SnapshotError(f"{path}: {exc.strerror}") from None
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise SnapshotError(f"{path}: not a snapshot (invalid JSON: {exc})") from None
+    return from_document(doc, path)
+
+
+def from_document(doc: object, where: str = "snapshot") -> Snapshot:
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise SnapshotError(f"{where}: not an nsctl snapshot (no \"schema\": \"{SCHEMA}\")")
+    version = doc.get("version")
+    if not isinstance(version, int):
+        raise SnapshotError(f"{where}: snapshot without a schema version")
+    if version > VERSION:
+        raise SnapshotError(f"{where}: snapshot schema version {version} is newer than this "
+                            f"nsctl reads ({VERSION}); use a newer nsctl")
+    try:
+        return _build(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SnapshotError(f"{where}: broken snapshot ({type(exc).__name__}: {exc})") from None
+
+
+def _container(data: dict | None) -> Container | None:
+    if not data:
+        return None
+    return Container(data["engine"], data.get("id"), data.get("name"), data.get("pod"))
+
+
+def _build(doc: dict) -> Snapshot:
+    snap = Snapshot()
+    snap.offline = True
+    snap.own = {str(k): int(v) for k, v in doc["own"].items()}
+    snap.own_pid_level = doc.get("own_pid_level")
+    snap.has_ns_id = doc.get("has_ns_id")
+    snap.pid_inits = {int(ino): (int(pid), str(state))
+                      for ino, pid, state in doc.get("pid_inits", [])}
+    for d in doc["namespaces"]:
+        ns = Namespace(int(d["ns"]), str(d["type"]), d.get("dev"), d.get("id"), d.get("owner"),
+                       d.get("parent"), d.get("owner_uid"))
+        ns.pids = [int(p) for p in d.get("pids", [])]
+        ns.refs = [Reference(**{k: v for k, v in r.items()}) for r in d.get("refs", [])]
+        ns.container = _container(d.get("container"))
+        snap.namespaces[ns.ino] = ns
+    for d in doc["processes"]:
+        proc = Process(int(d["pid"]), int(d["ppid"]), str(d["comm"]), list(d["cmdline"]),
+                       int(d["uid"]), int(d.get("starttime", 0)),
+                       {str(k): int(v) for k, v in d["ns"].items()}, d.get("nspid"),
+                       d.get("state", ""), bool(d.get("pidns_pending", False)),
+                       _container(d.get("container")))
+        snap.processes[proc.pid] = proc
+    snap.problems = [Problem(p["reason"], p["what"], p.get("pid")) for p in doc["problems"]]
+    return snap
