@@ -212,7 +212,8 @@ class Process:
     def to_dict(self) -> dict[str, Any]:
         return {
             "pid": self.pid, "ppid": self.ppid, "comm": self.comm, "cmdline": self.cmdline,
-            "uid": self.uid, "ns": dict(self.ns), "nspid": self.nspid, "state": self.state,
+            "uid": self.uid, "starttime": self.starttime, "ns": dict(self.ns),
+            "nspid": self.nspid, "state": self.state,
             "pidns_pending": self.pidns_pending,
             "container": self.container.to_dict() if self.container else None,
         }
@@ -242,7 +243,7 @@ class Snapshot:
     """The whole discovery: every namespace found, the processes read, the gaps."""
 
     __slots__ = ("namespaces", "processes", "problems", "own", "has_ns_id", "offline",
-                 "own_pid_level", "pid_inits")
+                 "own_pid_level", "pid_inits", "viewer_pid")
 
     def __init__(self) -> None:
         self.namespaces: dict[int, Namespace] = {}
@@ -256,6 +257,7 @@ class Snapshot:
         # PID namespace inode -> (init PID, state) as found when a snapshot was taken,
         # for inits discovery could not read (PID 1 may refuse even root).
         self.pid_inits: dict[int, tuple[int, str]] = {}
+        self.viewer_pid: int | None = None     # the nsctl process that took it
 
     @property
     def partial(self) -> bool:

@@ -30,7 +30,8 @@ def to_document(snap: Snapshot) -> dict:
            "kernel": os.uname().release, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime()),
            "own": dict(snap.own), "own_pid_level": _own_level(snap),
-           "has_ns_id": snap.has_ns_id, "pid_inits": _pid_inits(snap)}
+           "has_ns_id": snap.has_ns_id, "pid_inits": _pid_inits(snap),
+           "viewer_pid": snap.viewer_pid}
     doc.update(snap.to_dict())
     return doc
 
@@ -113,6 +114,7 @@ def _build(doc: dict) -> Snapshot:
     snap.own = {str(k): int(v) for k, v in doc["own"].items()}
     snap.own_pid_level = doc.get("own_pid_level")
     snap.has_ns_id = doc.get("has_ns_id")
+    snap.viewer_pid = doc.get("viewer_pid")
     snap.pid_inits = {int(ino): (int(pid), str(state))
                       for ino, pid, state in doc.get("pid_inits", [])}
     for d in doc["namespaces"]:

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "net": ("net", "network namespaces, their interfaces and the links that join them"),
     "snapshot": ("snapshot", "save the whole discovery as a versioned JSON file (read it back "
                              "with --from FILE)"),
+    "diff": ("diff", "what changed between two snapshots (or a snapshot and now)"),
     "lsns": ("lsns", "util-linux lsns(8) compatible listing (accepts lsns's options)"),
 }
 

@@ -231,6 +231,7 @@ def run(opts: Options, sources: list[Source], on_progress: Callable[[str], None]
         for fd in scan.kept_fds.values():
             os.close(fd)
     scan.snap.has_ns_id = nsfs.has_ns_id()
+    scan.snap.viewer_pid = scan.self_pid
     return scan.snap
 
 

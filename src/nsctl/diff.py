@@ -1,0 +1,91 @@
+"""Compare two snapshots: namespaces that appeared or went, references added or
+dropped, processes that moved between namespaces.
+
+Plain data in, plain data out.  Namespaces are matched by a key: the NS_GET_ID
+id (never reused within a boot; the inode where the kernel has no ids) for
+two snapshots of one boot, or the stable path (nsctl.naming) across boots and
+hosts.  References that name other namespaces (a bind mount's mount
+namespace, a child) are compared through the same key, so the result does not
+depend on inode numbers when matching by path.
+"""
+from __future__ import annotations
+
+from .model import Namespace, Reference, Snapshot
+
+BY_ID, BY_PATH = "id", "path"
+
+
+def _keys(snap: Snapshot, by: str) -> dict[int, object]:
+    """Inode -> matching key."""
+    if by == BY_PATH:
+        from .naming import stable_paths
+
+        return dict(stable_paths(snap))
+    return {ino: (ns.id if ns.id is not None else ("ino", ino))
+            for ino, ns in snap.namespaces.items()}
+
+
+def _ref_key(ref: Reference, keys: dict[int, object]) -> tuple:
+    return (ref.kind, ref.pid, ref.tid, ref.fd, ref.link, ref.socket, ref.path,
+            keys.get(ref.mntns, ref.mntns) if ref.mntns is not None else None,
+            keys.get(ref.child, ref.child) if ref.child is not None else None, ref.relation)
+
+
+def _ns_summary(ns: Namespace, key: object) -> dict:
+    return {"key": key, "ns": ns.ino, "type": ns.type, "id": ns.id, "held_by": ns.held_by,
+            "pids": sorted(ns.pids)}
+
+
+def _ref_dict(ref: Reference, keys: dict[int, object]) -> dict:
+    out = ref.to_dict()
+    if ref.mntns is not None:
+        out["mntns_key"] = keys.get(ref.mntns)
+    if ref.child is not None:
+        out["child_key"] = keys.get(ref.child)
+    return out
+
+
+def _compared(ref: Reference, snap: Snapshot, by: str) -> bool:
+    """References that take part: not the nsctl process that took the snapshot, and
+    with --by path none that name a process (PIDs mean nothing across boots)."""
+    if ref.pid is not None and ref.pid == snap.viewer_pid:
+        return False
+    return by == BY_ID or ref.kind not in ("process", "thread", "fd", "socket")
+
+
+def diff(a: Snapshot, b: Snapshot, by: str = BY_ID) -> dict:
+    """What changed from ``a`` to ``b``; ``equal`` says whether anything did."""
+    keys_a, keys_b = _keys(a, by), _keys(b, by)
+    index_a = {keys_a[i]: ns for i, ns in a.namespaces.items()}
+    index_b = {keys_b[i]: ns for i, ns in b.namespaces.items()}
+    appeared = [_ns_summary(index_b[k], k) for k in index_b if k not in index_a]
+    gone = [_ns_summary(index_a[k], k) for k in index_a if k not in index_b]
+    changed = []
+    for key in index_a.keys() & index_b.keys():
+        ns_a, ns_b = index_a[key], index_b[key]
+        # Process identity (pid) means nothing across boots: compare those only by id.
+        refs_a = {_ref_key(r, keys_a): r for r in ns_a.refs if _compared(r, a, by)}
+        refs_b = {_ref_key(r, keys_b): r for r in ns_b.refs if _compared(r, b, by)}
+        added = [_ref_dict(refs_b[k], keys_b) for k in refs_b.keys() - refs_a.keys()]
+        dropped = [_ref_dict(refs_a[k], keys_a) for k in refs_a.keys() - refs_b.keys()]
+        if added or dropped:
+            changed.append({"key": key, "type": ns_b.type, "ns": ns_b.ino,
+                            "added": sorted(added, key=repr), "dropped": sorted(dropped, key=repr)})
+    moved = []
+    if by == BY_ID:
+        for pid, p_b in b.processes.items():
+            p_a = a.processes.get(pid)
+            if p_a is None or p_a.starttime != p_b.starttime or pid == b.viewer_pid:
+                continue  # not the same process
+            for link in sorted(p_a.ns.keys() | p_b.ns.keys()):
+                before = keys_a.get(p_a.ns.get(link)) if link in p_a.ns else None
+                after = keys_b.get(p_b.ns.get(link)) if link in p_b.ns else None
+                if before != after:
+                    moved.append({"pid": pid, "comm": p_b.comm, "link": link,
+                                  "from": p_a.ns.get(link), "to": p_b.ns.get(link)})
+    key_order = repr
+    return {"by": by, "equal": not (appeared or gone or changed or moved),
+            "appeared": sorted(appeared, key=lambda d: key_order(d["key"])),
+            "disappeared": sorted(gone, key=lambda d: key_order(d["key"])),
+            "changed": sorted(changed, key=lambda d: key_order(d["key"])),
+            "moved": moved}

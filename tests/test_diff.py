@@ -1,0 +1,113 @@
+"""nsctl diff: snapshots around a fixture that creates, pins, moves and destroys namespaces.
+
+What the fixture did is known from the kernel (os.stat inodes, its own NS_GET_ID
+ioctl); the diff must list exactly those changes for the fixture's namespaces
+and processes (the rest of the host may change meanwhile and is not asserted on).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import topology
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build namespaces")
+
+
+def nsctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def _mover(chan: topology.Channel) -> None:
+    """Report, wait for a word, then unshare a new network namespace and report again."""
+    chan.send({"pid": os.getpid()})
+    chan.recv()
+    topology.unshare(topology.CLONE_NEWNET)
+    chan.send({"moved": True})
+    chan.wait_closed()
+
+
+def _ids(path: str) -> tuple[int, int]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.fstat(fd).st_ino, topology.ns_id(fd)
+    finally:
+        os.close(fd)
+
+
+@root_only
+def test_diff_lists_what_the_fixture_did(scratch):
+    snap = {name: str(scratch / f"{name}.json") for name in "abc"}
+    pin = scratch / "pinned-uts"
+    with topology.Child(_mover) as mover:
+        mover_pid = mover.ready()["pid"]
+        net_before = os.stat(f"/proc/{mover_pid}/ns/net").st_ino
+        assert nsctl("snapshot", "-o", snap["a"]).returncode == 0
+        with topology.unshare_command(["--net", "--uts"]) as cmd:
+            net_ino, net_id = _ids(f"/proc/{cmd.child}/ns/net")
+            uts_ino, uts_id = _ids(f"/proc/{cmd.child}/ns/uts")
+            assert nsctl("pin", f"{cmd.child}/uts", str(pin)).returncode == 0
+            try:
+                mover.send({})
+                assert mover.ready() == {"moved": True}
+                net_after = os.stat(f"/proc/{mover_pid}/ns/net").st_ino
+                assert nsctl("snapshot", "-o", snap["b"]).returncode == 0
+                holders = sorted({cmd.pid, cmd.child})  # unshare(1) and its forked child
+            except BaseException:
+                nsctl("unpin", str(pin))
+                raise
+        try:
+            assert nsctl("snapshot", "-o", snap["c"]).returncode == 0
+        finally:
+            assert nsctl("unpin", str(pin)).returncode == 0
+
+    ab = nsctl("diff", snap["a"], snap["b"], "--json")
+    assert ab.returncode == 1
+    d = json.loads(ab.stdout)
+    appeared = {n["ns"]: n for n in d["appeared"]}
+    assert appeared[net_ino]["id"] == net_id and appeared[net_ino]["held_by"] == ["process"]
+    assert appeared[uts_ino]["id"] == uts_id
+    assert appeared[uts_ino]["held_by"] == ["process", "bindmount"]
+    assert appeared[net_after]["pids"] == [mover_pid]
+    assert [m for m in d["moved"] if m["pid"] == mover_pid] == [
+        {"pid": mover_pid, "comm": "t_mover", "link": "net", "from": net_before,
+         "to": net_after}]
+    assert not [n for n in d["disappeared"] if n["ns"] in (net_ino, uts_ino, net_after)]
+
+    bc = json.loads(nsctl("diff", snap["b"], snap["c"], "--json").stdout)
+    gone = {n["ns"] for n in bc["disappeared"]}
+    assert net_ino in gone and uts_ino not in gone   # the pin keeps the uts namespace
+    uts_change = [c for c in bc["changed"] if c["ns"] == uts_ino]
+    assert len(uts_change) == 1
+    assert uts_change[0]["added"] == []
+    assert sorted(r["pid"] for r in uts_change[0]["dropped"]) == holders
+    assert all(r == {"kind": "process", "pid": r["pid"], "link": "uts"}
+               for r in uts_change[0]["dropped"])
+
+    text = nsctl("diff", snap["b"], snap["c"]).stdout
+    assert f"- net:[{net_ino}] id {net_id}" in text
+    assert f"~ uts:[{uts_ino}] id {uts_id}" in text
+    assert all(f"- process pid {pid} via uts" in text for pid in holders)
+
+
+@root_only
+def test_diff_of_a_snapshot_with_itself_is_empty(scratch):
+    path = str(scratch / "a.json")
+    assert nsctl("snapshot", "-o", path).returncode == 0
+    proc = nsctl("diff", path, path)
+    assert proc.returncode == 0 and proc.stdout == ""
+    doc = json.loads(nsctl("diff", path, path, "--json").stdout)
+    assert doc["equal"] is True and doc["appeared"] == doc["disappeared"] == doc["moved"] == []
+
+
+@pytest.mark.parametrize("content", ["", "{}", '{"schema": "nsctl-snapshot", "version": 9}'])
+def test_diff_trouble_is_exit_2(scratch, content):
+    bad = scratch / "bad.json"
+    bad.write_text(content)
+    proc = nsctl("diff", str(bad), str(bad))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
