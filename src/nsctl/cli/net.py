@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 # --- names --------------------------------------------------------------------------------
 
 def netns_name(ns: Namespace, snap: Snapshot) -> tuple[str, str]:
-    """(name, what named it): "netns", "container", "process" or "holder"."""
+    """(name, what named it): "netns", "container", "initial", "process" or "holder"."""
     own_mnt = snap.own.get("mnt")
     pinned = [r for r in ns.refs if r.kind == "bindmount" and r.path
               and r.path.startswith(RUN_NETNS) and "/" not in r.path[len(RUN_NETNS):]]
@@ -48,6 +48,9 @@ def netns_name(ns: Namespace, snap: Snapshot) -> tuple[str, str]:
     if container is not None:
         return container.label, "container"
     proc = representative(ns, snap)
+    if proc is not None and not proc.cmdline and proc.ppid in (0, 2):
+        # Kernel threads live in the initial namespaces: this is the host's.
+        return "host", "initial"
     if proc is not None:
         return f"{proc.comm} ({proc.pid})", "process"
     holders = [r for r in ns.refs if r.kind != "child"] or ns.refs
@@ -151,6 +154,7 @@ def print_text(topo: dict) -> None:
     for entry in topo["namespaces"]:
         ino = entry["ns"]
         how = {"netns": "ip netns", "container": "container", "process": "process",
+               "initial": "the initial network namespace",
                "holder": "held by", "inode": ""}[entry["named_by"]]
         note = f"net:[{ino}]" + (f"  {how}" if how else "") + \
             ("  (nsctl's own)" if entry["ours"] else "")
