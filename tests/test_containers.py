@@ -128,6 +128,13 @@ def test_v2_line_comes_first_then_name_systemd() -> None:
     assert containers.parse(text.replace(f"0::/system.slice/docker-{H1}.scope", "0::/")).id == "c1"
 
 
+def _squeezed(text: str) -> str:
+    """show's labels are padded to the longest one: compare with single spaces."""
+    import re
+
+    return re.sub(r":  +", ": ", text)
+
+
 def test_host_cgroups_skip_the_table() -> None:
     # A host process's cgroup text names no engine: the cheap pre-check says so.
     text = "0::/user.slice/user-0.slice/session-3.scope\n1:name=systemd:/init.scope\n"
@@ -316,8 +323,13 @@ def test_docker_with_host_cgroupns_is_labelled(cgroups):
         doc = json.loads(nsctl("show", f"container:{cid[:10]}/net", "--json").stdout)
         assert doc["ns"] == topology.link_ino(pid, "net")
         assert doc["container"] == want
+        # enter --all container:ID enters the container's namespaces
+        inside = nsctl("enter", "--all", f"container:{cid[:10]}", "--",
+                       "readlink", "/proc/self/ns/net", "/proc/self/ns/uts").stdout.split()
+        assert inside == [f"net:[{topology.link_ino(pid, 'net')}]",
+                          f"uts:[{topology.link_ino(pid, 'uts')}]"]
         text = nsctl("show", f"container:{cid[:10]}/uts").stdout
-        assert f"container: docker {cid}" in text
+        assert f"container: docker {cid}" in _squeezed(text)
 
         table = nsctl("ls", "-t", "net").stdout.splitlines()
         assert table[0].split()[:7] == ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY",
@@ -414,7 +426,7 @@ def test_kubernetes_pod_shares_its_network_namespace(cgroups):
         doc = json.loads(nsctl("show", f"container:{app_id[:12]}/net", "--json").stdout)
         assert doc["ns"] == net
         text = nsctl("show", f"net:[{net}]").stdout
-        assert f"container: containerd pod {uid}" in text
+        assert f"container: containerd pod {uid}" in _squeezed(text)
         assert f"containerd:pod-{uid[:8]}" in nsctl("ls", "-t", "net").stdout
 
 
@@ -433,7 +445,7 @@ def test_host_namespaces_shared_with_a_container_are_not_its(cgroups):
         assert spaces[net]["container"] is None
         assert spaces[topology.link_ino(pid, "mnt")]["container"]["id"] == cid
         text = nsctl("show", f"net:[{net}]").stdout
-        assert f"container: - (shared with docker:{cid[:12]}: 1 proc)" in text
+        assert f"container: - (shared with docker:{cid[:12]}: 1 proc)" in _squeezed(text)
         doc = json.loads(nsctl("show", f"container:{cid[:12]}/net", "--json").stdout)
         assert doc["ns"] == net     # the container's net namespace is the host's
 

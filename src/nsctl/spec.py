@@ -130,6 +130,23 @@ def _by_container(spec: str, snap: Snapshot) -> Namespace | None:
 
     query, link = m.group("query"), m.group("link")
     types = ", ".join(nsfs.LINK_TYPE)
+    if not link:
+        container_process(query, snap, spec)  # an unknown or ambiguous name says so first
+        raise SpecError(f"{spec} names a container, not a namespace: add the type, "
+                        f"container:{query}/TYPE (TYPE one of {types})")
+    if link not in nsfs.LINK_TYPE:
+        raise SpecError(f"unknown namespace type {link!r} in {spec!r} (one of {types})")
+    pid = container_process(query, snap, spec)
+    ino = snap.processes[pid].ns.get(link)
+    if ino is None:
+        raise SpecError(f"{spec}: process {pid} of that container shows no {link} namespace")
+    return _found(snap, ino, spec)
+
+
+def container_process(query: str, snap: Snapshot, spec: str) -> int:
+    """The PID that stands for the container named (or id-prefixed) ``query``."""
+    from . import containers
+
     if not query:
         raise SpecError(f"{spec}: name the container, e.g. container:3f4e5a/net")
     found = containers.find(query, snap)
@@ -143,17 +160,7 @@ def _by_container(spec: str, snap: Snapshot) -> Namespace | None:
         raise SpecError(f"{spec}: {query!r} matches {len(found)} containers: "
                         f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}; "
                         "write more of the id")
-    container = found[0]
-    if not link:
-        raise SpecError(f"{spec} names a container, not a namespace: add the type, "
-                        f"container:{query}/TYPE (TYPE one of {types})")
-    if link not in nsfs.LINK_TYPE:
-        raise SpecError(f"unknown namespace type {link!r} in {spec!r} (one of {types})")
-    pid = containers.main_process(container, snap)
-    ino = snap.processes[pid].ns.get(link)
-    if ino is None:
-        raise SpecError(f"{spec}: process {pid} of {container.label} shows no {link} namespace")
-    return _found(snap, ino, spec)
+    return containers.main_process(found[0], snap)
 
 
 FORMS: list[tuple[str, Callable[[str, Snapshot], Namespace | None]]] = [
@@ -183,5 +190,5 @@ def resolve(spec: str, snap: Snapshot) -> Namespace:
         if ns is not None:
             return ns
     raise SpecError(f"cannot read {spec!r} as a namespace: use type:[inode], an inode or id, "
-                    "PID/TYPE, container:NAME-OR-ID/TYPE, a stable path (/user.0/net.1), or a path to a "
-                    "namespace file")
+                    "PID/TYPE, container:NAME-OR-ID/TYPE, a stable path (/user.0/net.1), "
+                    "or a path to a namespace file")

@@ -75,6 +75,17 @@ def _level(ns: Namespace, snap: Snapshot) -> str:
     return str(snap.level(ns.ino)) if ns.type in ("user", "pid") else ""
 
 
+_spaths: list = [None, None]  # [snapshot, its stable paths]: computed once per listing
+
+
+def _spath(ns: Namespace, snap: Snapshot) -> str:
+    if _spaths[0] is not snap:
+        from ..naming import stable_paths
+
+        _spaths[:] = [snap, stable_paths(snap)]
+    return _spaths[1].get(ns.ino, "")
+
+
 COLUMNS: dict[str, Column] = {c.name: c for c in [
     Column("NS", "namespace inode", lambda ns, s: str(ns.ino), right=True, style="cyan"),
     Column("TYPE", "namespace type", lambda ns, s: ns.type, style="bold"),
@@ -102,6 +113,8 @@ COLUMNS: dict[str, Column] = {c.name: c for c in [
     Column("MOUNTS", "bind mounts of the namespace file (@mnt:[...] if in another mount ns)",
            _mounts),
     Column("HOLDERS", "every non-process reference in words", _holders),
+    Column("SPATH", "stable path, e.g. /user.0/user.2/net.1: the owning user namespaces, "
+           "then itself, each TYPE.RANK in creation order among siblings", _spath),
 ]}
 
 DEFAULT = ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY", "CONTAINER", "COMMAND"]

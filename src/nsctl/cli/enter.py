@@ -6,7 +6,7 @@ import os
 
 from ..kernel import nsfs
 from ..ops.enter import enter
-from ..spec import resolve
+from ..spec import container_process, resolve
 from .common import UsageError, discover_from_args, split_command
 
 
@@ -17,9 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run CMD (default: your shell) inside the given namespaces, named by any "
                     "SPEC form. Its exit status is nsctl's.")
     p.add_argument("specs", nargs="*", metavar="SPEC", help="namespaces to enter")
-    p.add_argument("--all", metavar="PID",
-                   help="every namespace of process PID (those that differ from ours), and "
-                        "its root and working directory")
+    p.add_argument("--all", metavar="PID|container:NAME",
+                   help="every namespace of process PID, or of a container's top process "
+                        "(those that differ from ours), and its root and working directory")
     return p
 
 
@@ -33,9 +33,12 @@ def main(argv: list[str]) -> int:
     targets = [resolve(spec, snap) for spec in args.specs]
     root_of = None
     if args.all:
-        if not args.all.isdigit():
-            raise UsageError(f"--all wants a PID, not {args.all!r}")
-        pid = int(args.all)
+        if args.all.startswith("container:"):
+            pid = container_process(args.all[len("container:"):], snap, args.all)
+        elif args.all.isdigit():
+            pid = int(args.all)
+        else:
+            raise UsageError(f"--all wants a PID or container:NAME, not {args.all!r}")
         proc = snap.processes.get(pid)
         if proc is None:
             raise UsageError(f"--all {pid}: no such process (or not readable)")

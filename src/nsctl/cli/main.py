@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                              "with --from FILE)"),
     "diff": ("diff", "what changed between two snapshots (or a snapshot and now)"),
     "lsns": ("lsns", "util-linux lsns(8) compatible listing (accepts lsns's options)"),
+    "watch": ("watch", "a live stream of namespace events (born/gone, entered/left, pinned)"),
+    "history": ("history", "the events nsctl watch --record stored: when, what held it"),
 }
 
 # Commands that parse their own argv (lsns mimics another tool's options).

@@ -57,6 +57,14 @@ def _container_rows(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
         f"{k}: {n} proc{'s' if n != 1 else ''}" for k, n in sorted(inside.items())) + ")")]
 
 
+def _stable_path(ns: Namespace, snap: Snapshot) -> str:
+    """Its stable path (nsctl.naming), noting when ranks are by inode, not creation."""
+    from ..naming import stable_paths
+
+    paths = stable_paths(snap)
+    return paths.get(ns.ino, "-") + (" (ranked by inode: no NS_GET_ID)" if paths.by_inode else "")
+
+
 def facts(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
     """(label, value) lines, in the order shown."""
     rows = [
@@ -64,6 +72,7 @@ def facts(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
         ("inode", str(ns.ino)),
         ("device", "-" if ns.dev is None else f"{os.major(ns.dev)}:{os.minor(ns.dev)}"),
         ("id", "-" if ns.id is None else str(ns.id)),
+        ("stable path", _stable_path(ns, snap)),
         ("owner", _name(snap, ns.owner) +
          ("" if ns.owner_uid is None else f" (created by uid {ns.owner_uid} "
                                            f"{user_name(ns.owner_uid)})")),
@@ -102,6 +111,11 @@ def main(argv: list[str]) -> int:
         args.no_view = True  # views are read from the live namespace; snapshots hold none yet
     if args.json:
         doc = ns.to_dict()
+        from ..naming import stable_paths
+
+        paths = stable_paths(snap)
+        doc["stable_path"] = paths.get(ns.ino)
+        doc["stable_path_ranked_by"] = paths.ranked_by
         if ns.type == "pid":
             from ..pidns import pid_namespaces
 

@@ -102,13 +102,17 @@ def to_node(branch: Branch, snap: Snapshot) -> Node:
     return Node(label=label, style=style, note=procs_note(ns, snap), children=kids)
 
 
-def to_json(branch: Branch, snap: Snapshot) -> dict:
+def to_json(branch: Branch, snap: Snapshot, paths: dict[int, str] | None = None) -> dict:
+    if paths is None:
+        from ..naming import stable_paths
+
+        paths = stable_paths(snap)
     ns = branch.ns
     out: dict = ({"label": branch.label} if ns is None else
-                 {"ns": ns.ino, "type": ns.type, "id": ns.id, "hidden": ns.hidden,
-                  "held_by": ns.held_by, "pids": sorted(ns.pids),
+                 {"ns": ns.ino, "type": ns.type, "id": ns.id, "stable_path": paths.get(ns.ino),
+                  "hidden": ns.hidden, "held_by": ns.held_by, "pids": sorted(ns.pids),
                   "container": ns.container.to_dict() if ns.container else None})
-    out["children"] = [to_json(b, snap) for b in branch.children]
+    out["children"] = [to_json(b, snap, paths) for b in branch.children]
     return out
 
 

@@ -1,0 +1,90 @@
+"""``nsctl watch``: namespace events as they happen (see nsctl.watch)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..kernel.errors import NsctlError
+import time
+
+from ..history import DEFAULT_DB
+
+
+def event_line(e: dict) -> str:
+    nsid = f" id {e['id']}" if e.get("id") is not None else ""
+    return f"{e['time']} {e['event']:<9} {e['name']}{nsid}  {e['cause']}"
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="nsctl watch",
+        description="Print namespace events as they happen: born/gone, process entered/left, "
+                    "pinned/unpinned (bind mounts), held/released (fds, sockets, threads, "
+                    "children). Rescans on process events (the kernel's CN_PROC connector, "
+                    "root only) and at least every --interval seconds. Stop with Ctrl-C.")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--interval", type=float, default=0.5, metavar="S",
+                   help="rescan at least every S seconds (default 0.5)")
+    p.add_argument("--record", nargs="?", const=DEFAULT_DB, metavar="DB",
+                   help=f"also store events and a snapshot a minute in the SQLite database DB "
+                        f"(default {DEFAULT_DB}); read it with nsctl history")
+    p.add_argument("--threads", action="store_true",
+                   help="also read every thread (finds namespaces only a thread is in)")
+    p.add_argument("--no-cnproc", action="store_true",
+                   help="do not use the process events connector: poll every --interval")
+    p.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--snapshot-every", type=float, default=60.0, metavar="S",
+                   help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.interval <= 0:
+        p.error("--interval must be positive")
+
+    from ..snapshot import to_document
+    from ..watch import Watcher
+
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    emitted = 0
+    recorder = None
+    out = sys.stdout
+    with Watcher(threads=args.threads, interval=args.interval,
+                 cnproc=not args.no_cnproc) as watcher:
+        how = ("process events + every %gs" % args.interval if watcher.trigger == "cn_proc"
+               else "polling every %gs (%s)" % (args.interval, watcher.why_no_cnproc))
+        try:
+            if args.record:
+                from ..history import Recorder
+
+                recorder = Recorder(args.record, trigger=watcher.trigger)
+            snap = watcher.start()
+            if recorder is not None:
+                recorder.snapshot(to_document(snap))
+            print(f"nsctl watch: watching {len(snap.namespaces)} namespaces, {how}"
+                  + (f", recording to {args.record}" if recorder else ""),
+                  file=sys.stderr, flush=True)
+            while args.count is None or emitted < args.count:
+                if not watcher.wait(deadline):
+                    break
+                try:
+                    events = watcher.step()
+                except (NsctlError, OSError) as exc:
+                    # One failed rescan (a transient kernel error) ends nothing: say so,
+                    # keep the previous snapshot and try again at the next trigger.
+                    print(f"nsctl watch: rescan failed: {getattr(exc, 'strerror', None) or exc}",
+                          file=sys.stderr, flush=True)
+                    continue
+                if args.count is not None:
+                    events = events[:args.count - emitted]
+                if recorder is not None:
+                    recorder.events(events)
+                    if time.monotonic() - recorder.last_snapshot >= args.snapshot_every:
+                        recorder.snapshot(to_document(watcher.snapshot))
+                for e in events:
+                    out.write((json.dumps(e) if args.json else event_line(e)) + "\n")
+                out.flush()
+                emitted += len(events)
+        finally:
+            if recorder is not None:
+                recorder.close()
+    return 0

@@ -1,0 +1,304 @@
+"""nsctl watch / history: live events from a real kernel, and the SQLite record of them.
+
+The watcher runs as a subprocess (``--json``, one object per line, read by a
+thread as they come); the fixtures create, pin and destroy namespaces and
+learn their inodes from the kernel (os.stat of /proc/PID/ns/*).
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import select
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+
+import pytest
+import topology
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build namespaces")
+
+TRIGGERS = {"cnproc": [], "poll": ["--no-cnproc"]}
+
+
+def nsctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def _when(event: dict) -> float:
+    return datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+
+
+class Watch:
+    """``nsctl watch --json`` running; ``wait_for`` returns the first matching event."""
+
+    def __init__(self, *args: str, duration: float = 60.0, prefix: list[str] = ()) -> None:
+        self.argv = [*prefix, sys.executable, "-m", "nsctl", "watch", "--json",
+                     "--duration", str(duration), *args]
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        self.seen: list[dict] = []
+        self.banner = self._banner()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.started = time.time()
+
+    def _banner(self, timeout: float = 60.0) -> str:
+        ready, _, _ = select.select([self.proc.stderr], [], [], timeout)
+        assert ready, "watch printed no start line"
+        line = self.proc.stderr.readline()
+        assert line.startswith("nsctl watch: watching"), line
+        return line
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def wait_for(self, timeout: float = 30.0, **match) -> dict:
+        for e in self.seen:
+            if all(e.get(k) == v for k, v in match.items()):
+                return e
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no event {match} within {timeout}s"
+            try:
+                e = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            assert e is not None, f"watch ended without event {match}: {self.proc.stderr.read()}"
+            self.seen.append(e)
+            if all(e.get(k) == v for k, v in match.items()):
+                return e
+
+    def stop(self) -> str:
+        """SIGTERM; it must exit 0 with no traceback.  Returns the rest of stderr."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        self.reader.join(timeout=30)
+        err = self.proc.stderr.read()
+        self.proc.stderr.close()
+        self.proc.stdout.close()
+        assert "Traceback" not in err, err
+        assert self.proc.returncode == 0, (self.proc.returncode, err)
+        return err
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=60)
+        for f in (self.proc.stdout, self.proc.stderr):
+            if not f.closed:
+                f.close()
+
+
+def _scan_allowance() -> float:
+    """How long one rescan takes on this host now (a busy test host may hold thousands of
+    namespaces): the latency bound is 1 s plus that."""
+    from nsctl.discovery import discover
+
+    start = time.monotonic()
+    discover()
+    return time.monotonic() - start
+
+
+@root_only
+@pytest.mark.parametrize("trigger", sorted(TRIGGERS))
+def test_watch_reports_birth_and_death_within_a_second(trigger):
+    with Watch(*TRIGGERS[trigger]) as watch:
+        if trigger == "cnproc":
+            assert "process events" in watch.banner, watch.banner
+        else:
+            assert "polling every 0.5s" in watch.banner, watch.banner
+        allowance = _scan_allowance()
+        t0 = time.time()
+        with topology.unshare_command(["--net", "--uts"]) as cmd:
+            net = topology.link_ino(cmd.child, "net")
+            uts = topology.link_ino(cmd.child, "uts")
+            born = watch.wait_for(event="born", ns=net)
+            born_latency = _when(born) - t0
+            assert born["type"] == "net" and born["name"] == f"net:[{net}]"
+            assert born["id"] is not None
+            assert any(r["kind"] == "process" and r["pid"] == cmd.child for r in born["refs"])
+            assert f"({cmd.child}) via net" in born["cause"]
+            watch.wait_for(event="born", ns=uts)
+            t1 = time.time()
+        gone = watch.wait_for(event="gone", ns=net)
+        gone_latency = _when(gone) - t1
+        assert gone["id"] == born["id"]
+        assert any(r.get("pid") == cmd.child for r in gone["refs"])
+        watch.stop()
+    print(f"{trigger}: born latency {born_latency:.3f}s, gone latency {gone_latency:.3f}s, "
+          f"scan {allowance:.3f}s")
+    assert born_latency < 1.0 + 2 * allowance
+    assert gone_latency < 1.0 + 2 * allowance
+
+
+def _mover(chan: topology.Channel) -> None:
+    chan.send({"pid": os.getpid()})
+    chan.recv()
+    topology.unshare(topology.CLONE_NEWNET)
+    chan.send({"moved": True})
+    chan.wait_closed()
+
+
+@root_only
+def test_watch_process_entered_and_left():
+    """A process that unshares (no fork, no exec: only the periodic rescan sees it)."""
+    with topology.Child(_mover) as mover, Watch() as watch:
+        pid = mover.ready()["pid"]
+        host_net = topology.link_ino(pid, "net")
+        mover.send({})
+        assert mover.ready() == {"moved": True}
+        new_net = topology.link_ino(pid, "net")
+        left = watch.wait_for(event="left", ns=host_net, pid=pid)
+        assert left["ref"] == {"kind": "process", "pid": pid, "link": "net"}
+        assert f"moved to net:[{new_net}]" in left["cause"]
+        born = watch.wait_for(event="born", ns=new_net)
+        assert any(r.get("pid") == pid for r in born["refs"])
+        watch.stop()
+
+
+@root_only
+def test_watch_pin_and_unpin(scratch):
+    path = str(scratch / "pinned-uts")
+    with topology.unshare_command(["--uts"]) as cmd, Watch() as watch:
+        uts = topology.link_ino(cmd.child, "uts")
+        assert nsctl("pin", f"{cmd.child}/uts", path).returncode == 0
+        try:
+            pinned = watch.wait_for(event="pinned", ns=uts, path=path)
+            assert pinned["ref"]["kind"] == "bindmount"
+            assert path in pinned["cause"]
+        finally:
+            assert nsctl("unpin", path).returncode == 0
+        unpinned = watch.wait_for(event="unpinned", ns=uts, path=path)
+        assert unpinned["id"] == pinned["id"]
+        watch.stop()
+
+
+@root_only
+def test_watch_stops_by_itself_with_duration_and_count():
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "nsctl", "watch", "--json", "--duration", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert time.monotonic() - start < 30
+    for line in done.stdout.splitlines():
+        json.loads(line)
+    with topology.unshare_command(["--uts"]):
+        counted = subprocess.Popen([sys.executable, "-m", "nsctl", "watch", "--count", "1",
+                                    "--duration", "60"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        out, err = counted.communicate(timeout=120)
+    assert counted.returncode == 0, err
+    assert len(out.splitlines()) <= 1
+
+
+def _record_one(db: str, flags: list[str]) -> tuple[int, int]:
+    """One recorder run that sees a namespace born and gone; (net inode, its id)."""
+    with Watch("--record", db, *flags) as watch:
+        with topology.unshare_command(["--net"]) as cmd:
+            net = topology.link_ino(cmd.child, "net")
+            born = watch.wait_for(event="born", ns=net)
+        watch.wait_for(event="gone", ns=net)
+        watch.stop()
+    return net, born["id"]
+
+
+@root_only
+def test_history_spans_recorder_restarts(scratch):
+    db = str(scratch / "history.db")
+    first = _record_one(db, [])
+    second = _record_one(db, ["--no-cnproc"])
+    for net, nsid in (first, second):
+        for spec in (str(net), f"net:[{net}]", str(nsid)):
+            done = nsctl("history", "--db", db, "--json", spec)
+            assert done.returncode == 0, done.stderr
+            rows = [json.loads(line) for line in done.stdout.splitlines()]
+            # Inodes are reused once a namespace is gone: by inode, other namespaces that
+            # had it may show too; the id is unique within a boot.
+            ours = [r["event"] for r in rows if r["id"] == nsid]
+            assert ours[0] == "born" and ours[-1] == "gone", ours
+            assert all(r["ns"] == net for r in rows)
+    every = nsctl("history", "--db", db, "--json", "--since", "10m", "--event", "born")
+    runs = {json.loads(line)["run"] for line in every.stdout.splitlines()}
+    assert runs == {1, 2}
+    text = nsctl("history", "--db", db, f"net:[{first[0]}]")
+    assert text.returncode == 0 and " born " in text.stdout and " gone " in text.stdout
+    later = nsctl("history", "--db", db, "--since", "2999-01-01T00:00:00Z")
+    assert later.returncode == 0 and later.stdout == ""
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        snaps = conn.execute("SELECT run, document FROM snapshots").fetchall()
+        assert {run for run, _ in snaps} == {1, 2}
+        assert json.loads(snaps[0][1])["schema"] == "nsctl-snapshot"
+        stopped = conn.execute("SELECT stopped FROM runs").fetchall()
+        assert all(s for (s,) in stopped)
+    finally:
+        conn.close()
+
+
+@root_only
+def test_two_recorders_share_one_database(scratch):
+    db = str(scratch / "shared.db")
+    with Watch("--record", db, "--snapshot-every", "0.2") as one, \
+            Watch("--record", db, "--no-cnproc") as two:
+        with topology.unshare_command(["--net"]) as cmd:
+            net = topology.link_ino(cmd.child, "net")
+            one.wait_for(event="born", ns=net)
+            two.wait_for(event="born", ns=net)
+        one.wait_for(event="gone", ns=net)
+        two.wait_for(event="gone", ns=net)
+        one.stop()
+        two.stop()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        runs = [r for (r,) in conn.execute("SELECT id FROM runs ORDER BY id")]
+        assert runs == [1, 2]
+        for run in runs:
+            events = {e for (e,) in conn.execute(
+                "SELECT event FROM events WHERE run = ? AND ns = ?", (run, net))}
+            assert {"born", "gone"} <= events
+        # a snapshot at start, then one every --snapshot-every (60 s unless a test asks)
+        count = dict(conn.execute("SELECT run, COUNT(*) FROM snapshots GROUP BY run"))
+        assert count[2] == 1 and count[1] >= 2, count
+    finally:
+        conn.close()
+
+
+def test_history_without_database_is_one_line(scratch):
+    done = nsctl("history", "--db", str(scratch / "none.db"))
+    assert done.returncode != 0
+    assert "no history database" in done.stderr and "Traceback" not in done.stderr
+    assert not os.path.exists(scratch / "none.db")
+    bad = nsctl("history", "--db", str(scratch / "none.db"), "--since", "yesterday")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+@root_only
+def test_watch_falls_back_to_polling_where_cnproc_fails():
+    """The kernel reports process events to the initial network namespace only: elsewhere
+    the subscription fails, and watch polls instead (and still sees namespaces come and go)."""
+    with Watch(prefix=["unshare", "--net"]) as watch:
+        assert "polling every 0.5s (cn_proc" in watch.banner, watch.banner
+        with topology.unshare_command(["--uts"]) as cmd:
+            uts = topology.link_ino(cmd.child, "uts")
+            born = watch.wait_for(event="born", ns=uts)
+        watch.wait_for(event="gone", id=born["id"])
+        watch.stop()
