@@ -145,3 +145,44 @@ def test_bad_snapshots_fail_cleanly_and_print_nothing(scratch, content, message,
 def test_missing_snapshot_file(scratch):
     proc = nsctl("ls", "--from", str(scratch / "nope.json"), check=False)
     assert proc.returncode == 1 and "No such file" in proc.stderr and proc.stdout == ""
+
+
+@root_only
+def test_views_in_a_snapshot_serve_net_show_and_interface_diff(scratch):
+    """snapshot --views keeps what each network namespace sees: `net --from` prints it as
+    live, `show --from` shows it, and diff sees a veth end move to another namespace."""
+    import viewtopology as vt
+    from conftest import netns_tag
+
+    tag = netns_tag()
+    first, second = str(scratch / "a.json"), str(scratch / "b.json")
+    with vt.veth_pair(tag) as pair:
+        mac = vt.links_of(pair.b)["eth0"]["address"]
+        nsctl("snapshot", "--views", "-o", first)
+        live = {n["ns"]: n for n in json.loads(nsctl("net", "--json").stdout)["namespaces"]}
+        saved = {n["ns"]: n for n in json.loads(nsctl("net", "--json", "--from",
+                                                      first).stdout)["namespaces"]}
+        for ino in (pair.a_ino, pair.b_ino):
+            assert [i["name"] for i in saved[ino]["interfaces"]] == \
+                [i["name"] for i in live[ino]["interfaces"]]
+            assert saved[ino]["interfaces"] == live[ino]["interfaces"]
+        shown = json.loads(nsctl("show", f"net:[{pair.b_ino}]", "--json", "--from",
+                                 first).stdout)
+        assert [i["mac"] for i in shown["view"]["interfaces"] if i["name"] == "eth0"] == [mac]
+        pair.move_b_to_c(tag)
+        nsctl("snapshot", "--views", "-o", second)
+        moved = json.loads(nsctl("diff", first, second, "--json", check=False).stdout)[
+            "interfaces"]["moved"]
+        mine = [m for m in moved if m["mac"] == mac]
+        assert len(mine) == 1
+        assert (mine[0]["from"], mine[0]["to"], mine[0]["name"]) == (pair.b_ino, pair.c_ino,
+                                                                     "eth0")
+
+
+@root_only
+def test_net_from_a_snapshot_without_views_is_refused(scratch):
+    path = str(scratch / "plain.json")
+    nsctl("snapshot", "-o", path)
+    proc = nsctl("net", "--from", path, check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "holds no network views" in proc.stderr and "Traceback" not in proc.stderr

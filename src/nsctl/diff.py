@@ -53,6 +53,39 @@ def _compared(ref: Reference, snap: Snapshot, by: str) -> bool:
     return by == BY_ID or ref.kind not in ("process", "thread", "fd", "socket")
 
 
+def _interfaces(snap: Snapshot, keys: dict[int, object]) -> dict[tuple, dict]:
+    """Every interface of every network namespace, by an identity that survives a move:
+    its MAC address where it has one, else (namespace, name)."""
+    out: dict[tuple, dict] = {}
+    for ino, view in (snap.net_views or {}).items():
+        ifaces = view.get("interfaces")
+        if not isinstance(ifaces, list):
+            continue
+        for iface in ifaces:
+            mac = iface.get("mac")
+            ident = (("mac", mac) if mac and mac.strip("0:") else
+                     ("name", repr(keys.get(ino)), iface.get("name")))
+            out.setdefault(ident, {"name": iface.get("name"), "mac": mac,
+                                   "kind": iface.get("kind"), "ns": ino,
+                                   "ns_key": keys.get(ino)})
+    return out
+
+
+def _interface_changes(a: Snapshot, b: Snapshot, keys_a: dict, keys_b: dict) -> dict:
+    """Interfaces added, removed, and moved (or renamed) between namespaces."""
+    ia, ib = _interfaces(a, keys_a), _interfaces(b, keys_b)
+    moved = []
+    for ident in ia.keys() & ib.keys():
+        before, after = ia[ident], ib[ident]
+        if before["ns_key"] != after["ns_key"] or before["name"] != after["name"]:
+            moved.append({"name": after["name"], "mac": after["mac"], "kind": after["kind"],
+                          "from_name": before["name"], "from": before["ns"], "to": after["ns"],
+                          "from_key": before["ns_key"], "to_key": after["ns_key"]})
+    return {"added": [ib[i] for i in sorted(ib.keys() - ia.keys(), key=repr)],
+            "removed": [ia[i] for i in sorted(ia.keys() - ib.keys(), key=repr)],
+            "moved": sorted(moved, key=repr)}
+
+
 def diff(a: Snapshot, b: Snapshot, by: str = BY_ID) -> dict:
     """What changed from ``a`` to ``b``; ``equal`` says whether anything did."""
     keys_a, keys_b = _keys(a, by), _keys(b, by)
@@ -83,8 +116,13 @@ def diff(a: Snapshot, b: Snapshot, by: str = BY_ID) -> dict:
                 if before != after:
                     moved.append({"pid": pid, "comm": p_b.comm, "link": link,
                                   "from": p_a.ns.get(link), "to": p_b.ns.get(link)})
+    interfaces = None
+    if a.net_views is not None and b.net_views is not None:
+        interfaces = _interface_changes(a, b, keys_a, keys_b)
+    iface_changed = bool(interfaces and any(interfaces.values()))
     key_order = repr
-    return {"by": by, "equal": not (appeared or gone or changed or moved),
+    return {"by": by, "equal": not (appeared or gone or changed or moved or iface_changed),
+            "interfaces": interfaces,
             "appeared": sorted(appeared, key=lambda d: key_order(d["key"])),
             "disappeared": sorted(gone, key=lambda d: key_order(d["key"])),
             "changed": sorted(changed, key=lambda d: key_order(d["key"])),

@@ -243,7 +243,7 @@ class Snapshot:
     """The whole discovery: every namespace found, the processes read, the gaps."""
 
     __slots__ = ("namespaces", "processes", "problems", "own", "has_ns_id", "offline",
-                 "own_pid_level", "pid_inits", "viewer_pid")
+                 "own_pid_level", "pid_inits", "viewer_pid", "net_views")
 
     def __init__(self) -> None:
         self.namespaces: dict[int, Namespace] = {}
@@ -258,6 +258,9 @@ class Snapshot:
         # for inits discovery could not read (PID 1 may refuse even root).
         self.pid_inits: dict[int, tuple[int, str]] = {}
         self.viewer_pid: int | None = None     # the nsctl process that took it
+        # What each network namespace saw (nsctl.views.net), when a snapshot was
+        # taken with --views; None when not captured.
+        self.net_views: dict[int, dict] | None = None
 
     @property
     def partial(self) -> bool:

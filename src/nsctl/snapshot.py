@@ -32,6 +32,8 @@ def to_document(snap: Snapshot) -> dict:
            "own": dict(snap.own), "own_pid_level": _own_level(snap),
            "has_ns_id": snap.has_ns_id, "pid_inits": _pid_inits(snap),
            "viewer_pid": snap.viewer_pid}
+    if snap.net_views is not None:
+        doc["net_views"] = {str(ino): view for ino, view in snap.net_views.items()}
     doc.update(snap.to_dict())
     return doc
 
@@ -115,6 +117,8 @@ def _build(doc: dict) -> Snapshot:
     snap.own_pid_level = doc.get("own_pid_level")
     snap.has_ns_id = doc.get("has_ns_id")
     snap.viewer_pid = doc.get("viewer_pid")
+    if doc.get("net_views") is not None:
+        snap.net_views = {int(ino): dict(view) for ino, view in doc["net_views"].items()}
     snap.pid_inits = {int(ino): (int(pid), str(state))
                       for ino, pid, state in doc.get("pid_inits", [])}
     for d in doc["namespaces"]:

@@ -72,6 +72,14 @@ def main(argv: list[str]) -> int:
         out.extend(f"    - {_ref_text(r)}" for r in d["dropped"])
     for m in result["moved"]:
         out.append(f"> pid {m['pid']} ({m['comm']}) {m['link']}: {m['from']} -> {m['to']}")
+    ifaces = result["interfaces"] or {}
+    for i in ifaces.get("added", []):
+        out.append(f"+ interface {i['name']} ({i['mac']}) in net:[{i['ns']}]")
+    for i in ifaces.get("removed", []):
+        out.append(f"- interface {i['name']} ({i['mac']}) in net:[{i['ns']}]")
+    for i in ifaces.get("moved", []):
+        out.append(f"> interface {i['from_name']} ({i['mac']}): net:[{i['from']}] -> "
+                   f"{i['name']} in net:[{i['to']}]")
     if out:
         sys.stdout.write("\n".join(out) + "\n")
     return 0 if result["equal"] else 1

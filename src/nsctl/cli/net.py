@@ -232,9 +232,17 @@ def dot(topo: dict) -> str:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     snap = discover_from_args(args)
-    from ..views.net import read_all
+    if snap.offline:
+        if snap.net_views is None:
+            from ..kernel.errors import NsctlError
 
-    views = read_all(snap, sysfs=not args.no_sysfs)
+            raise NsctlError(f"{args.from_file}: this snapshot holds no network views "
+                             "(take it with nsctl snapshot --views)")
+        views = snap.net_views
+    else:
+        from ..views.net import read_all
+
+        views = read_all(snap, sysfs=not args.no_sysfs)
     topo = topology(snap, views)
     if args.json:
         from .render import print_json

@@ -107,8 +107,10 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     snap = discover_from_args(args)
     ns = resolve(args.spec, snap)
-    if snap.offline:
-        args.no_view = True  # views are read from the live namespace; snapshots hold none yet
+    stored_view = None
+    if snap.offline:  # views are read from the live namespace: use what the snapshot holds
+        stored_view = (snap.net_views or {}).get(ns.ino)
+        args.no_view = stored_view is None
     if args.json:
         doc = ns.to_dict()
         from ..naming import stable_paths
@@ -125,7 +127,7 @@ def main(argv: list[str]) -> int:
         if not args.no_view:
             from ..views import read_view
 
-            doc["view"] = read_view(ns, snap)
+            doc["view"] = stored_view if stored_view is not None else read_view(ns, snap)
         print_json(doc)
         return 0
     out = [ns_name(ns)]
@@ -154,6 +156,7 @@ def main(argv: list[str]) -> int:
         from .viewtext import view_lines
 
         out.append("  sees:")
-        out.extend(view_lines(read_view(ns, snap), snap, ns.ino))
+        out.extend(view_lines(stored_view if stored_view is not None else read_view(ns, snap),
+                              snap, ns.ino))
     sys.stdout.write("\n".join(out) + "\n")
     return 0

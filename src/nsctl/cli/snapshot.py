@@ -17,8 +17,15 @@ def main(argv: list[str]) -> int:
                     "it back with --from FILE.")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
     p.add_argument("--threads", action="store_true", help="also read every thread")
+    p.add_argument("--views", action="store_true",
+                   help="also what every network namespace sees (interfaces, peers, nsids), "
+                        "for `nsctl net --from`, `show --from` and interface diffs")
     args = p.parse_args(argv)
     snap = discover_from_args(args)
+    if args.views:
+        from ..views.net import read_all
+
+        snap.net_views = read_all(snap)
     if args.output:
         save(snap, args.output)
         print(f"{len(snap.namespaces)} namespaces, {len(snap.processes)} processes "
