@@ -111,3 +111,27 @@ def test_diff_trouble_is_exit_2(scratch, content):
     proc = nsctl("diff", str(bad), str(bad))
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+@root_only
+def test_diff_by_path_matches_a_rebuilt_topology(scratch):
+    """The same topology built twice has other inodes and ids (so by id it is all new)
+    but the same stable paths (so by path the fixture's namespaces match)."""
+    paths = []
+    inodes = []
+    for name in ("a", "b"):
+        with topology.unshare_command(["--user", "--map-root-user", "--net", "--uts"]) as cmd:
+            inodes.append({t: os.stat(f"/proc/{cmd.child}/ns/{t}").st_ino
+                           for t in ("user", "net", "uts")})
+            path = str(scratch / f"{name}.json")
+            assert nsctl("snapshot", "-o", path).returncode == 0
+            paths.append(path)
+    by_id = json.loads(nsctl("diff", paths[0], paths[1], "--json").stdout)
+    gone_by_id = {n["ns"] for n in by_id["disappeared"]}
+    assert set(inodes[0].values()) <= gone_by_id
+    by_path = json.loads(nsctl("diff", paths[0], paths[1], "--by", "path", "--json").stdout)
+    gone_by_path = {n["ns"] for n in by_path["disappeared"]}
+    appeared_by_path = {n["ns"] for n in by_path["appeared"]}
+    assert not set(inodes[0].values()) & gone_by_path
+    assert not set(inodes[1].values()) & appeared_by_path
+    assert by_path["moved"] == []
