@@ -68,7 +68,9 @@ def enter(targets: list[Namespace], snap: Snapshot, argv: list[str],
     process's root directory and working directory (as nsenter -a does)."""
     from ..kernel.libc import setns
 
-    ordered = plan(targets, os.geteuid() == 0)
+    # Entering a namespace we are already in changes nothing (and setns would still
+    # want privilege for it): leave those out, as nsenter does.
+    ordered = [ns for ns in plan(targets, os.geteuid() == 0) if snap.own.get(ns.type) != ns.ino]
     fds: list[tuple[Namespace, int]] = []
     extra: list[int] = []
     try:
