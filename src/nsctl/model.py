@@ -267,23 +267,8 @@ class Snapshot:
         """Something could not be read (processes that merely exited don't count)."""
         return any(p.reason != "vanished" for p in self.problems)
 
-    def problem_summary(self) -> dict[str, int]:
-        """Counts of problems by reason, for a one-line warning."""
-        out: dict[str, int] = {}
-        for p in self.problems:
-            out[p.reason] = out.get(p.reason, 0) + 1
-        return out
-
     def of_type(self, ns_type: str) -> list[Namespace]:
         return [ns for ns in self.namespaces.values() if ns.type == ns_type]
-
-    def children_of(self, ino: int) -> list[Namespace]:
-        """Namespaces whose parent is ``ino`` (user and pid trees)."""
-        return [ns for ns in self.namespaces.values() if ns.parent == ino]
-
-    def owned_by(self, ino: int) -> list[Namespace]:
-        """Namespaces whose owning user namespace is ``ino`` (excluding child user namespaces)."""
-        return [ns for ns in self.namespaces.values() if ns.owner == ino and ns.type != "user"]
 
     def level(self, ino: int) -> int:
         """Depth of a user or PID namespace in its tree (0 at the top we can see)."""
