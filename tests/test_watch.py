@@ -198,13 +198,21 @@ def test_watch_stops_by_itself_with_duration_and_count():
     assert time.monotonic() - start < 30
     for line in done.stdout.splitlines():
         json.loads(line)
-    with topology.unshare_command(["--uts"]):
-        counted = subprocess.Popen([sys.executable, "-m", "nsctl", "watch", "--count", "1",
-                                    "--duration", "60"], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
-        out, err = counted.communicate(timeout=120)
+    counted = subprocess.Popen([sys.executable, "-m", "nsctl", "watch", "--count", "1",
+                                "--duration", "60"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert "watching" in counted.stderr.readline()  # started: what comes now is an event
+        started = time.monotonic()
+        with topology.unshare_command(["--uts"]):
+            out, err = counted.communicate(timeout=120)
+    finally:
+        if counted.poll() is None:
+            counted.kill()
+            counted.wait()
     assert counted.returncode == 0, err
-    assert len(out.splitlines()) <= 1
+    assert len(out.splitlines()) == 1
+    assert time.monotonic() - started < 30   # it stopped at the first event, not at 60 s
 
 
 def _record_one(db: str, flags: list[str]) -> tuple[int, int]:

@@ -41,29 +41,14 @@ def iso_now(now: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
 
 
-def _who(pid: int | None, snap: Snapshot) -> str:
-    proc = snap.processes.get(pid) if pid is not None else None
-    return f"{proc.comm} ({pid})" if proc else f"pid {pid}"
-
-
 def ref_text(ref: dict, snap: Snapshot) -> str:
-    """One reference in words."""
-    kind, pid = ref["kind"], ref.get("pid")
-    if kind == "process":
-        return f"process {_who(pid, snap)} via {ref.get('link')}"
-    if kind == "thread":
-        return f"thread {ref.get('tid')} of {_who(pid, snap)}"
-    if kind == "fd":
-        return f"fd {ref.get('fd')} of {_who(pid, snap)}"
-    if kind == "socket":
-        return f"socket:[{ref.get('socket')}] (fd {ref.get('fd')}) of {_who(pid, snap)}"
-    if kind == "bindmount":
-        return f"bind mount {ref.get('path')} in mnt:[{ref.get('mntns')}]"
-    if kind == "child":
-        child = snap.namespaces.get(ref.get("child"))
-        name = f"{child.type}:[{child.ino}]" if child else str(ref.get("child"))
-        return f"{'child' if ref.get('relation') == 'parent' else 'owned'} {name}"
-    return kind
+    """One reference in words (the same words as nsctl show), always naming the link."""
+    from .describe import describe_ref
+
+    text = describe_ref(ref, snap)
+    if ref.get("kind") == "process" and " via " not in text:
+        text += f" via {ref.get('link')}"
+    return text
 
 
 def _refs_text(refs: list[dict], snap: Snapshot, limit: int = 3) -> str:

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
+from ..describe import describe_ref, ns_name  # noqa: F401  (commands import them here)
 from ..model import Namespace, Process, Snapshot
 
 
@@ -97,33 +98,3 @@ def representative(ns: Namespace, snap: Snapshot) -> Process | None:
     if not ns.pids:
         return None
     return snap.processes.get(min(ns.pids))
-
-
-def ns_name(ns: Namespace) -> str:
-    return f"{ns.type}:[{ns.ino}]"
-
-
-def describe_ref(ref, snap: Snapshot) -> str:
-    """One reference in words, e.g. 'fd 5 of sleep (1234)'."""
-    def who(pid: int | None) -> str:
-        proc = snap.processes.get(pid) if pid is not None else None
-        return f"{proc.comm} ({pid})" if proc else f"pid {pid}"
-
-    kind = ref.kind
-    if kind == "process":
-        via = "" if ref.link in nsfs.CLONE_FLAGS else f" via {ref.link}"
-        return f"process {who(ref.pid)}{via}"
-    if kind == "thread":
-        return f"thread {ref.tid} of {who(ref.pid)}"
-    if kind == "fd":
-        return f"fd {ref.fd} of {who(ref.pid)}"
-    if kind == "socket":
-        return f"socket:[{ref.socket}] (fd {ref.fd}) of {who(ref.pid)}"
-    if kind == "bindmount":
-        where = "" if ref.mntns == snap.own.get("mnt") else f" in mnt:[{ref.mntns}]"
-        return f"bind mount {ref.path}{where}"
-    if kind == "child":
-        child = snap.namespaces.get(ref.child)
-        name = ns_name(child) if child else str(ref.child)
-        return f"{'child' if ref.relation == 'parent' else 'owned'} {name}"
-    return kind
