@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import (Stats, Timer, describe, lsns_argv, namespaces, nsctl_argv,  # noqa: E402
                      profile)
 from run import RESULTS, host_info, loadavg  # noqa: E402
-from topology import HERE, Created, Workdir, leftovers, log, read_sysctl  # noqa: E402
+from topology import HERE, Workdir, leftovers, log, read_sysctl  # noqa: E402
 
 GOAL_S = 1.5
 # For a profile that sees every thread read: no forked workers.
@@ -48,7 +48,6 @@ class ThreadsTopology(Workdir):
         super().__init__()
         self.count = count
         self.stack_kib = stack_kib
-        self.namespaces: list[Created] = []
         self.build_seconds: float | None = None
         self.sysctl_expected: dict[str, str] = {}
 
@@ -68,16 +67,6 @@ class ThreadsTopology(Workdir):
         log(f"{self.count} threads in their own uts namespaces, started in "
             f"{self.build_seconds:.2f} s")
 
-    def _on_line(self, line: str) -> None:
-        kind, _, rest = line.rstrip("\n").partition(" ")
-        if kind == "ns":
-            ns_type, ino, holder = rest.split(" ")
-            self.namespaces.append(Created(ns_type, int(ino), holder))
-        elif kind == "pid":
-            self.pids.append(int(rest))
-
-    def inodes(self) -> set[int]:
-        return {c.ino for c in self.namespaces}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,10 +155,29 @@ class Workdir:
         self.dir = TMP_ROOT / f"{PREFIX}{self.tag}"
         self.helpers: list[tuple[str, subprocess.Popen]] = []
         self.pids: list[int] = []                  # long-lived processes helpers reported
+        self.namespaces: list[Created] = []        # what helpers reported they made
         self.sysctl_saved: dict[str, str] = {}
         self._open = False
         self._old_handlers: dict[int, object] = {}
         self.teardown_seconds: float | None = None
+
+    def _on_line(self, line: str) -> None:
+        """A helper's report: ``ns TYPE INODE HOLDER`` or ``pid PID``; other kinds go to
+        :meth:`_on_other`."""
+        kind, _, rest = line.rstrip("\n").partition(" ")
+        if kind == "ns":
+            ns_type, ino, holder = rest.split(" ")
+            self.namespaces.append(Created(ns_type, int(ino), holder))
+        elif kind == "pid":
+            self.pids.append(int(rest))
+        else:
+            self._on_other(kind, rest)
+
+    def _on_other(self, kind: str, rest: str) -> None:
+        pass
+
+    def inodes(self) -> set[int]:
+        return {c.ino for c in self.namespaces}
 
     # --- lifecycle ----------------------------------------------------------
     def __enter__(self):
@@ -368,7 +387,6 @@ class Topology(Workdir):
         super().__init__()
         self.n = n
         self.plan = Plan.for_n(n, mix, init_mounts)
-        self.namespaces: list[Created] = []
         self.init_mounts: list[str] = []
         self.build_seconds: float | None = None
         self.quiet = quiet
@@ -401,14 +419,8 @@ class Topology(Workdir):
             log(f"topology {self.tag}: {len(self.namespaces)} namespaces in "
                 f"{self.build_seconds:.2f} s ({self.summary()})")
 
-    def _on_line(self, line: str) -> None:
-        kind, _, rest = line.rstrip("\n").partition(" ")
-        if kind == "ns":
-            ns_type, ino, holder = rest.split(" ")
-            self.namespaces.append(Created(ns_type, int(ino), holder))
-        elif kind == "pid":
-            self.pids.append(int(rest))
-        elif kind == "mount":
+    def _on_other(self, kind: str, rest: str) -> None:
+        if kind == "mount":
             self.init_mounts.append(rest)
 
     def teardown(self) -> None:
@@ -416,9 +428,6 @@ class Topology(Workdir):
         # (_stop_helpers does that, last helper first); close() then unmounts
         # whatever is still under the temp dir.
         pass
-
-    def inodes(self) -> set[int]:
-        return {c.ino for c in self.namespaces}
 
     def summary(self) -> str:
         by_holder = Counter(c.holder for c in self.namespaces)

@@ -89,37 +89,32 @@ def events_between(a: Snapshot, b: Snapshot, now: float | None = None) -> list[d
         event(BORN, d["type"], d["ns"], d["id"], f"held by {_refs_text(refs, b)}", refs=refs)
     # Why a process reference came or went: it moved (setns/unshare), started or exited.
     moved = {(m["pid"], m["link"]): m for m in result["moved"]}
+    # One table for both directions: which events, which snapshot names the holder,
+    # and how a process reference came or went.
+    directions = (
+        ("added", b, ENTERED, PINNED, HELD, "from",
+         lambda pid: "started" if pid not in a.processes else "joined"),
+        ("dropped", a, LEFT, UNPINNED, RELEASED, "to",
+         lambda pid: "exited" if pid not in b.processes else "left"),
+    )
     for d in result["changed"]:
         ns = b.namespaces[d["ns"]]
-        for ref in d["added"]:
-            ref = _plain(ref)
-            kind, pid = ref["kind"], ref.get("pid")
-            if kind == "process":
-                m = moved.get((pid, ref.get("link")))
-                how = (f"moved from {_ns(m['link'], m['from'])}" if m and m["from"] is not None
-                       else "started" if pid not in a.processes else "joined")
-                event(ENTERED, ns.type, ns.ino, ns.id,
-                      f"{ref_text(ref, b)} {how}", ref=ref, pid=pid)
-            elif kind == "bindmount":
-                event(PINNED, ns.type, ns.ino, ns.id, ref_text(ref, b), ref=ref,
-                      path=ref.get("path"))
-            else:
-                event(HELD, ns.type, ns.ino, ns.id, ref_text(ref, b), ref=ref,
-                      **({"pid": pid} if pid is not None else {}))
-        for ref in d["dropped"]:
-            ref = _plain(ref)
-            kind, pid = ref["kind"], ref.get("pid")
-            if kind == "process":
-                m = moved.get((pid, ref.get("link")))
-                how = (f"moved to {_ns(m['link'], m['to'])}" if m and m["to"] is not None
-                       else "exited" if pid not in b.processes else "left")
-                event(LEFT, ns.type, ns.ino, ns.id, f"{ref_text(ref, a)} {how}", ref=ref, pid=pid)
-            elif kind == "bindmount":
-                event(UNPINNED, ns.type, ns.ino, ns.id, ref_text(ref, a), ref=ref,
-                      path=ref.get("path"))
-            else:
-                event(RELEASED, ns.type, ns.ino, ns.id, ref_text(ref, a), ref=ref,
-                      **({"pid": pid} if pid is not None else {}))
+        for key, where, proc_event, mount_event, hold_event, side, otherwise in directions:
+            for ref in d[key]:
+                ref = _plain(ref)
+                kind, pid = ref["kind"], ref.get("pid")
+                text = ref_text(ref, where)
+                if kind == "process":
+                    m = moved.get((pid, ref.get("link")))
+                    how = (f"moved {side} {_ns(m['link'], m[side])}"
+                           if m and m[side] is not None else otherwise(pid))
+                    event(proc_event, ns.type, ns.ino, ns.id, f"{text} {how}", ref=ref, pid=pid)
+                elif kind == "bindmount":
+                    event(mount_event, ns.type, ns.ino, ns.id, text, ref=ref,
+                          path=ref.get("path"))
+                else:
+                    event(hold_event, ns.type, ns.ino, ns.id, text, ref=ref,
+                          **({"pid": pid} if pid is not None else {}))
     for d in result["disappeared"]:
         refs = _refs_of(a, d["ns"])
         event(GONE, d["type"], d["ns"], d["id"], f"was held by {_refs_text(refs, a)}", refs=refs)
