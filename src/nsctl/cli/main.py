@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lsns": ("lsns", "util-linux lsns(8) compatible listing (accepts lsns's options)"),
     "watch": ("watch", "a live stream of namespace events (born/gone, entered/left, pinned)"),
     "history": ("history", "the events nsctl watch --record stored: when, what held it"),
+    "serve": ("serve", "serve the namespace model over HTTP: REST API, web page, /metrics"),
 }
 
 # Commands that parse their own argv (lsns mimics another tool's options).
