@@ -1,0 +1,78 @@
+// Talking to nsctl serve: JSON GETs (with a bearer token when the server wants
+// one) and the server-sent event stream.
+
+const TOKEN_KEY = "nsctl-token";
+let asked = false;
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+/** The error the server sent ({"error": ...}), or the HTTP status. */
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** GET /api/v1/PATH as JSON; on 401 ask for a token once and retry. */
+export async function get(path) {
+  for (;;) {
+    const headers = { Accept: "application/json" };
+    if (token()) headers.Authorization = `Bearer ${token()}`;
+    const resp = await fetch(`/api/v1/${path}`, { headers, cache: "no-store" });
+    if (resp.status === 401 && !asked) {
+      asked = true;
+      const given = window.prompt("This nsctl server needs a token:");
+      if (given) {
+        sessionStorage.setItem(TOKEN_KEY, given.trim());
+        continue;
+      }
+    }
+    if (!resp.ok) {
+      let message = `${resp.status} ${resp.statusText}`;
+      try {
+        const body = await resp.json();
+        if (body && body.error) message = String(body.error);
+      } catch (_) { /* not JSON */ }
+      throw new ApiError(resp.status, message);
+    }
+    return resp.json();
+  }
+}
+
+/** A namespace SPEC as one URL path segment. */
+export function specPath(spec) {
+  return `namespaces/${encodeURIComponent(spec)}`;
+}
+
+const EVENT_KINDS = ["born", "gone", "entered", "left", "pinned", "unpinned", "held", "released"];
+
+/**
+ * Follow /api/v1/events.  onState("live" | "connecting" | "disconnected"),
+ * onEvent(kind, data) for watch events, onGeneration(n).  EventSource
+ * reconnects by itself; the token goes in the query (it cannot send headers).
+ */
+export function follow({ onState, onEvent, onGeneration }) {
+  const url = token() ? `/api/v1/events?token=${encodeURIComponent(token())}` : "/api/v1/events";
+  const source = new EventSource(url);
+  onState("connecting");
+  source.onopen = () => onState("live");
+  source.onerror = () => onState(source.readyState === EventSource.CLOSED ? "disconnected" : "connecting");
+  const parse = (msg) => {
+    try {
+      return JSON.parse(msg.data);
+    } catch (_) {
+      return null;
+    }
+  };
+  for (const kind of EVENT_KINDS) {
+    source.addEventListener(kind, (msg) => onEvent(kind, parse(msg)));
+  }
+  source.addEventListener("generation", (msg) => {
+    const data = parse(msg);
+    if (data && Number.isFinite(data.generation)) onGeneration(data.generation);
+  });
+  return source;
+}

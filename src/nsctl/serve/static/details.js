@@ -1,0 +1,120 @@
+// The details panel: everything `nsctl show SPEC --json` says about one
+// namespace, with what it sees (its view), as lists and tables.  Inodes of
+// namespaces the page knows become buttons that select them.
+
+import { badge, containerLabel, fill, h, nsName, tag } from "./dom.js";
+
+const ROW_LIMIT = 100;
+const NS_KEYS = new Set(["owner", "parent", "netns", "child", "ns", "pid_for_children", "time_for_children"]);
+const WRAP = new Set(["cmdline", "addresses", "path", "root", "what", "controllers", "link"]);   // long cells
+const SHOWN_ABOVE = new Set(["ns", "type", "processes", "refs", "view", "pids", "pid_namespace"]);
+
+// How some keys read better than their JSON.
+const FORMAT = {
+  addresses: (list) => (list || []).map((a) => `${a.address}/${a.prefixlen}`).join(", ") || "—",
+  link: (l) => (l ? `${l.role} ${l.ifname || ""}${l.ifindex ? ` (#${l.ifindex})` : ""}${l.netns ? ` in net:[${l.netns}]` : ""}` : "—"),
+  container: (c) => containerLabel(c) || "—",
+  cmdline: (argv) => (argv || []).join(" "),
+  nspid: (list) => (list ? list.join("/") : "—"),
+  ns: (links, ctx) => (links && typeof links === "object" ? Object.entries(links).map(([k, v]) => `${k} ${v}`).join(", ") : value(links, ctx)),
+};
+
+function nsButton(ino, ctx) {
+  const node = ctx.index.byIno.get(ino);
+  if (!node) return String(ino);
+  return h("button", { type: "button", class: "goto", "data-goto": ino, "data-goto-type": node.type }, nsName(node.type, ino));
+}
+
+function value(v, ctx, key) {
+  if (key && FORMAT[key] && !(key === "ns" && typeof v === "number")) return FORMAT[key](v, ctx);
+  if (v === null || v === undefined) return h("span", { class: "none" }, "—");
+  if (key && NS_KEYS.has(key) && typeof v === "number") return nsButton(v, ctx);
+  if (Array.isArray(v)) {
+    if (!v.length) return h("span", { class: "none" }, "none");
+    if (v.every((x) => x && typeof x === "object" && !Array.isArray(x))) return table(v, ctx);
+    if (v.every((x) => x === null || typeof x !== "object")) return v.join(", ");
+    return h("ul", { class: "plain" }, v.map((x) => h("li", {}, value(x, ctx))));
+  }
+  if (typeof v === "object") return kv(v, ctx);
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  return String(v);
+}
+
+function kv(obj, ctx, skip = new Set()) {
+  const entries = Object.entries(obj).filter(([k]) => !skip.has(k));
+  return h("dl", { class: "kv" }, entries.map(([k, v]) => [h("dt", {}, k.replaceAll("_", " ")), h("dd", {}, value(v, ctx, k))]));
+}
+
+function table(rows, ctx) {
+  const cols = [];
+  for (const row of rows) for (const k of Object.keys(row)) if (!cols.includes(k)) cols.push(k);
+  const body = h("tbody");
+  const addRows = (from, to) => {
+    for (const row of rows.slice(from, to)) body.append(h("tr", {}, cols.map((c) => h("td", { class: WRAP.has(c) ? "wrap" : null }, value(row[c], ctx, c)))));
+  };
+  addRows(0, ROW_LIMIT);
+  const wrap = h("div", { class: "tablewrap" }, h("table", {}, h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, c.replaceAll("_", " "))))), body));
+  if (rows.length > ROW_LIMIT) {
+    const more = h("button", { type: "button", class: "more" }, `show all ${rows.length}`);
+    more.addEventListener("click", () => {
+      more.remove();
+      addRows(ROW_LIMIT, rows.length);
+    });
+    wrap.append(more);
+  }
+  return wrap;
+}
+
+function section(title, ...content) {
+  return h("section", {}, h("h3", {}, title), content);
+}
+
+function viewSection(view, ctx) {
+  if (!view) return section("Sees", h("p", { class: "none" }, "Loading the view…"));
+  if (view.error) return section("Sees", h("p", { class: "error" }, String(view.error)));
+  const { type, interfaces, ...rest } = view;
+  return section("Sees",
+    interfaces ? [h("h4", {}, "interfaces"), value(interfaces.map(({ name, kind, operstate, mtu, mac, addresses, link }) => ({ name, kind, operstate, mtu, mac, addresses, link })), ctx)] : null,
+    kv(rest, ctx));
+}
+
+/**
+ * Fill the panel.  state: {ino, type, doc (the show document or null),
+ * error, gone, loading}; ctx: {index}.
+ */
+export function renderDetails(panel, state, ctx) {
+  if (!state) {
+    panel.dataset.selected = "";
+    fill(panel, h("p", { class: "hint" }, "Select a namespace (click it, or Enter on it) to see everything about it here."));
+    return;
+  }
+  const { ino, type, doc } = state;
+  panel.dataset.selected = String(ino);
+  const head = h("header", {},
+    badge(type),
+    h("h2", { id: "details-title" }, nsName(type, ino)),
+    h("button", { type: "button", class: "close", "aria-label": "close details", "data-close": "" }, "×"));
+  const notes = [];
+  if (state.gone) notes.push(h("p", { class: "warn" }, "This namespace is gone: what follows is how it was."));
+  if (state.error && !state.gone) notes.push(h("p", { class: "error" }, state.error));
+  if (state.loading && !doc) notes.push(h("p", { class: "none" }, "Loading…"));
+  if (!doc) {
+    fill(panel, head, notes);
+    return;
+  }
+  const procs = doc.processes || [];
+  fill(panel,
+    head, notes,
+    h("div", { class: "summary" },
+      doc.hidden ? tag("hidden: only a child namespace keeps it", "hidden") : null,
+      (doc.held_by || []).map((why) => tag(why, `held-${why}`))),
+    kv(doc, ctx, SHOWN_ABOVE),
+    doc.pid_namespace ? section("PID namespace", kv(doc.pid_namespace, ctx, new Set(["ns"]))) : null,
+    section(`Processes (${procs.length})`, procs.length
+      ? table(procs.map(({ pid, nspid, comm, cmdline, uid, state: st, container }) => ({ pid, nspid, comm, cmdline, uid, state: st, container })), ctx)
+      : h("p", { class: "none" }, "No process is in it.")),
+    section(`References (${(doc.refs || []).length})`, value(doc.refs || [], ctx)),
+    "view" in doc ? viewSection(doc.view, ctx) : null,
+    h("details", { class: "raw" }, h("summary", {}, "JSON"), h("pre", {}, JSON.stringify(doc, null, 2))),
+  );
+}

@@ -1,0 +1,95 @@
+// A collapsible tree (nested lists with ARIA tree roles) and its keyboard use.
+//
+// Items are the caller's objects; the caller says how to key them, draw one
+// row (a focusable element with class "item"), list their children, and which
+// are shown.  Collapsed items and lists expanded past the limit are kept in
+// Sets the caller owns, so they survive a re-render.
+
+import { h } from "./dom.js";
+
+const LIMIT = 200;   // rows per list before a "show more" button
+
+/**
+ * opts: key(item) -> string, row(item) -> Element, children(item) -> items,
+ * visible(item) -> bool, collapsed: Set of keys, expanded: Set of list keys,
+ * label: the tree's accessible name.
+ */
+export function treeView(roots, opts) {
+  const ul = h("ul", { class: "tree", role: "tree", "aria-label": opts.label });
+  appendItems(ul, roots.filter(opts.visible), opts, "roots");
+  return ul;
+}
+
+function appendItems(ul, items, opts, listKey) {
+  const limit = opts.expanded.has(listKey) ? Infinity : LIMIT;
+  for (const item of items.slice(0, limit)) ul.append(itemElement(item, opts));
+  if (items.length > limit) {
+    const button = h("button", { type: "button", class: "more" }, `show ${items.length - limit} more`);
+    const li = h("li", { role: "none" }, button);
+    button.addEventListener("click", () => {
+      opts.expanded.add(listKey);
+      li.remove();
+      for (const item of items.slice(limit)) ul.append(itemElement(item, opts));
+    });
+    ul.append(li);
+  }
+}
+
+function itemElement(item, opts) {
+  const key = opts.key(item);
+  const kids = opts.children(item).filter(opts.visible);
+  const row = opts.row(item);
+  row.classList.add("item");
+  row.dataset.key = key;
+  const li = h("li", { role: "treeitem" });
+  if (!kids.length) {
+    li.append(h("div", { class: "row" }, h("span", { class: "twisty leaf", "aria-hidden": "true" }), row));
+    return li;
+  }
+  const toggle = h("button", { type: "button", class: "twisty", tabindex: "-1" });
+  const group = h("ul", { role: "group" });
+  const setOpen = (open) => {
+    li.setAttribute("aria-expanded", String(open));
+    toggle.setAttribute("aria-label", open ? "collapse" : "expand");
+    if (open) {
+      opts.collapsed.delete(key);
+      if (!group.childElementCount) appendItems(group, kids, opts, key);
+    } else {
+      opts.collapsed.add(key);
+    }
+  };
+  toggle.addEventListener("click", () => setOpen(li.getAttribute("aria-expanded") !== "true"));
+  li.append(h("div", { class: "row" }, toggle, row), group);
+  li._setOpen = setOpen;
+  setOpen(!opts.collapsed.has(key));
+  return li;
+}
+
+/**
+ * Arrow keys in a tree pane: up/down move between visible rows, right opens
+ * (or steps into) an item, left closes it (or steps out to its parent),
+ * Home/End go to the first/last row.
+ */
+export function treeKeys(pane) {
+  pane.addEventListener("keydown", (e) => {
+    const current = e.target.closest(".item");
+    if (!current || !pane.contains(current)) return;
+    const rows = [...pane.querySelectorAll(".item")].filter((el) => el.offsetParent !== null);
+    const at = rows.indexOf(current);
+    const li = current.closest("li");
+    let next = null;
+    if (e.key === "ArrowDown") next = rows[at + 1];
+    else if (e.key === "ArrowUp") next = rows[at - 1];
+    else if (e.key === "Home") next = rows[0];
+    else if (e.key === "End") next = rows[rows.length - 1];
+    else if (e.key === "ArrowRight" && li._setOpen) {
+      if (li.getAttribute("aria-expanded") === "true") next = rows[at + 1];
+      else li._setOpen(true);
+    } else if (e.key === "ArrowLeft") {
+      if (li._setOpen && li.getAttribute("aria-expanded") === "true") li._setOpen(false);
+      else next = li.parentElement.closest("li") && li.parentElement.closest("li").querySelector(".item");
+    } else return;
+    e.preventDefault();
+    if (next) next.focus();
+  });
+}
