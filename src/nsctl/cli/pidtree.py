@@ -84,6 +84,11 @@ def build(snap: Snapshot, top: int | None) -> tuple[list[dict], dict[int, PidNsI
     return [ns_node(r) for r in roots], infos
 
 
+def document(snap: Snapshot, top: int | None = None) -> dict:
+    """The ``--json`` document (from the PID namespace ``top`` down, or all)."""
+    return {"pid_namespaces": build(snap, top)[0], "partial": snap.partial}
+
+
 def _to_render(node: dict, infos: dict[int, PidNsInfo], snap: Snapshot) -> Node:
     label, note = _ns_label(infos[node["ns"]], snap)
     out = Node(label=label, style="bold magenta", note=note)
@@ -115,9 +120,9 @@ def main(argv: list[str]) -> int:
         if ns.type != "pid":
             raise UsageError(f"{args.ns} is a {ns.type} namespace, not a PID namespace")
         top = ns.ino
-    tree, infos = build(snap, top)
     if args.json:
-        print_json({"pid_namespaces": tree, "partial": snap.partial})
+        print_json(document(snap, top))
         return 0
+    tree, infos = build(snap, top)
     print_tree([_to_render(n, infos, snap) for n in tree])
     return 0

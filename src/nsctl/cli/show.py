@@ -103,6 +103,23 @@ def facts(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
     return rows
 
 
+def document(ns: Namespace, snap: Snapshot) -> dict:
+    """The ``--json`` document without the view (nsctl serve adds that from a helper)."""
+    doc = ns.to_dict()
+    from ..naming import stable_paths
+
+    paths = stable_paths(snap)
+    doc["stable_path"] = paths.get(ns.ino)
+    doc["stable_path_ranked_by"] = paths.ranked_by
+    if ns.type == "pid":
+        from ..pidns import pid_namespaces
+
+        doc["pid_namespace"] = pid_namespaces(snap)[ns.ino].to_dict()
+    doc["processes"] = [snap.processes[p].to_dict() for p in sorted(ns.pids)
+                        if p in snap.processes]
+    return doc
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     snap = discover_from_args(args)
@@ -112,18 +129,7 @@ def main(argv: list[str]) -> int:
         stored_view = (snap.net_views or {}).get(ns.ino)
         args.no_view = stored_view is None
     if args.json:
-        doc = ns.to_dict()
-        from ..naming import stable_paths
-
-        paths = stable_paths(snap)
-        doc["stable_path"] = paths.get(ns.ino)
-        doc["stable_path_ranked_by"] = paths.ranked_by
-        if ns.type == "pid":
-            from ..pidns import pid_namespaces
-
-            doc["pid_namespace"] = pid_namespaces(snap)[ns.ino].to_dict()
-        doc["processes"] = [snap.processes[p].to_dict() for p in sorted(ns.pids)
-                            if p in snap.processes]
+        doc = document(ns, snap)
         if not args.no_view:
             from ..views import read_view
 

@@ -116,12 +116,18 @@ def to_json(branch: Branch, snap: Snapshot, paths: dict[int, str] | None = None)
     return out
 
 
+def document(snap: Snapshot, pid: bool = False) -> dict:
+    """The ``--json`` document: the user namespace tree, or with ``pid`` the PID one."""
+    branches = pid_branches(snap) if pid else user_branches(snap)
+    return {"tree": [to_json(b, snap) for b in branches], "partial": snap.partial}
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     snap = discover_from_args(args)
-    branches = pid_branches(snap) if args.pid else user_branches(snap)
     if args.json:
-        print_json({"tree": [to_json(b, snap) for b in branches], "partial": snap.partial})
+        print_json(document(snap, args.pid))
         return 0
+    branches = pid_branches(snap) if args.pid else user_branches(snap)
     print_tree([to_node(b, snap) for b in branches])
     return 0

@@ -1,0 +1,334 @@
+"""``nsctl serve``: the namespace model over HTTP (REST API, web page, /metrics).
+
+Everything a user can get wrong (an address in use, a bad token file, a
+non-loopback address without a token) is found before the server starts and
+is one line on stderr.  The listening sockets are bound first, so the
+address is taken (and connections queue) before the first scan ends; the
+model arrives from the refresher process moments later (see
+:mod:`nsctl.serve.state`).
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import signal
+import socket
+import stat
+import sys
+
+from ..kernel.errors import NsctlError
+from .common import UsageError
+
+DEFAULT_PORT = 9477
+MIN_TOKEN = 16
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nsctl serve",
+        description="Serve the namespace model over HTTP: a read API (the documents of the "
+                    "--json commands), a web page, server-sent events of namespace changes "
+                    "and Prometheus /metrics. Discovery runs in the background; requests "
+                    "never wait for a scan.")
+    p.add_argument("--listen", metavar="ADDR:PORT",
+                   help=f"TCP address (default 127.0.0.1:{DEFAULT_PORT} unless only --unix is "
+                        "given; port 0 picks a free one); anything but loopback needs a token")
+    p.add_argument("--unix", metavar="PATH", help="also (or only) listen on this unix socket")
+    p.add_argument("--unix-mode", metavar="OCTAL",
+                   help="the unix socket's mode (default 0600, 0660 with --ops-group); "
+                        "who can connect may read")
+    token = p.add_mutually_exclusive_group()
+    token.add_argument("--token", metavar="TOKEN",
+                       help="require 'Authorization: Bearer TOKEN' on TCP (visible in ps: "
+                            "prefer --token-file)")
+    token.add_argument("--token-file", metavar="FILE", help="read the token from FILE")
+    p.add_argument("--allow-ops", action="store_true",
+                   help="serve POST/DELETE /api/v1/pins on the unix socket, to root and "
+                        "--ops-group (checked with SO_PEERCRED)")
+    p.add_argument("--ops-group", metavar="GROUP", help="a group whose members may pin/unpin")
+    p.add_argument("--pin-dir", action="append", metavar="DIR",
+                   help="a directory pins may go in (repeatable; default /run/netns)")
+    p.add_argument("--max-age", type=float, default=5.0, metavar="S",
+                   help="rescan at least this often: no answer describes the host older than "
+                        "S seconds plus a scan (default 5); process events rescan sooner")
+    p.add_argument("--threads", action="store_true", help="also read every thread")
+    p.add_argument("--no-cnproc", action="store_true",
+                   help="do not use the process events connector: poll only")
+    p.add_argument("--rate", type=float, default=20.0, metavar="N",
+                   help="requests per second per client, with bursts of --burst (default 20; "
+                        "0: no limit)")
+    p.add_argument("--burst", type=int, default=100, metavar="N", help="(default 100)")
+    p.add_argument("--max-body", type=int, default=16 << 20, metavar="BYTES",
+                   help="largest request body (default 16 MiB: a posted snapshot)")
+    p.add_argument("--view-timeout", type=float, default=20.0, metavar="S",
+                   help="give up on a view or pin after S seconds (default 20)")
+    p.add_argument("--keepalive", type=float, default=15.0, metavar="S",
+                   help="comment on idle event streams every S seconds (default 15)")
+    p.add_argument("--access-log", action="store_true", help="log every request on stderr")
+    return p
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``ADDR:PORT`` or ``[V6]:PORT`` -> (address, port)."""
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"--listen {text!r}: write ADDR:PORT (e.g. 127.0.0.1:{DEFAULT_PORT} "
+                         f"or [::1]:{DEFAULT_PORT})")
+    return host, int(port)
+
+
+def _address(host: str, port: int) -> tuple[int, tuple, bool]:
+    """(family, sockaddr, loopback) for a host name or address."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_NUMERICSERV)
+    except socket.gaierror as exc:
+        raise UsageError(f"--listen {host}: {exc.strerror}") from None
+    family, _type, _proto, _name, sockaddr = infos[0]
+    loopback = all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
+    return family, sockaddr, loopback
+
+
+def read_token(args: argparse.Namespace) -> str | None:
+    if args.token is not None:
+        token = args.token.strip()
+        where = "--token"
+    elif args.token_file is not None:
+        where = args.token_file
+        try:
+            fd = os.open(args.token_file, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise UsageError(f"--token-file {where}: {exc.strerror}") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise UsageError(f"--token-file {where}: not a regular file")
+            if info.st_mode & stat.S_IROTH:
+                raise UsageError(f"--token-file {where}: readable by everyone (chmod o-r it)")
+            data = os.read(fd, 4097)
+        finally:
+            os.close(fd)
+        try:
+            token = data.decode("ascii").strip()
+        except UnicodeDecodeError:
+            raise UsageError(f"--token-file {where}: the token must be ASCII text") from None
+        if len(data) > 4096:
+            raise UsageError(f"--token-file {where}: longer than 4096 bytes")
+    else:
+        return None
+    if len(token) < MIN_TOKEN or any(c.isspace() or not c.isprintable() for c in token):
+        raise UsageError(f"{where}: the token must be at least {MIN_TOKEN} printable "
+                         "characters without spaces")
+    return token
+
+
+def bind_tcp(family: int, sockaddr: tuple, text: str) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(sockaddr)
+        sock.listen(512)
+    except OSError as exc:
+        sock.close()
+        raise NsctlError(f"cannot listen on {text}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def bind_unix(path: str, mode: int, group: int | None) -> tuple[socket.socket, int]:
+    """A listening unix socket at ``path`` with ``mode``; a stale socket file (nobody
+    listening) is replaced, anything else there is an error.  Returns it and its inode."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise NsctlError(f"--unix {path}: {exc.strerror}") from None
+    else:
+        if not stat.S_ISSOCK(info.st_mode):
+            raise NsctlError(f"--unix {path}: exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)           # left by a server that died
+        except OSError as exc:
+            raise NsctlError(f"--unix {path}: {exc.strerror}") from None
+        else:
+            raise NsctlError(f"--unix {path}: another server is listening there")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o777)             # nobody can connect before the chmod below
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        raise NsctlError(f"--unix {path}: {exc.strerror}") from None
+    finally:
+        os.umask(old)
+    try:
+        if group is not None:
+            os.chown(path, -1, group)
+        os.chmod(path, mode)
+        sock.listen(512)
+    except OSError as exc:
+        sock.close()
+        os.unlink(path)
+        raise NsctlError(f"--unix {path}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock, os.stat(path).st_ino
+
+
+def _group(name: str) -> int:
+    import grp
+
+    try:
+        return grp.getgrnam(name).gr_gid if not name.isdigit() else grp.getgrgid(int(name)).gr_gid
+    except KeyError:
+        raise UsageError(f"--ops-group {name}: no such group") from None
+
+
+def _pin_dirs(values: list[str] | None) -> list[str]:
+    """Allowed pin directories, as they must appear in a client's path: absolute and
+    canonical (an existing directory must be its own realpath)."""
+    out = []
+    for d in values or ["/run/netns"]:
+        if not d.startswith("/") or os.path.normpath(d) != d or d == "/":
+            raise UsageError(f"--pin-dir {d}: give an absolute, normalised directory (not /)")
+        if os.path.exists(d) and (not os.path.isdir(d) or os.path.realpath(d) != d):
+            raise UsageError(f"--pin-dir {d}: not a directory, or reached through a symlink "
+                             f"(use {os.path.realpath(d)})")
+        out.append(d)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.max_age > 0:
+        raise UsageError("--max-age must be positive")
+    if args.rate < 0 or args.burst < 1 or args.max_body < 1 or not args.view_timeout > 0:
+        raise UsageError("--rate must be >= 0, --burst, --max-body and --view-timeout positive")
+    if args.allow_ops and not args.unix:
+        raise UsageError("--allow-ops needs --unix PATH (operations are served on the unix "
+                         "socket only)")
+    if args.ops_group and not args.allow_ops:
+        raise UsageError("--ops-group needs --allow-ops")
+    token = read_token(args)
+    group = _group(args.ops_group) if args.ops_group else None
+    pin_dirs = _pin_dirs(args.pin_dir)
+    try:
+        mode = int(args.unix_mode, 8) if args.unix_mode else (0o660 if group is not None
+                                                              else 0o600)
+    except ValueError:
+        raise UsageError(f"--unix-mode {args.unix_mode}: not an octal mode") from None
+    if mode & ~0o777:
+        raise UsageError(f"--unix-mode {args.unix_mode}: only permission bits (0-777)")
+
+    listen = args.listen if args.listen or not args.unix else None
+    tcp = None
+    hosts = {"localhost", "127.0.0.1", "[::1]"}
+    if listen is not None or not args.unix:
+        host, port = parse_listen(listen or f"127.0.0.1:{DEFAULT_PORT}")
+        family, sockaddr, loopback = _address(host, port)
+        if not loopback and token is None:
+            raise UsageError(f"--listen {host}: not a loopback address; anyone who can reach "
+                             "it could read this host's namespaces: give --token-file FILE")
+        hosts.add(f"[{host}]" if ":" in host else host.lower())
+        tcp = (family, sockaddr, listen or f"127.0.0.1:{DEFAULT_PORT}")
+
+    sockets: list[socket.socket] = []
+    unix_ino = None
+    try:
+        if tcp is not None:
+            sockets.append(bind_tcp(*tcp))
+        if args.unix:
+            sock, unix_ino = bind_unix(args.unix, mode, group)
+            sockets.append(sock)
+        return _serve(args, sockets, token, hosts, group, pin_dirs)
+    finally:
+        for sock in sockets:
+            sock.close()
+        if args.unix and unix_ino is not None:
+            _remove_socket(args.unix, unix_ino)
+
+
+def _remove_socket(path: str, ino: int) -> None:
+    """Remove our socket file (only if it still is ours)."""
+    try:
+        if os.lstat(path).st_ino == ino:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def _where(sock: socket.socket) -> str:
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{sock.getsockname()}"
+    host, port = sock.getsockname()[:2]
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def _serve(args: argparse.Namespace, sockets: list[socket.socket], token: str | None,
+           hosts: set[str], group: int | None, pin_dirs: list[str]) -> int:
+    import asyncio
+
+    import uvicorn
+
+    from ..serve.app import Service, create_app
+    from ..serve.security import Policy, peer_protocol
+    from ..serve.state import Store, Worker
+
+    store = Store(interval=max(0.05, args.max_age / 2), max_age=args.max_age,
+                  threads=args.threads, cnproc=not args.no_cnproc)
+    worker = Worker(timeout=args.view_timeout)
+    policy = Policy(token=token, hosts=hosts, rate=args.rate, burst=args.burst,
+                    max_body=args.max_body, ops_group=group)
+    service = Service(store, worker, policy, allow_ops=args.allow_ops, pin_dirs=pin_dirs,
+                      keepalive=args.keepalive)
+    app = create_app(service)
+    config = uvicorn.Config(app, http=peer_protocol(), ws="none", lifespan="off",
+                            proxy_headers=False, server_header=False,
+                            log_level="info" if args.access_log else "warning",
+                            access_log=args.access_log, timeout_graceful_shutdown=3,
+                            timeout_keep_alive=30)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            service.hub.attach(asyncio.get_running_loop())
+            await super().startup(sockets=sockets)
+
+        def handle_exit(self, sig: int, frame) -> None:
+            super().handle_exit(sig, frame)
+            if service.hub.loop is not None:
+                service.hub.loop.call_soon_threadsafe(service.hub.close)
+
+    server = Server(config)
+    # uvicorn re-raises the signal that stopped it once it is done; ours only notes it,
+    # so the cleanup below (helpers, the socket file) always runs.
+    stopped_by: list[int] = []
+
+    def stop(signum: int, frame) -> None:
+        stopped_by.append(signum)
+        server.should_exit = True     # a signal before uvicorn took over still stops it
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    store.start()
+    try:
+        print(f"nsctl serve: listening on {', '.join(_where(s) for s in sockets)}"
+              f"{' (token required)' if token else ''}"
+              f"{' (ops on the unix socket)' if args.allow_ops else ''}",
+              file=sys.stderr, flush=True)
+        server.run(sockets=sockets)
+    finally:
+        service.hub.closed = True
+        worker.stop()
+        store.stop()
+    return 0 if server.started or stopped_by else 1

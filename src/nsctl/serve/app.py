@@ -1,0 +1,441 @@
+"""The HTTP API (FastAPI): routes over the cached model; no route scans or forks.
+
+Every JSON answer is one of the CLI's documents (see :mod:`.documents`), or
+``{"error": "one line"}`` with a 4xx/5xx status.  Documents that depend only on
+the model are serialized once per model generation and sent as bytes.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from datetime import datetime, timezone
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..kernel.errors import NsctlError
+from ..model import Snapshot
+from . import documents, metrics
+from .documents import ApiError
+from .security import Guard, Peer, Policy, pin_path
+from .state import Model, Store, Worker, WorkerError
+
+STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+MEDIA = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+         ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon",
+         ".json": "application/json", ".txt": "text/plain; charset=utf-8",
+         ".woff2": "font/woff2"}
+JSON = "application/json"
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+_OBJECT = {"application/json": {"schema": {"type": "object"}}}
+
+
+def iso(when: float) -> str:
+    """ISO 8601 UTC with milliseconds and Z, as nsctl watch writes times."""
+    from ..watch import iso_now
+
+    return iso_now(when)
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``since``: seconds ago (``90``, ``2.5``) or an ISO time; a Unix time back."""
+    now = time.time() if now is None else now
+    try:
+        ago = float(text)
+    except ValueError:
+        pass
+    else:
+        if not ago >= 0:
+            raise ApiError("since: seconds ago must be a number >= 0")
+        return now - ago
+    try:
+        when = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise ApiError(f"since: {text[:60]!r} is neither seconds ago nor an ISO time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+class Hub:
+    """Fans model changes out to the event streams (each a bounded queue; a client
+    too slow to keep up is dropped, and its EventSource reconnects)."""
+
+    QUEUE = 1000
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.queues: set[asyncio.Queue] = set()
+        self.closed = False
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def from_thread(self, generation: int, events: list[dict]) -> None:
+        """The store's listener (runs in its reader thread)."""
+        if self.loop is not None and not self.closed:
+            self.loop.call_soon_threadsafe(self.publish, generation, events)
+
+    def publish(self, generation: int, events: list[dict]) -> None:
+        chunks = [f"event: {e.get('event', 'message')}\ndata: {json.dumps(e)}\n\n"
+                  for e in events]
+        chunks.append(f"event: generation\ndata: {json.dumps({'generation': generation})}\n\n")
+        for q in list(self.queues):
+            if q.maxsize - q.qsize() < len(chunks):
+                self.queues.discard(q)
+                _end(q)
+                continue
+            for chunk in chunks:
+                q.put_nowait(chunk)
+
+    def subscribe(self) -> asyncio.Queue:
+        q: asyncio.Queue = asyncio.Queue(self.QUEUE)
+        self.queues.add(q)
+        return q
+
+    def close(self) -> None:
+        """Server shutdown: end every stream now (else shutdown waits for them)."""
+        self.closed = True
+        for q in list(self.queues):
+            _end(q)
+        self.queues.clear()
+
+
+def _end(q: asyncio.Queue) -> None:
+    """Make the stream reading ``q`` end at its next read (None is the end)."""
+    while not q.empty():
+        q.get_nowait()
+    q.put_nowait(None)
+
+
+class Service:
+    """What the routes share: the store, the worker, the settings."""
+
+    def __init__(self, store: Store, worker: Worker, policy: Policy, allow_ops: bool = False,
+                 pin_dirs: list[str] | None = None, keepalive: float = 15.0) -> None:
+        self.store = store
+        self.worker = worker
+        self.policy = policy
+        self.allow_ops = allow_ops
+        self.pin_dirs = pin_dirs or ["/run/netns"]
+        self.keepalive = keepalive
+        self.hub = Hub()
+        self.guard: Guard | None = None
+        store.listeners.append(self.hub.from_thread)
+
+    def model(self) -> Model:
+        model = self.store.current
+        if model is None:
+            if self.store.fatal:
+                raise ApiError(f"discovery failed: {self.store.fatal}", 500)
+            raise ApiError("starting: the first scan has not finished yet", 503)
+        return model
+
+    def fresh(self, model: Model, key: str, build) -> object:
+        """``build()`` cached on the model for at most the maximum age (views can
+        change without the model changing: an interface going up)."""
+        now = time.monotonic()
+        hit = model.cache.get(key)
+        if hit is not None and now - hit[0] < self.store.max_age:
+            return hit[1]
+        value = build()
+        model.cache[key] = (now, value)
+        return value
+
+    def document(self, key: str, build: Callable[[Snapshot], object]) -> Response:
+        """``build(snapshot)`` as JSON, serialized once per model."""
+        model = self.model()
+        return _bytes(model.cached(key, lambda: json.dumps(build(model.snap)).encode()))
+
+    async def call_worker(self, model: Model, request: dict) -> object:
+        return await run_in_threadpool(self.worker.call, model, request)
+
+
+def _json(doc: object, status: int = 200) -> Response:
+    return Response(json.dumps(doc).encode(), status_code=status, media_type=JSON)
+
+
+def _bytes(body: bytes) -> Response:
+    return Response(body, media_type=JSON)
+
+
+def create_app(service: Service) -> Guard:
+    """The ASGI application: FastAPI's routes behind the guard."""
+    app = FastAPI(title="nsctl serve", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json",
+                  description="Every Linux namespace on this host, as nsctl sees it: the "
+                              "documents of nsctl ls/show/tree/pidtree/net/snapshot/diff "
+                              "--json, live events, metrics.")
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        headers = {"Retry-After": "1"} if exc.status == 503 else None
+        return Response(json.dumps({"error": str(exc)}).encode(), status_code=exc.status,
+                        media_type=JSON, headers=headers)
+
+    @app.exception_handler(WorkerError)
+    async def _worker_error(request: Request, exc: WorkerError) -> Response:
+        return _json({"error": str(exc)}, exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body"))
+        return _json({"error": f"{where}: {first.get('msg', 'invalid')}".strip(": ")}, 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _json({"error": str(exc.detail).lower() if exc.status_code in (404, 405)
+                      else str(exc.detail)}, exc.status_code)
+
+    # --- the page ---------------------------------------------------------------------------
+
+    def static_file(name: str) -> Response:
+        # Only names listed in the directory itself: a client's text is never joined
+        # to a path.
+        try:
+            listed = set(os.listdir(STATIC))
+        except OSError:
+            listed = set()
+        if name not in listed or name.startswith("."):
+            raise ApiError(f"no such file: {name[:100]!r}", 404)
+        media = MEDIA.get(os.path.splitext(name)[1].lower(), "application/octet-stream")
+        with open(os.path.join(STATIC, name), "rb") as f:
+            body = f.read()
+        return Response(body, media_type=media, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        return static_file("index.html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        return static_file(name)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    @app.get("/api/v1/status", responses={200: {"content": _OBJECT}})
+    async def status() -> Response:
+        """How current the model is: generation, scan time and duration, trigger."""
+        model = service.model()
+        store = service.store
+        stats = store.stats
+        age = store.age()
+        uname = os.uname()
+        return _json({
+            "generation": model.generation, "scanned_at": iso(stats.last_scan),
+            "age": round(age if age is not None else 0.0, 3),
+            "scan_seconds": round(stats.scan_seconds, 6), "trigger": stats.trigger,
+            "partial": model.snap.partial,
+            "problems": [p.to_dict() for p in model.snap.problems],
+            "host": uname.nodename, "kernel": uname.release, "version": __version__,
+            "max_age": store.max_age, "stale": age is None or age > store.max_age,
+            "model_time": iso(model.scanned_at), "namespaces": len(model.snap.namespaces),
+            "processes": len(model.snap.processes), "ops": service.allow_ops,
+            "refresh_errors": stats.refresh_errors, "last_error": stats.last_error,
+        })
+
+    @app.get("/api/v1/namespaces", responses={200: {"content": _OBJECT}})
+    async def namespaces(type: list[str] | None = Query(None, description="only these types"),
+                         container: str | None = Query(None, max_length=256),
+                         pid: int | None = Query(None, ge=0),
+                         q: str | None = Query(None, max_length=256)) -> Response:
+        """``nsctl ls --json``, its namespaces narrowed by type, container, a process's
+        PID, or a substring of name, command, container or stable path."""
+        model = service.model()
+        types = documents.check_types(type)
+        if types is None and container is None and pid is None and not q:
+            return service.document("ls", Snapshot.to_dict)
+        return _json(documents.namespaces(model.snap, types, container, pid, q))
+
+    @app.get("/api/v1/namespaces/{spec:path}", responses={200: {"content": _OBJECT}})
+    async def namespace(spec: str, view: bool = False) -> Response:
+        """``nsctl show SPEC --json``; ``view=1`` adds what the namespace sees (read by
+        a helper process).  SPEC: inode or id, type:[inode], PID/TYPE,
+        container:NAME-OR-ID/TYPE, or a stable path; never a file path."""
+        model = service.model()
+        ns = documents.find(spec, model.snap)
+        doc = documents.show(ns, model.snap)
+        if view:
+            request = {"op": "view", "ino": ns.ino}
+            doc["view"] = await run_in_threadpool(
+                service.fresh, model, f"view:{ns.ino}",
+                lambda: service.worker.call(model, request))
+        return _json(doc)
+
+    @app.get("/api/v1/tree", responses={200: {"content": _OBJECT}})
+    async def tree() -> Response:
+        """``nsctl tree --json``: user namespaces, each with what it owns."""
+        return service.document("tree", documents.tree)
+
+    @app.get("/api/v1/pidtree", responses={200: {"content": _OBJECT}})
+    async def pidtree() -> Response:
+        """``nsctl pidtree --json``: processes inside the PID namespace tree."""
+        return service.document("pidtree", documents.pidtree)
+
+    @app.get("/api/v1/net", responses={200: {"content": _OBJECT}})
+    async def net() -> Response:
+        """``nsctl net --json``: network namespaces, interfaces, links (read by a
+        helper process)."""
+        model = service.model()
+
+        def build() -> bytes:
+            views = service.worker.call(model, {"op": "net"})
+            return json.dumps(documents.net(model.snap, {int(k): v for k, v in
+                                                         views.items()})).encode()
+
+        return _bytes(await run_in_threadpool(service.fresh, model, "net", build))
+
+    @app.get("/api/v1/processes", responses={200: {"content": _OBJECT}})
+    async def processes() -> Response:
+        """Every process read, as in the snapshot document."""
+        return service.document("processes", documents.processes)
+
+    @app.get("/api/v1/snapshot", responses={200: {"content": _OBJECT}})
+    async def snapshot() -> Response:
+        """The ``nsctl snapshot`` document of the current model."""
+        return _bytes(service.model().text)
+
+    @app.post("/api/v1/diff", responses={200: {"content": _OBJECT}},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  JSON: {"schema": {"type": "object",
+                                    "description": "an nsctl snapshot document"}}}}})
+    async def diff_posted(request: Request) -> Response:
+        """``nsctl diff --json`` of the posted snapshot against the current model."""
+        from ..snapshot import SnapshotError, from_document
+
+        model = service.model()
+        try:
+            doc = json.loads(await request.body())
+        except ValueError as exc:
+            raise ApiError(f"the body is not JSON: {exc}") from None
+        try:
+            before = from_document(doc, "the posted snapshot")
+        except SnapshotError as exc:
+            raise ApiError(str(exc)) from None
+        return _json(documents.diff(before, model.snap))
+
+    @app.get("/api/v1/diff", responses={200: {"content": _OBJECT}})
+    async def diff_since(since: str = Query(..., max_length=64,
+                                            description="seconds ago, or an ISO time")
+                         ) -> Response:
+        """``nsctl diff --json`` of the model the server had at ``since`` against now."""
+        from ..snapshot import from_document
+
+        model = service.model()
+        when = parse_since(since)
+        if when > time.time() + 1:
+            raise ApiError(f"since: {since} is in the future")
+        found = service.store.history.at(when)
+        if found is None:
+            oldest = service.store.history.oldest()
+            raise ApiError(f"no model from {iso(when)} is kept (the oldest is from "
+                           f"{iso(oldest) if oldest else 'nothing yet'})", 404)
+        before = from_document(json.loads(found[1]), "an earlier model")
+        return _json(documents.diff(before, model.snap))
+
+    @app.get("/api/v1/events", responses={200: {"content": {"text/event-stream": {
+        "schema": {"type": "string"}}}}})
+    async def events() -> StreamingResponse:
+        """Server-sent events: each ``nsctl watch`` event (``event: born`` ...), and
+        ``event: generation`` each time the model changes; comments keep it alive."""
+        hub = service.hub
+        if hub.closed:
+            raise ApiError("shutting down", 503)
+        queue = hub.subscribe()
+        current = service.store.current
+
+        async def stream():
+            try:
+                yield "retry: 2000\n\n"
+                if current is not None:
+                    yield f"event: generation\ndata: {json.dumps({'generation': current.generation})}\n\n"
+                while True:
+                    try:
+                        chunk = await asyncio.wait_for(queue.get(), service.keepalive)
+                    except asyncio.TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    if chunk is None:
+                        return
+                    yield chunk
+            finally:
+                hub.queues.discard(queue)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache",
+                                          "X-Accel-Buffering": "no"})
+
+    @app.get("/metrics", responses={200: {"content": {"text/plain": {
+        "schema": {"type": "string"}}}}})
+    async def metrics_text() -> Response:
+        """Prometheus text format: namespaces by type and holder, processes, hidden
+        namespaces, scan durations, refresh errors, events per kind."""
+        answered = service.guard.answered if service.guard is not None else None
+        return Response(metrics.render(service.store, answered),
+                        media_type=metrics.CONTENT_TYPE)
+
+    if service.allow_ops:
+        _add_ops(app, service)
+    service.guard = Guard(app, service.policy)
+    return service.guard
+
+
+def _add_ops(app: FastAPI, service: Service) -> None:
+    """POST/DELETE /api/v1/pins: only on the unix socket, only for root or the ops group."""
+
+    def authorize(request: Request) -> None:
+        peer = request.scope.get("client")
+        if not isinstance(peer, Peer):
+            raise ApiError("not found", 404)     # ops do not exist on TCP
+        if not service.policy.may_operate(peer):
+            raise ApiError(f"uid {peer.uid} may not pin or unpin (root or the ops group only)",
+                           403)
+
+    def checked(path: object) -> str:
+        try:
+            return pin_path(path, service.pin_dirs)
+        except ValueError as exc:
+            raise ApiError(str(exc)) from None
+
+    @app.post("/api/v1/pins", status_code=201, responses={201: {"content": _OBJECT}},
+              openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": {
+                  "type": "object", "required": ["spec", "path"],
+                  "properties": {"spec": {"type": "string"}, "path": {"type": "string"}}}}}}})
+    async def pin(request: Request) -> Response:
+        """Pin a namespace (``nsctl pin SPEC PATH``); PATH a new file directly in an
+        allowed directory (``--pin-dir``, default /run/netns)."""
+        authorize(request)
+        try:
+            body = json.loads(await request.body())
+        except ValueError as exc:
+            raise ApiError(f"the body is not JSON: {exc}") from None
+        if not isinstance(body, dict) or not isinstance(body.get("spec"), str):
+            raise ApiError('the body must be {"spec": SPEC, "path": PATH}')
+        path = checked(body.get("path"))
+        model = service.model()
+        ns = documents.find(body["spec"], model.snap)
+        pinned = await service.call_worker(model, {"op": "pin", "ino": ns.ino, "path": path})
+        return _json({"pinned": pinned, "ns": ns.ino, "type": ns.type, "id": ns.id}, 201)
+
+    @app.delete("/api/v1/pins", responses={200: {"content": _OBJECT}})
+    async def unpin(request: Request, path: str = Query(..., max_length=4096)) -> Response:
+        """Undo a pin (``nsctl unpin PATH``); refuses anything but a pinned namespace
+        file in an allowed directory."""
+        authorize(request)
+        path = checked(path)
+        what = await service.call_worker(service.model(), {"op": "unpin", "path": path})
+        return _json({"unpinned": path, "was": what})
+
+
+__all__ = ["create_app", "Service", "NsctlError"]

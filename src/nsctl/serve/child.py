@@ -1,0 +1,210 @@
+"""The two helper processes of ``nsctl serve``, each a fresh interpreter.
+
+Run as ``python -m nsctl.serve.child refresher|worker``; the server starts
+them with :mod:`subprocess` (fork+exec done in C, which is safe from a
+process with threads) and talks to them over their stdin and stdout.  Both
+are single-threaded, so they may fork the children that discovery and views
+use to enter namespaces: no lock of another thread can be inherited held.
+
+refresher
+    Owns a :class:`nsctl.watch.Watcher`: scans, waits for a trigger (process
+    events or the interval), rescans.  Writes to stdout, one JSON line each:
+    ``{"kind": "model", ...}`` followed by a line holding the snapshot
+    document, whenever the model changed; ``{"kind": "scan", ...}`` after a
+    rescan that changed nothing (the model is current as of then);
+    ``{"kind": "error", ...}`` when a rescan failed.  Exits when stdin reaches
+    EOF (the server went away) or stdout is closed.
+
+worker
+    Reads requests (one JSON line each) on stdin and answers each with one
+    JSON line: ``model`` (followed by a snapshot document line: the model
+    later requests refer to), ``view`` (one namespace's view), ``net`` (the
+    views of all network namespaces), ``pin`` and ``unpin``.  Answers are
+    ``{"ok": ...}`` or ``{"error": "one line", "status": HTTP status}``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+
+def _send(out, header: dict, body: bytes | None = None) -> None:
+    out.write(json.dumps(header).encode() + b"\n")
+    if body is not None:
+        out.write(body + b"\n")
+    out.flush()
+
+
+def _stdin_closed() -> bool:
+    """True once the server end of our stdin is gone (without blocking)."""
+    ready, _, _ = select.select([0], [], [], 0)
+    return bool(ready) and os.read(0, 4096) == b""
+
+
+def _model_text(snap) -> tuple[bytes, bytes]:
+    """(the snapshot document as JSON, the same without its time: what tells a change)."""
+    from ..snapshot import to_document
+
+    doc = to_document(snap)
+    text = json.dumps(doc).encode()
+    doc.pop("time", None)
+    return text, json.dumps(doc).encode()
+
+
+def refresher(argv: list[str]) -> int:
+    import argparse
+
+    from ..kernel.errors import NsctlError
+    from ..watch import Watcher
+
+    p = argparse.ArgumentParser(prog="nsctl-serve-refresher")
+    p.add_argument("--interval", type=float, required=True)
+    p.add_argument("--threads", action="store_true")
+    p.add_argument("--no-cnproc", action="store_true")
+    p.add_argument("--min-gap", type=float, default=0.25,
+                   help="at least this long between two rescans (a host busy forking "
+                        "would otherwise keep one core scanning)")
+    args = p.parse_args(argv)
+    out = sys.stdout.buffer
+    with Watcher(threads=args.threads, interval=args.interval, cnproc=not args.no_cnproc,
+                 handle_signals=False) as watcher:
+        started = time.monotonic()
+        try:
+            snap = watcher.start()
+        except (NsctlError, OSError) as exc:
+            _send(out, {"kind": "fatal", "error": _one_line(exc)})
+            return 1
+        last_scan = started
+        text, last = _model_text(snap)
+        _send(out, {"kind": "model", "events": [], "scan_seconds": time.monotonic() - started,
+                    "scanned_at": time.time(), "trigger": watcher.trigger,
+                    "why_no_cnproc": watcher.why_no_cnproc}, text)
+        while watcher.wait(None):
+            if _stdin_closed():
+                break
+            pause = last_scan + args.min_gap - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            started = last_scan = time.monotonic()
+            try:
+                events = watcher.step()
+            except (NsctlError, OSError) as exc:
+                _send(out, {"kind": "error", "error": _one_line(exc), "scanned_at": time.time()})
+                continue
+            took = time.monotonic() - started
+            text, key = _model_text(watcher.snapshot)
+            header = {"scan_seconds": took, "scanned_at": time.time(), "trigger": watcher.trigger}
+            if events or key != last:
+                last = key
+                _send(out, {"kind": "model", "events": events, **header}, text)
+            else:
+                _send(out, {"kind": "scan", **header})
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    from ..views.base import error_text
+
+    return error_text(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+class _Worker:
+    """The worker's state: the model the server last sent, parsed when first needed."""
+
+    def __init__(self) -> None:
+        self.text: bytes | None = None
+        self.snap = None
+
+    def model(self):
+        from ..kernel.errors import NsctlError
+        from ..snapshot import from_document
+
+        if self.snap is None:
+            if self.text is None:
+                raise NsctlError("no model yet")
+            self.snap = from_document(json.loads(self.text))
+            self.snap.offline = False  # this process reads the live host for views and pins
+        return self.snap
+
+    def namespace(self, ino: int):
+        from ..kernel.errors import NsctlError
+
+        ns = self.model().namespaces.get(ino)
+        if ns is None:
+            raise NsctlError(f"namespace {ino} is not in the model any more")
+        return ns
+
+    def view(self, req: dict) -> object:
+        from ..views import read_view
+
+        return read_view(self.namespace(int(req["ino"])), self.model())
+
+    def net(self, req: dict) -> object:
+        from ..views.net import read_all
+
+        return {str(ino): v for ino, v in read_all(self.model(),
+                                                   sysfs=bool(req.get("sysfs", True))).items()}
+
+    def pin(self, req: dict) -> object:
+        from ..ops.pin import pin
+
+        _check_dir(req["path"])
+        return pin(self.namespace(int(req["ino"])), self.model(), req["path"])
+
+    def unpin(self, req: dict) -> object:
+        from ..ops.pin import unpin
+
+        _check_dir(req["path"])
+        return unpin(req["path"])
+
+
+def _check_dir(path: str) -> None:
+    """The server checked the path as text; here, on the live system, its directory
+    must be itself (no symlink in it may lead elsewhere)."""
+    from ..ops.pin import PinError
+
+    parent = os.path.dirname(path)
+    if os.path.isdir(parent) and os.path.realpath(parent) != parent:
+        raise PinError(f"{parent}: the directory is reached through a symlink; refused")
+
+
+def worker(argv: list[str]) -> int:
+    from ..kernel.errors import NsctlError
+
+    state = _Worker()
+    ops = {"view": state.view, "net": state.net, "pin": state.pin, "unpin": state.unpin}
+    stdin, out = sys.stdin.buffer, sys.stdout.buffer
+    for line in stdin:
+        req = json.loads(line)
+        op = req.get("op")
+        if op == "model":
+            state.text, state.snap = stdin.readline().rstrip(b"\n"), None
+            continue
+        try:
+            answer: dict = {"ok": ops[op](req)}
+        except NsctlError as exc:
+            status = 409 if type(exc).__name__ == "PinError" else 500
+            answer = {"error": _one_line(exc), "status": status}
+        except Exception as exc:  # one line back to the server, never a dead worker
+            answer = {"error": f"{op}: {_one_line(exc)}", "status": 500}
+        _send(out, answer)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    # The server stops us (and a Ctrl-C at its terminal must not kill us mid-write):
+    # it closes our stdin or sends SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    role, rest = argv[0], argv[1:]
+    try:
+        return {"refresher": refresher, "worker": worker}[role](rest)
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,175 @@
+"""The API's JSON documents, built from a model by the same functions the commands
+use (so ``GET /api/v1/tree`` is ``nsctl tree --json``), plus what only the
+service has: filters, the SPEC forms a client may use, status.
+
+Nothing here reads the live kernel: the model is an offline snapshot.
+"""
+from __future__ import annotations
+
+import re
+
+from ..kernel import nsfs
+from ..kernel.errors import NoSuchProcess, NsctlError
+from ..model import Namespace, Snapshot
+
+
+class ApiError(NsctlError):
+    """A request the API refuses: ``status`` is the HTTP status, the text one line."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# --- GET /api/v1/namespaces ----------------------------------------------------------------
+
+def check_types(values: list[str] | None) -> set[str] | None:
+    """``type`` query values (repeatable, comma lists allowed), as ``ls -t`` takes them."""
+    if not values:
+        return None
+    out = set()
+    for value in values:
+        for t in value.split(","):
+            t = t.strip()
+            if t not in nsfs.CLONE_FLAGS:
+                raise ApiError(f"unknown namespace type {t!r} (one of {', '.join(nsfs.NS_TYPES)})")
+            out.add(t)
+    return out
+
+
+def _container_matches(query: str, ns: Namespace, snap: Snapshot) -> bool:
+    """The namespace is a container's (or pod's), or one of its processes is in a
+    container, whose label, name, id (prefix) or pod matches ``query``."""
+    def match(c) -> bool:
+        return c is not None and (query in c.label.lower() or
+                                  (c.name is not None and query in c.name.lower()) or
+                                  (c.id is not None and c.id.lower().startswith(query)) or
+                                  (c.pod is not None and c.pod.lower().startswith(query)))
+
+    if match(ns.container):
+        return True
+    return any(match(snap.processes[p].container) for p in ns.pids if p in snap.processes)
+
+
+def _search_text(ns: Namespace, snap: Snapshot, paths: dict[int, str]) -> str:
+    """What ``q`` looks in: name, stable path, bind-mount paths, container, commands."""
+    parts = [f"{ns.type}:[{ns.ino}]", paths.get(ns.ino) or ""]
+    parts.extend(r.path for r in ns.refs if r.path)
+    if ns.container is not None:
+        parts.append(ns.container.label)
+    for pid in ns.pids:
+        proc = snap.processes.get(pid)
+        if proc is not None:
+            parts.append(proc.command)
+            if proc.container is not None:
+                parts.append(proc.container.label)
+    return "\n".join(parts).lower()
+
+
+def namespaces(snap: Snapshot, types: set[str] | None = None, container: str | None = None,
+               pid: int | None = None, q: str | None = None) -> dict:
+    """``nsctl ls --json``, its namespace list narrowed by the filters (as ``-t`` does:
+    processes, partial and problems stay whole)."""
+    doc = snap.to_dict()
+    if types is None and container is None and pid is None and not q:
+        return doc
+    keep = list(snap.namespaces.values())
+    if types is not None:
+        keep = [ns for ns in keep if ns.type in types]
+    if pid is not None:
+        proc = snap.processes.get(pid)
+        inos = set(proc.ns.values()) if proc is not None else set()
+        keep = [ns for ns in keep if ns.ino in inos]
+    if container:
+        query = container.lower()
+        keep = [ns for ns in keep if _container_matches(query, ns, snap)]
+    if q:
+        from ..naming import stable_paths
+
+        paths = stable_paths(snap)
+        needle = q.lower()
+        keep = [ns for ns in keep if needle in _search_text(ns, snap, paths)]
+    doc["namespaces"] = [ns.to_dict() for ns in sorted(keep, key=lambda n: n.ino)]
+    return doc
+
+
+# --- GET /api/v1/namespaces/{spec} --------------------------------------------------------
+
+# The SPEC forms a client may use: all but paths to files (which would name files on
+# this host to open).  A stable path is checked with nsctl.naming's own pattern.
+_CLIENT_FORMS = (
+    re.compile(r"^\d{1,20}$"),                                   # inode or id
+    re.compile(r"^[a-z]{2,6}:\[\d{1,20}\]$"),                    # type:[inode]
+    re.compile(r"^\d{1,10}/[a-z_]{2,20}$"),                      # PID/TYPE
+    re.compile(r"^container:[A-Za-z0-9_.:@-]{0,256}(?:/[a-z_]{0,20})?$"),
+)
+# Words in a SpecError that mean "names nothing (any more)" rather than "malformed".
+_NOT_FOUND = re.compile(r"not found|: no |^no |no namespace|shows no")
+
+
+def client_spec(spec: str) -> str:
+    """``spec`` if it is a form the API takes; ApiError (400) for paths and junk."""
+    from ..naming import parse
+
+    spec = spec.strip()
+    if any(form.match(spec) for form in _CLIENT_FORMS):
+        return spec
+    for candidate in (spec, "/" + spec):
+        if parse(candidate) is not None and len(candidate) <= 1024:
+            return candidate
+    raise ApiError(f"{spec[:100]!r} is not a SPEC this API takes: use an inode or id, "
+                   "type:[inode], PID/TYPE, container:NAME-OR-ID/TYPE or a stable path "
+                   "(/user.0/net.1); paths to namespace files are refused")
+
+
+def find(spec: str, snap: Snapshot) -> Namespace:
+    """The namespace ``spec`` names; ApiError 404 (names nothing) or 400."""
+    from ..spec import SpecError, resolve
+
+    spec = client_spec(spec)
+    try:
+        return resolve(spec, snap)
+    except NoSuchProcess as exc:
+        raise ApiError(str(exc), 404) from None
+    except SpecError as exc:
+        text = str(exc)
+        raise ApiError(text, 404 if _NOT_FOUND.search(text) else 400) from None
+
+
+def show(ns: Namespace, snap: Snapshot) -> dict:
+    from ..cli.show import document
+
+    return document(ns, snap)
+
+
+# --- the other views of the model ------------------------------------------------------------
+
+def tree(snap: Snapshot) -> dict:
+    from ..cli.tree import document
+
+    return document(snap)
+
+
+def pidtree(snap: Snapshot) -> dict:
+    from ..cli.pidtree import document
+
+    return document(snap)
+
+
+def net(snap: Snapshot, views: dict[int, dict]) -> dict:
+    from ..cli.net import topology
+
+    return topology(snap, {ino: v for ino, v in views.items() if ino in snap.namespaces})
+
+
+def processes(snap: Snapshot) -> dict:
+    return {"processes": [p.to_dict() for p in sorted(snap.processes.values(),
+                                                       key=lambda p: p.pid)],
+            "partial": snap.partial}
+
+
+def diff(a: Snapshot, b: Snapshot) -> dict:
+    """``nsctl diff A B --json`` (A the client's or an earlier model, B the current one)."""
+    from ..diff import diff as compare
+
+    return compare(a, b)

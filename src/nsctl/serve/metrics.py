@@ -1,0 +1,104 @@
+"""``/metrics``: the Prometheus text exposition format (version 0.0.4), written here
+(a few families need no client library at run time)."""
+from __future__ import annotations
+
+from .. import __version__
+from ..model import REF_KINDS
+from ..kernel import nsfs
+from .state import SCAN_BUCKETS, Model, Store
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class Exposition:
+    """Families in order: ``family`` starts one, ``sample`` adds to it."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+
+    def sample(self, name: str, value: float, **labels: str) -> None:
+        text = ",".join(f'{k}="{_label_value(str(v))}"' for k, v in labels.items())
+        number = repr(float(value)) if isinstance(value, float) else str(value)
+        self.lines.append(f"{name}{{{text}}} {number}" if text else f"{name} {number}")
+
+    def gauge(self, name: str, help_text: str, value: float) -> None:
+        self.family(name, "gauge", help_text)
+        self.sample(name, value)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _model_families(out: Exposition, model: Model) -> None:
+    snap = model.snap
+    by_type = {t: 0 for t in nsfs.NS_TYPES}
+    by_holder = {k: 0 for k in REF_KINDS}
+    hidden = 0
+    for ns in snap.namespaces.values():
+        by_type[ns.type] = by_type.get(ns.type, 0) + 1
+        for kind in {r.kind for r in ns.refs}:
+            by_holder[kind] = by_holder.get(kind, 0) + 1
+        hidden += ns.hidden
+    out.family("nsctl_namespaces", "gauge", "Namespaces found, by type.")
+    for t, n in sorted(by_type.items()):
+        out.sample("nsctl_namespaces", n, type=t)
+    out.family("nsctl_namespaces_held", "gauge",
+               "Namespaces with at least one reference of this kind (process, thread, fd, "
+               "socket, bindmount, child); a namespace counts once per kind.")
+    for kind, n in by_holder.items():
+        out.sample("nsctl_namespaces_held", n, kind=kind)
+    out.gauge("nsctl_namespaces_hidden", "Namespaces kept alive only by a child namespace.",
+              hidden)
+    out.gauge("nsctl_processes", "Processes read.", len(snap.processes))
+    reasons: dict[str, int] = {}
+    for p in snap.problems:
+        reasons[p.reason] = reasons.get(p.reason, 0) + 1
+    out.family("nsctl_discovery_problems", "gauge",
+               "Things the last scan could not read, by reason.")
+    for reason in ("denied", "vanished", "unsupported", "error"):
+        out.sample("nsctl_discovery_problems", reasons.pop(reason, 0), reason=reason)
+    for reason, n in sorted(reasons.items()):
+        out.sample("nsctl_discovery_problems", n, reason=reason)
+    out.gauge("nsctl_model_generation", "Bumps each time the model changes.", model.generation)
+
+
+def render(store: Store, http: dict[str, int] | None = None) -> str:
+    out = Exposition()
+    out.family("nsctl_build_info", "gauge", "nsctl version (the value is always 1).")
+    out.sample("nsctl_build_info", 1, version=__version__)
+    model = store.current
+    if model is not None:
+        _model_families(out, model)
+    stats = store.stats
+    age = store.age()
+    out.gauge("nsctl_model_age_seconds", "Seconds since the last scan ended (-1: none yet).",
+              round(age, 3) if age is not None else -1)
+    out.gauge("nsctl_discovery_last_duration_seconds", "How long the last scan took.",
+              round(stats.scan_seconds, 6))
+    out.family("nsctl_discovery_duration_seconds", "histogram", "How long scans take.")
+    for bound, count in zip(SCAN_BUCKETS, stats.scan_buckets):
+        out.sample("nsctl_discovery_duration_seconds_bucket", count, le=repr(float(bound)))
+    out.sample("nsctl_discovery_duration_seconds_bucket", stats.scans, le="+Inf")
+    out.sample("nsctl_discovery_duration_seconds_sum", round(stats.scan_seconds_sum, 6))
+    out.sample("nsctl_discovery_duration_seconds_count", stats.scans)
+    out.family("nsctl_refresh_errors", "counter",
+               "Rescans that failed, and refresher processes that died.")
+    out.sample("nsctl_refresh_errors_total", stats.refresh_errors)
+    out.family("nsctl_events", "counter", "Namespace events (as nsctl watch reports them).")
+    for kind, n in stats.events.items():
+        out.sample("nsctl_events_total", n, kind=kind)
+    out.gauge("nsctl_cnproc", "1 when rescans are triggered by process events, 0 when "
+              "polling only.", int(stats.trigger == "cn_proc"))
+    if http is not None:
+        out.family("nsctl_http_requests", "counter", "HTTP requests answered, by status class.")
+        for code, n in sorted(http.items()):
+            out.sample("nsctl_http_requests_total", n, code=code)
+    return out.text()

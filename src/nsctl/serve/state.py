@@ -1,0 +1,350 @@
+"""The server's side of its helper processes: the cached model and the worker.
+
+Why helper processes: discovery and views fork children that setns() into
+other namespaces, and the server process runs threads (uvicorn's event loop,
+the thread pool, the thread reading the refresher).  A fork from a threaded
+process copies only the forking thread; any lock another thread held at that
+moment (an import lock, a file's buffer lock, logging's) stays held for ever
+in the child, and Python work in the child can deadlock on it.  So this
+process never forks Python code: it starts two fresh interpreters with
+:mod:`subprocess` (fork+exec in C, nothing run in between) and everything
+that forks runs there, single-threaded (:mod:`nsctl.serve.child`):
+
+- the refresher scans and rescans on watch triggers and streams each changed
+  model here, so a request never waits for a scan and any number of clients
+  cost one scan per trigger;
+- the worker reads views, network topology, and pins or unpins, on request,
+  against the model this side sent it last.
+
+Here the model is parsed from the snapshot document (the same code path as
+``--from FILE``: ``offline``, so resolving a SPEC or building a document never
+asks the live kernel) and kept with a bounded ring of earlier models for
+``diff?since=``.  A model never changes once built: requests read
+``Store.current`` once and use that object throughout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections import deque
+
+from ..kernel.errors import NsctlError
+from ..model import Snapshot
+from ..watch import EVENTS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+
+class Model:
+    """One generation of the model: the snapshot, its document text, and the
+    documents built from it (built once, on first request)."""
+
+    def __init__(self, generation: int, snap: Snapshot, text: bytes, scanned_at: float) -> None:
+        self.generation = generation
+        self.snap = snap
+        self.text = text                  # the snapshot document, as the refresher wrote it
+        self.scanned_at = scanned_at      # when the scan that found it ended (time.time())
+        self.cache: dict[str, object] = {}
+        self.lock = threading.Lock()
+
+    def cached(self, key: str, build: Callable[[], object]) -> object:
+        """``build()`` once per model (two racing builders just both build it)."""
+        value = self.cache.get(key)
+        if value is None:
+            value = build()
+            with self.lock:
+                value = self.cache.setdefault(key, value)
+        return value
+
+
+class Stats:
+    """Counters for /metrics and /status."""
+
+    def __init__(self) -> None:
+        self.scans = 0
+        self.scan_seconds = 0.0
+        self.scan_seconds_sum = 0.0
+        self.scan_buckets = [0] * len(SCAN_BUCKETS)
+        self.refresh_errors = 0
+        self.refresher_restarts = 0
+        self.last_error: str | None = None
+        self.events = {kind: 0 for kind in EVENTS}
+        self.trigger = "poll"
+        self.why_no_cnproc: str | None = None
+        self.last_scan = 0.0              # time.time() of the last scan that ended
+
+    def scanned(self, seconds: float, at: float) -> None:
+        self.scans += 1
+        self.scan_seconds = seconds
+        self.scan_seconds_sum += seconds
+        self.last_scan = at
+        for i, bound in enumerate(SCAN_BUCKETS):
+            if seconds <= bound:
+                self.scan_buckets[i] += 1
+
+
+SCAN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class History:
+    """Earlier models, compressed, for ``diff?since=T``: bounded by count and bytes."""
+
+    def __init__(self, limit: int = 64, max_bytes: int = 64 << 20) -> None:
+        self.limit = limit
+        self.max_bytes = max_bytes
+        self.items: deque[tuple[float, int, bytes]] = deque()  # (since, generation, zlib text)
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def add(self, since: float, generation: int, text: bytes) -> None:
+        packed = zlib.compress(text, 1)
+        with self.lock:
+            self.items.append((since, generation, packed))
+            self.size += len(packed)
+            while len(self.items) > 1 and (len(self.items) > self.limit or
+                                           self.size > self.max_bytes):
+                self.size -= len(self.items.popleft()[2])
+
+    def at(self, when: float) -> tuple[int, bytes] | None:
+        """(generation, document text) of the model in force at ``when``; None if
+        older than what is kept."""
+        with self.lock:
+            found = None
+            for since, generation, packed in self.items:
+                if since > when:
+                    break
+                found = (generation, packed)
+        if found is None:
+            return None
+        return found[0], zlib.decompress(found[1])
+
+    def oldest(self) -> float | None:
+        with self.lock:
+            return self.items[0][0] if self.items else None
+
+
+def _python_child(role: str, args: list[str]) -> subprocess.Popen:
+    """A helper process: a new interpreter running nsctl.serve.child, in its own
+    session (a Ctrl-C at our terminal is ours to handle, not theirs)."""
+    return subprocess.Popen([sys.executable, "-m", "nsctl.serve.child", role, *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            start_new_session=True, close_fds=True)
+
+
+def _stop_child(proc: subprocess.Popen | None, grace: float = 2.0) -> None:
+    """Close its stdin (an idle worker exits on EOF), then SIGTERM and at last SIGKILL
+    its process group: the children it forked to enter namespaces go with it."""
+    if proc is None:
+        return
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()
+    except OSError:
+        pass
+    for sig, wait in ((None, 0.2), (signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        if sig is not None:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+    # Only now: closing a pipe that another thread is reading waits for that read.
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+class Store:
+    """The current model, fed by the refresher process; notifies listeners of each
+    new generation (with the events that led to it)."""
+
+    def __init__(self, interval: float, max_age: float, threads: bool = False,
+                 cnproc: bool = True, history: History | None = None) -> None:
+        self.interval = interval
+        self.max_age = max_age
+        self.threads = threads
+        self.cnproc = cnproc
+        self.history = history or History()
+        self.stats = Stats()
+        self.current: Model | None = None
+        self.generation = 0
+        self.listeners: list[Callable[[int, list[dict]], None]] = []
+        self.ready = threading.Event()
+        self.fatal: str | None = None
+        self._proc: subprocess.Popen | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifetime -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread = threading.Thread(target=self._run, name="nsctl-refresher-reader",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        proc, self._proc = self._proc, None
+        _stop_child(proc)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _spawn(self) -> None:
+        args = ["--interval", repr(self.interval)]
+        if self.threads:
+            args.append("--threads")
+        if not self.cnproc:
+            args.append("--no-cnproc")
+        self._proc = _python_child("refresher", args)
+
+    def _run(self) -> None:
+        """Read the refresher; restart it (with a pause) if it dies."""
+        backoff = 0.5
+        while not self._stopping.is_set():
+            proc = self._proc
+            if proc is None:
+                return
+            started = time.monotonic()
+            try:
+                self._read(proc)
+            except (OSError, ValueError) as exc:
+                self._error(f"reading the refresher: {exc}")
+            if self._stopping.is_set():
+                return
+            proc.wait()
+            if self.fatal is not None:
+                return
+            self._error(f"the refresher exited with status {proc.returncode}; restarting it")
+            self.stats.refresher_restarts += 1
+            backoff = 0.5 if time.monotonic() - started > 60 else min(backoff * 2, 30.0)
+            if self._stopping.wait(backoff):
+                return
+            self._spawn()
+
+    def _error(self, text: str) -> None:
+        self.stats.refresh_errors += 1
+        self.stats.last_error = text
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        out = proc.stdout
+        assert out is not None
+        for line in out:
+            msg = json.loads(line)
+            kind = msg.get("kind")
+            if kind == "model":
+                text = out.readline().rstrip(b"\n")
+                self._publish(msg, text)
+            elif kind == "scan":
+                self._note_scan(msg)
+            elif kind == "error":
+                self._error(msg.get("error", "rescan failed"))
+            elif kind == "fatal":
+                self.fatal = msg.get("error", "discovery failed")
+                self._error(self.fatal)
+                self.ready.set()
+
+    def _note_scan(self, msg: dict) -> None:
+        self.stats.scanned(float(msg["scan_seconds"]), float(msg["scanned_at"]))
+        self.stats.trigger = msg.get("trigger", self.stats.trigger)
+        if "why_no_cnproc" in msg:
+            self.stats.why_no_cnproc = msg["why_no_cnproc"]
+
+    def _publish(self, msg: dict, text: bytes) -> None:
+        from ..snapshot import from_document
+
+        snap = from_document(json.loads(text), "the refresher's model")
+        self._note_scan(msg)
+        events = msg.get("events") or []
+        for e in events:
+            kind = e.get("event")
+            if kind in self.stats.events:
+                self.stats.events[kind] += 1
+        self.generation += 1
+        model = Model(self.generation, snap, text, float(msg["scanned_at"]))
+        self.current = model
+        self.history.add(model.scanned_at, model.generation, text)
+        self.ready.set()
+        for listener in list(self.listeners):
+            listener(model.generation, events)
+
+    # --- what requests ask ----------------------------------------------------------------
+
+    def age(self) -> float | None:
+        if not self.stats.last_scan:
+            return None
+        return max(0.0, time.time() - self.stats.last_scan)
+
+
+class WorkerError(NsctlError):
+    """The worker answered with an error (``status``: the HTTP status to send)."""
+
+    def __init__(self, message: str, status: int = 500) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Worker:
+    """Requests to the worker process, one at a time; a worker that does not answer
+    within ``timeout`` is killed (with what it forked) and replaced on next use."""
+
+    def __init__(self, timeout: float = 20.0) -> None:
+        self.timeout = timeout
+        self._proc: subprocess.Popen | None = None
+        self._generation = 0              # the model the worker has
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+            _stop_child(proc)
+
+    def call(self, model: Model, request: dict) -> object:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                _stop_child(self._proc)
+                self._proc = _python_child("worker", [])
+                self._generation = 0
+            proc = self._proc
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                if self._generation != model.generation:
+                    proc.stdin.write(b'{"op": "model"}\n' + model.text + b"\n")
+                    self._generation = model.generation
+                proc.stdin.write(json.dumps(request).encode() + b"\n")
+                proc.stdin.flush()
+                line = self._answer(proc)
+            except (OSError, ValueError) as exc:
+                self._proc = None
+                _stop_child(proc)
+                raise WorkerError(f"the helper process failed: {exc}") from None
+        answer = json.loads(line)
+        if "error" in answer:
+            raise WorkerError(answer["error"], int(answer.get("status", 500)))
+        return answer["ok"]
+
+    def _answer(self, proc: subprocess.Popen) -> bytes:
+        out = proc.stdout
+        assert out is not None
+        ready, _, _ = select.select([out], [], [], self.timeout)
+        if not ready:
+            self._proc = None
+            _stop_child(proc, grace=0.2)
+            raise WorkerError(f"the helper process gave no answer within {self.timeout:g}s",
+                              504)
+        line = out.readline()
+        if not line:
+            raise OSError("it exited")
+        return line
