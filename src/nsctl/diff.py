@@ -10,7 +10,7 @@ depend on inode numbers when matching by path.
 """
 from __future__ import annotations
 
-from .model import Namespace, Reference, Snapshot
+from .model import CHILD, Namespace, Reference, Snapshot
 
 BY_ID, BY_PATH = "id", "path"
 
@@ -29,6 +29,22 @@ def _ref_key(ref: Reference, keys: dict[int, object]) -> tuple:
     return (ref.kind, ref.pid, ref.tid, ref.fd, ref.link, ref.socket, ref.path,
             keys.get(ref.mntns, ref.mntns) if ref.mntns is not None else None,
             keys.get(ref.child, ref.child) if ref.child is not None else None, ref.relation)
+
+
+def _same_refs(ns_a: Namespace, ns_b: Namespace, keys_a: dict, keys_b: dict) -> bool:
+    """A shortcut for watchers: an incremental rescan (nsctl.discovery.rescan) hands
+    over the very Reference objects of what it did not read again, so a namespace
+    whose references are the same objects (children matched by key) did not change."""
+    refs_a, refs_b = ns_a.refs, ns_b.refs
+    if len(refs_a) != len(refs_b):
+        return False
+    for x, y in zip(refs_a, refs_b):
+        if x is y:
+            continue
+        if x.kind != CHILD or y.kind != CHILD or x.relation != y.relation or \
+                keys_a.get(x.child) != keys_b.get(y.child):
+            return False
+    return True
 
 
 def _ns_summary(ns: Namespace, key: object) -> dict:
@@ -96,6 +112,8 @@ def diff(a: Snapshot, b: Snapshot, by: str = BY_ID) -> dict:
     changed = []
     for key in index_a.keys() & index_b.keys():
         ns_a, ns_b = index_a[key], index_b[key]
+        if by == BY_ID and _same_refs(ns_a, ns_b, keys_a, keys_b):
+            continue
         # Process identity (pid) means nothing across boots: compare those only by id.
         refs_a = {_ref_key(r, keys_a): r for r in ns_a.refs if _compared(r, a, by)}
         refs_b = {_ref_key(r, keys_b): r for r in ns_b.refs if _compared(r, b, by)}
@@ -108,8 +126,9 @@ def diff(a: Snapshot, b: Snapshot, by: str = BY_ID) -> dict:
     if by == BY_ID:
         for pid, p_b in b.processes.items():
             p_a = a.processes.get(pid)
-            if p_a is None or p_a.starttime != p_b.starttime or pid == b.viewer_pid:
-                continue  # not the same process
+            if p_a is None or p_a is p_b or p_a.starttime != p_b.starttime or \
+                    pid == b.viewer_pid:
+                continue  # not the same process, or taken over unread by a rescan
             for link in sorted(p_a.ns.keys() | p_b.ns.keys()):
                 before = keys_a.get(p_a.ns.get(link)) if link in p_a.ns else None
                 after = keys_b.get(p_b.ns.get(link)) if link in p_b.ns else None

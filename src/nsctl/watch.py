@@ -2,11 +2,19 @@
 
 The loop: take a snapshot; then wait for a trigger, rescan, diff with the
 previous snapshot (:func:`nsctl.diff.diff`, namespaces matched by NS_GET_ID)
-and turn the difference into events.  Triggers are the kernel's process
-events (:mod:`nsctl.kernel.cnproc`: a fork, exec or exit schedules a rescan
-~100 ms later, so a burst costs one scan) and a periodic rescan every
-``interval`` seconds, which alone catches what makes no process event (a bind
-mount, an fd, a setns) and is the whole trigger where CN_PROC is unavailable.
+and turn the difference into events.
+
+Rescans are incremental (:func:`nsctl.discovery.rescan`): only the processes
+that did something are read again.  The kernel's process events
+(:mod:`nsctl.kernel.cnproc`) name them: a fork, exec or exit schedules a rescan
+~100 ms later (so a burst costs one) of just those processes.  A bind mount
+names no process, so the mount table of every mount namespace a process is in
+is watched too (:mod:`nsctl.kernel.mounttables`): a change there rereads that
+namespace's mounts.  Without CN_PROC, every ``interval`` an incremental rescan
+reads the processes that are new (or whose PID now names another process).
+What neither shows (setns, an fd opened or closed, a mount in a namespace no
+process is in) is caught by a full rescan at least every ``interval``, or, on
+a host where a full scan is slow, every ``FULL_COST`` full-scan durations.
 
 Events are plain dicts::
 
@@ -29,6 +37,7 @@ from .diff import diff
 from .model import Reference, Snapshot
 
 DEBOUNCE = 0.1          # seconds from a process event to the rescan it triggers
+FULL_COST = 4           # full rescans take at most 1/FULL_COST of the time (big hosts)
 
 BORN, GONE, ENTERED, LEFT, PINNED, UNPINNED, HELD, RELEASED = (
     "born", "gone", "entered", "left", "pinned", "unpinned", "held", "released")
@@ -157,8 +166,16 @@ class Watcher:
         self._wake_r = self._wake_w = -1
         self._saved_wakeup = -1
         self.scans = 0
+        self.full_scans = 0
         self.process_events = 0
         self.snapshot: Snapshot | None = None
+        self.memo = None                 # what the last scan read, for the next (Memo)
+        self.dirty: set[int] = set()     # processes to read again at the next rescan
+        self.full_due = 0.0              # monotonic time of the next full rescan
+        self.full_seconds = 0.0          # how long the last full rescan took
+        self.mount_tables = None         # MountTables, with CN_PROC
+        self._poll: select.poll | None = None
+        self._lost = 0
 
     def __enter__(self) -> "Watcher":
         if self._handle_signals:
@@ -179,15 +196,51 @@ class Watcher:
         if self.listener is not None:
             self.listener.close()
             self.listener = None
+        if self.mount_tables is not None:
+            self.mount_tables.close()
+            self.mount_tables = None
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stopping = True
 
-    def scan(self) -> Snapshot:
-        from .discovery import discover
+    def scan(self, full: bool = True) -> Snapshot:
+        """Rescan: fully, or only what changed since the last scan."""
+        from .discovery import Options, rescan
 
         self.scans += 1
-        return discover(threads=self.threads)
+        started = time.monotonic()
+        if full or self.memo is None:
+            memo, dirty = None, None
+        else:
+            memo, dirty = self.memo, self.dirty
+        self.dirty = set()
+        snap, self.memo, complete = rescan(memo, dirty, Options(threads=self.threads))
+        if memo is None:
+            self.full_scans += 1
+            self.full_seconds = time.monotonic() - started
+            self.full_due = time.monotonic() + max(self.interval, FULL_COST * self.full_seconds)
+        elif not complete:
+            self.full_due = 0.0
+        self._watch_mount_tables()
+        return snap
+
+    def _watch_mount_tables(self) -> None:
+        from .kernel.mounttables import MountTables
+
+        if self.mount_tables is None:
+            self.mount_tables = MountTables(self._poller())
+        self.mount_tables.sync({read[0]: pid for pid, (_p, _s, read) in self.memo.procs.items()
+                                if read is not None})
+
+    def _poller(self) -> select.poll:
+        """One poll set for the wake-up pipe, CN_PROC and the mount tables (poll, not
+        select: there may be thousands of mount tables)."""
+        if self._poll is None:
+            self._poll = select.poll()
+            for fd in (self._wake_r, self.listener.fileno() if self.listener else -1):
+                if fd >= 0:
+                    self._poll.register(fd, select.POLLIN)
+        return self._poll
 
     def start(self) -> Snapshot:
         self.snapshot = self.scan()
@@ -197,7 +250,10 @@ class Watcher:
         """Block until the next rescan is due (or ``deadline``, monotonic, passes);
         False if we should stop instead."""
         now = time.monotonic()
-        due = now + self.interval
+        due = min(now + self.interval, self.full_due)
+        if self.dirty:
+            due = min(due, now + DEBOUNCE)
+        poller = self._poller()
         while not self.stopping:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -205,32 +261,48 @@ class Watcher:
             if now >= due:
                 return True
             until = due if deadline is None else min(due, deadline)
-            fds = [f for f in (self._wake_r,) if f >= 0]
-            if self.listener is not None:
-                fds.append(self.listener.fileno())
-            ready, _, _ = select.select(fds, [], [], max(0.0, until - now))
-            if self._wake_r in ready:
+            ready = poller.poll(max(0, int((until - now) * 1000) + 1))
+            fds = {fd for fd, _mask in ready}
+            if self._wake_r in fds:
                 try:
                     os.read(self._wake_r, 512)
                 except BlockingIOError:
                     pass
-            if self.listener is not None and self.listener.fileno() in ready:
-                try:
-                    n = self.listener.drain()
-                except OSError:
-                    n = 1   # the connector broke: keep polling
-                    self.listener.close()
-                    self.listener = None
-                    self.trigger = "poll"
-                if n:
-                    self.process_events += n
+            if self.listener is not None and self.listener.fileno() in fds:
+                if self._drain():
+                    due = min(due, time.monotonic() + DEBOUNCE)
+            if self.mount_tables is not None:
+                changed = self.mount_tables.changed(ready)
+                readers = self.mount_tables.watched
+                self.dirty.update(readers[m][0] for m in changed if m in readers)
+                if changed:
                     due = min(due, time.monotonic() + DEBOUNCE)
         return False
 
+    def _drain(self) -> int:
+        """Read the queued process events into ``dirty``; how many there were."""
+        listener = self.listener
+        try:
+            n = listener.drain(self.dirty)
+        except OSError:
+            n = 1   # the connector broke: poll from now on
+            self._poll.unregister(listener.fileno())
+            listener.close()
+            self.listener = None
+            self.trigger = "poll"
+            self.full_due = 0.0
+            return n
+        if listener.lost != self._lost:
+            self._lost = listener.lost
+            self.full_due = 0.0   # events were lost: only a full rescan is sure
+        self.process_events += n
+        return n
+
     def step(self) -> list[dict]:
-        """Rescan now and return the events since the last scan."""
+        """Rescan now (fully when one is due, else incrementally) and return the
+        events since the last scan."""
         assert self.snapshot is not None, "start() first"
-        new = self.scan()
+        new = self.scan(full=time.monotonic() >= self.full_due)
         events = events_between(self.snapshot, new)
         self.snapshot = new
         return events

@@ -21,11 +21,14 @@ def main(argv: list[str]) -> int:
         prog="nsctl watch",
         description="Print namespace events as they happen: born/gone, process entered/left, "
                     "pinned/unpinned (bind mounts), held/released (fds, sockets, threads, "
-                    "children). Rescans on process events (the kernel's CN_PROC connector, "
-                    "root only) and at least every --interval seconds. Stop with Ctrl-C.")
+                    "children). Rescans what changed on process events (the kernel's CN_PROC "
+                    "connector, root only) and mount table changes, new processes every "
+                    "--interval seconds, and everything at least every --interval seconds (less "
+                    "often on hosts where a full scan is slow). Stop with Ctrl-C.")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--interval", type=float, default=0.5, metavar="S",
-                   help="rescan at least every S seconds (default 0.5)")
+                   help="poll for new processes and rescan fully at least every S seconds "
+                        "(default 0.5; full rescans at most a quarter of the time)")
     p.add_argument("--record", nargs="?", const=DEFAULT_DB, metavar="DB",
                    help=f"also store events and a snapshot a minute in the SQLite database DB "
                         f"(default {DEFAULT_DB}); read it with nsctl history")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..model import Snapshot
 from .bindmounts import BindMountSource
 from .containers import ContainerSource
-from .engine import Options, run
+from .engine import Memo, Options, run, run_scan
 from .fds import FdSource
 from .hierarchy import HierarchySource
 from .procs import ProcessSource
@@ -33,4 +33,14 @@ def discover(options: Options | None = None, **switches: bool) -> Snapshot:
     return run(opts, SOURCES)
 
 
-__all__ = ["discover", "Options", "SOURCES"]
+def rescan(memo: Memo | None, dirty: set[int] | None = None, options: Options | None = None
+           ) -> tuple[Snapshot, Memo, bool]:
+    """An incremental scan for watchers: read afresh the processes in ``dirty`` (and
+    any the memo lacks), take the rest over from ``memo`` (None: a full scan).
+    Returns the snapshot, the memo for the next call, and whether everything could
+    be taken over (False: the caller should scan fully soon)."""
+    scan = run_scan(options or Options(), SOURCES, memo, dirty)
+    return scan.snap, scan.record, not scan.stale
+
+
+__all__ = ["discover", "rescan", "Memo", "Options", "SOURCES"]

@@ -49,34 +49,63 @@ class BindMountSource:
 
     def finish(self, scan: Scan) -> None:
         """Read the mount namespaces no process is in, until no new one turns up."""
-        while True:
-            # Only mount namespaces something holds: one learned from a process that
-            # then exited may be gone, and would be pruned with its mounts' refs.
+        while _take_over_foreign(scan) or self._read_foreign(scan):
+            pass
+        if scan.memo is not None:
             held = scan.snap.namespaces
-            todo = [ino for ino in scan.kept_fds
-                    if ino not in scan.mnt_reader and ino in held and held[ino].refs]
-            if not todo:
-                return
-            found_all = read_foreign_mounts([scan.kept_fds[m] for m in todo], scan.resolved)
-            for mnt, found in zip(todo, found_all):
-                scan.mnt_reader[mnt] = 0
-                if isinstance(found, NsctlError):
-                    scan.problem_from(found, f"mount namespace {mnt}: bind mounts")
-                    continue
-                points = scan.nsfs_mountpoints[mnt] = set()
-                for root, point, fd in found:
-                    try:
-                        parsed = nsfs.parse_link(root)
-                        if parsed is None:
-                            continue
-                        points.add(point)
-                        ino = parsed[1]
-                        if fd is not None:
-                            ino = scan.learn(fd, parsed[0])
-                        _add(scan, parsed[0], ino, point, mnt)
-                    finally:
-                        if fd is not None:
-                            os.close(fd)
+            if any(ns.type == "mnt" and ns.refs and ino not in scan.mnt_reader
+                   for ino, ns in held.items()):
+                scan.stale = True   # one we have no fd for and no memo of: scan fully
+
+    def _read_foreign(self, scan: Scan) -> bool:
+        # Only mount namespaces something holds: one learned from a process that
+        # then exited may be gone, and would be pruned with its mounts' refs.
+        held = scan.snap.namespaces
+        todo = [ino for ino in scan.kept_fds
+                if ino not in scan.mnt_reader and ino in held and held[ino].refs]
+        if not todo:
+            return False
+        found_all = read_foreign_mounts([scan.kept_fds[m] for m in todo], scan.resolved)
+        for mnt, found in zip(todo, found_all):
+            scan.mnt_reader[mnt] = 0
+            if isinstance(found, NsctlError):
+                scan.problem_from(found, f"mount namespace {mnt}: bind mounts")
+                continue
+            points = scan.nsfs_mountpoints[mnt] = set()
+            kept = scan.record.foreign[mnt] = []
+            for root, point, fd in found:
+                try:
+                    parsed = nsfs.parse_link(root)
+                    if parsed is None:
+                        continue
+                    points.add(point)
+                    ino = parsed[1]
+                    if fd is not None:
+                        ino = scan.learn(fd, parsed[0])
+                    _add(scan, parsed[0], ino, point, mnt)
+                    kept.append((parsed[0], ino, point))
+                finally:
+                    if fd is not None:
+                        os.close(fd)
+        return True
+
+
+def _take_over_foreign(scan: Scan) -> bool:
+    """In an incremental scan, take the bind mounts of held mount namespaces that no
+    process is in over from the memo (they are read afresh in full scans)."""
+    if scan.memo is None:
+        return False
+    held = scan.snap.namespaces
+    todo = [mnt for mnt in scan.memo.foreign if mnt not in scan.mnt_reader
+            and mnt not in scan.kept_fds and mnt in held and held[mnt].refs]
+    for mnt in todo:
+        scan.mnt_reader[mnt] = 0
+        kept = scan.record.foreign[mnt] = scan.memo.foreign[mnt]
+        scan.nsfs_mountpoints[mnt] = {point for _t, _i, point in kept}
+        for ns_type, ino, point in kept:
+            scan.adopt(ino)
+            _add(scan, ns_type, ino, point, mnt)
+    return bool(todo)
 
 
 def _add(scan: Scan, ns_type: str, ino: int, point: str, mnt: int) -> None:

@@ -9,6 +9,15 @@ A namespace's hierarchy (id, owner, parent) is resolved the first time any
 source holds an fd for it (:meth:`Scan.learn`), walking up through owners and
 parents that nothing else may show: that is how hidden ancestors are found,
 each namespace costing a constant number of ioctls (no pairwise comparisons).
+
+Incremental rescans (``nsctl watch``, ``nsctl serve``): a scan can leave a
+:class:`Memo` of what it read per process; the next scan, told which processes
+did something since (the kernel's process events name them), reads only those
+afresh and takes the rest over from the memo, with the hierarchy of their
+namespaces.  A process that did nothing still holds the same namespaces, so an
+inode it held then names the same namespace now (the kernel reuses an inode
+only after the namespace is gone).  What makes no process event (setns, an fd
+opened, a mount in a namespace no process is in) waits for the next full scan.
 """
 from __future__ import annotations
 
@@ -61,7 +70,7 @@ class ProcHandle:
 
 
 if TYPE_CHECKING:
-    from typing import Callable, Protocol
+    from typing import Protocol
 
     class Source(Protocol):
         """A discovery source: a per-process reader (``read_process``), a host-wide
@@ -72,12 +81,33 @@ if TYPE_CHECKING:
         def enabled(self, opts: Options) -> bool: ...
 
 
+class Memo:
+    """What one scan read, for the next one to take over (see the module docstring).
+
+    ``procs``: pid -> (its Process, what it staged, the (mount ns, nsfs mount points)
+    read through it or None); ``foreign``: mount ns no process is in -> the
+    (type, inode, mount point) of the namespace files mounted in it; ``snap``: the
+    scan's snapshot, for the hierarchy of the namespaces taken over.
+    """
+
+    __slots__ = ("snap", "procs", "foreign")
+
+    def __init__(self) -> None:
+        self.snap = Snapshot()
+        self.procs: dict[int, tuple[Process, list, tuple[int, set[str]] | None]] = {}
+        self.foreign: dict[int, list[tuple[str, int, str]]] = {}
+
+
 class Scan:
     """Working state of one discovery run; becomes a :class:`Snapshot`."""
 
-    def __init__(self, opts: Options) -> None:
+    def __init__(self, opts: Options, memo: Memo | None = None) -> None:
         self.opts = opts
         self.snap = Snapshot()
+        self.memo = memo                  # the previous scan's, when taking over from it
+        self.record = Memo()              # this scan's, for the next one
+        self.record.snap = self.snap
+        self.stale = False                # something could not be taken over: scan fully
         self.resolved: set[int] = set()
         self.learned: list[Namespace] = []   # in the order first seen
         self.unsupported: set[str] = set()    # kernel interfaces found missing
@@ -143,6 +173,22 @@ class Scan:
         finally:
             os.close(fd)
 
+    def adopt(self, ino: int | None) -> None:
+        """Take over a namespace (and its owner and parent) from the memo's snapshot."""
+        if ino is None or ino in self.resolved:
+            return
+        prev = self.memo.snap.namespaces.get(ino) if self.memo is not None else None
+        if prev is None:
+            self.stale = True
+            return
+        ns = self.namespace(prev.type, ino)
+        ns.dev, ns.id, ns.owner, ns.parent, ns.owner_uid = (
+            prev.dev, prev.id, prev.owner, prev.parent, prev.owner_uid)
+        self.resolved.add(ino)
+        self.learned.append(ns)
+        self.adopt(prev.owner)
+        self.adopt(prev.parent)
+
     def problem(self, reason: str, what: str, pid: int | None = None) -> None:
         self.snap.problems.append(Problem(reason=reason, what=what, pid=pid))
 
@@ -156,13 +202,42 @@ class Scan:
     # --- commit -----------------------------------------------------------
     def commit(self, proc: ProcHandle) -> None:
         """Make what was read of a live process part of the result."""
-        if proc.process is not None:
-            self.snap.processes[proc.pid] = proc.process
-        for ns_type, ino, ref in proc.staged:
+        process = proc.process
+        if process is not None:
+            self.snap.processes[proc.pid] = process
+        self._commit_refs(proc.pid, proc.staged)
+        mnt = process.ns.get("mnt") if process is not None else None
+        read = None
+        if mnt is not None and self.mnt_reader.get(mnt) == proc.pid:
+            read = (mnt, self.nsfs_mountpoints.get(mnt, set()))
+        self.record.procs[proc.pid] = (process, proc.staged, read)
+
+    def _commit_refs(self, pid: int, staged: list[tuple[str, int, Reference]]) -> None:
+        for ns_type, ino, ref in staged:
             ns = self.namespace(ns_type, ino)
             ns.refs.append(ref)
             if ref.kind == "process" and ref.link == ns_type:
-                ns.pids.append(proc.pid)
+                ns.pids.append(pid)
+
+    def take_over(self, pid: int,
+                  entry: tuple[Process, list, tuple[int, set[str]] | None]) -> None:
+        """Commit what the memo has of a process that did nothing since."""
+        process, staged, read = entry
+        if read is not None and read[0] in self.mnt_reader:
+            # Its mount namespace was read afresh through another process already.
+            staged = [s for s in staged if s[2].kind != "bindmount" or s[2].mntns != read[0]]
+            read = None
+        resolved = self.resolved
+        for _type, ino, _ref in staged:   # (a process's every ns link is staged)
+            if ino not in resolved:
+                self.adopt(ino)
+        if read is not None:
+            self.mnt_reader[read[0]] = pid
+            self.nsfs_mountpoints[read[0]] = read[1]
+        if process is not None:
+            self.snap.processes[pid] = process
+        self._commit_refs(pid, staged)
+        self.record.procs[pid] = (process, staged, read)
 
 
 def _drop(scan: Scan, proc: ProcHandle) -> None:
@@ -212,17 +287,39 @@ def _read_process(scan: Scan, pid: int, readers: list[Source]) -> None:
         os.close(pfd)
 
 
-def run(opts: Options, sources: list[Source], on_progress: Callable[[str], None] | None = None
-        ) -> Snapshot:
+def run(opts: Options, sources: list[Source]) -> Snapshot:
     """Run every enabled source and return the snapshot."""
-    scan = Scan(opts)
+    return run_scan(opts, sources).snap
+
+
+def run_scan(opts: Options, sources: list[Source], memo: Memo | None = None,
+             dirty: set[int] | None = None) -> Scan:
+    """Run every enabled source; with a ``memo``, read afresh only the processes
+    in ``dirty`` and those the memo lacks, and take the others over.  The scan's
+    ``snap`` is the result, ``record`` the memo for the next scan, and ``stale``
+    says that something could not be taken over (scan fully next)."""
+    scan = Scan(opts, memo)
     active = [s for s in sources if s.enabled(opts)]
     readers = [s for s in active if hasattr(s, "read_process")]
     scan.proc_fd = procfs.open_dir(opts.proc)
     try:
         _read_own(scan)
-        for pid in procfs.list_pids(opts.proc):
+        pids = procfs.list_pids(opts.proc)
+        fresh = pids
+        if memo is not None:
+            fresh = []
+            dirty = dirty or set()
+            for pid in pids:
+                entry = memo.procs.get(pid)
+                if entry is None or pid in dirty or entry[0] is None or \
+                        procfs.starttime(pid, scan.proc_fd) != entry[0].starttime:
+                    fresh.append(pid)   # new, busy, or its PID now names another process
+                else:
+                    scan.take_over(pid, entry)
+        for pid in fresh:
             _read_process(scan, pid, readers)
+        if memo is not None:
+            scan.snap.processes = dict(sorted(scan.snap.processes.items()))
         for source in active:
             if hasattr(source, "finish"):
                 source.finish(scan)
@@ -232,7 +329,7 @@ def run(opts: Options, sources: list[Source], on_progress: Callable[[str], None]
             os.close(fd)
     scan.snap.has_ns_id = nsfs.has_ns_id()
     scan.snap.viewer_pid = scan.self_pid
-    return scan.snap
+    return scan
 
 
 def _read_own(scan: Scan) -> None:

@@ -2,8 +2,8 @@
 
 A netlink NETLINK_CONNECTOR socket bound to the CN_IDX_PROC multicast group,
 after a PROC_CN_MCAST_LISTEN op, receives one message per process event.  We
-only need to know *that* something happened (to rescan soon), so messages are
-counted by their ``what`` field and otherwise not decoded.
+decode only which process (thread group) an event is about: a fork names the
+child, an exec or exit the process itself, so a rescan can read just those.
 
 Needs CAP_NET_ADMIN in the initial user namespace, and the kernel delivers the
 events only to sockets in the initial network and PID namespaces; anything
@@ -42,7 +42,8 @@ class CnProcUnavailable(OSError):
 
 class Listener:
     """An open CN_PROC subscription.  ``fileno()`` for select; ``drain()`` reads what is
-    queued and returns how many fork/exec/exit (or unknown) events it held."""
+    queued, adds the thread-group ids the events were about to ``pids`` and returns
+    how many events it held."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -51,7 +52,7 @@ class Listener:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def drain(self) -> int:
+    def drain(self, pids: set[int] | None = None) -> int:
         count = 0
         while True:
             try:
@@ -66,7 +67,7 @@ class Listener:
                     count += 1
                     continue
                 raise
-            count += _count(data)
+            count += _decode(data, pids)
 
     def close(self) -> None:
         try:
@@ -88,7 +89,15 @@ def _op(op: int) -> bytes:
     return _NLMSGHDR.pack(_HEADERS + len(payload), NLMSG_DONE, 0, 0, os.getpid()) + cn + payload
 
 
-def _count(data: bytes) -> int:
+# struct proc_event: what, cpu, timestamp_ns, then the event's data.  Offsets in the
+# data of the thread-group id the event is about: fork -> child_tgid, exec / exit ->
+# process_tgid.  Other events (uid, gid, sid, ptrace, comm, coredump) name no new
+# namespaces and are only counted.
+_DATA = 16
+_TGID_AT = {PROC_EVENT_FORK: 12, PROC_EVENT_EXEC: 4, PROC_EVENT_EXIT: 4}
+
+
+def _decode(data: bytes, pids: set[int] | None) -> int:
     """Process events in one datagram (normally one message; walk them anyway)."""
     count, off = 0, 0
     while off + _HEADERS + 4 <= len(data):
@@ -96,6 +105,10 @@ def _count(data: bytes) -> int:
         what = struct.unpack_from("=I", data, off + _HEADERS)[0]
         if what != PROC_EVENT_NONE:
             count += 1
+            at = _TGID_AT.get(what)
+            end = off + _HEADERS + _DATA + (at or 0) + 4
+            if pids is not None and at is not None and end <= len(data):
+                pids.add(struct.unpack_from("=I", data, end - 4)[0])
         if length < _NLMSGHDR.size:
             break
         off += (length + 3) & ~3

@@ -58,6 +58,16 @@ def read_stat(dir_fd: int) -> tuple[str, str, int, int]:
     return comm, fields[0], int(fields[1]), int(fields[19])
 
 
+def starttime(pid: int, proc_fd: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot), None if it is gone:
+    with the PID, what names one process across two scans (PIDs are reused)."""
+    try:
+        text = read_text(f"{pid}/stat", proc_fd)
+    except OSError:
+        return None
+    return int(text[text.rindex(")") + 2:].split(None, 20)[19])
+
+
 def read_mountinfo(dir_fd: int) -> str:
     """/proc/PID/mountinfo; a process that released its namespaces (exiting) gives
     EINVAL there, which is reported as gone."""

@@ -1,0 +1,174 @@
+"""Incremental rescans (nsctl.discovery.rescan, used by watch and serve).
+
+An incremental rescan reads afresh only the processes it is told about (and
+new ones), taking the rest over from the previous scan.  These tests change
+real namespaces between two scans and check the incremental result against
+the kernel (os.stat of the namespace files) and against a full scan of the
+same moment.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from contextlib import ExitStack
+
+import pytest
+import topology
+
+from nsctl.discovery import discover, rescan
+from nsctl.model import Snapshot
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build namespaces")
+
+
+def _shape(snap: Snapshot) -> dict[int, tuple]:
+    """Everything a reader sees of each namespace, in a form two scans can share."""
+    return {ino: (ns.type, ns.id, ns.owner, ns.parent, ns.owner_uid, tuple(ns.held_by),
+                  tuple(sorted(str(sorted(r.to_dict().items())) for r in ns.refs)))
+            for ino, ns in snap.namespaces.items()}
+
+
+def _settled_full_and_incremental(memo, dirty: set[int]) -> tuple[Snapshot, Snapshot]:
+    """An incremental and a full scan of one moment (other tests on the host may make
+    namespaces meanwhile: retry until two full scans around the incremental agree)."""
+    for _ in range(20):
+        before = discover()
+        inc, _memo, complete = rescan(memo, dirty)
+        after = discover()
+        assert complete
+        if _shape(before) == _shape(after):
+            return inc, after
+    pytest.skip("the host's namespaces kept changing under the test")
+
+
+@root_only
+def test_incremental_rescan_equals_a_full_scan(scratch):
+    with ExitStack() as stack:
+        users = stack.enter_context(topology.nested_userns(3, keep="fd"))
+        pinned = stack.enter_context(topology.netns_bindmount(scratch, "before"))
+        leaving = stack.enter_context(topology.unshare_command(["--net", "--ipc"]))
+        leaving_net = topology.link_ino(leaving.child, "net")
+        _snap, memo, complete = rescan(None)
+        assert complete and leaving_net in _snap.namespaces
+
+        # Between the scans: one process (and its namespaces) goes, two come.
+        dirty = {leaving.pid, leaving.child}
+        leaving.popen.kill()
+        topology.terminate([leaving.pid, leaving.child])
+        leaving.popen.wait(timeout=10)
+        fresh = stack.enter_context(topology.unshare_command(["--net", "--uts"]))
+        fresh_users = stack.enter_context(topology.nested_userns(2, keep="process"))
+        dirty |= {fresh.pid, fresh.child, fresh_users.pid}
+
+        inc, full = _settled_full_and_incremental(memo, dirty)
+        assert _shape(inc) == _shape(full)
+        # And what the kernel says: the new namespaces are there, held by their processes...
+        for link in ("net", "uts"):
+            ino = topology.link_ino(fresh.child, link)
+            assert fresh.child in inc.namespaces[ino].pids
+        for level in fresh_users.levels:
+            assert inc.namespaces[level.ino].owner == level.owner
+        # ...the taken-over ones keep their hierarchy (hidden ancestors too)...
+        for level in users.levels:
+            ns = inc.namespaces[level.ino]
+            assert (ns.id, ns.owner) == (level.id, level.owner)
+        assert inc.namespaces[users.levels[0].ino].hidden
+        assert pinned.path in [r.path for r in inc.namespaces[pinned.net.ino].refs]
+        # ...and the gone process's network namespace is gone with it.
+        assert leaving_net not in inc.namespaces
+
+
+def _spawn_with_pid(pid: int, argv: list[str]) -> subprocess.Popen | None:
+    """Start ``argv`` as PID ``pid`` (ns_last_pid, as checkpoint/restore tools do);
+    None if another fork on the host took the PID first."""
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(pid - 1))
+    popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    if popen.pid == pid:
+        return popen
+    popen.kill()
+    popen.wait(timeout=10)
+    return None
+
+
+def _wait_exec(pid: int, comm: str) -> None:
+    deadline = time.monotonic() + 10
+    while topology._comm(pid) != comm:
+        assert time.monotonic() < deadline, f"pid {pid} never became {comm}"
+        time.sleep(0.005)
+
+
+@root_only
+def test_a_reused_pid_is_not_taken_for_the_old_process():
+    """With no event saying so (events lost, or polling), the PID of a process that
+    exited now names another process in other namespaces: it must be read afresh."""
+    argv = ["unshare", "--net", "sleep", "600"]
+    for _attempt in range(30):
+        old = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        try:
+            _wait_exec(old.pid, "sleep")
+            old_net = topology.link_ino(old.pid, "net")
+            _snap, memo, _ = rescan(None)
+            assert old_net in _snap.namespaces
+        finally:
+            old.kill()
+            old.wait(timeout=10)
+        new = _spawn_with_pid(old.pid, argv)
+        if new is None:
+            continue
+        try:
+            _wait_exec(new.pid, "sleep")
+            new_net = topology.link_ino(new.pid, "net")
+            inc, _memo, _ = rescan(memo, set())
+            assert new_net != old_net
+            assert new.pid in inc.namespaces[new_net].pids
+            assert old_net not in inc.namespaces
+            return
+        finally:
+            new.kill()
+            new.wait(timeout=10)
+    pytest.skip("other forks on the host kept taking the PID")
+
+
+@root_only
+def test_watcher_reacts_to_process_and_mount_events_without_full_rescans(scratch):
+    """With CN_PROC and a 60 s interval, only process events and mount-table changes
+    can bring these events in time, through incremental rescans."""
+    from nsctl.watch import Watcher
+
+    with Watcher(interval=60, handle_signals=False) as watcher:
+        if watcher.trigger != "cn_proc":
+            pytest.skip(f"no process events here: {watcher.why_no_cnproc}")
+        watcher.start()
+
+        def until(match) -> tuple[dict, float]:
+            start = time.monotonic()
+            deadline = start + 5
+            while watcher.wait(deadline):
+                for event in watcher.step():
+                    if match(event):
+                        return event, time.monotonic() - start
+            raise AssertionError("no such event within 5 s")
+
+        with topology.unshare_command(["--uts"]) as cmd:
+            uts = topology.link_ino(cmd.child, "uts")
+            born, born_latency = until(lambda e: e["event"] == "born" and e["ns"] == uts)
+            path = scratch / "pin"
+            path.touch()
+            try:
+                topology.bind_mount(f"/proc/{cmd.child}/ns/uts", path)
+                try:
+                    pinned, pin_latency = until(
+                        lambda e: e["event"] == "pinned" and e.get("path") == str(path))
+                finally:
+                    topology.umount(path)
+                assert pinned["ns"] == uts
+                until(lambda e: e["event"] == "unpinned" and e.get("path") == str(path))
+            finally:
+                path.unlink()
+        gone, gone_latency = until(lambda e: e["event"] == "gone" and e["ns"] == uts)
+        assert watcher.full_scans == 1, "only the first scan may be a full one"
+    print(f"latency: born {born_latency:.3f}s, pinned {pin_latency:.3f}s, "
+          f"gone {gone_latency:.3f}s")
+    assert max(born_latency, pin_latency, gone_latency) < 1.0
