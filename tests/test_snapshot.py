@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -186,3 +187,32 @@ def test_net_from_a_snapshot_without_views_is_refused(scratch):
     proc = nsctl("net", "--from", path, check=False)
     assert proc.returncode == 1 and proc.stdout == ""
     assert "holds no network views" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _named_uts(chan: topology.Channel, hostname: str) -> None:
+    topology.unshare(topology.CLONE_NEWUTS)
+    socket.sethostname(hostname)
+    chan.send({"pid": os.getpid()})
+    chan.wait_closed()
+
+
+@root_only
+def test_views_of_every_type_are_kept_and_shown_offline(scratch):
+    """snapshot --views keeps the other types' views too: a hostname set in a new uts
+    namespace and the ID map of a new user namespace come back from show --from after
+    the namespaces are gone."""
+    path = str(scratch / "views.json")
+    hostname = f"nsctl-view-{os.getpid()}"
+    with topology.Child(_named_uts, hostname) as named, \
+            topology.unshare_command(["--user", "--map-root-user"], fork=False) as mapped:
+        uts = topology.link_ino(named.ready()["pid"], "uts")
+        user = topology.link_ino(mapped.pid, "user")
+        with open(f"/proc/{mapped.pid}/uid_map") as f:
+            uid_map = [[int(x) for x in line.split()] for line in f if line.strip()]
+        nsctl("snapshot", "--views", "-o", path)
+    shown_uts = json.loads(nsctl("show", f"uts:[{uts}]", "--json", "--from", path).stdout)
+    assert shown_uts["view"]["hostname"] == hostname
+    shown_user = json.loads(nsctl("show", f"user:[{user}]", "--json", "--from", path).stdout)
+    assert shown_user["view"]["uid_map"] == uid_map
+    text = nsctl("show", f"uts:[{uts}]", "--from", path).stdout
+    assert hostname in text

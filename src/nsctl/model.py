@@ -243,7 +243,7 @@ class Snapshot:
     """The whole discovery: every namespace found, the processes read, the gaps."""
 
     __slots__ = ("namespaces", "processes", "problems", "own", "has_ns_id", "offline",
-                 "own_pid_level", "pid_inits", "viewer_pid", "net_views")
+                 "own_pid_level", "pid_inits", "viewer_pid", "net_views", "views")
 
     def __init__(self) -> None:
         self.namespaces: dict[int, Namespace] = {}
@@ -261,6 +261,8 @@ class Snapshot:
         # What each network namespace saw (nsctl.views.net), when a snapshot was
         # taken with --views; None when not captured.
         self.net_views: dict[int, dict] | None = None
+        # The same for every other type (nsctl.views.read_view), also with --views.
+        self.views: dict[int, dict] | None = None
 
     @property
     def partial(self) -> bool:

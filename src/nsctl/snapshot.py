@@ -34,6 +34,8 @@ def to_document(snap: Snapshot) -> dict:
            "viewer_pid": snap.viewer_pid}
     if snap.net_views is not None:
         doc["net_views"] = {str(ino): view for ino, view in snap.net_views.items()}
+    if snap.views is not None:
+        doc["views"] = {str(ino): view for ino, view in snap.views.items()}
     doc.update(snap.to_dict())
     return doc
 
@@ -119,6 +121,8 @@ def _build(doc: dict) -> Snapshot:
     snap.viewer_pid = doc.get("viewer_pid")
     if doc.get("net_views") is not None:
         snap.net_views = {int(ino): dict(view) for ino, view in doc["net_views"].items()}
+    if doc.get("views") is not None:
+        snap.views = {int(ino): dict(view) for ino, view in doc["views"].items()}
     snap.pid_inits = {int(ino): (int(pid), str(state))
                       for ino, pid, state in doc.get("pid_inits", [])}
     for d in doc["namespaces"]:

@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
     ns = resolve(args.spec, snap)
     stored_view = None
     if snap.offline:  # views are read from the live namespace: use what the snapshot holds
-        stored_view = (snap.net_views or {}).get(ns.ino)
+        stored_view = (snap.net_views or {}).get(ns.ino) or (snap.views or {}).get(ns.ino)
         args.no_view = stored_view is None
     if args.json:
         doc = document(ns, snap)

@@ -18,14 +18,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
     p.add_argument("--threads", action="store_true", help="also read every thread")
     p.add_argument("--views", action="store_true",
-                   help="also what every network namespace sees (interfaces, peers, nsids), "
+                   help="also what every namespace sees (network: interfaces, peers, nsids; "
+                        "uts: names; user: ID maps; mnt, pid, time, cgroup, ipc: theirs), "
                         "for `nsctl net --from`, `show --from` and interface diffs")
     args = p.parse_args(argv)
     snap = discover_from_args(args)
     if args.views:
+        from ..views import read_view
         from ..views.net import read_all
 
-        snap.net_views = read_all(snap)
+        snap.net_views = read_all(snap)   # one child for all network namespaces
+        snap.views = {ino: read_view(ns, snap) for ino, ns in snap.namespaces.items()
+                      if ns.type != "net"}
     if args.output:
         save(snap, args.output)
         print(f"{len(snap.namespaces)} namespaces, {len(snap.processes)} processes "
