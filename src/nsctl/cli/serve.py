@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", type=int, default=100, metavar="N", help="(default 100)")
     p.add_argument("--max-body", type=int, default=16 << 20, metavar="BYTES",
                    help="largest request body (default 16 MiB: a posted snapshot)")
-    p.add_argument("--view-timeout", type=float, default=20.0, metavar="S",
-                   help="give up on a view or pin after S seconds (default 20)")
+    p.add_argument("--view-timeout", type=float, default=60.0, metavar="S",
+                   help="give up on a view or pin after S seconds (default 60)")
     p.add_argument("--keepalive", type=float, default=15.0, metavar="S",
                    help="comment on idle event streams every S seconds (default 15)")
     p.add_argument("--access-log", action="store_true", help="log every request on stderr")

@@ -142,14 +142,16 @@ class Service:
         return model
 
     def fresh(self, model: Model, key: str, build) -> object:
-        """``build()`` cached on the model for at most the maximum age (views can
-        change without the model changing: an interface going up)."""
+        """``build()`` cached on the model for the maximum age, or five times as long
+        as it took to build (views can change without the model changing: an
+        interface going up; reading a thousand network namespaces takes seconds)."""
         now = time.monotonic()
         hit = model.cache.get(key)
-        if hit is not None and now - hit[0] < self.store.max_age:
+        if hit is not None and now < hit[0]:
             return hit[1]
         value = build()
-        model.cache[key] = (now, value)
+        took = time.monotonic() - now
+        model.cache[key] = (time.monotonic() + max(self.store.max_age, 5 * took), value)
         return value
 
     def document(self, key: str, build: Callable[[Snapshot], object]) -> Response:
@@ -360,15 +362,22 @@ def create_app(service: Service) -> Guard:
                 yield "retry: 2000\n\n"
                 if current is not None:
                     yield f"event: generation\ndata: {json.dumps({'generation': current.generation})}\n\n"
+                # A comment every `keepalive` seconds, busy or not: proxies and
+                # clients see the stream alive, and a gone client is noticed.
+                due = time.monotonic() + service.keepalive
                 while True:
                     try:
-                        chunk = await asyncio.wait_for(queue.get(), service.keepalive)
+                        chunk = await asyncio.wait_for(queue.get(),
+                                                       max(0.0, due - time.monotonic()))
                     except asyncio.TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
+                        chunk = ""
                     if chunk is None:
                         return
-                    yield chunk
+                    if time.monotonic() >= due:
+                        chunk += ": keep-alive\n\n"
+                        due = time.monotonic() + service.keepalive
+                    if chunk:
+                        yield chunk
             finally:
                 hub.queues.discard(queue)
 

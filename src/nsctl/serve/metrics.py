@@ -89,16 +89,16 @@ def render(store: Store, http: dict[str, int] | None = None) -> str:
     out.sample("nsctl_discovery_duration_seconds_bucket", stats.scans, le="+Inf")
     out.sample("nsctl_discovery_duration_seconds_sum", round(stats.scan_seconds_sum, 6))
     out.sample("nsctl_discovery_duration_seconds_count", stats.scans)
-    out.family("nsctl_refresh_errors", "counter",
+    out.family("nsctl_refresh_errors_total", "counter",
                "Rescans that failed, and refresher processes that died.")
     out.sample("nsctl_refresh_errors_total", stats.refresh_errors)
-    out.family("nsctl_events", "counter", "Namespace events (as nsctl watch reports them).")
+    out.family("nsctl_events_total", "counter", "Namespace events (as nsctl watch reports them).")
     for kind, n in stats.events.items():
         out.sample("nsctl_events_total", n, kind=kind)
     out.gauge("nsctl_cnproc", "1 when rescans are triggered by process events, 0 when "
               "polling only.", int(stats.trigger == "cn_proc"))
     if http is not None:
-        out.family("nsctl_http_requests", "counter", "HTTP requests answered, by status class.")
+        out.family("nsctl_http_requests_total", "counter", "HTTP requests answered, by status class.")
         for code, n in sorted(http.items()):
             out.sample("nsctl_http_requests_total", n, code=code)
     return out.text()

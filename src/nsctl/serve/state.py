@@ -300,7 +300,7 @@ class Worker:
     """Requests to the worker process, one at a time; a worker that does not answer
     within ``timeout`` is killed (with what it forked) and replaced on next use."""
 
-    def __init__(self, timeout: float = 20.0) -> None:
+    def __init__(self, timeout: float = 60.0) -> None:
         self.timeout = timeout
         self._proc: subprocess.Popen | None = None
         self._generation = 0              # the model the worker has

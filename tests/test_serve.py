@@ -1,0 +1,506 @@
+"""nsctl serve: a real server process, real namespaces, real clients.
+
+The fixtures (tests/topology.py) build namespaces and learn their inodes from
+the kernel; the tests check that the API reports them, follows them as they
+come and go (also over the event stream), and refuses the wrong callers.
+Each test starts its own server (tests/servetopology.py) and stops it with
+SIGTERM, so nothing outlives the test.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import topology
+from conftest import netns_tag
+from servetopology import EventReader, raw_request, running_server, stop
+
+root_only = pytest.mark.skipif(os.geteuid() != 0,
+                               reason="needs root: builds namespaces and bind mounts")
+TOKEN = "s3cret-token-for-the-tests-0123"
+
+
+def nsctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def inodes(doc: dict) -> dict[int, dict]:
+    return {d["ns"]: d for d in doc["namespaces"]}
+
+
+def wait_until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def public_dir():
+    """A directory under /run that any uid can reach (the socket for another uid's
+    client; tmp_path is private to root)."""
+    path = tempfile.mkdtemp(prefix=netns_tag(), dir="/run")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# --- what the API reports ---------------------------------------------------------------
+
+@root_only
+def test_reports_fixture_namespaces_by_every_spec(scratch: Path) -> None:
+    with topology.netns_bindmount(scratch) as pinned, \
+            topology.unshare_command(["--uts", "--ipc"]) as cmd, \
+            running_server() as server:
+        uts = topology.link_ino(cmd.child, "uts")
+        ipc = topology.link_ino(cmd.child, "ipc")
+        doc = server.json("/api/v1/namespaces")
+        found = inodes(doc)
+        assert found[pinned.net.ino]["type"] == "net"
+        assert {"kind": "bindmount", "path": pinned.path, "mntns": pinned.mntns} in \
+            found[pinned.net.ino]["refs"]
+        assert found[uts]["type"] == "uts" and cmd.child in found[uts]["pids"]
+        assert found[ipc]["type"] == "ipc"
+        assert any(p["pid"] == cmd.child for p in doc["processes"])
+
+        # Filters: type, pid (the child's namespaces as /proc shows them), q.
+        nets = server.json("/api/v1/namespaces", params={"type": "net"})
+        assert {d["type"] for d in nets["namespaces"]} == {"net"}
+        assert pinned.net.ino in inodes(nets)
+        both = server.json("/api/v1/namespaces", params=[("type", "uts"), ("type", "ipc")])
+        assert {uts, ipc} <= set(inodes(both)) and \
+            {d["type"] for d in both["namespaces"]} == {"uts", "ipc"}
+        links = {topology.link_ino(cmd.child, link) for link in topology.NS_LINKS
+                 if os.path.exists(f"/proc/{cmd.child}/ns/{link}")}
+        assert set(inodes(server.json("/api/v1/namespaces",
+                                      params={"pid": cmd.child}))) == links
+        by_path = server.json("/api/v1/namespaces", params={"q": scratch.name})
+        assert pinned.net.ino in inodes(by_path)
+        assert inodes(server.json("/api/v1/namespaces", params={"q": "no such thing x"})) == {}
+
+        # One namespace by each SPEC form the API takes.
+        for spec in (str(pinned.net.ino), f"net:[{pinned.net.ino}]"):
+            assert server.json(f"/api/v1/namespaces/{spec}")["ns"] == pinned.net.ino
+        if pinned.net.id is not None:
+            assert server.json(f"/api/v1/namespaces/{pinned.net.id}")["ns"] == pinned.net.ino
+        shown = server.json(f"/api/v1/namespaces/{cmd.child}/uts")
+        assert shown["ns"] == uts and cmd.child in [p["pid"] for p in shown["processes"]]
+        path = shown["stable_path"]
+        assert server.json(f"/api/v1/namespaces/{path}")["ns"] == uts         # //user.0/...
+        assert server.json("/api/v1/namespaces/" + path.replace("/", "%2F"))["ns"] == uts
+
+
+def test_spec_errors_are_one_line() -> None:
+    with running_server() as server:
+        cases = {
+            "999999999999": 404,                  # no such inode or id
+            "net:[999999999999]": 404,
+            "4194303/net": 404,                   # above pid_max: no such process
+            "/user.0/net.999": 404,
+            "uts:[1]x": 400,
+            "bogus:[1]": 400,
+            "1/bogus": 400,
+            "%2Fproc%2F1%2Fns%2Fnet": 400,       # a file path: refused from clients
+            "%2Frun%2Fnetns%2Fx": 400,
+            "..%2F..%2Fetc%2Fpasswd": 400,
+            "etc/passwd": 400,
+            "hello": 400,
+        }
+        for spec, status in cases.items():
+            r = server.get(f"/api/v1/namespaces/{spec}")
+            assert r.status_code == status, (spec, r.status_code, r.text)
+            body = r.json()
+            assert list(body) == ["error"] and "\n" not in body["error"], body
+        assert server.get("/api/v1/namespaces", params={"type": "bogus"}).status_code == 400
+        assert server.get("/api/v1/namespaces", params={"pid": "x"}).status_code == 400
+        assert server.get("/api/v1/nothing-here").json() == {"error": "not found"}
+
+
+def test_documents_of_the_commands() -> None:
+    with running_server("--view-timeout", "600") as server:
+        status = server.json("/api/v1/status")
+        assert status["generation"] >= 1 and status["host"] == os.uname().nodename
+        assert status["kernel"] == os.uname().release and status["trigger"] in ("cn_proc", "poll")
+        assert 0 <= status["age"] < 60 and status["scan_seconds"] > 0
+        own_net = os.stat("/proc/self/ns/net").st_ino
+        tree = server.json("/api/v1/tree")
+        assert tree["tree"] and "partial" in tree
+
+        def walk(nodes):
+            for n in nodes:
+                yield n
+                yield from walk(n["children"])
+
+        assert own_net in {n.get("ns") for n in walk(tree["tree"])}
+        pidtree = server.json("/api/v1/pidtree")
+        assert os.stat("/proc/self/ns/pid").st_ino in {n["ns"] for n in
+                                                       walk(pidtree["pid_namespaces"])}
+        procs = server.json("/api/v1/processes")["processes"]
+        assert os.getpid() in {p["pid"] for p in procs}
+        snap = server.json("/api/v1/snapshot")
+        assert snap["schema"] == "nsctl-snapshot" and snap["host"] == os.uname().nodename
+        # The topology needs every network namespace's view: slow when other tests
+        # on this machine hold a thousand of them.
+        net = server.json("/api/v1/net", timeout=600)
+        here = [n for n in net["namespaces"] if n["ns"] == own_net]
+        assert here and here[0]["ours"] is True
+        # Our own namespace's devices, as our own sysfs lists them.
+        assert {i["name"] for i in here[0]["interfaces"]} == set(os.listdir("/sys/class/net"))
+
+
+@root_only
+def test_view_is_read_outside_the_server(scratch: Path) -> None:
+    with topology.netns_bindmount(scratch) as pinned, running_server() as server:
+        doc = server.json(f"/api/v1/namespaces/{pinned.net.ino}", params={"view": 1})
+        view = doc["view"]
+        assert view["type"] == "net"
+        # A fresh network namespace has only its loopback device.
+        assert [i["name"] for i in view["interfaces"]] == ["lo"]
+        mine = {link: os.stat(f"/proc/self/ns/{link}").st_ino for link in ("net", "mnt")}
+        theirs = {link: os.stat(f"/proc/{server.popen.pid}/ns/{link}").st_ino
+                  for link in ("net", "mnt")}
+        assert theirs == mine   # the server process itself never entered anything
+        assert "view" not in server.json(f"/api/v1/namespaces/{pinned.net.ino}")
+
+
+# --- following changes -------------------------------------------------------------------
+
+@root_only
+@pytest.mark.parametrize("trigger", ["cnproc", "poll"])
+def test_namespace_appears_and_goes_within_max_age(scratch: Path, trigger: str) -> None:
+    max_age = 1.0
+    args = ["--max-age", str(max_age), "--keepalive", "0.5"] + \
+        (["--no-cnproc"] if trigger == "poll" else [])
+    with running_server(*args) as server, EventReader(server) as events:
+        events.wait_for(lambda kind, data: kind == "generation", 10)
+        gen = server.json("/api/v1/status")["generation"]
+        # A bind mount makes no process event: only the periodic rescan sees it.
+        with topology.netns_bindmount(scratch, how="unshare") as pinned:
+            ino = pinned.net.ino
+            made = time.monotonic()
+            wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")),
+                       max_age + 5, "the new namespace in the list")
+            seen = time.monotonic() - made
+            born = events.wait_for(lambda kind, data: kind == "born" and data["ns"] == ino, 10)
+            assert born[1]["type"] == "net"
+            events.wait_for(lambda kind, data: kind == "generation" and
+                            data["generation"] > gen, 10)
+        gone_at = time.monotonic()
+        wait_until(lambda: ino not in inodes(server.json("/api/v1/namespaces")),
+                   max_age + 5, "the namespace gone from the list")
+        events.wait_for(lambda kind, data: kind == "gone" and data["ns"] == ino, 10)
+        assert seen < max_age + 3 and time.monotonic() - gone_at < max_age + 3
+        assert events.comments >= 1          # keep-alive comments arrive
+        metrics = server.get("/metrics").text
+        assert 'nsctl_events_total{kind="born"}' in metrics
+
+
+@root_only
+def test_diff_posted_and_since(scratch: Path) -> None:
+    with running_server("--max-age", "1") as server:
+        before = server.get("/api/v1/snapshot").content
+        time.sleep(1.1)
+        t0 = time.time()
+        with topology.unshare_command(["--net"]) as cmd:
+            ino = topology.link_ino(cmd.child, "net")
+            wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")), 10,
+                       "the new namespace")
+            with server.client() as c:
+                r = c.post("/api/v1/diff", content=before,
+                           headers={"Content-Type": "application/json"})
+            assert r.status_code == 200, r.text
+            assert ino in {d["ns"] for d in r.json()["appeared"]}
+            since = server.json("/api/v1/diff", params={"since": f"{time.time() - t0 + 0.5:.3f}"})
+            assert ino in {d["ns"] for d in since["appeared"]}
+            iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t0 - 1)) + "Z"
+            assert ino in {d["ns"] for d in server.json("/api/v1/diff",
+                                                        params={"since": iso})["appeared"]}
+        with server.client() as c:
+            assert c.post("/api/v1/diff", content=b"{not json").status_code == 400
+            bad = c.post("/api/v1/diff", json={"schema": "something-else"})
+            assert bad.status_code == 400 and "not an nsctl snapshot" in bad.json()["error"]
+        assert server.get("/api/v1/diff", params={"since": "86400"}).status_code == 404
+        assert server.get("/api/v1/diff", params={"since": "yesterday"}).status_code == 400
+
+
+# --- the service around the API --------------------------------------------------------------
+
+def test_openapi_validates_and_no_external_docs() -> None:
+    from openapi_spec_validator import validate
+
+    with running_server() as server:
+        doc = server.json("/openapi.json")
+        validate(doc)
+        for path in ("/api/v1/status", "/api/v1/namespaces", "/api/v1/namespaces/{spec}",
+                     "/api/v1/tree", "/api/v1/pidtree", "/api/v1/net", "/api/v1/processes",
+                     "/api/v1/snapshot", "/api/v1/diff", "/api/v1/events", "/metrics"):
+            assert path in doc["paths"], path
+        assert "/api/v1/pins" not in doc["paths"]       # no ops without --allow-ops
+        for page in ("/docs", "/redoc"):
+            assert server.get(page).status_code == 404
+
+
+def test_metrics_parse() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with running_server() as server:
+        r = server.get("/metrics")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        families = {f.name: f for f in text_string_to_metric_families(r.text)}
+        by_type = {s.labels["type"]: s.value for s in families["nsctl_namespaces"].samples}
+        assert set(by_type) == {"cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"}
+        assert all(v >= 1 for v in by_type.values())      # the host's own, at least
+        held = {s.labels["kind"]: s.value for s in families["nsctl_namespaces_held"].samples}
+        assert held["process"] >= 8
+        assert families["nsctl_processes"].samples[0].value >= 1
+        assert "nsctl_namespaces_hidden" in families
+        duration = {s.name: s.value for s in families["nsctl_discovery_duration_seconds"].samples}
+        assert duration["nsctl_discovery_duration_seconds_count"] >= 1
+        assert families["nsctl_refresh_errors"].type == "counter"
+        kinds = {s.labels["kind"] for s in families["nsctl_events"].samples}
+        assert kinds == {"born", "gone", "entered", "left", "pinned", "unpinned", "held",
+                         "released"}
+
+
+def test_static_page_and_paths() -> None:
+    with running_server() as server, server.client() as c:
+        page = c.get("/")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert page.headers["x-content-type-options"] == "nosniff"
+        static = Path(__file__).parent.parent / "src/nsctl/serve/static"
+        js = sorted(p.name for p in static.glob("*.js"))
+        if js:
+            r = c.get(f"/static/{js[0]}")
+            assert r.status_code == 200 and "javascript" in r.headers["content-type"]
+        for bad in ("/static/..%2F__init__.py", "/static/%2E%2E%2Fapp.py", "/static/.x",
+                    "/static/nonexistent.js", "/static/../app.py"):
+            assert c.get(bad).status_code == 404, bad
+
+
+def test_token_checked_on_every_api_request(scratch: Path) -> None:
+    token_file = scratch / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    with running_server("--token-file", str(token_file), token=TOKEN) as server:
+        for path in ("/api/v1/status", "/api/v1/namespaces", "/metrics", "/openapi.json",
+                     "/api/v1/namespaces/1"):
+            with server.client() as c:
+                assert c.get(path).status_code == 401, path
+            with server.client("wrong-" + TOKEN) as c:
+                assert c.get(path).status_code == 401, path
+            with server.client(TOKEN[:-1]) as c:
+                assert c.get(path).status_code == 401, path
+        with server.client() as c:
+            assert c.get("/api/v1/status", params={"token": TOKEN}).status_code == 401
+            assert c.get("/").status_code == 200     # the page itself asks for the token
+            # With a token, any Host name is fine (a name in front of a proxy).
+            r = c.get("/api/v1/status", headers={"Authorization": f"Bearer {TOKEN}",
+                                                 "Host": "nsctl.example"})
+            assert r.status_code == 200
+        with server.client(TOKEN) as c:
+            assert c.get("/api/v1/status").status_code == 200
+            assert c.get("/metrics").status_code == 200
+        # EventSource cannot send headers: the stream takes ?token=.
+        host = server.url.split("//")[1]
+        with socket.create_connection(tuple(host.split(":"))) as s:
+            s.sendall(f"GET /api/v1/events?token={TOKEN} HTTP/1.0\r\nHost: {host}\r\n\r\n"
+                      .encode())
+            assert s.recv(100).split()[1] == b"200"
+
+
+def test_loopback_without_token_checks_host() -> None:
+    with running_server() as server, server.client() as c:
+        assert c.get("/api/v1/status").status_code == 200
+        r = c.get("/api/v1/status", headers={"Host": "attacker.example"})
+        assert r.status_code == 421 and "error" in r.json()
+
+
+def test_rate_and_size_limits() -> None:
+    with running_server("--rate", "1", "--burst", "5", "--max-body", "1000") as server, \
+            server.client() as c:
+        codes = [c.get("/api/v1/status").status_code for _ in range(8)]
+        assert codes[0] == 200 and 429 in codes
+        r = next(c.get("/api/v1/status") for _ in range(3))
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        time.sleep(1.2)
+        big = c.post("/api/v1/diff", content=b"x" * 5000)
+        assert big.status_code == 413 and "larger than 1000" in big.json()["error"]
+
+
+def test_start_and_stop_cleanly(scratch: Path) -> None:
+    sock = str(scratch / "api.sock")
+    started = time.monotonic()
+    with running_server("--keepalive", "60", unix=sock, ready=False) as server:
+        # Listening at once: the first request may come before the first scan ends.
+        r = server.get("/api/v1/status")
+        assert r.status_code in (200, 503)
+        assert time.monotonic() - started < 30
+        assert stat.S_ISSOCK(os.lstat(sock).st_mode)
+        assert stat.S_IMODE(os.lstat(sock).st_mode) == 0o600
+        wait_until(lambda: server.get("/api/v1/status").status_code == 200, 60, "a model")
+        with EventReader(server) as events:
+            events.wait_for(lambda kind, data: kind == "generation", 10)
+            # SIGTERM with a stream open: the stream ends, the server exits 0 promptly.
+            t = time.monotonic()
+            assert stop(server.popen) == 0
+            assert time.monotonic() - t < 8
+            wait_until(lambda: events.ended, 5, "the event stream to end")
+    assert not os.path.exists(sock)
+
+
+# What the one line says -> the options that make nsctl serve say it.
+BAD_OPTIONS = {
+    "not a loopback address": "--listen 0.0.0.0:0",
+    "write ADDR:PORT": "--listen nonsense",
+    "at least 16": "--token short",
+    "No such file": "--token-file /nonexistent/token",
+    "needs --unix": "--allow-ops",
+    "must be positive": "--max-age 0",
+    "--unix /nonexistent-dir/x.sock: No such file": "--unix /nonexistent-dir/x.sock",
+}
+
+
+@pytest.mark.parametrize("message", BAD_OPTIONS)
+def test_bad_options_are_one_line(message: str) -> None:
+    r = nsctl("serve", *BAD_OPTIONS[message].split())
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_port_in_use_and_world_readable_token(scratch: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = nsctl("serve", "--listen", f"127.0.0.1:{port}")
+        assert r.returncode == 1 and r.stderr.count("\n") == 1
+        assert "address already in use" in r.stderr.lower(), r.stderr
+    token = scratch / "token"
+    token.write_text(TOKEN)
+    token.chmod(0o644)
+    r = nsctl("serve", "--token-file", str(token))
+    assert r.returncode == 1 and "readable by everyone" in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+def test_help_does_not_import_the_web_stack() -> None:
+    code = ("import sys, contextlib, io\n"
+            "from nsctl.cli.main import main\n"
+            "for argv in (['--help'], ['serve', '--help']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        try:\n"
+            "            main(argv)\n"
+            "        except SystemExit:\n"
+            "            pass\n"
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+# --- the unix socket: peer credentials and operations ------------------------------------------
+
+NOBODY = 65534
+
+
+def _as_nobody(sock: str, request: bytes) -> tuple[int, dict]:
+    """The request sent by a process running as uid/gid 65534 (connects as that uid)."""
+    code = ("import json, sys\n"
+            f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from servetopology import raw_request\n"
+            f"print(json.dumps(raw_request({sock!r}, {request!r})))\n")
+    r = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                        sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, cwd="/")
+    assert r.returncode == 0, r.stderr
+    status, body = json.loads(r.stdout)
+    return status, body
+
+
+def _post_pin(spec: str, path: str) -> bytes:
+    body = json.dumps({"spec": spec, "path": path}).encode()
+    return (f"POST /api/v1/pins HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+@root_only
+def test_peer_credentials_decide_operations(public_dir: str, scratch: Path) -> None:
+    sock = os.path.join(public_dir, "ops.sock")
+    pins = scratch / "pins"
+    pins.mkdir()
+    with topology.unshare_command(["--net"]) as cmd, \
+            running_server("--allow-ops", "--unix-mode", "0666", "--pin-dir", str(pins),
+                           unix=sock) as server:
+        ino = topology.link_ino(cmd.child, "net")
+        wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")), 10, "the netns")
+        target = str(pins / "blue")
+        # Another uid: may read (the socket's mode let it connect), may not operate.
+        status, body = _as_nobody(sock, b"GET /api/v1/status HTTP/1.0\r\nHost: x\r\n\r\n")
+        assert status == 200 and body["ops"] is True
+        status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target))
+        assert status == 403 and f"uid {NOBODY}" in body["error"]
+        assert not os.path.lexists(target)
+        # Ops are not served on TCP at all.
+        with server.client() as c:
+            assert c.post("/api/v1/pins", json={"spec": str(ino), "path": target}
+                          ).status_code == 404
+        # Root: pinned, as the kernel shows (the file is that namespace), then undone.
+        with server.unix_client() as c:
+            r = c.post("/api/v1/pins", json={"spec": f"net:[{ino}]", "path": target})
+            assert r.status_code == 201, r.text
+            try:
+                assert os.stat(target).st_ino == ino
+                again = c.post("/api/v1/pins", json={"spec": f"net:[{ino}]", "path": target})
+                assert again.status_code == 409 and "already exists" in again.json()["error"]
+            finally:
+                r = c.delete("/api/v1/pins", params={"path": target})
+            assert r.status_code == 200, r.text
+            assert not os.path.lexists(target)
+            # Not a pin: refused, and the file stays.
+            plain = pins / "plain"
+            plain.write_text("")
+            r = c.delete("/api/v1/pins", params={"path": str(plain)})
+            assert r.status_code == 409 and plain.exists()
+            plain.unlink()
+
+
+@root_only
+def test_pin_paths_are_checked(public_dir: str, scratch: Path) -> None:
+    sock = os.path.join(public_dir, "ops.sock")
+    pins = scratch / "pins"
+    pins.mkdir()
+    (pins / "sub").mkdir()
+    os.symlink("/etc", pins / "link")
+    bad = [f"{pins}/../escape", f"{pins}/sub/x", f"{pins}/link/x", f"{pins}/.hidden",
+           f"{pins}//x", "relative/x", "/etc/x", f"{pins}/..", f"{pins}/", "",
+           "/run/netns/x", f"{pins}/a\nb"]
+    try:
+        with running_server("--allow-ops", "--pin-dir", str(pins), unix=sock, tcp=False) as server, \
+                server.unix_client() as c:
+            own = os.stat("/proc/self/ns/net").st_ino
+            for path in bad:
+                r = c.post("/api/v1/pins", json={"spec": f"net:[{own}]", "path": path})
+                assert r.status_code == 400, (path, r.status_code, r.text)
+                r = c.delete("/api/v1/pins", params={"path": path})
+                assert r.status_code == 400, (path, r.status_code, r.text)
+            assert c.post("/api/v1/pins", json={"spec": "/proc/self/ns/net",
+                                                "path": f"{pins}/ok"}).status_code == 400
+            assert c.post("/api/v1/pins", content=b"[1]").status_code == 400
+            assert sorted(os.listdir(pins)) == ["link", "sub"]
+            assert not os.path.exists("/escape") and not os.path.exists("/etc/x")
+    finally:
+        (pins / "link").unlink()
+        (pins / "sub").rmdir()
