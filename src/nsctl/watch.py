@@ -10,11 +10,16 @@ that did something are read again.  The kernel's process events
 ~100 ms later (so a burst costs one) of just those processes.  A bind mount
 names no process, so the mount table of every mount namespace a process is in
 is watched too (:mod:`nsctl.kernel.mounttables`): a change there rereads that
-namespace's mounts.  Without CN_PROC, every ``interval`` an incremental rescan
-reads the processes that are new (or whose PID now names another process).
+namespace's mounts.  Every ``interval`` a rescan also reads the processes that
+are new (or whose PID now names another process: polling needs no CN_PROC).
 What neither shows (setns, an fd opened or closed, a mount in a namespace no
-process is in) is caught by a full rescan at least every ``interval``, or, on
-a host where a full scan is slow, every ``FULL_COST`` full-scan durations.
+process is in) is caught by a rolling rescan: every ``interval`` a slice of the
+processes is read again, sized so that reading it costs at most
+1/``FULL_COST`` of the interval; on a small host the slice is every process
+(a full rescan every interval), on one with ~10,000 namespaces about a
+seventh.  So no step ever costs a whole full scan, and an event waits for one
+step at most.  A full scan happens only at the start and when something could
+not be taken over (events lost, a mount namespace we hold no fd for).
 
 Events are plain dicts::
 
@@ -28,6 +33,7 @@ reference as in ``nsctl ls --json``); born / gone carry ``refs``, what held it.
 """
 from __future__ import annotations
 
+import math
 import os
 import select
 import signal
@@ -37,7 +43,7 @@ from .diff import diff
 from .model import Reference, Snapshot
 
 DEBOUNCE = 0.1          # seconds from a process event to the rescan it triggers
-FULL_COST = 4           # full rescans take at most 1/FULL_COST of the time (big hosts)
+FULL_COST = 4           # re-reading a slice takes at most 1/FULL_COST of an interval
 
 BORN, GONE, ENTERED, LEFT, PINNED, UNPINNED, HELD, RELEASED = (
     "born", "gone", "entered", "left", "pinned", "unpinned", "held", "released")
@@ -173,6 +179,9 @@ class Watcher:
         self.dirty: set[int] = set()     # processes to read again at the next rescan
         self.full_due = 0.0              # monotonic time of the next full rescan
         self.full_seconds = 0.0          # how long the last full rescan took
+        self.tick_due = 0.0              # monotonic time of the next periodic rescan
+        self.slices = 1                  # the rolling rescan reads 1/slices per tick
+        self._cursor = 0
         self.mount_tables = None         # MountTables, with CN_PROC
         self._poll: select.poll | None = None
         self._lost = 0
@@ -218,8 +227,9 @@ class Watcher:
         if memo is None:
             self.full_scans += 1
             self.full_seconds = time.monotonic() - started
-            self.full_due = time.monotonic() + max(self.interval, FULL_COST * self.full_seconds)
-        elif not complete:
+            self.full_due = float("inf")
+            self.slices = max(1, math.ceil(FULL_COST * self.full_seconds / self.interval))
+        if not complete:
             self.full_due = 0.0
         self._watch_mount_tables()
         return snap
@@ -242,15 +252,26 @@ class Watcher:
                     self._poll.register(fd, select.POLLIN)
         return self._poll
 
+    def _next_slice(self) -> set[int]:
+        """The next 1/slices of the processes, round robin, to read again."""
+        pids = sorted(self.memo.procs)
+        if self.slices <= 1 or not pids:
+            return set(pids)
+        size = math.ceil(len(pids) / self.slices)
+        start = self._cursor % len(pids)
+        self._cursor = start + size
+        return set(pids[start:start + size]) | set(pids[:max(0, start + size - len(pids))])
+
     def start(self) -> Snapshot:
         self.snapshot = self.scan()
+        self.tick_due = time.monotonic() + self.interval
         return self.snapshot
 
     def wait(self, deadline: float | None = None) -> bool:
         """Block until the next rescan is due (or ``deadline``, monotonic, passes);
         False if we should stop instead."""
         now = time.monotonic()
-        due = min(now + self.interval, self.full_due)
+        due = min(self.tick_due, self.full_due)
         if self.dirty:
             due = min(due, now + DEBOUNCE)
         poller = self._poller()
@@ -302,7 +323,13 @@ class Watcher:
         """Rescan now (fully when one is due, else incrementally) and return the
         events since the last scan."""
         assert self.snapshot is not None, "start() first"
-        new = self.scan(full=time.monotonic() >= self.full_due)
+        now = time.monotonic()
+        full = now >= self.full_due
+        if not full and now >= self.tick_due:
+            self.dirty |= self._next_slice()
+        if now >= self.tick_due:
+            self.tick_due = now + self.interval
+        new = self.scan(full=full)
         events = events_between(self.snapshot, new)
         self.snapshot = new
         return events

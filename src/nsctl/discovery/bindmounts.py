@@ -41,7 +41,7 @@ class BindMountSource:
                 continue
             ns_type, ino = parsed
             points.add(point)
-            if ino not in scan.resolved:
+            if scan.wants_fd(ino):
                 # /proc/PID/root resolves the path inside that process's mount namespace.
                 scan.learn_path(f"root{point}", proc.view, ino, ns_type)
             # Staged: kept only if the process is still alive after its read.

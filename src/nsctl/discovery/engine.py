@@ -139,6 +139,9 @@ class Scan:
             st = os.fstat(fd)
         ino = st.st_ino
         if ino in self.resolved:
+            if self.wants_fd(ino):
+                # Taken over from the memo, now open again: its mounts are read afresh.
+                self.kept_fds[ino] = os.dup(fd)
             return ino
         if ns_type is None:
             ns_type = nsfs.ns_type(fd)
@@ -151,6 +154,15 @@ class Scan:
         if self.opts.hierarchy:
             resolve(self, ns, fd)
         return ino
+
+    def wants_fd(self, ino: int) -> bool:
+        """Whether an fd for namespace ``ino`` is still of use: it is not learned yet,
+        or it is a mount namespace taken over from the memo (with an fd, the mounts
+        in it are read afresh instead of taken over)."""
+        if ino not in self.resolved:
+            return True
+        return self.memo is not None and self.opts.bindmounts and ino not in self.kept_fds \
+            and self.snap.namespaces[ino].type == "mnt"
 
     def learn_path(self, path: str, dir_fd: int | None, expect_ino: int | None,
                    ns_type: str | None = None) -> int | None:

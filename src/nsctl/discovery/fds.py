@@ -49,7 +49,7 @@ class FdSource:
                 if parsed is None:
                     continue
                 ns_type, ino = parsed
-            if ino not in scan.resolved:
+            if scan.wants_fd(ino):
                 got = scan.learn_path(f"fd/{fd}", proc.view, ino, ns_type)
                 if got is None:
                     continue  # closed or replaced meanwhile

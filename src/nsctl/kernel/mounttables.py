@@ -21,8 +21,12 @@ class MountTables:
     """One open mountinfo per watched mount namespace, registered in ``poller``."""
 
     def __init__(self, poller: select.poll, limit: int = 4096) -> None:
+        import resource
+
         self.poller = poller
-        self.limit = limit              # fds we allow ourselves (RLIMIT_NOFILE is shared)
+        # Files we allow ourselves: a quarter of RLIMIT_NOFILE, the rest is discovery's.
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.limit = limit if soft == resource.RLIM_INFINITY else min(limit, soft // 4)
         self.watched: dict[int, tuple[int, int]] = {}   # mount ns -> (pid, fd)
         self.by_fd: dict[int, int] = {}                  # fd -> mount ns
 
@@ -38,7 +42,9 @@ class MountTables:
             except OSError:
                 continue   # gone: the next scan finds another reader
             # The first poll reports the table as changed (nothing was reported yet).
-            select.select([], [], [fd], 0)
+            first = select.poll()
+            first.register(fd, select.POLLPRI)
+            first.poll(0)
             self.poller.register(fd, select.POLLPRI)
             self.watched[mnt] = (pid, fd)
             self.by_fd[fd] = mnt
