@@ -127,7 +127,9 @@ def read_token(args: argparse.Namespace) -> str | None:
 
 
 def bind_tcp(family: int, sockaddr: tuple, text: str) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto given, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP
+    # (without it a small answer's body waits out the client's delayed ACK: 40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
