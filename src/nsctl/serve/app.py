@@ -256,9 +256,11 @@ def create_app(service: Service) -> Guard:
         PID, or a substring of name, command, container or stable path."""
         model = service.model()
         types = documents.check_types(type)
+        rest = model.cached("ls-rest", lambda: documents.ls_rest(model.doc))
         if types is None and container is None and pid is None and not q:
-            return service.document("ls", Snapshot.to_dict)
-        return _json(documents.namespaces(model.snap, types, container, pid, q))
+            return _bytes(model.cached("ls", lambda: documents.ls_text(model.doc, rest=rest)))
+        chosen = documents.select(model.snap, types, container, pid, q)
+        return _bytes(documents.ls_text(model.doc, [model.entries[i] for i in chosen], rest))
 
     @app.get("/api/v1/namespaces/{spec:path}", responses={200: {"content": _OBJECT}})
     async def namespace(spec: str, view: bool = False) -> Response:

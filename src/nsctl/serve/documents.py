@@ -6,6 +6,7 @@ Nothing here reads the live kernel: the model is an offline snapshot.
 """
 from __future__ import annotations
 
+import json
 import re
 
 from ..kernel import nsfs
@@ -66,13 +67,9 @@ def _search_text(ns: Namespace, snap: Snapshot, paths: dict[int, str]) -> str:
     return "\n".join(parts).lower()
 
 
-def namespaces(snap: Snapshot, types: set[str] | None = None, container: str | None = None,
-               pid: int | None = None, q: str | None = None) -> dict:
-    """``nsctl ls --json``, its namespace list narrowed by the filters (as ``-t`` does:
-    processes, partial and problems stay whole)."""
-    doc = snap.to_dict()
-    if types is None and container is None and pid is None and not q:
-        return doc
+def select(snap: Snapshot, types: set[str] | None = None, container: str | None = None,
+           pid: int | None = None, q: str | None = None) -> list[int]:
+    """The inodes of the namespaces that pass every filter given, in inode order."""
     keep = list(snap.namespaces.values())
     if types is not None:
         keep = [ns for ns in keep if ns.type in types]
@@ -89,8 +86,27 @@ def namespaces(snap: Snapshot, types: set[str] | None = None, container: str | N
         paths = stable_paths(snap)
         needle = q.lower()
         keep = [ns for ns in keep if needle in _search_text(ns, snap, paths)]
-    doc["namespaces"] = [ns.to_dict() for ns in sorted(keep, key=lambda n: n.ino)]
-    return doc
+    return sorted(ns.ino for ns in keep)
+
+
+LS_KEYS = ("namespaces", "processes", "partial", "problems")   # Snapshot.to_dict's keys
+
+
+def ls_text(doc: dict, namespaces: list[dict] | None = None,
+            rest: bytes | None = None) -> bytes:
+    """``nsctl ls --json`` as bytes, from the snapshot document ``doc`` (whose
+    namespace entries are already ``Namespace.to_dict()``), with ``namespaces``
+    in place of all of them (the ``-t`` behaviour: processes, partial and problems
+    stay whole).  ``rest``: :func:`ls_rest` of ``doc``, if at hand."""
+    if rest is None:
+        rest = ls_rest(doc)
+    listed = doc["namespaces"] if namespaces is None else namespaces
+    return b'{"namespaces": ' + json.dumps(listed).encode() + b", " + rest
+
+
+def ls_rest(doc: dict) -> bytes:
+    """The part of the ls document after its namespace list (serialized once per model)."""
+    return json.dumps({k: doc[k] for k in LS_KEYS[1:]}).encode()[1:]
 
 
 # --- GET /api/v1/namespaces/{spec} --------------------------------------------------------

@@ -48,10 +48,14 @@ class Model:
     """One generation of the model: the snapshot, its document text, and the
     documents built from it (built once, on first request)."""
 
-    def __init__(self, generation: int, snap: Snapshot, text: bytes, scanned_at: float) -> None:
+    def __init__(self, generation: int, snap: Snapshot, text: bytes, scanned_at: float,
+                 doc: dict | None = None) -> None:
         self.generation = generation
         self.snap = snap
         self.text = text                  # the snapshot document, as the refresher wrote it
+        self.doc = doc if doc is not None else json.loads(text)   # ... and parsed
+        # The document's namespace entries by inode (each is Namespace.to_dict()).
+        self.entries = {d["ns"]: d for d in self.doc["namespaces"]}
         self.scanned_at = scanned_at      # when the scan that found it ended (time.time())
         self.cache: dict[str, object] = {}
         self.lock = threading.Lock()
@@ -203,7 +207,10 @@ class Store:
             self._thread.join(timeout=5)
 
     def _spawn(self) -> None:
-        args = ["--interval", repr(self.interval)]
+        # At most a few models a second: each costs this process a parse, and a host
+        # busy forking would otherwise change the model at every scan.
+        args = ["--interval", repr(self.interval),
+                "--min-gap", repr(min(0.5, self.max_age / 4))]
         if self.threads:
             args.append("--threads")
         if not self.cnproc:
@@ -265,7 +272,8 @@ class Store:
     def _publish(self, msg: dict, text: bytes) -> None:
         from ..snapshot import from_document
 
-        snap = from_document(json.loads(text), "the refresher's model")
+        doc = json.loads(text)
+        snap = from_document(doc, "the refresher's model")
         self._note_scan(msg)
         events = msg.get("events") or []
         for e in events:
@@ -273,7 +281,7 @@ class Store:
             if kind in self.stats.events:
                 self.stats.events[kind] += 1
         self.generation += 1
-        model = Model(self.generation, snap, text, float(msg["scanned_at"]))
+        model = Model(self.generation, snap, text, float(msg["scanned_at"]), doc)
         self.current = model
         self.history.add(model.scanned_at, model.generation, text)
         self.ready.set()
