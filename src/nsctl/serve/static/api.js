@@ -17,11 +17,11 @@ export class ApiError extends Error {
 }
 
 /** GET /api/v1/PATH as JSON; on 401 ask for a token once and retry. */
-export async function get(path) {
+export async function get(path, { signal } = {}) {
   for (;;) {
     const headers = { Accept: "application/json" };
     if (token()) headers.Authorization = `Bearer ${token()}`;
-    const resp = await fetch(`/api/v1/${path}`, { headers, cache: "no-store" });
+    const resp = await fetch(`/api/v1/${path}`, { headers, cache: "no-store", signal });
     if (resp.status === 401 && !asked) {
       asked = true;
       const given = window.prompt("This nsctl server needs a token:");

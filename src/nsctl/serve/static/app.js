@@ -38,6 +38,7 @@ const state = {
   index: buildIndex(null, null, null),
   dirty: new Set(Object.keys(TABS)),
   events: [],
+  scroll: {},                // tab -> [top, left] while it is hidden
   open: { users: { collapsed: new Set(), expanded: new Set() }, pids: { collapsed: new Set(), expanded: new Set() } },
   live: "connecting",
   error: null,
@@ -48,6 +49,7 @@ const state = {
 let busy = false;
 let again = false;
 let lastLoad = 0;
+let lastTook = 0;
 
 /** Refetch what changed; calls made meanwhile fold into one more run. */
 async function refresh() {
@@ -57,10 +59,12 @@ async function refresh() {
   }
   busy = true;
   try {
-    const wait = lastLoad + MIN_GAP_MS - Date.now();
+    // However often the model changes, leave the server (and a slow link) time to breathe.
+    const wait = lastLoad + Math.max(MIN_GAP_MS, lastTook) - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     lastLoad = Date.now();
     await load();
+    lastTook = Date.now() - lastLoad;
     state.error = null;
   } catch (err) {
     state.error = err instanceof ApiError ? `The server said: ${err.message}` : `Cannot reach the server (${err.message}).`;
@@ -86,36 +90,57 @@ async function load() {
   });
   if (wanted.length) {
     state.index = buildIndex(state.docs.tree, state.docs.pidtree, state.docs.net);
-    for (const tab of Object.keys(TABS)) state.dirty.add(tab);
+    for (const tab of Object.keys(TABS)) {
+      state.dirty.add(tab);
+      if (tab !== state.tab) retire(tab);
+    }
     fillContainers();
   }
   renderTab();
-  if (state.selected) await loadDetail(false);
+  if (state.selected) loadDetail(false);   // not awaited: a slow view must not hold up the trees
 }
 
+let detailFetch = null;      // {ino, controller} of the details request on its way
+
+/**
+ * (Re)load the selected namespace's details: first `show` (from the server's
+ * model, quick), then with its view (read live, slower; the last view stays up
+ * meanwhile).  A new selection aborts the request on its way; a change while
+ * one is on its way is fetched once it is done.
+ */
 async function loadDetail(fresh) {
   const { ino, type } = state.selected;
   const gen = state.generation;
-  const known = state.index.byIno.has(ino) || !state.docs.tree;
-  let detail = state.detail && state.detail.ino === ino ? state.detail : { ino, type, doc: null };
-  if (!fresh && detail.generation === gen) return;
-  if (!known) {
+  const current = () => state.selected && state.selected.ino === ino;
+  const detail = state.detail && state.detail.ino === ino ? state.detail : { ino, type, doc: null };
+  if (!fresh && (detail.generation === gen || (detailFetch && detailFetch.ino === ino))) return;
+  if (state.docs.tree && !state.index.byIno.has(ino)) {
     state.detail = { ...detail, gone: true, loading: false, generation: gen };
     drawDetail();
     return;
   }
-  state.detail = detail = { ...detail, loading: true, gone: false };
+  if (detailFetch) detailFetch.controller.abort();
+  const controller = new AbortController();
+  detailFetch = { ino, controller };
+  state.detail = { ...detail, loading: true, gone: false };
   if (fresh) drawDetail();
+  const spec = specPath(nsName(type, ino));
   try {
-    const doc = await get(`${specPath(nsName(type, ino))}?view=1`);
-    if (!state.selected || state.selected.ino !== ino) return;
-    state.detail = { ino, type, doc, loading: false, generation: gen };
+    const doc = await get(spec, { signal: controller.signal });
+    const lastView = detail.doc ? detail.doc.view : undefined;
+    state.detail = { ino, type, doc: { ...doc, view: lastView }, loading: true, generation: gen };
+    drawDetail();
+    const seen = await get(`${spec}?view=1`, { signal: controller.signal });
+    state.detail = { ino, type, doc: seen, loading: false, generation: gen };
   } catch (err) {
-    if (!state.selected || state.selected.ino !== ino) return;
+    if (err.name === "AbortError" || !current()) return;
     const gone = err instanceof ApiError && err.status === 404;
-    state.detail = { ...detail, loading: false, gone, error: err.message, generation: gen };
+    state.detail = { ...state.detail, loading: false, gone, error: err.message, generation: gen };
+  } finally {
+    if (detailFetch && detailFetch.controller === controller) detailFetch = null;
   }
   drawDetail();
+  if (current() && state.generation !== gen) loadDetail(false);
 }
 
 // --- drawing -------------------------------------------------------------------------------
@@ -129,6 +154,15 @@ function context(tab) {
   };
 }
 
+/** A hidden tab out of date shows nothing until it is shown again (and redrawn):
+ * what is on the page is always what the server has now. */
+function retire(tab) {
+  const pane = $(`pane-${tab}`);
+  if (pane.dataset.retired) return;
+  pane.dataset.retired = "1";
+  pane.replaceChildren(h("p", { class: "empty" }, "Loading…"));
+}
+
 /** Redraw the visible tab if it changed, keeping scroll and focus. */
 function renderTab(force = false) {
   const tab = state.tab;
@@ -136,21 +170,28 @@ function renderTab(force = false) {
   const pane = $(`pane-${tab}`);
   const focused = pane.contains(document.activeElement) ? document.activeElement : null;
   const focusKey = focused && (focused.dataset.key || focused.dataset.ns);
-  const scroll = [pane.scrollTop, pane.scrollLeft, window.scrollY];
-  const wrap = pane.querySelector(".netwrap");
-  const inner = wrap ? [wrap.scrollTop, wrap.scrollLeft] : null;
+  const [top, left, inner] = state.scroll[tab] || paneScroll(pane);
+  const pageY = window.scrollY;
+  delete state.scroll[tab];
   TABS[tab].render(pane, context(tab));
+  delete pane.dataset.retired;
   state.dirty.delete(tab);
-  pane.scrollTop = scroll[0];
-  pane.scrollLeft = scroll[1];
-  window.scrollTo(window.scrollX, scroll[2]);
-  const newWrap = pane.querySelector(".netwrap");
-  if (inner && newWrap) [newWrap.scrollTop, newWrap.scrollLeft] = inner;
+  pane.scrollTop = top;
+  pane.scrollLeft = left;
+  window.scrollTo(window.scrollX, pageY);
+  const wrap = pane.querySelector(".netwrap");
+  if (inner && wrap) [wrap.scrollTop, wrap.scrollLeft] = inner;
   if (focusKey) {
     const again = pane.querySelector(`[data-key="${CSS.escape(focusKey)}"]`) || pane.querySelector(`[data-ns="${CSS.escape(focusKey)}"]`);
     if (again) again.focus({ preventScroll: true });
   }
   renderCount();
+}
+
+/** [top, left, [top, left] of the topology's own scroller] of a visible pane. */
+function paneScroll(pane) {
+  const wrap = pane.querySelector(".netwrap");
+  return [pane.scrollTop, pane.scrollLeft, wrap ? [wrap.scrollTop, wrap.scrollLeft] : null];
 }
 
 function drawDetail() {
@@ -247,6 +288,8 @@ function unselect() {
 }
 
 function showTab(tab, { focus = false } = {}) {
+  const old = $(`pane-${state.tab}`);
+  if (tab !== state.tab && !old.hidden) state.scroll[state.tab] = paneScroll(old);
   state.tab = tab;
   history.replaceState(null, "", `#${tab}`);
   for (const button of document.querySelectorAll("[role=tab]")) {
@@ -256,8 +299,19 @@ function showTab(tab, { focus = false } = {}) {
     if (on && focus) button.focus();
     $(button.getAttribute("aria-controls")).hidden = !on;
   }
-  renderTab();
+  if (state.dirty.has(tab)) renderTab();
+  else restoreScroll(tab);
   if (TABS[tab].docs.some((name) => state.have[name] !== state.generation)) refresh();
+}
+
+function restoreScroll(tab) {
+  const saved = state.scroll[tab];
+  if (!saved) return;
+  delete state.scroll[tab];
+  const pane = $(`pane-${tab}`);
+  [pane.scrollTop, pane.scrollLeft] = saved;
+  const wrap = pane.querySelector(".netwrap");
+  if (saved[2] && wrap) [wrap.scrollTop, wrap.scrollLeft] = saved[2];
 }
 
 function wire() {
@@ -331,6 +385,8 @@ function wire() {
   });
 }
 
+let eventsTimer = null;
+
 function connect() {
   follow({
     onState: (live) => {
@@ -345,7 +401,13 @@ function connect() {
       state.events.unshift({ ...ev, event: kind });
       state.events.length = Math.min(state.events.length, MAX_EVENTS);
       state.dirty.add("events");
-      if (state.tab === "events") renderTab();
+      // Events can come by the hundred: draw them at most a few times a second.
+      if (state.tab === "events" && !eventsTimer) {
+        eventsTimer = setTimeout(() => {
+          eventsTimer = null;
+          if (state.tab === "events") renderTab();
+        }, 300);
+      }
     },
     onGeneration: (gen) => {
       if (gen !== state.generation) refresh();

@@ -69,13 +69,16 @@ function section(title, ...content) {
   return h("section", {}, h("h3", {}, title), content);
 }
 
-function viewSection(view, ctx) {
-  if (!view) return section("Sees", h("p", { class: "none" }, "Loading the view…"));
+function viewSection(view, ctx, loading) {
+  if (!view) return section("Sees", h("p", { class: "none" }, loading ? "Loading the view…" : "Not read."));
   if (view.error) return section("Sees", h("p", { class: "error" }, String(view.error)));
   const { type, interfaces, ...rest } = view;
-  return section("Sees",
-    interfaces ? [h("h4", {}, "interfaces"), value(interfaces.map(({ name, kind, operstate, mtu, mac, addresses, link }) => ({ name, kind, operstate, mtu, mac, addresses, link })), ctx)] : null,
+  const brief = (interfaces || []).map(({ name, kind, operstate, mtu, mac, addresses, link }) => ({ name, kind, operstate, mtu, mac, addresses, link }));
+  const part = section("Sees",
+    interfaces ? h("div", { class: "interfaces" }, h("h4", {}, "interfaces"), value(brief, ctx)) : null,
     kv(rest, ctx));
+  part.dataset.view = type;
+  return part;
 }
 
 /**
@@ -114,7 +117,7 @@ export function renderDetails(panel, state, ctx) {
       ? table(procs.map(({ pid, nspid, comm, cmdline, uid, state: st, container }) => ({ pid, nspid, comm, cmdline, uid, state: st, container })), ctx)
       : h("p", { class: "none" }, "No process is in it.")),
     section(`References (${(doc.refs || []).length})`, value(doc.refs || [], ctx)),
-    "view" in doc ? viewSection(doc.view, ctx) : null,
+    viewSection(doc.view, ctx, state.loading),
     h("details", { class: "raw" }, h("summary", {}, "JSON"), h("pre", {}, JSON.stringify(doc, null, 2))),
   );
 }

@@ -1,0 +1,179 @@
+"""The web page of ``nsctl serve`` in a real browser, against a real server and kernel.
+
+Headless Chromium is Debian's (/usr/bin/chromium, installed by scripts/setup),
+driven by Playwright; Playwright never downloads a browser here.  The server is
+``python -m nsctl serve`` on a free loopback port.  The page must find a network
+namespace the fixture pins, show its details and what it sees, and drop it once
+the fixture unpins it, all from the live event stream; it must stay usable in a
+400 px window and ask nothing of any other site.
+"""
+from __future__ import annotations
+
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from typing import Iterator
+
+import pytest
+
+from topology import descendants, netns_bindmount, root_only, terminate
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+BROWSER_COMMS = ("chrom", "node")     # what Chromium's and Playwright's processes call themselves
+SHOW_MS = 60_000      # a change reaches the page within a rescan (max-age 5 s) and a refetch;
+                      # generous, for a host busy with thousands of namespaces
+
+pytestmark = [
+    root_only,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                       reason=f"needs Debian's chromium at {CHROMIUM} (scripts/setup test installs it)"),
+]
+playwright = pytest.importorskip("playwright.sync_api",
+                                 reason="needs Playwright (pip install -e '.[test]')")
+expect = playwright.expect
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    """``nsctl serve`` on a port the kernel picks; its base URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "nsctl", "serve", "--listen", "127.0.0.1:0"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        yield _listening(proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        proc.stderr.close()
+
+
+def _listening(proc: subprocess.Popen, timeout: float = 60.0) -> str:
+    """The URL from the server's "listening on" line (it binds before it scans)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+        if ready:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+            if found:
+                return found.group(1)
+    raise RuntimeError(f"nsctl serve did not start: {''.join(seen)!r}")
+
+
+@pytest.fixture
+def browser() -> Iterator["playwright.Browser"]:
+    """Chromium; Playwright gives it a throwaway profile under TMPDIR and removes it
+    on close (the leak check would see it otherwise)."""
+    before = set(descendants(os.getpid()))
+    try:
+        with playwright.sync_playwright() as pw:
+            chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                          args=CHROMIUM_ARGS)
+            try:
+                yield chromium
+            finally:
+                chromium.close()
+    finally:
+        # close() returns before the browser's helpers (crashpad, zygotes) are reaped;
+        # they come back to us (a subreaper): give them a moment, then reap them.
+        terminate([pid for pid in descendants(os.getpid())
+                   if pid not in before and _comm(pid).startswith(BROWSER_COMMS)], grace=10)
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def open_page(browser, url: str, width: int = 1280, height: int = 800):
+    """A page on the server, recording every URL it asks for and every script error."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.asked = []
+    page.errors = []
+    page.on("request", lambda request: page.asked.append(request.url))
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.goto(url + "/")
+    expect(page.locator("#live")).to_have_text("live", timeout=SHOW_MS)
+    return page
+
+
+def only_the_server(page, url: str) -> None:
+    elsewhere = [u for u in page.asked if not u.startswith(url + "/")]
+    assert not elsewhere, f"the page asked other sites: {elsewhere}"
+    assert not page.errors, f"script errors: {page.errors}"
+
+
+def test_page_finds_shows_and_drops_a_namespace(server, browser, scratch):
+    page = open_page(browser, server)
+    details = page.locator("#details")
+    with netns_bindmount(scratch) as pinned:
+        ino = os.stat(pinned.path).st_ino
+        assert ino == pinned.net.ino
+        # Find it by its inode (the search box keeps it in view on a busy host too).
+        page.fill("#search", str(ino))
+        row = page.locator(f'#pane-users [data-ns="{ino}"]')
+        expect(row).to_be_visible(timeout=SHOW_MS)
+        expect(row).to_have_attribute("data-type", "net")
+        expect(row).to_contain_text("bindmount")
+        row.click()
+        expect(details).to_have_attribute("data-selected", str(ino))
+        expect(details.locator("h2")).to_have_text(f"net:[{ino}]")
+        expect(details).to_contain_text(pinned.path)                      # what holds it
+        expect(details.locator("[data-view=net] .interfaces")).to_contain_text("lo", timeout=SHOW_MS)
+        # The topology has its box; clearing the search keeps the selection.
+        page.click("#tab-net")
+        expect(page.locator(f'#pane-net [data-ns="{ino}"]')).to_be_visible()
+        page.click("#tab-users")
+        page.fill("#search", "")
+        expect(page.locator(f'#pane-users [data-ns="{ino}"].selected')).to_have_count(1)
+    # Unpinned and gone: the page drops it without a reload.
+    expect(page.locator(f'main [data-ns="{ino}"]')).to_have_count(0, timeout=SHOW_MS)
+    expect(details).to_contain_text("gone", timeout=SHOW_MS)
+    only_the_server(page, server)
+
+
+def test_narrow_window_and_keyboard(server, browser):
+    page = open_page(browser, server, width=400, height=800)
+    first = page.locator("#pane-users .item").first
+    expect(first).to_be_visible(timeout=SHOW_MS)
+    for tab, content in (("pids", "[data-type=pid]"), ("net", "[data-type=net]"),
+                         ("events", ":is(.events, .empty)"), ("users", "[data-type=user]")):
+        page.click(f"#tab-{tab}")
+        expect(page.locator(f"#pane-{tab} {content}").first).to_be_visible(timeout=SHOW_MS)
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= 400, f"the {tab} tab makes the page {wide} px wide"
+    # Keyboard only: tabs by arrow keys, rows by arrow keys, Enter selects, Escape closes.
+    page.focus("#tab-events")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#tab-users")).to_be_focused()
+    expect(page.locator("#pane-users")).to_be_visible()
+    first.focus()
+    page.keyboard.press("ArrowDown")
+    second = page.locator("#pane-users .item").nth(1)
+    expect(second).to_be_focused()
+    page.keyboard.press("Enter")
+    ino = second.get_attribute("data-ns")
+    expect(page.locator("#details")).to_have_attribute("data-selected", ino)
+    expect(page.locator("#details h2")).to_contain_text(ino)
+    page.keyboard.press("Escape")
+    expect(page.locator("#details")).to_have_attribute("data-selected", "")
+    page.keyboard.press("/")
+    expect(page.locator("#search")).to_be_focused()
+    only_the_server(page, server)
