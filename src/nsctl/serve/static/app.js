@@ -39,7 +39,8 @@ const state = {
   dirty: new Set(Object.keys(TABS)),
   events: [],
   scroll: {},                // tab -> [top, left] while it is hidden
-  open: { users: { collapsed: new Set(), expanded: new Set() }, pids: { collapsed: new Set(), expanded: new Set() } },
+  // Open/closed items per tree; the kernel threads (under kthreadd, PID 2) start closed.
+  open: { users: { collapsed: new Set(), expanded: new Set() }, pids: { collapsed: new Set(["p2"]), expanded: new Set() } },
   live: "connecting",
   error: null,
 };
