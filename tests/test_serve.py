@@ -175,7 +175,14 @@ def test_view_is_read_outside_the_server(scratch: Path) -> None:
         theirs = {link: os.stat(f"/proc/{server.popen.pid}/ns/{link}").st_ino
                   for link in ("net", "mnt")}
         assert theirs == mine   # the server process itself never entered anything
-        assert "view" not in server.json(f"/api/v1/namespaces/{pinned.net.ino}")
+        shown = server.json(f"/api/v1/namespaces/{pinned.net.ino}")
+        assert "view" not in shown
+        # The document nsctl show prints (from its own scan; a stable path can shift
+        # when other tests' namespaces come and go meanwhile).
+        cli = json.loads(nsctl("show", str(pinned.net.ino), "--json", "--no-view").stdout)
+        for doc in (shown, cli):
+            doc.pop("stable_path")
+        assert shown == cli
 
 
 # --- following changes -------------------------------------------------------------------

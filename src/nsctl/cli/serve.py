@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests per second per client, with bursts of --burst (default 20; "
                         "0: no limit)")
     p.add_argument("--burst", type=int, default=100, metavar="N", help="(default 100)")
+    p.add_argument("--max-connections", type=int, default=256, metavar="N",
+                   help="open connections (event streams included) before answering 503 "
+                        "(default 256)")
     p.add_argument("--max-body", type=int, default=16 << 20, metavar="BYTES",
                    help="largest request body (default 16 MiB: a posted snapshot)")
     p.add_argument("--view-timeout", type=float, default=60.0, metavar="S",
@@ -215,8 +218,10 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if not args.max_age > 0:
         raise UsageError("--max-age must be positive")
-    if args.rate < 0 or args.burst < 1 or args.max_body < 1 or not args.view_timeout > 0:
-        raise UsageError("--rate must be >= 0, --burst, --max-body and --view-timeout positive")
+    if args.rate < 0 or min(args.burst, args.max_body, args.max_connections) < 1 or \
+            not args.view_timeout > 0:
+        raise UsageError("--rate must be >= 0; --burst, --max-body, --max-connections and "
+                         "--view-timeout positive")
     if args.allow_ops and not args.unix:
         raise UsageError("--allow-ops needs --unix PATH (operations are served on the unix "
                          "socket only)")
@@ -299,7 +304,7 @@ def _serve(args: argparse.Namespace, sockets: list[socket.socket], token: str | 
                             proxy_headers=False, server_header=False,
                             log_level="info" if args.access_log else "warning",
                             access_log=args.access_log, timeout_graceful_shutdown=3,
-                            timeout_keep_alive=30)
+                            timeout_keep_alive=30, limit_concurrency=args.max_connections)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:

@@ -154,10 +154,16 @@ class Service:
         model.cache[key] = (time.monotonic() + max(self.store.max_age, 5 * took), value)
         return value
 
-    def document(self, key: str, build: Callable[[Snapshot], object]) -> Response:
-        """``build(snapshot)`` as JSON, serialized once per model."""
-        model = self.model()
-        return _bytes(model.cached(key, lambda: json.dumps(build(model.snap)).encode()))
+    async def document(self, key: str, build: Callable[[Snapshot], object],
+                       model: Model | None = None) -> Response:
+        """``build(snapshot)`` as JSON, serialized once per model; built in a thread, so
+        a big host's first build after a change does not stall the event loop."""
+        model = model or self.model()
+        body = model.cache.get(key)
+        if body is None:
+            body = await run_in_threadpool(
+                model.cached, key, lambda: json.dumps(build(model.snap)).encode())
+        return _bytes(body)
 
     async def call_worker(self, model: Model, request: dict) -> object:
         return await run_in_threadpool(self.worker.call, model, request)
@@ -269,23 +275,25 @@ def create_app(service: Service) -> Guard:
         container:NAME-OR-ID/TYPE, or a stable path; never a file path."""
         model = service.model()
         ns = documents.find(spec, model.snap)
-        doc = documents.show(ns, model.snap)
-        if view:
-            request = {"op": "view", "ino": ns.ino}
-            doc["view"] = await run_in_threadpool(
-                service.fresh, model, f"view:{ns.ino}",
-                lambda: service.worker.call(model, request))
-        return _json(doc)
+        shown = await service.document(f"show:{ns.ino}",
+                                       lambda snap: documents.show(ns, snap), model)
+        if not view:
+            return shown
+        request = {"op": "view", "ino": ns.ino}
+        seen = await run_in_threadpool(service.fresh, model, f"view:{ns.ino}",
+                                       lambda: service.worker.call(model, request))
+        # The show document is an object: its view goes in as the last key, as in show.
+        return _bytes(shown.body[:-1] + b', "view": ' + json.dumps(seen).encode() + b"}")
 
     @app.get("/api/v1/tree", responses={200: {"content": _OBJECT}})
     async def tree() -> Response:
         """``nsctl tree --json``: user namespaces, each with what it owns."""
-        return service.document("tree", documents.tree)
+        return await service.document("tree", documents.tree)
 
     @app.get("/api/v1/pidtree", responses={200: {"content": _OBJECT}})
     async def pidtree() -> Response:
         """``nsctl pidtree --json``: processes inside the PID namespace tree."""
-        return service.document("pidtree", documents.pidtree)
+        return await service.document("pidtree", documents.pidtree)
 
     @app.get("/api/v1/net", responses={200: {"content": _OBJECT}})
     async def net() -> Response:
@@ -303,7 +311,7 @@ def create_app(service: Service) -> Guard:
     @app.get("/api/v1/processes", responses={200: {"content": _OBJECT}})
     async def processes() -> Response:
         """Every process read, as in the snapshot document."""
-        return service.document("processes", documents.processes)
+        return await service.document("processes", documents.processes)
 
     @app.get("/api/v1/snapshot", responses={200: {"content": _OBJECT}})
     async def snapshot() -> Response:
@@ -319,15 +327,20 @@ def create_app(service: Service) -> Guard:
         from ..snapshot import SnapshotError, from_document
 
         model = service.model()
-        try:
-            doc = json.loads(await request.body())
-        except ValueError as exc:
-            raise ApiError(f"the body is not JSON: {exc}") from None
-        try:
-            before = from_document(doc, "the posted snapshot")
-        except SnapshotError as exc:
-            raise ApiError(str(exc)) from None
-        return _json(documents.diff(before, model.snap))
+        body = await request.body()
+
+        def compare() -> dict:
+            try:
+                doc = json.loads(body)
+            except ValueError as exc:
+                raise ApiError(f"the body is not JSON: {exc}") from None
+            try:
+                before = from_document(doc, "the posted snapshot")
+            except SnapshotError as exc:
+                raise ApiError(str(exc)) from None
+            return documents.diff(before, model.snap)
+
+        return _json(await run_in_threadpool(compare))
 
     @app.get("/api/v1/diff", responses={200: {"content": _OBJECT}})
     async def diff_since(since: str = Query(..., max_length=64,
@@ -345,8 +358,9 @@ def create_app(service: Service) -> Guard:
             oldest = service.store.history.oldest()
             raise ApiError(f"no model from {iso(when)} is kept (the oldest is from "
                            f"{iso(oldest) if oldest else 'nothing yet'})", 404)
-        before = from_document(json.loads(found[1]), "an earlier model")
-        return _json(documents.diff(before, model.snap))
+        return _json(await run_in_threadpool(
+            lambda: documents.diff(from_document(json.loads(found[1]), "an earlier model"),
+                                   model.snap)))
 
     @app.get("/api/v1/events", responses={200: {"content": {"text/event-stream": {
         "schema": {"type": "string"}}}}})
