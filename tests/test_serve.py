@@ -512,3 +512,35 @@ def test_pin_paths_are_checked(public_dir: str, scratch: Path) -> None:
     finally:
         (pins / "link").unlink()
         (pins / "sub").rmdir()
+
+
+def test_helpers_follow_a_killed_server(scratch: Path) -> None:
+    """SIGKILL leaves the server no chance to clean up: its helper processes notice and
+    exit by themselves, and the next server replaces the stale socket file."""
+    sock = str(scratch / "api.sock")
+    with running_server("--max-age", "1", unix=sock) as server:
+        assert server.get("/api/v1/namespaces/1", params={"view": 1}).status_code in (200, 404)
+        helpers = [p for p, pp in topology.ppid_map().items() if pp == server.popen.pid]
+        assert len(helpers) == 2, helpers           # the refresher and the worker
+        # A second server cannot take a socket that one is listening on.
+        r = nsctl("serve", "--unix", sock)
+        assert r.returncode == 1 and "another server is listening" in r.stderr
+        server.popen.kill()
+        server.popen.wait()
+        deadline = time.monotonic() + 15
+        left = set(helpers)
+        while left and time.monotonic() < deadline:
+            for pid in list(left):
+                # Orphans come to us (the tests run as a child subreaper when root).
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid if not os.path.exists(f"/proc/{pid}") else 0
+                if done:
+                    left.discard(pid)
+            time.sleep(0.05)
+        assert not left, f"helpers still running after their server died: {left}"
+    assert os.path.exists(sock)                    # nobody removed it...
+    with running_server(unix=sock, tcp=False) as again:   # ...and the next server may
+        assert again.get("/api/v1/status").status_code == 200
+    assert not os.path.exists(sock)
