@@ -174,6 +174,9 @@ def test_narrow_window_and_keyboard(server, browser):
     expect(page.locator("#details h2")).to_contain_text(ino)
     page.keyboard.press("Escape")
     expect(page.locator("#details")).to_have_attribute("data-selected", "")
+    page.focus("#tab-users")
+    page.keyboard.press("Tab")      # one tab stop per tree: the row last used
+    expect(second).to_be_focused()
     page.keyboard.press("/")
     expect(page.locator("#search")).to_be_focused()
     only_the_server(page, server)

@@ -22,6 +22,7 @@ export async function get(path, { signal } = {}) {
     const headers = { Accept: "application/json" };
     if (token()) headers.Authorization = `Bearer ${token()}`;
     const resp = await fetch(`/api/v1/${path}`, { headers, cache: "no-store", signal });
+    if (resp.status === 401 && asked) sessionStorage.removeItem(TOKEN_KEY);   // wrong: ask again after a reload
     if (resp.status === 401 && !asked) {
       asked = true;
       const given = window.prompt("This nsctl server needs a token:");

@@ -17,6 +17,8 @@ const LIMIT = 200;   // rows per list before a "show more" button
 export function treeView(roots, opts) {
   const ul = h("ul", { class: "tree", role: "tree", "aria-label": opts.label });
   appendItems(ul, roots.filter(opts.visible), opts, "roots");
+  const first = ul.querySelector(".item");
+  if (first) first.tabIndex = 0;   // one tab stop per tree; arrow keys do the rest
   return ul;
 }
 
@@ -41,6 +43,7 @@ function itemElement(item, opts) {
   const row = opts.row(item);
   row.classList.add("item");
   row.dataset.key = key;
+  row.tabIndex = -1;
   const li = h("li", { role: "treeitem" });
   if (!kids.length) {
     li.append(h("div", { class: "row" }, h("span", { class: "twisty leaf", "aria-hidden": "true" }), row));
@@ -71,6 +74,13 @@ function itemElement(item, opts) {
  * Home/End go to the first/last row.
  */
 export function treeKeys(pane) {
+  // The row last focused is the tree's tab stop.
+  pane.addEventListener("focusin", (e) => {
+    const item = e.target.closest(".item");
+    if (!item) return;
+    for (const el of pane.querySelectorAll('.item[tabindex="0"]')) if (el !== item) el.tabIndex = -1;
+    item.tabIndex = 0;
+  });
   pane.addEventListener("keydown", (e) => {
     const current = e.target.closest(".item");
     if (!current || !pane.contains(current)) return;
