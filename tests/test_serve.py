@@ -234,6 +234,7 @@ def test_diff_posted_and_since(scratch: Path) -> None:
             assert ino in {d["ns"] for d in r.json()["appeared"]}
             since = server.json("/api/v1/diff", params={"since": f"{time.time() - t0 + 0.5:.3f}"})
             assert ino in {d["ns"] for d in since["appeared"]}
+            assert since["from"]["generation"] < since["to"]["generation"]
             iso = datetime.fromtimestamp(t0 - 0.3, timezone.utc).isoformat()
             assert ino in {d["ns"] for d in server.json("/api/v1/diff",
                                                         params={"since": iso})["appeared"]}

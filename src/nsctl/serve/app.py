@@ -358,9 +358,18 @@ def create_app(service: Service) -> Guard:
             oldest = service.store.history.oldest()
             raise ApiError(f"no model from {iso(when)} is kept (the oldest is from "
                            f"{iso(oldest) if oldest else 'nothing yet'})", 404)
-        return _json(await run_in_threadpool(
-            lambda: documents.diff(from_document(json.loads(found[1]), "an earlier model"),
-                                   model.snap)))
+        since_model, generation, text = found
+
+        def compare() -> dict:
+            doc = documents.diff(from_document(json.loads(text), "an earlier model"),
+                                 model.snap)
+            # Which models were compared (the one in force at `since`, or the
+            # closest earlier one kept).
+            doc["from"] = {"generation": generation, "time": iso(since_model)}
+            doc["to"] = {"generation": model.generation, "time": iso(model.scanned_at)}
+            return doc
+
+        return _json(await run_in_threadpool(compare))
 
     @app.get("/api/v1/events", responses={200: {"content": {"text/event-stream": {
         "schema": {"type": "string"}}}}})

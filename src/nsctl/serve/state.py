@@ -33,7 +33,6 @@ import sys
 import threading
 import time
 import zlib
-from collections import deque
 
 from ..kernel.errors import NsctlError
 from ..model import Snapshot
@@ -100,12 +99,19 @@ SCAN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class History:
-    """Earlier models, compressed, for ``diff?since=T``: bounded by count and bytes."""
+    """Earlier models, compressed, for ``diff?since=T``: bounded by count and bytes.
+
+    A busy host changes the model every fraction of a second, so keeping the last N
+    would reach back only seconds.  Instead, past the count limit, the model whose
+    removal leaves the smallest gap goes: recent times stay dense, old ones thin
+    out (each gap about in proportion to its age), and a ``since`` an hour back still finds
+    the model of about then.  The oldest and newest are always kept.
+    """
 
     def __init__(self, limit: int = 64, max_bytes: int = 64 << 20) -> None:
-        self.limit = limit
+        self.limit = max(3, limit)
         self.max_bytes = max_bytes
-        self.items: deque[tuple[float, int, bytes]] = deque()  # (since, generation, zlib text)
+        self.items: list[tuple[float, int, bytes]] = []  # (since, generation, zlib text)
         self.size = 0
         self.lock = threading.Lock()
 
@@ -114,22 +120,30 @@ class History:
         with self.lock:
             self.items.append((since, generation, packed))
             self.size += len(packed)
-            while len(self.items) > 1 and (len(self.items) > self.limit or
-                                           self.size > self.max_bytes):
-                self.size -= len(self.items.popleft()[2])
+            while len(self.items) > self.limit:
+                # The gap a removal would leave, relative to how long ago it was.
+                gaps = [(self.items[i + 1][0] - self.items[i - 1][0]) /
+                        (since - self.items[i][0] + 1.0)
+                        for i in range(1, len(self.items) - 1)]
+                self._drop(1 + gaps.index(min(gaps)))
+            while len(self.items) > 1 and self.size > self.max_bytes:
+                self._drop(0)
 
-    def at(self, when: float) -> tuple[int, bytes] | None:
-        """(generation, document text) of the model in force at ``when``; None if
-        older than what is kept."""
+    def _drop(self, index: int) -> None:
+        self.size -= len(self.items.pop(index)[2])
+
+    def at(self, when: float) -> tuple[float, int, bytes] | None:
+        """(since, generation, document text) of the latest kept model that was
+        already there at ``when``; None if ``when`` is older than all of them."""
         with self.lock:
             found = None
-            for since, generation, packed in self.items:
-                if since > when:
+            for item in self.items:
+                if item[0] > when:
                     break
-                found = (generation, packed)
+                found = item
         if found is None:
             return None
-        return found[0], zlib.decompress(found[1])
+        return found[0], found[1], zlib.decompress(found[2])
 
     def oldest(self) -> float | None:
         with self.lock:
