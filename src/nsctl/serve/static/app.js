@@ -23,7 +23,7 @@ const TABS = {
   users: { docs: ["tree", "pidtree"], render: renderUsers },
   pids: { docs: ["tree", "pidtree"], render: renderPids },
   net: { docs: ["tree", "pidtree", "net"], render: renderNet },
-  events: { docs: [], render: renderEvents },
+  events: { docs: ["tree", "pidtree"], render: renderEvents },   // the index: links and counts
 };
 
 const state = {
