@@ -88,7 +88,7 @@ def running_server(*args: str, unix: str | None = None, tcp: bool = True,
         m = _LISTENING.search(line)
         assert m, line
         wheres = m.group("where").split(", ")
-        url = next((w for w in wheres if w.startswith("http://")), None)
+        url = next((w for w in wheres if w.startswith(("http://", "https://"))), None)
         server = Server(popen, url, unix, token, [line])
         if ready:
             deadline = time.monotonic() + timeout

@@ -380,6 +380,8 @@ BAD_OPTIONS = {
     "needs --unix": "--allow-ops",
     "must be positive": "--max-age 0",
     "--unix /nonexistent-dir/x.sock: No such file": "--unix /nonexistent-dir/x.sock",
+    "--tls-cert /nonexistent/cert.pem: No such file": "--tls-cert /nonexistent/cert.pem",
+    "--tls-key needs --tls-cert": "--tls-key /nonexistent/key.pem",
 }
 
 
@@ -545,3 +547,24 @@ def test_helpers_follow_a_killed_server(scratch: Path) -> None:
     with running_server(unix=sock, tcp=False) as again:   # ...and the next server may
         assert again.get("/api/v1/status").status_code == 200
     assert not os.path.exists(sock)
+
+
+def test_tls(scratch: Path) -> None:
+    cert, key = scratch / "cert.pem", scratch / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    try:
+        with running_server("--tls-cert", str(cert), "--tls-key", str(key), "--token", TOKEN,
+                            ready=False) as server:
+            assert server.url.startswith("https://")
+            with httpx.Client(base_url=server.url, verify=False, timeout=30,
+                              headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+                wait_until(lambda: c.get("/api/v1/status").status_code == 200, 60, "a model")
+                assert c.get("/api/v1/namespaces").status_code == 200
+            plain = "http://" + server.url.split("://", 1)[1]
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(plain + "/api/v1/status", timeout=10)
+    finally:
+        cert.unlink()
+        key.unlink()

@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="require 'Authorization: Bearer TOKEN' on TCP (visible in ps: "
                             "prefer --token-file)")
     token.add_argument("--token-file", metavar="FILE", help="read the token from FILE")
+    p.add_argument("--tls-cert", metavar="FILE",
+                   help="serve HTTPS on --listen with this certificate chain (PEM)")
+    p.add_argument("--tls-key", metavar="FILE",
+                   help="the certificate's private key (PEM; default: in --tls-cert)")
     p.add_argument("--allow-ops", action="store_true",
                    help="serve POST/DELETE /api/v1/pins on the unix socket, to root and "
                         "--ops-group (checked with SO_PEERCRED)")
@@ -127,6 +131,25 @@ def read_token(args: argparse.Namespace) -> str | None:
         raise UsageError(f"{where}: the token must be at least {MIN_TOKEN} printable "
                          "characters without spaces")
     return token
+
+
+def check_tls(args: argparse.Namespace) -> None:
+    """Load the certificate once now, so a bad file is one line before anything starts."""
+    if args.tls_key and not args.tls_cert:
+        raise UsageError("--tls-key needs --tls-cert")
+    if not args.tls_cert:
+        return
+    if args.unix:
+        raise UsageError("--tls-cert applies to every listener: not with --unix (run two "
+                         "servers, or put TLS in front)")
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"--tls-cert {args.tls_cert}: {getattr(exc, 'strerror', None) or exc}"
+                         ) from None
 
 
 def bind_tcp(family: int, sockaddr: tuple, text: str) -> socket.socket:
@@ -228,6 +251,7 @@ def main(argv: list[str]) -> int:
     if args.ops_group and not args.allow_ops:
         raise UsageError("--ops-group needs --allow-ops")
     token = read_token(args)
+    check_tls(args)
     group = _group(args.ops_group) if args.ops_group else None
     pin_dirs = _pin_dirs(args.pin_dir)
     try:
@@ -275,11 +299,11 @@ def _remove_socket(path: str, ino: int) -> None:
         pass
 
 
-def _where(sock: socket.socket) -> str:
+def _where(sock: socket.socket, tls: bool) -> str:
     if sock.family == socket.AF_UNIX:
         return f"unix:{sock.getsockname()}"
     host, port = sock.getsockname()[:2]
-    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    return f"http{'s' if tls else ''}://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
 def _serve(args: argparse.Namespace, sockets: list[socket.socket], token: str | None,
@@ -304,7 +328,8 @@ def _serve(args: argparse.Namespace, sockets: list[socket.socket], token: str | 
                             proxy_headers=False, server_header=False,
                             log_level="info" if args.access_log else "warning",
                             access_log=args.access_log, timeout_graceful_shutdown=3,
-                            timeout_keep_alive=30, limit_concurrency=args.max_connections)
+                            timeout_keep_alive=30, limit_concurrency=args.max_connections,
+                            ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:
@@ -329,7 +354,7 @@ def _serve(args: argparse.Namespace, sockets: list[socket.socket], token: str | 
         signal.signal(sig, stop)
     store.start()
     try:
-        print(f"nsctl serve: listening on {', '.join(_where(s) for s in sockets)}"
+        print(f"nsctl serve: listening on {', '.join(_where(s, bool(args.tls_cert)) for s in sockets)}"
               f"{' (token required)' if token else ''}"
               f"{' (ops on the unix socket)' if args.allow_ops else ''}",
               file=sys.stderr, flush=True)
