@@ -165,9 +165,9 @@ function retire(tab) {
 }
 
 /** Redraw the visible tab if it changed, keeping scroll and focus. */
-function renderTab(force = false) {
+function renderTab() {
   const tab = state.tab;
-  if (!force && !state.dirty.has(tab)) return;
+  if (!state.dirty.has(tab)) return;
   const pane = $(`pane-${tab}`);
   const focused = pane.contains(document.activeElement) ? document.activeElement : null;
   const focusKey = focused && (focused.dataset.key || focused.dataset.ns);
@@ -195,8 +195,22 @@ function paneScroll(pane) {
   return [pane.scrollTop, pane.scrollLeft, wrap ? [wrap.scrollTop, wrap.scrollLeft] : null];
 }
 
+let drawnDetail = null;      // what the details panel shows, to redraw only on a change
+
+/** Redraw the details if they changed, keeping the panel's scroll and an open JSON. */
 function drawDetail() {
-  renderDetails($("details"), state.selected ? state.detail : null, { index: state.index });
+  const panel = $("details");
+  const detail = state.selected ? state.detail : null;
+  const drawn = detail ? JSON.stringify([detail.ino, detail.gone, detail.error, detail.loading, detail.doc]) : "";
+  if (drawn === drawnDetail) return;
+  const same = detail && drawnDetail && panel.dataset.selected === String(detail.ino);
+  const raw = panel.querySelector("details.raw");
+  const [top, rawOpen] = same ? [panel.scrollTop, raw && raw.open] : [0, false];
+  drawnDetail = drawn;
+  renderDetails(panel, detail, { index: state.index });
+  const newRaw = panel.querySelector("details.raw");
+  if (rawOpen && newRaw) newRaw.open = true;
+  panel.scrollTop = top;
 }
 
 function renderCount() {
