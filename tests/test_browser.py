@@ -10,10 +10,11 @@ the fixture unpins it, all from the live event stream; it must stay usable in a
 from __future__ import annotations
 
 import os
+import queue
 import re
-import select
 import subprocess
 import sys
+import threading
 import time
 from typing import Iterator
 
@@ -45,8 +46,12 @@ def server() -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, "-m", "nsctl", "serve", "--listen", "127.0.0.1:0"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    # Read stderr to its end all along (a full pipe would stall the server).
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True)
+    reader.start()
     try:
-        yield _listening(proc)
+        yield _listening(proc, lines)
     finally:
         proc.terminate()
         try:
@@ -54,23 +59,25 @@ def server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        reader.join(timeout=10)
         proc.stderr.close()
 
 
-def _listening(proc: subprocess.Popen, timeout: float = 60.0) -> str:
+def _listening(proc: subprocess.Popen, lines: queue.Queue, timeout: float = 60.0) -> str:
     """The URL from the server's "listening on" line (it binds before it scans)."""
     deadline = time.monotonic() + timeout
     seen = []
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], 0.5)
-        if ready:
-            line = proc.stderr.readline()
-            if not line:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            if proc.poll() is not None:
                 break
-            seen.append(line)
-            found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-            if found:
-                return found.group(1)
+            continue
+        seen.append(line)
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            return found.group(1)
     raise RuntimeError(f"nsctl serve did not start: {''.join(seen)!r}")
 
 
