@@ -415,8 +415,7 @@ def create_app(service: Service) -> Guard:
     async def metrics_text() -> Response:
         """Prometheus text format: namespaces by type and holder, processes, hidden
         namespaces, scan durations, refresh errors, events per kind."""
-        answered = service.guard.answered if service.guard is not None else None
-        return Response(metrics.render(service.store, answered),
+        return Response(metrics.render(service.store, service.guard),
                         media_type=metrics.CONTENT_TYPE)
 
     if service.allow_ops:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from .. import __version__
 from ..model import REF_KINDS
 from ..kernel import nsfs
-from .state import SCAN_BUCKETS, Model, Store
+from .security import Guard
+from .state import Histogram, Model, Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -70,7 +71,19 @@ def _model_families(out: Exposition, model: Model) -> None:
     out.gauge("nsctl_model_generation", "Bumps each time the model changes.", model.generation)
 
 
-def render(store: Store, http: dict[str, int] | None = None) -> str:
+def histogram(out: Exposition, name: str, help_text: str,
+              series: dict[tuple[tuple[str, str], ...], Histogram]) -> None:
+    """One histogram family: for each label set, its buckets, +Inf, sum and count."""
+    out.family(name, "histogram", help_text)
+    for labels, h in series.items():
+        for bound, count in zip(h.bounds, h.buckets):
+            out.sample(f"{name}_bucket", count, **dict(labels), le=repr(float(bound)))
+        out.sample(f"{name}_bucket", h.count, **dict(labels), le="+Inf")
+        out.sample(f"{name}_sum", round(h.sum, 6), **dict(labels))
+        out.sample(f"{name}_count", h.count, **dict(labels))
+
+
+def render(store: Store, guard: Guard | None = None) -> str:
     out = Exposition()
     out.family("nsctl_build_info", "gauge", "nsctl version (the value is always 1).")
     out.sample("nsctl_build_info", 1, version=__version__)
@@ -83,12 +96,8 @@ def render(store: Store, http: dict[str, int] | None = None) -> str:
               round(age, 3) if age is not None else -1)
     out.gauge("nsctl_discovery_last_duration_seconds", "How long the last scan took.",
               round(stats.scan_seconds, 6))
-    out.family("nsctl_discovery_duration_seconds", "histogram", "How long scans take.")
-    for bound, count in zip(SCAN_BUCKETS, stats.scan_buckets):
-        out.sample("nsctl_discovery_duration_seconds_bucket", count, le=repr(float(bound)))
-    out.sample("nsctl_discovery_duration_seconds_bucket", stats.scans, le="+Inf")
-    out.sample("nsctl_discovery_duration_seconds_sum", round(stats.scan_seconds_sum, 6))
-    out.sample("nsctl_discovery_duration_seconds_count", stats.scans)
+    histogram(out, "nsctl_discovery_duration_seconds", "How long scans take.",
+              {(): stats.scan_durations})
     out.family("nsctl_refresh_errors_total", "counter",
                "Rescans that failed, and refresher processes that died.")
     out.sample("nsctl_refresh_errors_total", stats.refresh_errors)
@@ -97,8 +106,12 @@ def render(store: Store, http: dict[str, int] | None = None) -> str:
         out.sample("nsctl_events_total", n, kind=kind)
     out.gauge("nsctl_cnproc", "1 when rescans are triggered by process events, 0 when "
               "polling only.", int(stats.trigger == "cn_proc"))
-    if http is not None:
-        out.family("nsctl_http_requests_total", "counter", "HTTP requests answered, by status class.")
-        for code, n in sorted(http.items()):
+    if guard is not None:
+        out.family("nsctl_http_requests_total", "counter",
+                   "HTTP requests answered, by status class.")
+        for code, n in sorted(guard.answered.items()):
             out.sample("nsctl_http_requests_total", n, code=code)
+        histogram(out, "nsctl_http_request_duration_seconds",
+                  "Time to the first byte of the answer, by route.",
+                  {(("route", r),): h for r, h in sorted(guard.latency.items())})
     return out.text()

@@ -21,6 +21,7 @@ import socket
 import time
 
 from ..kernel.peercred import in_group, peer_credentials
+from .state import Histogram
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -130,6 +131,24 @@ SECURITY_HEADERS = [
 ]
 
 
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+# Routes by their path (a metrics label must not grow with what clients send).
+_ROUTES = frozenset({"/", "/api/v1/status", "/api/v1/namespaces", "/api/v1/tree",
+                     "/api/v1/pidtree", "/api/v1/net", "/api/v1/processes", "/api/v1/snapshot",
+                     "/api/v1/diff", "/api/v1/events", "/api/v1/pins", "/metrics",
+                     "/openapi.json"})
+
+
+def route_of(path: str) -> str:
+    if path in _ROUTES:
+        return path
+    if path.startswith("/api/v1/namespaces/"):
+        return "/api/v1/namespaces/{spec}"
+    if path.startswith("/static/"):
+        return "/static/{name}"
+    return "other"
+
+
 class Guard:
     """The ASGI middleware: checks, then limits, then the app; counts answers by class."""
 
@@ -138,6 +157,7 @@ class Guard:
         self.policy = policy
         self.buckets = Buckets(policy.rate, policy.burst) if policy.rate > 0 else None
         self.answered: dict[str, int] = {}
+        self.latency: dict[str, Histogram] = {}
 
     def _count(self, status: int) -> None:
         key = f"{status // 100}xx"
@@ -148,9 +168,15 @@ class Guard:
             await self.app(scope, receive, send)
             return
 
+        started = time.perf_counter()
+
         async def counted(message: dict) -> None:
             if message["type"] == "http.response.start":
                 self._count(message["status"])
+                route = route_of(scope["path"])
+                if route not in self.latency:
+                    self.latency[route] = Histogram(HTTP_BUCKETS)
+                self.latency[route].observe(time.perf_counter() - started)
                 message.setdefault("headers", [])
                 message["headers"] = list(message["headers"]) + SECURITY_HEADERS
             await send(message)

@@ -69,14 +69,30 @@ class Model:
         return value
 
 
+class Histogram:
+    """Cumulative bucket counts, sum and count: a Prometheus histogram's state."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.buckets = [0] * len(bounds)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.sum += value
+        for i, bound in enumerate(self.bounds):
+            if value <= bound:
+                self.buckets[i] += 1
+
+
 class Stats:
     """Counters for /metrics and /status."""
 
     def __init__(self) -> None:
         self.scans = 0
         self.scan_seconds = 0.0
-        self.scan_seconds_sum = 0.0
-        self.scan_buckets = [0] * len(SCAN_BUCKETS)
+        self.scan_durations = Histogram(SCAN_BUCKETS)
         self.refresh_errors = 0
         self.refresher_restarts = 0
         self.last_error: str | None = None
@@ -88,11 +104,8 @@ class Stats:
     def scanned(self, seconds: float, at: float) -> None:
         self.scans += 1
         self.scan_seconds = seconds
-        self.scan_seconds_sum += seconds
         self.last_scan = at
-        for i, bound in enumerate(SCAN_BUCKETS):
-            if seconds <= bound:
-                self.scan_buckets[i] += 1
+        self.scan_durations.observe(seconds)
 
 
 SCAN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
