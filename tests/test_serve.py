@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -575,3 +576,29 @@ def test_tls(scratch: Path) -> None:
     finally:
         cert.unlink()
         key.unlink()
+
+
+def test_a_dead_refresher_is_replaced() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with running_server("--max-age", "1") as server:
+        refresher = [p for p, pp in topology.ppid_map().items() if pp == server.popen.pid]
+        assert len(refresher) == 1, refresher       # no worker until a view is asked for
+        os.kill(refresher[0], signal.SIGKILL)
+        before = server.json("/api/v1/status")["generation"]
+
+        def replaced() -> bool:
+            now = [p for p, pp in topology.ppid_map().items() if pp == server.popen.pid]
+            return bool(now) and now != refresher and \
+                server.json("/api/v1/status")["refresh_errors"] >= 1
+        wait_until(replaced, 30, "a new refresher")
+        # Still served meanwhile, and new scans arrive from the new one.
+        assert server.get("/api/v1/namespaces").status_code == 200
+        def scans() -> float:
+            return next(s.value for f in text_string_to_metric_families(
+                server.get("/metrics").text) for s in f.samples
+                if s.name == "nsctl_discovery_duration_seconds_count")
+
+        count = scans()
+        wait_until(lambda: scans() > count, 30, "a scan by the new refresher")
+        assert server.json("/api/v1/status")["generation"] >= before

@@ -19,7 +19,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..kernel.errors import NsctlError
 from ..model import Snapshot
 from . import documents, metrics
 from .documents import ApiError
@@ -33,11 +32,11 @@ MEDIA = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=u
          ".json": "application/json", ".txt": "text/plain; charset=utf-8",
          ".woff2": "font/woff2"}
 JSON = "application/json"
+_OBJECT = {JSON: {"schema": {"type": "object"}}}   # OpenAPI: "answers a JSON object"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
-_OBJECT = {"application/json": {"schema": {"type": "object"}}}
 
 
 def iso(when: float) -> str:
@@ -71,7 +70,7 @@ class Hub:
     """Fans model changes out to the event streams (each a bounded queue; a client
     too slow to keep up is dropped, and its EventSource reconnects)."""
 
-    QUEUE = 1000
+    QUEUE = 256      # model changes a stream may fall behind by
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -84,18 +83,21 @@ class Hub:
     def from_thread(self, generation: int, events: list[dict]) -> None:
         """The store's listener (runs in its reader thread)."""
         if self.loop is not None and not self.closed:
-            self.loop.call_soon_threadsafe(self.publish, generation, events)
+            try:
+                self.loop.call_soon_threadsafe(self.publish, generation, events)
+            except RuntimeError:
+                pass            # the loop closed: the server is stopping
 
     def publish(self, generation: int, events: list[dict]) -> None:
-        chunks = [f"event: {e.get('event', 'message')}\ndata: {json.dumps(e)}\n\n"
-                  for e in events]
-        chunks.append(f"event: generation\ndata: {json.dumps({'generation': generation})}\n\n")
+        """One chunk per model change (a thousand namespaces born at once is one item)."""
+        chunk = "".join(f"event: {e.get('event', 'message')}\ndata: {json.dumps(e)}\n\n"
+                        for e in events)
+        chunk += f"event: generation\ndata: {json.dumps({'generation': generation})}\n\n"
         for q in list(self.queues):
-            if q.maxsize - q.qsize() < len(chunks):
+            if q.full():
                 self.queues.discard(q)
                 _end(q)
-                continue
-            for chunk in chunks:
+            else:
                 q.put_nowait(chunk)
 
     def subscribe(self) -> asyncio.Queue:
@@ -471,4 +473,4 @@ def _add_ops(app: FastAPI, service: Service) -> None:
         return _json({"unpinned": path, "was": what})
 
 
-__all__ = ["create_app", "Service", "NsctlError"]
+__all__ = ["create_app", "Service"]

@@ -254,8 +254,10 @@ class Store:
             started = time.monotonic()
             try:
                 self._read(proc)
-            except (OSError, ValueError) as exc:
-                self._error(f"reading the refresher: {exc}")
+            except Exception as exc:  # a message we cannot use: start over with a new one
+                self._error(f"reading the refresher: {type(exc).__name__}: {exc}")
+                if not self._stopping.is_set():
+                    _stop_child(proc)
             if self._stopping.is_set():
                 return
             proc.wait()
@@ -313,7 +315,10 @@ class Store:
         self.history.add(model.scanned_at, model.generation, text)
         self.ready.set()
         for listener in list(self.listeners):
-            listener(model.generation, events)
+            try:
+                listener(model.generation, events)
+            except Exception as exc:  # a listener's bug must not stop the model's updates
+                self._error(f"notifying a listener: {type(exc).__name__}: {exc}")
 
     # --- what requests ask ----------------------------------------------------------------
 
