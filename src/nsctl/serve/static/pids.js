@@ -26,7 +26,8 @@ function items(pidnsList, ctx) {
     const subs = (pidns.children || []).map(wrapNs);
     const own = hit && (!filter.proc || procs.some((p) => p.shown));
     const shown = own || subs.some((s) => s.shown);
-    return { kind: "pidns", pidns, node, kids: [...procs, ...subs], shown, hit: own };
+    const toSelected = pidns.ns === ctx.selected || subs.some((s) => s.toSelected);
+    return { kind: "pidns", pidns, node, kids: [...procs, ...subs], shown, hit: own, toSelected };
   };
   return pidnsList.map(wrapNs);
 }
@@ -81,6 +82,7 @@ export function renderPids(pane, ctx) {
     row: (item) => (item.kind === "pidns" ? nsRow(item, ctx.selected) : procRow(item, owner.get(item))),
     children: (item) => item.kids,
     visible: (item) => item.shown,
+    keep: (item) => Boolean(item.toSelected),
     collapsed: ctx.collapsed,
     expanded: ctx.expanded,
   });

@@ -12,7 +12,8 @@ const LIMIT = 200;   // rows per list before a "show more" button
 /**
  * opts: key(item) -> string, row(item) -> Element, children(item) -> items,
  * visible(item) -> bool, collapsed: Set of keys, expanded: Set of list keys,
- * label: the tree's accessible name.
+ * label: the tree's accessible name; optional keep(item) -> bool: shown even
+ * past the limit (the selection, and what leads to it).
  */
 export function treeView(roots, opts) {
   const ul = h("ul", { class: "tree", role: "tree", "aria-label": opts.label });
@@ -24,14 +25,16 @@ export function treeView(roots, opts) {
 
 function appendItems(ul, items, opts, listKey) {
   const limit = opts.expanded.has(listKey) ? Infinity : LIMIT;
-  for (const item of items.slice(0, limit)) ul.append(itemElement(item, opts));
+  const kept = items.slice(limit).filter((item) => opts.keep && opts.keep(item));
+  for (const item of [...items.slice(0, limit), ...kept]) ul.append(itemElement(item, opts));
   if (items.length > limit) {
-    const button = h("button", { type: "button", class: "more" }, `show ${items.length - limit} more`);
+    const rest = items.slice(limit).filter((item) => !kept.includes(item));
+    const button = h("button", { type: "button", class: "more" }, `show ${rest.length} more`);
     const li = h("li", { role: "none" }, button);
     button.addEventListener("click", () => {
       opts.expanded.add(listKey);
       li.remove();
-      for (const item of items.slice(limit)) ul.append(itemElement(item, opts));
+      for (const item of rest) ul.append(itemElement(item, opts));
     });
     ul.append(li);
   }

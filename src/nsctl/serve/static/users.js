@@ -29,9 +29,14 @@ export function renderUsers(pane, ctx) {
   const active = filterActive(filter);
   const matched = new Set();
   const keep = new Set();
+  const toSelected = new Set();   // the selected namespace and its ancestors
   const mark = (node) => {
     let any = false;
-    for (const kid of node.children || []) any = mark(kid) || any;
+    for (const kid of node.children || []) {
+      any = mark(kid) || any;
+      if (toSelected.has(kid.ns)) toSelected.add(node.ns);
+    }
+    if (node.ns === selected) toSelected.add(node.ns);
     if (!active || matches(node, filter, index)) matched.add(node.ns);
     if (any || matched.has(node.ns)) keep.add(node.ns);
     return keep.has(node.ns);
@@ -53,6 +58,7 @@ export function renderUsers(pane, ctx) {
     row,
     children: ordered,
     visible: (node) => keep.has(node.ns),
+    keep: (node) => toSelected.has(node.ns),
     collapsed: ctx.collapsed,
     expanded: ctx.expanded,
   });
