@@ -390,6 +390,7 @@ BAD_OPTIONS = {
     "--unix /nonexistent-dir/x.sock: No such file": "--unix /nonexistent-dir/x.sock",
     "--tls-cert /nonexistent/cert.pem: No such file": "--tls-cert /nonexistent/cert.pem",
     "--tls-key needs --tls-cert": "--tls-key /nonexistent/key.pem",
+    "writable by group or others": "--unix x.sock --allow-ops --pin-dir /tmp",
 }
 
 
@@ -478,6 +479,11 @@ def test_peer_credentials_decide_operations(public_dir: str, scratch: Path) -> N
                           ).status_code == 404
         # Root: pinned, as the kernel shows (the file is that namespace), then undone.
         with server.unix_client() as c:
+            from openapi_spec_validator import validate
+
+            spec = c.get("/openapi.json").json()
+            validate(spec)
+            assert {"post", "delete"} <= set(spec["paths"]["/api/v1/pins"])
             r = c.post("/api/v1/pins", json={"spec": f"net:[{ino}]", "path": target})
             assert r.status_code == 201, r.text
             try:

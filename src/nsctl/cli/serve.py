@@ -233,6 +233,10 @@ def _pin_dirs(values: list[str] | None) -> list[str]:
         if os.path.exists(d) and (not os.path.isdir(d) or os.path.realpath(d) != d):
             raise UsageError(f"--pin-dir {d}: not a directory, or reached through a symlink "
                              f"(use {os.path.realpath(d)})")
+        if os.path.exists(d) and os.stat(d).st_mode & 0o022:
+            # Whoever may write there could swap a name for a symlink between our check
+            # and the mount.
+            raise UsageError(f"--pin-dir {d}: writable by group or others (chmod go-w it)")
         out.append(d)
     return out
 
