@@ -139,6 +139,10 @@ def test_page_finds_shows_and_drops_a_namespace(server, browser, scratch):
         expect(row).to_be_visible(timeout=SHOW_MS)
         expect(row).to_have_attribute("data-type", "net")
         expect(row).to_contain_text("bindmount")
+        page.select_option("#filter-type", "pid")                          # filters apply
+        expect(row).to_have_count(0)
+        page.select_option("#filter-type", "net")
+        expect(row).to_be_visible()
         row.click()
         expect(details).to_have_attribute("data-selected", str(ino))
         expect(details.locator("h2")).to_have_text(f"net:[{ino}]")
