@@ -217,6 +217,7 @@ class Store:
         self._proc: subprocess.Popen | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._spawning = threading.Lock()   # no new refresher once stop() has begun
 
     # --- lifetime -----------------------------------------------------------------------
 
@@ -227,8 +228,9 @@ class Store:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        proc, self._proc = self._proc, None
+        with self._spawning:
+            self._stopping.set()
+            proc, self._proc = self._proc, None
         _stop_child(proc)
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -242,7 +244,9 @@ class Store:
             args.append("--threads")
         if not self.cnproc:
             args.append("--no-cnproc")
-        self._proc = _python_child("refresher", args)
+        with self._spawning:
+            if not self._stopping.is_set():
+                self._proc = _python_child("refresher", args)
 
     def _run(self) -> None:
         """Read the refresher; restart it (with a pause) if it dies."""
@@ -345,14 +349,18 @@ class Worker:
         self._proc: subprocess.Popen | None = None
         self._generation = 0              # the model the worker has
         self._lock = threading.Lock()
+        self._closed = False
 
     def stop(self) -> None:
         with self._lock:
+            self._closed = True
             proc, self._proc = self._proc, None
             _stop_child(proc)
 
     def call(self, model: Model, request: dict) -> object:
         with self._lock:
+            if self._closed:
+                raise WorkerError("the server is stopping", 503)
             if self._proc is None or self._proc.poll() is not None:
                 _stop_child(self._proc)
                 self._proc = _python_child("worker", [])
