@@ -611,3 +611,20 @@ def test_a_dead_refresher_is_replaced() -> None:
         count = scans()
         wait_until(lambda: scans() > count, 30, "a scan by the new refresher")
         assert server.json("/api/v1/status")["generation"] >= before
+
+
+def test_a_stuck_refresher_is_replaced() -> None:
+    with running_server("--max-age", "0.5", "--refresher-timeout", "2") as server:
+        first = [p for p, pp in topology.ppid_map().items() if pp == server.popen.pid]
+        assert len(first) == 1, first
+        os.kill(first[0], signal.SIGSTOP)          # a scan that never ends, as seen from outside
+        try:
+            def replaced() -> bool:
+                now = [p for p, pp in topology.ppid_map().items() if pp == server.popen.pid]
+                return bool(now) and first[0] not in now
+            wait_until(replaced, 30, "the stuck refresher replaced")
+        finally:
+            if os.path.exists(f"/proc/{first[0]}"):
+                os.kill(first[0], signal.SIGCONT)
+        assert server.json("/api/v1/status")["refresh_errors"] >= 1
+        wait_until(lambda: server.json("/api/v1/status")["age"] < 2, 30, "fresh scans again")

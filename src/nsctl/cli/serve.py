@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keepalive", type=float, default=15.0, metavar="S",
                    help="comment on idle event streams every S seconds (default 15)")
     p.add_argument("--access-log", action="store_true", help="log every request on stderr")
+    p.add_argument("--refresher-timeout", type=float, metavar="S",
+                   help="replace the background scanner when it has said nothing for S seconds "
+                        "(default: 20 x --max-age, at least 60)")
     return p
 
 
@@ -243,8 +246,9 @@ def _pin_dirs(values: list[str] | None) -> list[str]:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if not args.max_age > 0:
-        raise UsageError("--max-age must be positive")
+    if not args.max_age > 0 or (args.refresher_timeout is not None and
+                                not args.refresher_timeout > args.max_age):
+        raise UsageError("--max-age must be positive, --refresher-timeout longer than it")
     if args.rate < 0 or min(args.burst, args.max_body, args.max_connections) < 1 or \
             not args.view_timeout > 0:
         raise UsageError("--rate must be >= 0; --burst, --max-body, --max-connections and "
@@ -321,7 +325,8 @@ def _serve(args: argparse.Namespace, sockets: list[socket.socket], token: str | 
     from ..serve.state import Store, Worker
 
     store = Store(interval=max(0.05, args.max_age / 2), max_age=args.max_age,
-                  threads=args.threads, cnproc=not args.no_cnproc)
+                  threads=args.threads, cnproc=not args.no_cnproc,
+                  hang_after=args.refresher_timeout)
     worker = Worker(timeout=args.view_timeout)
     policy = Policy(token=token, hosts=hosts, rate=args.rate, burst=args.burst,
                     max_body=args.max_body, ops_group=group)

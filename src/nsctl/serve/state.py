@@ -202,9 +202,13 @@ class Store:
     new generation (with the events that led to it)."""
 
     def __init__(self, interval: float, max_age: float, threads: bool = False,
-                 cnproc: bool = True, history: History | None = None) -> None:
+                 cnproc: bool = True, history: History | None = None,
+                 hang_after: float | None = None) -> None:
         self.interval = interval
         self.max_age = max_age
+        # A refresher silent this long is stuck (a scan that never ends): replace it.
+        self.hang_after = hang_after if hang_after is not None else max(60.0, 20 * max_age)
+        self._heard = time.monotonic()
         self.threads = threads
         self.cnproc = cnproc
         self.history = history or History()
@@ -226,6 +230,24 @@ class Store:
         self._thread = threading.Thread(target=self._run, name="nsctl-refresher-reader",
                                         daemon=True)
         self._thread.start()
+        threading.Thread(target=self._watchdog, name="nsctl-refresher-watchdog",
+                         daemon=True).start()
+
+    def _watchdog(self) -> None:
+        """Kill a refresher that has said nothing for ``hang_after`` seconds; the reader
+        then sees it end and starts another."""
+        while not self._stopping.wait(min(1.0, self.hang_after / 4)):
+            proc = self._proc
+            if proc is None or proc.poll() is not None or self.fatal is not None:
+                continue
+            silent = time.monotonic() - self._heard
+            if silent > self.hang_after:
+                self._error(f"the refresher said nothing for {silent:.0f}s; replacing it")
+                self._heard = time.monotonic()
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def stop(self) -> None:
         with self._spawning:
@@ -281,7 +303,9 @@ class Store:
     def _read(self, proc: subprocess.Popen) -> None:
         out = proc.stdout
         assert out is not None
+        self._heard = time.monotonic()
         for line in out:
+            self._heard = time.monotonic()
             msg = json.loads(line)
             kind = msg.get("kind")
             if kind == "model":
