@@ -134,6 +134,7 @@ class Service:
         self.hub = Hub()
         self.guard: Guard | None = None
         store.listeners.append(self.hub.from_thread)
+        store.own_pids = lambda: {os.getpid()} | store.helper_pids() | worker.pids()
 
     def model(self) -> Model:
         model = self.store.current

@@ -197,6 +197,10 @@ def _stop_child(proc: subprocess.Popen | None, grace: float = 2.0) -> None:
         proc.stdout.close()
 
 
+def _pid_of(proc: subprocess.Popen | None) -> set[int]:
+    return {proc.pid} if proc is not None else set()
+
+
 class Store:
     """The current model, fed by the refresher process; notifies listeners of each
     new generation (with the events that led to it)."""
@@ -216,6 +220,9 @@ class Store:
         self.current: Model | None = None
         self.generation = 0
         self.listeners: list[Callable[[int, list[dict]], None]] = []
+        # This server's own process ids (itself, its helpers): their children's comings
+        # and goings are left out of the events.
+        self.own_pids: Callable[[], set[int]] = lambda: {os.getpid()} | self.helper_pids()
         self.ready = threading.Event()
         self.fatal: str | None = None
         self._proc: subprocess.Popen | None = None
@@ -332,7 +339,8 @@ class Store:
         doc = json.loads(text)
         snap = from_document(doc, "the refresher's model")
         self._note_scan(msg)
-        events = msg.get("events") or []
+        previous = self.current.snap if self.current is not None else None
+        events = [e for e in msg.get("events") or [] if not self._ours(e, snap, previous)]
         for e in events:
             kind = e.get("event")
             if kind in self.stats.events:
@@ -348,7 +356,23 @@ class Store:
             except Exception as exc:  # a listener's bug must not stop the model's updates
                 self._error(f"notifying a listener: {type(exc).__name__}: {exc}")
 
+    def _ours(self, event: dict, *snaps: Snapshot | None) -> bool:
+        """An event about this server's own processes: the children its helpers fork
+        for a moment to enter namespaces (reading a view), not news about the host."""
+        pid = event.get("pid")
+        if pid is None:
+            return False
+        own = self.own_pids()
+        for snap in snaps:
+            proc = snap.processes.get(pid) if snap is not None else None
+            if proc is not None:
+                return proc.pid in own or proc.ppid in own
+        return False
+
     # --- what requests ask ----------------------------------------------------------------
+
+    def helper_pids(self) -> set[int]:
+        return _pid_of(self._proc)
 
     def age(self) -> float | None:
         if not self.stats.last_scan:
@@ -374,6 +398,9 @@ class Worker:
         self._generation = 0              # the model the worker has
         self._lock = threading.Lock()
         self._closed = False
+
+    def pids(self) -> set[int]:
+        return _pid_of(self._proc)
 
     def stop(self) -> None:
         with self._lock:
