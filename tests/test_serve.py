@@ -628,3 +628,29 @@ def test_a_stuck_refresher_is_replaced() -> None:
                 os.kill(first[0], signal.SIGCONT)
         assert server.json("/api/v1/status")["refresh_errors"] >= 1
         wait_until(lambda: server.json("/api/v1/status")["age"] < 2, 30, "fresh scans again")
+
+
+@root_only
+def test_ops_group_may_pin(public_dir: str, scratch: Path) -> None:
+    import grp
+
+    group = grp.getgrgid(NOBODY).gr_name
+    sock = os.path.join(public_dir, "ops.sock")
+    pins = scratch / "pins"
+    pins.mkdir()
+    with topology.unshare_command(["--net"]) as cmd, \
+            running_server("--allow-ops", "--ops-group", group, "--pin-dir", str(pins),
+                           unix=sock, tcp=False) as server:
+        info = os.stat(sock)
+        assert stat.S_IMODE(info.st_mode) == 0o660 and info.st_gid == NOBODY
+        ino = topology.link_ino(cmd.child, "net")
+        wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")), 10, "the netns")
+        target = str(pins / "by-group")
+        status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target))
+        try:
+            assert status == 201, body
+            assert os.stat(target).st_ino == ino
+        finally:
+            with server.unix_client() as c:
+                r = c.delete("/api/v1/pins", params={"path": target})
+        assert r.status_code == 200 and not os.path.lexists(target)
