@@ -298,6 +298,7 @@ def test_static_page_and_paths() -> None:
         page = c.get("/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert page.headers["x-content-type-options"] == "nosniff"
+        assert c.get("/api/v1/status").headers["cache-control"] == "no-store"
         static = Path(__file__).parent.parent / "src/nsctl/serve/static"
         js = sorted(p.name for p in static.glob("*.js"))
         if js:

@@ -177,8 +177,12 @@ class Guard:
                 if route not in self.latency:
                     self.latency[route] = Histogram(HTTP_BUCKETS)
                 self.latency[route].observe(time.perf_counter() - started)
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+                headers = list(message.get("headers") or []) + SECURITY_HEADERS
+                if scope["path"] != "/" and not scope["path"].startswith("/static/"):
+                    # What a host's namespaces look like is nothing for caches to keep.
+                    headers = [h for h in headers if h[0].lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
             await send(message)
 
         refusal = self._check(scope)
