@@ -149,6 +149,10 @@ def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str]
     return result
 
 
+def _per_ns(tool: dict) -> float:
+    return tool["wall_s"]["median"] / max(1, tool["count_median"]) * 1e6
+
+
 def markdown(results: list[dict], host: dict, nsctl_label: str) -> str:
     lines = [
         f"Host: {host['cpus']} CPUs, {host['mem_gib']} GiB, Linux {host['kernel']}, "
@@ -156,9 +160,10 @@ def markdown(results: list[dict], host: dict, nsctl_label: str) -> str:
         f"nsctl command: {nsctl_label}; environment {host['timed_env']}",
         "",
         "| N | created | lsns finds | nsctl finds | lsns median s | nsctl median s "
-        "| lsns/nsctl | lsns CPU s | nsctl CPU s | lsns peak RSS MiB | nsctl peak RSS MiB "
+        "| lsns/nsctl | µs per namespace found (lsns / nsctl) "
+        "| lsns CPU s | nsctl CPU s | lsns peak RSS MiB | nsctl peak RSS MiB "
         "| lsns ⊆ nsctl | created found (nsctl / lsns) | build s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|",
     ]
     for r in results:
         ok = "yes" if r["lsns_not_in_nsctl"] == 0 else f"NO ({r['lsns_not_in_nsctl']} missing)"
@@ -169,6 +174,7 @@ def markdown(results: list[dict], host: dict, nsctl_label: str) -> str:
             f"| {r['nsctl']['count_median']} "
             f"| {r['lsns']['wall_s']['median']:.3f} | {r['nsctl']['wall_s']['median']:.3f} "
             f"| {r['ratio_lsns_over_nsctl']:.2f} "
+            f"| {_per_ns(r['lsns']):.0f} / {_per_ns(r['nsctl']):.0f} "
             f"| {r['lsns']['cpu_s']['median']:.3f} | {r['nsctl']['cpu_s']['median']:.3f} "
             f"| {r['lsns']['maxrss_kib_median'] / 1024:.1f} "
             f"| {r['nsctl']['maxrss_kib_median'] / 1024:.1f} | {ok} "
@@ -179,6 +185,9 @@ def markdown(results: list[dict], host: dict, nsctl_label: str) -> str:
                  "(each run's in the JSON); CPU is user+system time (incl. nsctl's forked "
                  "helpers), less sensitive to other load on the machine; RSS is the "
                  "command's ru_maxrss from wait4. lsns/nsctl (wall) > 1 means nsctl is faster. "
+                 "µs per namespace found: median wall time over namespaces found, the cost "
+                 "of the same work unit for both (nsctl finds more, each costing the same "
+                 "open, fstat and ioctls as in lsns). "
                  "lsns ⊆ nsctl: every namespace all lsns runs found was found by nsctl; "
                  "'transient' ones came or went between runs (checked by lsns before and "
                  "after an extra nsctl run).")
