@@ -11,7 +11,6 @@ back, so the whole scan stays linear and uses every core.
 from __future__ import annotations
 
 import os
-import pickle
 from fcntl import ioctl as _ioctl
 
 from ..kernel import nsfs, procfs
@@ -136,6 +135,8 @@ def _fast_learner(scan: Scan):
 def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str],
                    workers: int) -> Found:
     """Split ``tids`` over forked workers; this process scans the first share itself."""
+    import pickle   # here: plain `nsctl ls` never needs it
+
     chunks = [tids[i::workers] for i in range(workers)]
     children: list[tuple[int, int]] = []
     for chunk in chunks[1:]:
