@@ -13,7 +13,7 @@ import { filterActive, matches } from "./model.js";
 const BOX_W = 210;
 const GAP_X = 44;       // gutters: the lines run in them
 const GAP_Y = 34;
-const MARGIN = GAP_X / 2 + 4;
+const MARGIN = GAP_X;   // a whole gutter left of the first column: lines run there too
 const LANES = 7;        // parallel lines a gutter holds
 const HEAD = 40;        // box header: name, inode
 const LINE = 18;        // one interface
