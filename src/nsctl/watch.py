@@ -146,9 +146,12 @@ class Watcher:
     signal wake-up pipe."""
 
     def __init__(self, threads: bool = False, interval: float = 0.5, cnproc: bool = True,
-                 handle_signals: bool = True) -> None:
+                 handle_signals: bool = True, coverage: float | None = None) -> None:
         self.threads = threads
         self.interval = max(0.01, interval)
+        # Read every process again at least every `coverage` seconds (a bound on how old
+        # what no event shows may get), however long that makes the rolling slices.
+        self.coverage = coverage
         self.listener = None
         self.trigger = "poll"
         self.why_no_cnproc: str | None = None if cnproc else "disabled (--no-cnproc)"
@@ -229,6 +232,8 @@ class Watcher:
             self.full_seconds = time.monotonic() - started
             self.full_due = float("inf")
             self.slices = max(1, math.ceil(FULL_COST * self.full_seconds / self.interval))
+            if self.coverage is not None:
+                self.slices = min(self.slices, max(1, int(self.coverage // self.interval)))
         if not complete:
             self.full_due = 0.0
         self._watch_mount_tables()

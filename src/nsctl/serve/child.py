@@ -65,13 +65,15 @@ def refresher(argv: list[str]) -> int:
     p.add_argument("--interval", type=float, required=True)
     p.add_argument("--threads", action="store_true")
     p.add_argument("--no-cnproc", action="store_true")
+    p.add_argument("--coverage", type=float, default=None,
+                   help="read every process again at least this often (the maximum age)")
     p.add_argument("--min-gap", type=float, default=0.25,
                    help="at least this long between two rescans (a host busy forking "
                         "would otherwise keep one core scanning)")
     args = p.parse_args(argv)
     out = sys.stdout.buffer
     with Watcher(threads=args.threads, interval=args.interval, cnproc=not args.no_cnproc,
-                 handle_signals=False) as watcher:
+                 handle_signals=False, coverage=args.coverage) as watcher:
         started = time.monotonic()
         try:
             snap = watcher.start()

@@ -267,7 +267,7 @@ class Store:
     def _spawn(self) -> None:
         # At most a few models a second: each costs this process a parse, and a host
         # busy forking would otherwise change the model at every scan.
-        args = ["--interval", repr(self.interval),
+        args = ["--interval", repr(self.interval), "--coverage", repr(self.max_age),
                 "--min-gap", repr(min(0.5, self.max_age / 4))]
         if self.threads:
             args.append("--threads")
