@@ -6,6 +6,7 @@ stays fast.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -34,6 +35,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # Commands that parse their own argv (lsns mimics another tool's options).
 OWN_PARSER = {"lsns"}
 
+# Commands that run until stopped; every other one is over in moments.
+LONG_RUNNING = {"watch", "serve"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
@@ -59,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(args)  # prints help/version or the "invalid choice" error
         return 2
     name, rest = args[0], args[1:]
+    if name not in LONG_RUNNING:
+        # A command that is over in moments builds its model and its output and exits:
+        # nothing for the cyclic collector to find, only ~10 % of a big host's time
+        # spent walking what it allocated (memory is still freed by reference counts).
+        gc.disable()
     module = importlib.import_module(f".{COMMANDS[name][0]}", __package__)
     return run_guarded(module.main, rest)
 
