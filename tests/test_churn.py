@@ -5,8 +5,8 @@ namespace of its own, so every namespace they make is owned, directly or
 through nested user namespaces, by that one user namespace, which nobody
 else on the host can create namespaces in.  Every worker logs each state it
 passes through: every ns link with inode, NS_GET_ID (never reused, unlike
-inodes), type and owner.  Meanwhile discover() runs over and over; then each
-snapshot is checked against the log.
+inodes), type and owner.  Meanwhile discover() runs over and over (or nsctl
+watch's incremental rescans do); then each snapshot is checked against the log.
 """
 from __future__ import annotations
 
@@ -64,6 +64,57 @@ def test_discover_while_namespaces_churn(scratch):
         pinned, user = pin.net, churn.user
 
     assert errors == []
+    _check(snaps, log, summary, user, pinned, costs)
+
+
+def test_incremental_watch_while_namespaces_churn(scratch):
+    """The same checks on the snapshots of nsctl watch's incremental rescans (only the
+    processes the kernel's events name are read again, the rest taken over), and at the
+    end the watcher's model agrees with a full scan."""
+    from nsctl.watch import Watcher
+
+    # A long interval: nearly every rescan is one triggered by process events.
+    with topology.netns_bindmount(scratch, "pinned") as pin, topology.churn(scratch) as churn, \
+            Watcher(interval=3.0, handle_signals=False) as watcher:
+        watcher.start()
+        snaps, costs = [], []
+        churn.go()
+        churn.wait_started()
+        start = time.monotonic()
+        while time.monotonic() - start < CHURN_SECONDS or len(snaps) < MIN_SCANS:
+            if time.monotonic() - start > MAX_SECONDS:
+                break
+            if watcher.wait(time.monotonic() + 0.5):
+                t0 = time.monotonic()
+                watcher.step()
+                snaps.append(watcher.snapshot)
+                costs.append((False, round(time.monotonic() - t0, 3)))
+        summary = churn.stop()
+        log = churn.log()
+        pinned, user = pin.net, churn.user
+        # The churn is over: what the watcher holds now must be what a full scan sees.
+        for _ in range(20):
+            watcher.wait(time.monotonic() + 0.3)
+            watcher.step()
+            full = nsctl.discover()
+            if _ids(watcher.snapshot, user.ino) == _ids(full, user.ino):
+                break
+        assert _ids(watcher.snapshot, user.ino) == _ids(full, user.ino)
+        incremental_steps = watcher.scans - watcher.full_scans
+    print(f"{len(snaps)} rescans during the churn, {incremental_steps} incremental")
+    assert incremental_steps >= len(snaps) // 2, (watcher.scans, watcher.full_scans)
+    _check(snaps, log, summary, user, pinned, costs)
+
+
+def _ids(snap, user_ino: int) -> set[tuple[int, str, int]]:
+    """The churner's namespaces in a snapshot, and who holds them (no PIDs: those are
+    what two scans may see at different moments)."""
+    return {(ns.id, ns.type, len(ns.refs)) for ns in snap.namespaces.values()
+            if _owned_by(snap, ns, user_ino)}
+
+
+def _check(snaps: list, log: list[dict], summary: dict, user, pinned, costs: list) -> None:
+    """Every snapshot against the churn log: nothing reported that never was."""
     assert [e["error"] for e in log if "error" in e] == []
     assert summary["failed"] == 0 and summary["workers"] > 50, summary
     assert len(snaps) >= 2, costs
