@@ -40,25 +40,25 @@ def _owned_by(snap, ns, user_ino: int) -> bool:
 def test_discover_while_namespaces_churn(scratch):
     # A pinned netns: every mount namespace the workers make copies that bind mount.
     with topology.netns_bindmount(scratch, "pinned") as pin, topology.churn(scratch) as churn:
-        snaps, errors, costs = [], [], []
-        threads_cost = 0.0
-        churn.go()
-        churn.wait_started()
-        start = time.monotonic()
-        while time.monotonic() - start < CHURN_SECONDS or len(snaps) < MIN_SCANS:
-            if time.monotonic() - start > MAX_SECONDS:
-                break
+        errors = []
+        threads_cost = [0.0]
+
+        def scan(taken: int, costs: list) -> object:
             # Every third scan reads threads too, unless that is slow on this host
             # (someone's benchmark with tens of thousands of threads, say).
-            threads = len(snaps) % 3 == 2 and threads_cost < 1.0
+            threads = taken % 3 == 2 and threads_cost[0] < 1.0
             t0 = time.monotonic()
             try:
-                snaps.append(nsctl.discover(threads=threads))
+                return nsctl.discover(threads=threads)
             except Exception as exc:   # noqa: BLE001 - the test is that there are none
                 errors.append(repr(exc))
-            costs.append((threads, round(time.monotonic() - t0, 2)))
-            if threads:
-                threads_cost = costs[-1][1]
+            finally:
+                costs.append((threads, round(time.monotonic() - t0, 2)))
+                if threads:
+                    threads_cost[0] = costs[-1][1]
+            return None
+
+        snaps, costs = _while_churning(churn, scan)
         summary = churn.stop()
         log = churn.log()
         pinned, user = pin.net, churn.user
@@ -77,18 +77,16 @@ def test_incremental_watch_while_namespaces_churn(scratch):
     with topology.netns_bindmount(scratch, "pinned") as pin, topology.churn(scratch) as churn, \
             Watcher(interval=3.0, handle_signals=False) as watcher:
         watcher.start()
-        snaps, costs = [], []
-        churn.go()
-        churn.wait_started()
-        start = time.monotonic()
-        while time.monotonic() - start < CHURN_SECONDS or len(snaps) < MIN_SCANS:
-            if time.monotonic() - start > MAX_SECONDS:
-                break
-            if watcher.wait(time.monotonic() + 0.5):
-                t0 = time.monotonic()
-                watcher.step()
-                snaps.append(watcher.snapshot)
-                costs.append((False, round(time.monotonic() - t0, 3)))
+
+        def scan(taken: int, costs: list) -> object:
+            if not watcher.wait(time.monotonic() + 0.5):
+                return None
+            t0 = time.monotonic()
+            watcher.step()
+            costs.append((False, round(time.monotonic() - t0, 3)))
+            return watcher.snapshot
+
+        snaps, costs = _while_churning(churn, scan)
         summary = churn.stop()
         log = churn.log()
         pinned, user = pin.net, churn.user
@@ -104,6 +102,23 @@ def test_incremental_watch_while_namespaces_churn(scratch):
     print(f"{len(snaps)} rescans during the churn, {incremental_steps} incremental")
     assert incremental_steps >= len(snaps) // 2, (watcher.scans, watcher.full_scans)
     _check(snaps, log, summary, user, pinned, costs)
+
+
+def _while_churning(churn, scan) -> tuple[list, list]:
+    """Start the churn; take snapshots with ``scan(taken, costs)`` (None: none this time)
+    for CHURN_SECONDS and at least MIN_SCANS of them, but no longer than MAX_SECONDS."""
+    snaps: list = []
+    costs: list = []
+    churn.go()
+    churn.wait_started()
+    start = time.monotonic()
+    while time.monotonic() - start < CHURN_SECONDS or len(snaps) < MIN_SCANS:
+        if time.monotonic() - start > MAX_SECONDS:
+            break
+        snap = scan(len(snaps), costs)
+        if snap is not None:
+            snaps.append(snap)
+    return snaps, costs
 
 
 def _ids(snap, user_ino: int) -> set[tuple[int, str, int]]:
