@@ -328,10 +328,11 @@ def _serve(args: argparse.Namespace, sockets: list[socket.socket], token: str | 
                   threads=args.threads, cnproc=not args.no_cnproc,
                   hang_after=args.refresher_timeout)
     worker = Worker(timeout=args.view_timeout)
+    net_worker = Worker(timeout=args.view_timeout)
     policy = Policy(token=token, hosts=hosts, rate=args.rate, burst=args.burst,
                     max_body=args.max_body, ops_group=group)
     service = Service(store, worker, policy, allow_ops=args.allow_ops, pin_dirs=pin_dirs,
-                      keepalive=args.keepalive)
+                      keepalive=args.keepalive, net_worker=net_worker)
     app = create_app(service)
     config = uvicorn.Config(app, http=peer_protocol(), ws="none", lifespan="off",
                             proxy_headers=False, server_header=False,
@@ -371,5 +372,6 @@ def _serve(args: argparse.Namespace, sockets: list[socket.socket], token: str | 
     finally:
         service.hub.closed = True
         worker.stop()
+        net_worker.stop()
         store.stop()
     return 0 if server.started or stopped_by else 1

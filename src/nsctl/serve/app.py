@@ -121,12 +121,19 @@ def _end(q: asyncio.Queue) -> None:
 
 
 class Service:
-    """What the routes share: the store, the worker, the settings."""
+    """What the routes share: the store, the workers, the settings.
+
+    Two workers: ``net_worker`` reads the network picture (``/net``: seconds on a host
+    with a thousand network namespaces), ``worker`` everything else (one namespace's
+    view, pins), so that those never wait behind the picture."""
 
     def __init__(self, store: Store, worker: Worker, policy: Policy, allow_ops: bool = False,
-                 pin_dirs: list[str] | None = None, keepalive: float = 15.0) -> None:
+                 pin_dirs: list[str] | None = None, keepalive: float = 15.0,
+                 net_worker: Worker | None = None) -> None:
         self.store = store
         self.worker = worker
+        self.net_worker = net_worker or worker
+        net_worker = self.net_worker
         self.policy = policy
         self.allow_ops = allow_ops
         self.pin_dirs = pin_dirs or ["/run/netns"]
@@ -134,7 +141,8 @@ class Service:
         self.hub = Hub()
         self.guard: Guard | None = None
         store.listeners.append(self.hub.from_thread)
-        store.own_pids = lambda: {os.getpid()} | store.helper_pids() | worker.pids()
+        store.own_pids = lambda: ({os.getpid()} | store.helper_pids() | worker.pids()
+                                  | net_worker.pids())
 
     def model(self) -> Model:
         model = self.store.current
@@ -305,7 +313,7 @@ def create_app(service: Service) -> Guard:
         model = service.model()
 
         def build() -> bytes:
-            views = service.worker.call(model, {"op": "net"})
+            views = service.net_worker.call(model, {"op": "net"})
             return json.dumps(documents.net(model.snap, {int(k): v for k, v in
                                                          views.items()})).encode()
 
