@@ -19,7 +19,19 @@ from .model import Namespace, Snapshot
 
 
 class SpecError(NsctlError):
-    """A SPEC that names no namespace, or more than one."""
+    """A SPEC that is malformed or names more than one namespace, or, with
+    ``not_found``, is well formed but names nothing (the server's 404, not 400)."""
+
+    def __init__(self, message: str, not_found: bool = False) -> None:
+        super().__init__(message)
+        self.not_found = not_found
+
+
+class NotFound(SpecError):
+    """A well-formed SPEC that names no namespace (now)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, not_found=True)
 
 
 _TYPED = re.compile(r"^(?P<type>[a-z]+):\[(?P<ino>\d+)\]$")
@@ -51,7 +63,7 @@ def _by_pid_type(spec: str, snap: Snapshot) -> Namespace | None:
     if snap.offline:  # a snapshot: the process as it was then
         proc = snap.processes.get(int(pid))
         if proc is None or link not in proc.ns:
-            raise SpecError(f"{spec}: no process with PID {pid} (or no {link} link) in the "
+            raise NotFound(f"{spec}: no process with PID {pid} (or no {link} link) in the "
                             "snapshot")
         return _found(snap, proc.ns[link], spec)
     try:
@@ -100,7 +112,7 @@ def _by_stable_path(spec: str, snap: Snapshot) -> Namespace | None:
         return ns
     if not getattr(snap, "offline", False) and os.path.exists(spec):
         return None  # a real file that happens to look like one
-    raise SpecError(f"{spec}: no namespace has this stable path "
+    raise NotFound(f"{spec}: no namespace has this stable path "
                     "(nsctl ls -o +SPATH lists them)")
 
 
@@ -116,7 +128,7 @@ def _by_number(spec: str, snap: Snapshot) -> Namespace | None:
                         f"{by_ino.type}:[{by_ino.ino}] and the id of "
                         f"{by_id[0].type}:[{by_id[0].ino}]; write type:[inode] instead")
     if not candidates:
-        raise SpecError(f"no namespace with inode or id {spec}")
+        raise NotFound(f"no namespace with inode or id {spec}")
     return next(iter(candidates.values()))
 
 
@@ -139,7 +151,7 @@ def _by_container(spec: str, snap: Snapshot) -> Namespace | None:
     pid = container_process(query, snap, spec)
     ino = snap.processes[pid].ns.get(link)
     if ino is None:
-        raise SpecError(f"{spec}: process {pid} of that container shows no {link} namespace")
+        raise NotFound(f"{spec}: process {pid} of that container shows no {link} namespace")
     return _found(snap, ino, spec)
 
 
@@ -154,7 +166,7 @@ def container_process(query: str, snap: Snapshot, spec: str) -> int:
         known = sorted(c.label for c in containers.containers(snap))
         seen = (f"containers seen: {', '.join(known[:10])}" + (" ..." if len(known) > 10 else "")
                 if known else "no process is in a container")
-        raise SpecError(f"{spec}: no container's name or id starts with {query!r} ({seen})")
+        raise NotFound(f"{spec}: no container's name or id starts with {query!r} ({seen})")
     if len(found) > 1:
         names = sorted(f"{c.engine}:{c.name or c.id}" for c in found)
         raise SpecError(f"{spec}: {query!r} matches {len(found)} containers: "
@@ -176,7 +188,7 @@ FORMS: list[tuple[str, Callable[[str, Snapshot], Namespace | None]]] = [
 def _found(snap: Snapshot, ino: int, spec: str) -> Namespace:
     ns = snap.namespaces.get(ino)
     if ns is None:
-        raise SpecError(f"{spec}: namespace {ino} not found (gone, or not visible to us)")
+        raise NotFound(f"{spec}: namespace {ino} not found (gone, or not visible to us)")
     return ns
 
 

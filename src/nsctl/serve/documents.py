@@ -119,8 +119,6 @@ _CLIENT_FORMS = (
     re.compile(r"^\d{1,10}/[a-z_]{2,20}$"),                      # PID/TYPE
     re.compile(r"^container:[A-Za-z0-9_.:@-]{0,256}(?:/[a-z_]{0,20})?$"),
 )
-# Words in a SpecError that mean "names nothing (any more)" rather than "malformed".
-_NOT_FOUND = re.compile(r"not found|: no |^no |no namespace|shows no")
 
 
 def client_spec(spec: str) -> str:
@@ -148,8 +146,7 @@ def find(spec: str, snap: Snapshot) -> Namespace:
     except NoSuchProcess as exc:
         raise ApiError(str(exc), 404) from None
     except SpecError as exc:
-        text = str(exc)
-        raise ApiError(text, 404 if _NOT_FOUND.search(text) else 400) from None
+        raise ApiError(str(exc), 404 if exc.not_found else 400) from None
 
 
 def show(ns: Namespace, snap: Snapshot) -> dict:
