@@ -440,13 +440,15 @@ def test_help_does_not_import_the_web_stack() -> None:
 NOBODY = 65534
 
 
-def _as_nobody(sock: str, request: bytes) -> tuple[int, dict]:
-    """The request sent by a process running as uid/gid 65534 (connects as that uid)."""
+def _as_nobody(sock: str, request: bytes, groups: list[int] = ()) -> tuple[int, dict]:
+    """The request sent by a process running as uid/gid 65534 (connects as that uid),
+    with only ``groups`` as its supplementary groups."""
     code = ("import json, sys\n"
             f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
             "from servetopology import raw_request\n"
             f"print(json.dumps(raw_request({sock!r}, {request!r})))\n")
-    r = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+    grouping = [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
+    r = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", *grouping,
                         sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=60, cwd="/")
     assert r.returncode == 0, r.stderr
@@ -648,6 +650,36 @@ def test_ops_group_may_pin(public_dir: str, scratch: Path) -> None:
         wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")), 10, "the netns")
         target = str(pins / "by-group")
         status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target))
+        try:
+            assert status == 201, body
+            assert os.stat(target).st_ino == ino
+        finally:
+            with server.unix_client() as c:
+                r = c.delete("/api/v1/pins", params={"path": target})
+        assert r.status_code == 200 and not os.path.lexists(target)
+
+
+@root_only
+def test_ops_group_counts_the_groups_the_peer_has(public_dir: str, scratch: Path) -> None:
+    """Membership is what the connecting process has (SO_PEERGROUPS), not what the group
+    database says: a supplementary group the database does not list for the user counts,
+    and without it the same user is refused."""
+    import grp
+
+    group = next(g for g in grp.getgrall()
+                 if g.gr_gid not in (0, NOBODY) and "nobody" not in g.gr_mem)
+    sock = os.path.join(public_dir, "ops.sock")
+    pins = scratch / "pins"
+    pins.mkdir()
+    with topology.unshare_command(["--net"]) as cmd, \
+            running_server("--allow-ops", "--ops-group", group.gr_name, "--unix-mode", "0666",
+                           "--pin-dir", str(pins), unix=sock, tcp=False) as server:
+        ino = topology.link_ino(cmd.child, "net")
+        wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")), 10, "the netns")
+        target = str(pins / "by-supplementary-group")
+        status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target))
+        assert status == 403 and not os.path.lexists(target), body
+        status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target), [group.gr_gid])
         try:
             assert status == 201, body
             assert os.stat(target).st_ino == ino

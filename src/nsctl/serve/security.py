@@ -20,7 +20,7 @@ import re
 import socket
 import time
 
-from ..kernel.peercred import in_group, peer_credentials
+from ..kernel.peercred import in_group, peer_credentials, peer_groups
 from .state import Histogram
 
 TYPE_CHECKING = False
@@ -34,15 +34,18 @@ if TYPE_CHECKING:
 
 class Peer(tuple):
     """``scope["client"]`` for a unix-socket connection: still a (host, port) pair for
-    whoever formats it, carrying the peer's pid, uid and gid."""
+    whoever formats it, carrying the peer's pid, uid, gid and supplementary groups
+    (None: unknown, the group database decides)."""
 
     pid: int
     uid: int
     gid: int
+    groups: tuple[int, ...] | None
 
-    def __new__(cls, pid: int, uid: int, gid: int) -> "Peer":
+    def __new__(cls, pid: int, uid: int, gid: int,
+                groups: tuple[int, ...] | None = None) -> "Peer":
         self = super().__new__(cls, (f"unix:pid={pid},uid={uid}", 0))
-        self.pid, self.uid, self.gid = pid, uid, gid
+        self.pid, self.uid, self.gid, self.groups = pid, uid, gid, groups
         return self
 
 
@@ -56,7 +59,7 @@ def peer_protocol():
             sock = transport.get_extra_info("socket")
             if sock is not None and sock.family == socket.AF_UNIX:
                 try:
-                    self.client = Peer(*peer_credentials(sock))
+                    self.client = Peer(*peer_credentials(sock), groups=peer_groups(sock))
                 except OSError:
                     self.client = None
 
@@ -82,7 +85,8 @@ class Policy:
             return False
         if peer.uid == 0:
             return True
-        return self.ops_group is not None and in_group(peer.uid, peer.gid, self.ops_group)
+        return self.ops_group is not None and in_group(peer.uid, peer.gid, self.ops_group,
+                                                       peer.groups)
 
 
 # Paths served without a token: the page itself (it holds no data and asks for the token).
