@@ -456,6 +456,19 @@ def _as_nobody(sock: str, request: bytes, groups: list[int] = ()) -> tuple[int, 
     return status, body
 
 
+def _pinned_as_nobody(server, sock: str, ino: int, target: str, groups: list[int] = ()) -> None:
+    """Pin net:[ino] at ``target`` as uid 65534 (with ``groups``): it must work; then
+    unpin it as root."""
+    status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target), groups)
+    try:
+        assert status == 201, body
+        assert os.stat(target).st_ino == ino
+    finally:
+        with server.unix_client() as c:
+            r = c.delete("/api/v1/pins", params={"path": target})
+    assert r.status_code == 200 and not os.path.lexists(target)
+
+
 def _post_pin(spec: str, path: str) -> bytes:
     body = json.dumps({"spec": spec, "path": path}).encode()
     return (f"POST /api/v1/pins HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -648,15 +661,7 @@ def test_ops_group_may_pin(public_dir: str, scratch: Path) -> None:
         assert stat.S_IMODE(info.st_mode) == 0o660 and info.st_gid == NOBODY
         ino = topology.link_ino(cmd.child, "net")
         wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")), 10, "the netns")
-        target = str(pins / "by-group")
-        status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target))
-        try:
-            assert status == 201, body
-            assert os.stat(target).st_ino == ino
-        finally:
-            with server.unix_client() as c:
-                r = c.delete("/api/v1/pins", params={"path": target})
-        assert r.status_code == 200 and not os.path.lexists(target)
+        _pinned_as_nobody(server, sock, ino, str(pins / "by-group"))
 
 
 @root_only
@@ -679,11 +684,4 @@ def test_ops_group_counts_the_groups_the_peer_has(public_dir: str, scratch: Path
         target = str(pins / "by-supplementary-group")
         status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target))
         assert status == 403 and not os.path.lexists(target), body
-        status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target), [group.gr_gid])
-        try:
-            assert status == 201, body
-            assert os.stat(target).st_ino == ino
-        finally:
-            with server.unix_client() as c:
-                r = c.delete("/api/v1/pins", params={"path": target})
-        assert r.status_code == 200 and not os.path.lexists(target)
+        _pinned_as_nobody(server, sock, ino, target, [group.gr_gid])
