@@ -140,11 +140,13 @@ class EventReader:
     """Follows /api/v1/events over a plain socket (HTTP/1.0: the body is the bare
     stream) in a background thread, collecting (event, data) pairs."""
 
-    def __init__(self, server: Server, token: str | None = None) -> None:
+    def __init__(self, server: Server, token: str | None = None,
+                 last_event_id: int | None = None) -> None:
         import threading
         from urllib.parse import urlsplit
 
         self.events: list[tuple[str, Any]] = []
+        self.ids: list[int | None] = []      # each event's SSE id, beside self.events
         self.comments = 0
         self.status: int | None = None
         if server.url:
@@ -156,6 +158,8 @@ class EventReader:
             self.sock.connect(server.unix)
             host = "localhost"
         auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        if last_event_id is not None:
+            auth += f"Last-Event-ID: {last_event_id}\r\n"
         self.sock.sendall(f"GET /api/v1/events HTTP/1.0\r\nHost: {host}\r\n{auth}\r\n"
                           .encode())
         self.sock.settimeout(None)
@@ -167,6 +171,7 @@ class EventReader:
         buf = b""
         head_done = False
         kind = None
+        event_id = None
         try:
             while chunk := self.sock.recv(65536):
                 buf += chunk
@@ -181,11 +186,14 @@ class EventReader:
                     line = raw.decode()
                     if line.startswith(":"):
                         self.comments += 1
+                    elif line.startswith("id: "):
+                        event_id = int(line[4:])
                     elif line.startswith("event: "):
                         kind = line[7:]
                     elif line.startswith("data: ") and kind is not None:
+                        self.ids.append(event_id)
                         self.events.append((kind, json.loads(line[6:])))
-                        kind = None
+                        kind = event_id = None
         except OSError:
             pass
         self.ended = True

@@ -685,3 +685,32 @@ def test_ops_group_counts_the_groups_the_peer_has(public_dir: str, scratch: Path
         status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target))
         assert status == 403 and not os.path.lexists(target), body
         _pinned_as_nobody(server, sock, ino, target, [group.gr_gid])
+
+
+@root_only
+def test_a_reconnecting_client_gets_what_it_missed() -> None:
+    """SSE ids are model generations: reconnecting with Last-Event-ID replays the
+    changes made while the client was away (and only those); an id the server cannot
+    serve (here: from before it started) gets `reset`."""
+    with running_server() as server:
+        with EventReader(server) as first:
+            with topology.unshare_command(["--uts"]) as before:
+                # Ids, not inodes: the kernel hands a freed inode to the next namespace.
+                seen_id = topology.facts(f"/proc/{before.child}/ns/uts").id
+                first.wait_for(lambda kind, data: kind == "born" and data["id"] == seen_id, 10)
+                born_at = first.ids[[(k, d.get("id")) for k, d in first.events]
+                                    .index(("born", seen_id))]
+                assert born_at is not None
+        # Away: one namespace goes (the one seen born), another comes.
+        with topology.unshare_command(["--net"]) as away:
+            missed = topology.facts(f"/proc/{away.child}/ns/net")
+            wait_until(lambda: missed.id in {n["id"] for n in server.json(
+                "/api/v1/namespaces")["namespaces"]}, 10, "the new netns in the model")
+            with EventReader(server, last_event_id=born_at) as again:
+                again.wait_for(lambda kind, data: kind == "born" and data["id"] == missed.id, 10)
+                again.wait_for(lambda kind, data: kind == "gone" and data["id"] == seen_id, 10)
+                assert ("born", seen_id) not in [(k, d.get("id")) for k, d in again.events]
+                assert all(i is None or i > born_at for i in again.ids), (born_at, again.ids)
+        with EventReader(server, last_event_id=10 ** 9) as stranger:
+            kind, data = stranger.wait_for(lambda kind, data: kind == "reset", 10)
+            assert data["last_event_id"] == 10 ** 9

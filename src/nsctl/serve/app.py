@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import time
+from collections import deque
 from datetime import datetime, timezone
 
 from fastapi import FastAPI, Query, Request
@@ -68,13 +69,21 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 class Hub:
     """Fans model changes out to the event streams (each a bounded queue; a client
-    too slow to keep up is dropped, and its EventSource reconnects)."""
+    too slow to keep up is dropped, and its EventSource reconnects).
+
+    Each change's events carry the model generation as their SSE ``id``, and the
+    last ``RECENT`` changes are kept, so a client that reconnects with
+    ``Last-Event-ID`` gets what it missed (or ``event: reset`` when that is
+    older than what is kept: refetch everything)."""
 
     QUEUE = 256      # model changes a stream may fall behind by
+    RECENT = 256     # model changes kept for reconnecting clients
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.queues: set[asyncio.Queue] = set()
+        self.recent: deque[tuple[int, str]] = deque(maxlen=self.RECENT)
+        self.evicted = 0    # the newest generation no longer kept
         self.closed = False
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -90,15 +99,28 @@ class Hub:
 
     def publish(self, generation: int, events: list[dict]) -> None:
         """One chunk per model change (a thousand namespaces born at once is one item)."""
-        chunk = "".join(f"event: {e.get('event', 'message')}\ndata: {json.dumps(e)}\n\n"
-                        for e in events)
-        chunk += f"event: generation\ndata: {json.dumps({'generation': generation})}\n\n"
+        chunk = "".join(f"id: {generation}\nevent: {e.get('event', 'message')}\n"
+                        f"data: {json.dumps(e)}\n\n" for e in events)
+        chunk += (f"id: {generation}\nevent: generation\n"
+                  f"data: {json.dumps({'generation': generation})}\n\n")
+        if len(self.recent) == self.RECENT:
+            self.evicted = self.recent[0][0]
+        self.recent.append((generation, chunk))
         for q in list(self.queues):
             if q.full():
                 self.queues.discard(q)
                 _end(q)
             else:
-                q.put_nowait(chunk)
+                q.put_nowait((generation, chunk))
+
+    def missed(self, last_id: int, current: int) -> list[tuple[int, str]]:
+        """What a client that saw generation ``last_id`` missed: the kept changes after
+        it, or a reset when some of them are no longer kept, or the id is from before
+        this server started (generations count from 1 again)."""
+        if last_id < self.evicted or last_id > current:
+            reset = json.dumps({"generation": current, "last_event_id": last_id})
+            return [(current, f"id: {current}\nevent: reset\ndata: {reset}\n\n")]
+        return [item for item in self.recent if item[0] > last_id]
 
     def subscribe(self) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue(self.QUEUE)
@@ -384,31 +406,47 @@ def create_app(service: Service) -> Guard:
 
     @app.get("/api/v1/events", responses={200: {"content": {"text/event-stream": {
         "schema": {"type": "string"}}}}})
-    async def events() -> StreamingResponse:
+    async def events(request: Request) -> StreamingResponse:
         """Server-sent events: each ``nsctl watch`` event (``event: born`` ...), and
-        ``event: generation`` each time the model changes; comments keep it alive."""
+        ``event: generation`` each time the model changes, with the generation as the
+        event id; comments keep it alive.  A reconnecting client's ``Last-Event-ID``
+        gets it the changes it missed (``event: reset`` if they are no longer kept)."""
         hub = service.hub
         if hub.closed:
             raise ApiError("shutting down", 503)
         queue = hub.subscribe()
         current = service.store.current
+        last_id = request.headers.get("last-event-id", "").strip()
+        replay: list[tuple[int, str]] = []
+        if last_id.isdigit() and current is not None:
+            replay = hub.missed(int(last_id), current.generation)
 
         async def stream():
             try:
                 yield "retry: 2000\n\n"
-                if current is not None:
-                    yield f"event: generation\ndata: {json.dumps({'generation': current.generation})}\n\n"
+                seen = 0
+                for generation, chunk in replay:
+                    seen = generation
+                    yield chunk
+                if current is not None and not replay:
+                    seen = current.generation
+                    yield (f"id: {seen}\nevent: generation\n"
+                           f"data: {json.dumps({'generation': seen})}\n\n")
                 # A comment every `keepalive` seconds, busy or not: proxies and
                 # clients see the stream alive, and a gone client is noticed.
                 due = time.monotonic() + service.keepalive
                 while True:
                     try:
-                        chunk = await asyncio.wait_for(queue.get(),
-                                                       max(0.0, due - time.monotonic()))
+                        item = await asyncio.wait_for(queue.get(),
+                                                      max(0.0, due - time.monotonic()))
                     except asyncio.TimeoutError:
-                        chunk = ""
-                    if chunk is None:
+                        item = (0, "")
+                    if item is None:
                         return
+                    generation, chunk = item
+                    if chunk and generation <= seen:
+                        continue   # already sent from the replay
+                    seen = max(seen, generation)
                     if time.monotonic() >= due:
                         chunk += ": keep-alive\n\n"
                         due = time.monotonic() + service.keepalive

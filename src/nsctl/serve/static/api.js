@@ -53,7 +53,10 @@ const EVENT_KINDS = ["born", "gone", "entered", "left", "pinned", "unpinned", "h
 /**
  * Follow /api/v1/events.  onState("live" | "connecting" | "disconnected"),
  * onEvent(kind, data) for watch events, onGeneration(n).  EventSource
- * reconnects by itself; the token goes in the query (it cannot send headers).
+ * reconnects by itself, sending the last generation it saw as Last-Event-ID:
+ * the server replays what came meanwhile, or says "reset" (then everything is
+ * fetched again, as for a new generation).  The token goes in the query (an
+ * EventSource cannot send headers).
  */
 export function follow({ onState, onEvent, onGeneration }) {
   const url = token() ? `/api/v1/events?token=${encodeURIComponent(token())}` : "/api/v1/events";
@@ -71,9 +74,11 @@ export function follow({ onState, onEvent, onGeneration }) {
   for (const kind of EVENT_KINDS) {
     source.addEventListener(kind, (msg) => onEvent(kind, parse(msg)));
   }
-  source.addEventListener("generation", (msg) => {
-    const data = parse(msg);
-    if (data && Number.isFinite(data.generation)) onGeneration(data.generation);
-  });
+  for (const kind of ["generation", "reset"]) {
+    source.addEventListener(kind, (msg) => {
+      const data = parse(msg);
+      if (data && Number.isFinite(data.generation)) onGeneration(data.generation);
+    });
+  }
   return source;
 }
