@@ -190,3 +190,39 @@ def test_watcher_reacts_to_process_and_mount_events_without_full_rescans(scratch
     print(f"latency: born {born_latency:.3f}s, pinned {pin_latency:.3f}s, "
           f"gone {gone_latency:.3f}s")
     assert max(born_latency, pin_latency, gone_latency) < 1.0
+
+
+def _unshare_net_on_cue(chan: topology.Channel) -> None:
+    chan.send({"pid": os.getpid()})
+    chan.recv()
+    topology.unshare(topology.CLONE_NEWNET)   # no fork, no exec: no process event
+    chan.send({"moved": True})
+    chan.wait_closed()
+
+
+@root_only
+def test_rolling_rescan_finds_what_makes_no_event():
+    """A short interval makes each periodic rescan read only a slice of the processes;
+    a process that unshares (no event at all) is still seen within a round of slices."""
+    from nsctl.watch import Watcher
+
+    with topology.Child(_unshare_net_on_cue) as mover, \
+            Watcher(interval=0.01, handle_signals=False) as watcher:
+        pid = mover.ready()["pid"]
+        watcher.start()
+        if watcher.slices < 2:
+            pytest.skip(f"a full scan here is too quick to need slices ({watcher.full_seconds}s)")
+        mover.send({})
+        assert mover.ready() == {"moved": True}
+        new_net = topology.link_ino(pid, "net")
+        round_trip = watcher.slices * watcher.interval
+        start = time.monotonic()
+        deadline = start + 10 * round_trip + 5
+        found = None
+        while found is None and watcher.wait(deadline):
+            found = next((e for e in watcher.step()
+                          if e["event"] == "born" and e["ns"] == new_net), None)
+        took = time.monotonic() - start
+        assert found is not None, f"not seen in {took:.2f}s ({watcher.slices} slices)"
+        assert watcher.full_scans == 1
+    print(f"{watcher.slices} slices of {watcher.interval}s: seen after {took:.3f}s")
