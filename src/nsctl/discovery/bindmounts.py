@@ -118,7 +118,7 @@ def read_foreign_mounts(mnt_fds: list[int], known: set[int]
     or the error that kept us out.  One forked child visits them all, and opens
     (and passes back) only the namespace files of namespaces not ``known`` yet."""
 
-    from ..kernel.enter import visit_each  # socket, json: only when needed
+    from ..kernel.enter import visit_each, workers_for  # socket, json: only when needed
 
     def work(self_dir: int) -> Iterator[tuple[Any, int | None]]:
         opened: set[str] = set()
@@ -134,6 +134,7 @@ def read_foreign_mounts(mnt_fds: list[int], known: set[int]
                     fd = None
             yield [root, point], fd
 
-    results = visit_each([[(fd, nsfs.CLONE_NEWNS)] for fd in mnt_fds], work)
+    results = visit_each([[(fd, nsfs.CLONE_NEWNS)] for fd in mnt_fds], work,
+                         workers_for(len(mnt_fds)))
     return [r if isinstance(r, NsctlError) else [(item[0], item[1], fd) for item, fd in r]
             for r in results]

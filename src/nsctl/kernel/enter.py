@@ -4,8 +4,8 @@ setns(CLONE_NEWNS) needs a single-threaded caller and changes the caller for
 good; a fresh child is single-threaded and disposable.  The child streams
 results back over a SOCK_SEQPACKET pair, each item JSON with at most one fd
 attached (SCM_RIGHTS, seed 004: namespace files are handles you can pass).
-One child visits any number of targets in turn: a fork costs milliseconds,
-a setns microseconds.
+One child visits any number of targets in turn (a fork costs milliseconds,
+a setns microseconds); with hundreds of targets, a few children share them.
 """
 from __future__ import annotations
 
@@ -25,23 +25,69 @@ if TYPE_CHECKING:
 
 CLONE_NEWNS = 0x00020000
 BATCH = 2000  # fd-less items per message (a message must fit the socket buffer)
+SHARE_FROM = 64   # targets from which a second child is worth its fork
+
+
+def workers_for(targets: int) -> int:
+    """How many children to share ``targets`` between: one per core (at most 4),
+    and one only below SHARE_FROM targets."""
+    return 1 if targets < SHARE_FROM else max(1, min(4, os.cpu_count() or 1))
 
 
 def visit_each(targets: Sequence[Sequence[tuple[int, int]]],
-               work: Callable[[int], Iterable[Item]]) -> list[list[Item] | NsctlError]:
+               work: Callable[[int], Iterable[Item]],
+               workers: int = 1) -> list[list[Item] | NsctlError]:
     """For each target (a list of (fd, CLONE_NEW*) to enter in order), run ``work``
-    inside it, all from one forked child.
+    inside it, from forked children: one, or up to ``workers`` sharing the targets
+    (worth it when there are hundreds: each child costs a fork, and the parent reads
+    them all at once, so they run on every core).
 
     ``work(proc_self_dirfd)`` gets the child's /proc/PID directory opened before
     entering anything, so it stays usable where a target mount namespace has no
     /proc.  Returns, per target, its items (fds now owned by the caller) or the
     error that kept the child from entering it.
     """
-    from .libc import setns
+    import selectors
 
     results: list[list[Item] | NsctlError] = [[] for _ in targets]
     if not targets:
         return results
+    workers = max(1, min(workers, len(targets)))
+    children: list[tuple[int, socket.socket]] = []
+    selector = selectors.DefaultSelector()
+    try:
+        for share in range(workers):   # all forked before any reading: no threads here
+            indexes = list(range(share, len(targets), workers))
+            pid, sock = _visitor([targets[i] for i in indexes], indexes, work)
+            children.append((pid, sock))
+            selector.register(sock, selectors.EVENT_READ)
+        open_socks = len(children)
+        while open_socks:
+            for key, _mask in selector.select():
+                if not _receive(key.fileobj, results):
+                    selector.unregister(key.fileobj)
+                    open_socks -= 1
+    except BaseException:
+        for bucket in results:
+            if isinstance(bucket, list):
+                for _item, fd in bucket:
+                    if fd is not None:
+                        os.close(fd)
+        raise
+    finally:
+        selector.close()
+        for pid, sock in children:
+            sock.close()
+            os.waitpid(pid, 0)
+    return results
+
+
+def _visitor(targets: Sequence[Sequence[tuple[int, int]]], indexes: list[int],
+             work: Callable[[int], Iterable[Item]]) -> tuple[int, socket.socket]:
+    """Fork a child that visits ``targets`` in turn and streams what ``work`` yields
+    back, each message tagged with the target's index among all targets."""
+    from .libc import setns
+
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
     if pid == 0:  # child: never returns
@@ -50,7 +96,7 @@ def visit_each(targets: Sequence[Sequence[tuple[int, int]]],
             parent_sock.close()
             self_dir = os.open(f"/proc/{os.getpid()}",
                                os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_PATH)
-            for index, target in enumerate(targets):
+            for index, target in zip(indexes, targets):
                 try:
                     for fd, flag in target:
                         setns(fd, flag)
@@ -77,34 +123,27 @@ def visit_each(targets: Sequence[Sequence[tuple[int, int]]],
         finally:
             os._exit(code)
     child_sock.close()
-    try:
-        while True:
-            msg, fds, _flags, _addr = socket.recv_fds(parent_sock, 1 << 20, 1)
-            if not msg:
-                break
-            index, kind, value = json.loads(msg)
-            if kind == "error":
-                results[index] = classify(OSError(value, os.strerror(value)), "setns")
-                continue
-            bucket = results[index]
-            if not isinstance(bucket, list):
-                for fd in fds:
-                    os.close(fd)
-            elif kind == "items":
-                bucket.extend((item, None) for item in value)
-            else:
-                bucket.append((value, fds[0] if fds else None))
-    except BaseException:
-        for bucket in results:
-            if isinstance(bucket, list):
-                for _item, fd in bucket:
-                    if fd is not None:
-                        os.close(fd)
-        raise
-    finally:
-        parent_sock.close()
-        os.waitpid(pid, 0)
-    return results
+    return pid, parent_sock
+
+
+def _receive(sock: socket.socket, results: list[list[Item] | NsctlError]) -> bool:
+    """Take one message from a visiting child into ``results``; False at its end."""
+    msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 1)
+    if not msg:
+        return False
+    index, kind, value = json.loads(msg)
+    if kind == "error":
+        results[index] = classify(OSError(value, os.strerror(value)), "setns")
+        return True
+    bucket = results[index]
+    if not isinstance(bucket, list):
+        for fd in fds:
+            os.close(fd)
+    elif kind == "items":
+        bucket.extend((item, None) for item in value)
+    else:
+        bucket.append((value, fds[0] if fds else None))
+    return True
 
 
 def _send_items(sock: socket.socket, index: int, items: list) -> None:

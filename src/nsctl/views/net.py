@@ -308,7 +308,7 @@ def view(ctx: Context) -> dict:
 
 def read_all(snap: Snapshot, sysfs: bool = True) -> dict[int, dict]:
     """Views of every network namespace in ``snap`` (inode -> view), from one child."""
-    from ..kernel.enter import visit_each
+    from ..kernel.enter import visit_each, workers_for
 
     views: dict[int, dict] = {}
     fds: dict[int, int] = {}
@@ -328,7 +328,7 @@ def read_all(snap: Snapshot, sysfs: bool = True) -> dict[int, dict]:
         own = snap.own.get("net")
         order = sorted(fds, key=lambda ino: ino != own)
         targets = [[] if ino == own else [(fds[ino], nsfs.CLONE_NEWNET)] for ino in order]
-        results = visit_each(targets, work)
+        results = visit_each(targets, work, workers_for(len(targets)))
         for ino, result in zip(order, results):
             if isinstance(result, NsctlError):
                 views[ino] = {"type": "net", "error": str(result)}
