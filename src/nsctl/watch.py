@@ -180,12 +180,12 @@ class Watcher:
         self.snapshot: Snapshot | None = None
         self.memo = None                 # what the last scan read, for the next (Memo)
         self.dirty: set[int] = set()     # processes to read again at the next rescan
-        self.full_due = 0.0              # monotonic time of the next full rescan
+        self.full_due = 0.0              # 0: a full rescan is needed; inf after one
         self.full_seconds = 0.0          # how long the last full rescan took
         self.tick_due = 0.0              # monotonic time of the next periodic rescan
         self.slices = 1                  # the rolling rescan reads 1/slices per tick
         self._cursor = 0
-        self.mount_tables = None         # MountTables, with CN_PROC
+        self.mount_tables = None         # MountTables: the mount namespaces watched
         self._poll: select.poll | None = None
         self._lost = 0
 
