@@ -194,5 +194,17 @@ class Stats:
         return cls(statistics.median(values), min(values), max(values))
 
 
+def add_timing_args(ap, timed: str, profile_help: str, out: Path) -> None:
+    """The options every side-by-side script takes (``timed``: the default nsctl command)."""
+    ap.add_argument("--nsctl", default=None, metavar="CMD",
+                    help=f"command to time instead of `{timed}`")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the untimed first run")
+    ap.add_argument("--inherit-env", action="store_true",
+                    help="time the tools with this environment as is (by default "
+                         "PYTHONUNBUFFERED / PYTHONDONTWRITEBYTECODE are dropped)")
+    ap.add_argument("--profile", action="store_true", help=profile_help)
+    ap.add_argument("--out", type=Path, default=out, help="directory for the JSON result")
+
+
 def describe(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)

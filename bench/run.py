@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import (REPO, Stats, Timer, describe, lsns_argv, namespaces,  # noqa: E402
-                     nsctl_argv, profile)
+from measure import (REPO, Stats, Timer, add_timing_args, describe, lsns_argv,  # noqa: E402
+                     namespaces, nsctl_argv, profile)
 from topology import Topology, leftovers, log  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -199,18 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100,1000,10000",
                     help="comma-separated N (extra namespaces); default 100,1000,10000")
     ap.add_argument("--reps", type=int, default=7, help="timed runs per tool and N (default 7)")
-    ap.add_argument("--nsctl", default=None, metavar="CMD",
-                    help="command to time instead of `nsctl ls --json`")
     ap.add_argument("--init-mounts", type=int, default=20,
                     help="bind mounts in our own mount namespace per topology (default 20)")
-    ap.add_argument("--no-warmup", action="store_true", help="skip the untimed first run")
-    ap.add_argument("--inherit-env", action="store_true",
-                    help="time the tools with this environment as is (by default "
-                         "PYTHONUNBUFFERED / PYTHONDONTWRITEBYTECODE are dropped, see measure.py)")
-    ap.add_argument("--profile", action="store_true",
-                    help="after timing each N, run nsctl once under cProfile (top functions "
-                         "go to results/run-<time>.profile.txt)")
-    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON result")
+    add_timing_args(ap, "nsctl ls --json",
+                    "after timing each N, run nsctl once under cProfile (top functions go "
+                    "to results/run-<time>.profile.txt)", RESULTS)
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("run.py: needs root", file=sys.stderr)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import (Stats, Timer, describe, lsns_argv, namespaces, nsctl_argv,  # noqa: E402
-                     profile)
+from measure import (Stats, Timer, add_timing_args, describe, lsns_argv,  # noqa: E402
+                     namespaces, nsctl_argv, profile)
 from run import RESULTS, host_info, loadavg  # noqa: E402
 from topology import HERE, Workdir, leftovers, log, read_sysctl  # noqa: E402
 
@@ -74,15 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads-count", type=int, default=60_000, help="threads (default 60000)")
     ap.add_argument("--reps", type=int, default=3, help="timed runs per tool (default 3)")
     ap.add_argument("--stack-kib", type=int, default=32, help="stack per thread (default 32)")
-    ap.add_argument("--nsctl", default=None, metavar="CMD",
-                    help="command to time instead of `nsctl ls --json --threads`")
-    ap.add_argument("--no-warmup", action="store_true", help="skip the untimed first run")
-    ap.add_argument("--inherit-env", action="store_true",
-                    help="time the tools with this environment as is (see measure.py)")
-    ap.add_argument("--profile", action="store_true",
-                    help="after timing, run nsctl once under cProfile, and once more with "
-                         "the thread scan forced serial (cProfile sees no forked worker)")
-    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON result")
+    add_timing_args(ap, "nsctl ls --json --threads",
+                    "after timing, run nsctl once under cProfile, and once more with the "
+                    "thread scan forced serial (cProfile sees no forked worker)", RESULTS)
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("threads60k.py: needs root", file=sys.stderr)

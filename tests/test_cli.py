@@ -10,19 +10,13 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 
 import pytest
 import topology
+from topology import root_only
 
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build namespaces")
-
-
-def nsctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True, text=True,
-                          timeout=60)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+nsctl = partial(topology.run_nsctl, check=True)
 
 
 def ino(path: str) -> int:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
-import sys
 import time
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -25,6 +24,8 @@ import topology
 
 from nsctl import containers
 from nsctl.model import Container, Namespace, Process, Snapshot
+
+nsctl = partial(topology.run_nsctl, check=True)
 
 H1 = "0123456789abcdef" * 4
 H2 = "fedcba9876543210" * 4
@@ -284,14 +285,6 @@ def payload(stack: ExitStack, cgroup: Path, flags: int = NS_FLAGS | topology.CLO
     child.send({})
     child.ready()
     return child.pid
-
-
-def nsctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True, text=True,
-                          timeout=60)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 def ls_json() -> tuple[dict[int, dict], dict[int, dict]]:

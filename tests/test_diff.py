@@ -8,27 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import topology
+from topology import root_only
 
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build namespaces")
-
-
-def nsctl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True,
-                          text=True, timeout=120)
-
-
-def _mover(chan: topology.Channel) -> None:
-    """Report, wait for a word, then unshare a new network namespace and report again."""
-    chan.send({"pid": os.getpid()})
-    chan.recv()
-    topology.unshare(topology.CLONE_NEWNET)
-    chan.send({"moved": True})
-    chan.wait_closed()
+nsctl = topology.run_nsctl
 
 
 def _ids(path: str) -> tuple[int, int]:
@@ -43,9 +28,10 @@ def _ids(path: str) -> tuple[int, int]:
 def test_diff_lists_what_the_fixture_did(scratch):
     snap = {name: str(scratch / f"{name}.json") for name in "abc"}
     pin = scratch / "pinned-uts"
-    with topology.Child(_mover) as mover:
+    with topology.Child(topology.unshare_net_on_cue) as mover:
         mover_pid = mover.ready()["pid"]
         net_before = os.stat(f"/proc/{mover_pid}/ns/net").st_ino
+        mover_comm = topology._comm(mover_pid)
         assert nsctl("snapshot", "-o", snap["a"]).returncode == 0
         with topology.unshare_command(["--net", "--uts"]) as cmd:
             net_ino, net_id = _ids(f"/proc/{cmd.child}/ns/net")
@@ -74,7 +60,7 @@ def test_diff_lists_what_the_fixture_did(scratch):
     assert appeared[uts_ino]["held_by"] == ["process", "bindmount"]
     assert appeared[net_after]["pids"] == [mover_pid]
     assert [m for m in d["moved"] if m["pid"] == mover_pid] == [
-        {"pid": mover_pid, "comm": "t_mover", "link": "net", "from": net_before,
+        {"pid": mover_pid, "comm": mover_comm, "link": "net", "from": net_before,
          "to": net_after}]
     assert not [n for n in d["disappeared"] if n["ns"] in (net_ino, uts_ino, net_after)]
 

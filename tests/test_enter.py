@@ -12,11 +12,10 @@ from contextlib import ExitStack
 
 import pytest
 import topology
+from topology import root_only
 
 from nsctl.kernel.enter import visit_each
 from nsctl.kernel.errors import NsctlError
-
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build namespaces")
 
 
 def _where(self_dir: int):

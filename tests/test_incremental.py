@@ -8,18 +8,16 @@ same moment.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from contextlib import ExitStack
 
 import pytest
 import topology
+from topology import root_only
 
 from nsctl.discovery import discover, rescan
 from nsctl.model import Snapshot
-
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build namespaces")
 
 
 def _shape(snap: Snapshot, pids: set[int] | None = None, inos: set[int] | None = None
@@ -192,21 +190,13 @@ def test_watcher_reacts_to_process_and_mount_events_without_full_rescans(scratch
     assert max(born_latency, pin_latency, gone_latency) < 1.0
 
 
-def _unshare_net_on_cue(chan: topology.Channel) -> None:
-    chan.send({"pid": os.getpid()})
-    chan.recv()
-    topology.unshare(topology.CLONE_NEWNET)   # no fork, no exec: no process event
-    chan.send({"moved": True})
-    chan.wait_closed()
-
-
 @root_only
 def test_rolling_rescan_finds_what_makes_no_event():
     """A short interval makes each periodic rescan read only a slice of the processes;
     a process that unshares (no event at all) is still seen within a round of slices."""
     from nsctl.watch import Watcher
 
-    with topology.Child(_unshare_net_on_cue) as mover, \
+    with topology.Child(topology.unshare_net_on_cue) as mover, \
             Watcher(interval=0.01, handle_signals=False) as watcher:
         pid = mover.ready()["pid"]
         watcher.start()

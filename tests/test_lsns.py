@@ -31,9 +31,9 @@ import time
 import pytest
 
 import topology
+from topology import root_only
 
 LSNS = "/usr/bin/lsns"
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build namespaces")
 needs_lsns = pytest.mark.skipif(not os.access(LSNS, os.X_OK),
                                 reason="needs util-linux lsns at /usr/bin/lsns")
 NS_GET_PARENT = 0xB702

@@ -11,20 +11,15 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 
 import topology
 import viewtopology as vt
 from conftest import netns_tag
 
+nsctl = partial(topology.run_nsctl, check=True)
+
 pytestmark = topology.root_only
-
-
-def nsctl(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return proc
 
 
 def net_json() -> dict:

@@ -654,6 +654,15 @@ def _assert_no_processes(keep: list[int] = ()) -> None:
     assert left == [], {p: ot.comm(p) for p in left}
 
 
+def _run_left_nothing(net, pins=None) -> None:
+    """After a failed `nsctl run` in the test's own netns: no veth of ours, no process,
+    and (with ``pins``) no pin, file or mount under the pin directory."""
+    if pins is not None:
+        assert os.listdir(pins) == [] and ot.mounts_under(pins) == []
+    assert [n for n in net.links() if n.startswith("nsctl")] == []
+    _assert_no_processes(keep=[net.pid])
+
+
 def _descendants_of(pids) -> set[int]:
     out = set()
     for pid in pids:
@@ -680,8 +689,7 @@ def test_run_refuses_bad_flags_before_doing_anything(argv, message, scr):
         err = one_error(nsctl("run", *argv, "--", "touch", scr / "ran", prefix=net.prefix))
         assert message in err
         assert not (scr / "ran").exists()
-        assert [n for n in net.links() if n.startswith("nsctl")] == []
-        _assert_no_processes(keep=[net.pid])
+        _run_left_nothing(net)
 
 
 def test_run_without_a_command():
@@ -700,8 +708,7 @@ def test_run_pin_dir_with_a_taken_name_is_refused_before_anything(scr):
         assert sorted(os.listdir(pins)) == ["net"] and (pins / "net").read_text() == "keep\n"
         assert ot.mounts_under(pins) == []
         assert not (scr / "ran").exists()
-        assert [n for n in net.links() if n.startswith("nsctl")] == []
-        _assert_no_processes(keep=[net.pid])
+        _run_left_nothing(net)
 
 
 @pytest.mark.parametrize("pid", [False, True], ids=["no-pid", "pid"])
@@ -716,9 +723,7 @@ def test_run_invalid_hostname_fails_inside_and_leaves_nothing(pid, scr):
         err = one_error(proc)
         assert "hostname" in err
         assert not (scr / "ran").exists()
-        assert os.listdir(pins) == [] and ot.mounts_under(pins) == []
-        assert [n for n in net.links() if n.startswith("nsctl")] == []
-        _assert_no_processes(keep=[net.pid])
+        _run_left_nothing(net, pins)
 
 
 def test_run_bad_time_offset_fails_inside_and_leaves_nothing(scr):
@@ -729,9 +734,7 @@ def test_run_bad_time_offset_fails_inside_and_leaves_nothing(scr):
                               pins, "--", "touch", scr / "ran", prefix=net.prefix))
         assert "time offsets" in err
         assert not (scr / "ran").exists()
-        assert os.listdir(pins) == [] and ot.mounts_under(pins) == []
-        assert [n for n in net.links() if n.startswith("nsctl")] == []
-        _assert_no_processes(keep=[net.pid])
+        _run_left_nothing(net, pins)
 
 
 @pytest.mark.parametrize("pid", [False, True], ids=["no-pid", "pid"])
@@ -744,9 +747,7 @@ def test_run_missing_command_undoes_pins_and_veth(pid, scr):
                      prefix=net.prefix)
         err = one_error(proc, code=127)
         assert "nsctl-no-such-command" in err
-        assert os.listdir(pins) == [] and ot.mounts_under(pins) == []
-        assert [n for n in net.links() if n.startswith("nsctl")] == []
-        _assert_no_processes(keep=[net.pid])
+        _run_left_nothing(net, pins)
 
 
 @pytest.mark.parametrize("pid", [False, True], ids=["no-pid", "pid"])

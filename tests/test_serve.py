@@ -24,17 +24,13 @@ from pathlib import Path
 import httpx
 import pytest
 import topology
+from topology import root_only
 from conftest import netns_tag
-from servetopology import EventReader, raw_request, running_server, stop
+from servetopology import EventReader, running_server, stop
 
-root_only = pytest.mark.skipif(os.geteuid() != 0,
-                               reason="needs root: builds namespaces and bind mounts")
+nsctl = topology.run_nsctl
+
 TOKEN = "s3cret-token-for-the-tests-0123"
-
-
-def nsctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def inodes(doc: dict) -> dict[int, dict]:

@@ -11,21 +11,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
+from functools import partial
 
 import pytest
 import topology
+from topology import root_only
 
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build namespaces")
-
-
-def nsctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True,
-                          text=True, timeout=120)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+nsctl = partial(topology.run_nsctl, check=True)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 
@@ -18,6 +19,8 @@ import viewtopology as vt
 from conftest import netns_tag
 from nsctl import discover
 from nsctl.views import read_view
+
+nsctl = partial(topology.run_nsctl, check=True)
 
 pytestmark = topology.root_only
 
@@ -254,14 +257,6 @@ def test_pid_view():
         assert view["init"] == inner.pid      # the only process there is its init
         assert view["processes"] == 1
         assert view["status"] == "active"
-
-
-def nsctl(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return proc
 
 
 def test_show_prints_and_serves_the_view():

@@ -20,15 +20,12 @@ from datetime import datetime
 
 import pytest
 import topology
+from topology import root_only
 
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build namespaces")
+nsctl = topology.run_nsctl
+
 
 TRIGGERS = {"cnproc": [], "poll": ["--no-cnproc"]}
-
-
-def nsctl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True,
-                          text=True, timeout=120)
 
 
 def _when(event: dict) -> float:
@@ -146,18 +143,10 @@ def test_watch_reports_birth_and_death_within_a_second(trigger):
     assert gone_latency < 1.0 + 2 * allowance
 
 
-def _mover(chan: topology.Channel) -> None:
-    chan.send({"pid": os.getpid()})
-    chan.recv()
-    topology.unshare(topology.CLONE_NEWNET)
-    chan.send({"moved": True})
-    chan.wait_closed()
-
-
 @root_only
 def test_watch_process_entered_and_left():
     """A process that unshares (no fork, no exec: only the periodic rescan sees it)."""
-    with topology.Child(_mover) as mover, Watch() as watch:
+    with topology.Child(topology.unshare_net_on_cue) as mover, Watch() as watch:
         pid = mover.ready()["pid"]
         host_net = topology.link_ino(pid, "net")
         mover.send({})

@@ -25,6 +25,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -37,6 +38,19 @@ import pytest
 
 root_only = pytest.mark.skipif(os.geteuid() != 0,
                                reason="needs root: builds namespaces, bind mounts and setns")
+
+
+def run_nsctl(*args: str | os.PathLike, check: bool = False,
+              timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m nsctl ARGS`` as a user runs it; with ``check`` it must succeed, and
+    never with a traceback."""
+    proc = subprocess.run([sys.executable, "-m", "nsctl", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+    return proc
 
 # --- the kernel, as the fixtures use it ----------------------------------------------------
 
@@ -412,6 +426,16 @@ class Child:
 
 
 # --- what the helper children run ------------------------------------------------------------
+
+def unshare_net_on_cue(chan: Channel) -> None:
+    """Say our PID, wait for a word, then unshare a new network namespace (no fork, no
+    exec: no process event marks it) and say so."""
+    chan.send({"pid": os.getpid()})
+    chan.recv()
+    unshare(CLONE_NEWNET)
+    chan.send({"moved": True})
+    chan.wait_closed()
+
 
 def _unshare_and_wait(chan: Channel, flags: int) -> None:
     unshare(flags)

@@ -224,12 +224,17 @@ def user_ns(uid_map: str, gid_map: str, keep: str = "process") -> Iterator[Held]
                  for name in ("uid_map", "gid_map", "setgroups")}
         held = Held(ino=link_ino(pid, "user"), maker=pid, facts=facts)
         if keep == "fd":
-            holder = stack.enter_context(Child(_hold))
-            holder.send({"open": [f"/proc/{pid}/ns/user"]})
-            held.holder, held.fd = holder.pid, holder.ready()["fds"][0]
-            maker.stop()
-            held.maker = None
+            _only_an_fd_holds(stack, held, maker, f"/proc/{pid}/ns/user")
         yield held
+
+
+def _only_an_fd_holds(stack: ExitStack, held: Held, maker: Child, path: str) -> None:
+    """Hand the namespace at ``path`` to a child that keeps it open, then end its maker."""
+    holder = stack.enter_context(Child(_hold))
+    holder.send({"open": [path]})
+    held.holder, held.fd = holder.pid, holder.ready()["fds"][0]
+    maker.stop()
+    held.maker = None
 
 
 @contextmanager
@@ -246,11 +251,7 @@ def time_ns(offsets: str, keep: str = "process") -> Iterator[Held]:
         held = Held(ino=link_ino(pid, "time_for_children"), maker=pid, facts=facts)
         assert link_ino(child, "time") == held.ino
         if keep == "fd":
-            holder = stack.enter_context(Child(_hold))
-            holder.send({"open": [f"/proc/{pid}/ns/time_for_children"]})
-            held.holder, held.fd = holder.pid, holder.ready()["fds"][0]
-            maker.stop()
-            held.maker = None
+            _only_an_fd_holds(stack, held, maker, f"/proc/{pid}/ns/time_for_children")
         yield held
 
 

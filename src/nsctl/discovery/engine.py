@@ -17,7 +17,8 @@ afresh and takes the rest over from the memo, with the hierarchy of their
 namespaces.  A process that did nothing still holds the same namespaces, so an
 inode it held then names the same namespace now (the kernel reuses an inode
 only after the namespace is gone).  What makes no process event (setns, an fd
-opened, a mount in a namespace no process is in) waits for the next full scan.
+opened, a mount in a namespace no process is in) waits until that process is
+read afresh again (nsctl.watch names a rolling slice of them every interval).
 """
 from __future__ import annotations
 
@@ -93,8 +94,8 @@ class Memo:
 
     __slots__ = ("snap", "procs", "foreign")
 
-    def __init__(self) -> None:
-        self.snap = Snapshot()
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
         self.procs: dict[int, tuple[Process, list, tuple[int, set[str]] | None]] = {}
         self.foreign: dict[int, list[tuple[str, int, str]]] = {}
 
@@ -106,8 +107,7 @@ class Scan:
         self.opts = opts
         self.snap = Snapshot()
         self.memo = memo                  # the previous scan's, when taking over from it
-        self.record = Memo()              # this scan's, for the next one
-        self.record.snap = self.snap
+        self.record = Memo(self.snap)     # this scan's, for the next one
         self.stale = False                # something could not be taken over: scan fully
         self.resolved: set[int] = set()
         self.learned: list[Namespace] = []   # in the order first seen
