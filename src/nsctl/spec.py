@@ -138,8 +138,6 @@ def _by_container(spec: str, snap: Snapshot) -> Namespace | None:
     m = _CONTAINER.match(spec)
     if not m:
         return None
-    from . import containers
-
     query, link = m.group("query"), m.group("link")
     types = ", ".join(nsfs.LINK_TYPE)
     if not link:
