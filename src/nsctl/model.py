@@ -283,10 +283,14 @@ class Snapshot:
             ns = self.namespaces.get(ns.parent)
         return depth
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, namespaces: Any = None) -> dict[str, Any]:
+        """The document of ``nsctl ls --json``; ``namespaces``, if given, stands in
+        for the list of every namespace (a filtered one, or rows converted later)."""
+        if namespaces is None:
+            namespaces = [ns.to_dict() for ns in sorted(self.namespaces.values(),
+                                                        key=lambda n: n.ino)]
         return {
-            "namespaces": [ns.to_dict() for ns in sorted(self.namespaces.values(),
-                                                         key=lambda n: n.ino)],
+            "namespaces": namespaces,
             "processes": [p.to_dict() for p in sorted(self.processes.values(),
                                                       key=lambda p: p.pid)],
             "partial": self.partial,

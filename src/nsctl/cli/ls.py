@@ -5,7 +5,8 @@ import argparse
 
 from .columns import COLUMNS, drop_empty, parse_columns
 from .common import add_discovery_args, check_types, discover_from_args
-from .render import print_json, print_table
+from ..model import Namespace
+from .render import Rows, print_json, print_table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,10 +34,7 @@ def main(argv: list[str]) -> int:
     namespaces = sorted((ns for ns in snap.namespaces.values()
                          if types is None or ns.type in types), key=lambda n: (n.ino))
     if args.json:
-        doc = snap.to_dict()
-        if types is not None:
-            doc["namespaces"] = [ns.to_dict() for ns in namespaces]
-        print_json(doc)
+        print_json(snap.to_dict(namespaces=Rows(namespaces, Namespace.to_dict)))
         return 0
     rows = [[col.fill(ns, snap) for col in columns] for ns in namespaces]
     columns, rows = drop_empty(columns, rows, args.output)

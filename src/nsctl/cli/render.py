@@ -7,9 +7,39 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Sequence
+
 
 def on_terminal() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+class Rows:
+    """A long list in a JSON document, kept as objects until it is encoded.
+
+    ``print_json`` converts them (``convert(item)`` -> dict) while encoding, so
+    that on a big host two processes can share that work (see ``print_json``).
+    """
+
+    __slots__ = ("items", "convert")
+
+    def __init__(self, items: Sequence[object], convert: Callable[[object], object]) -> None:
+        self.items = items
+        self.convert = convert
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def dicts(self, start: int = 0, stop: int | None = None) -> list[object]:
+        convert = self.convert
+        return [convert(x) for x in self.items[start:stop]]
+
+
+# From this many rows on, a forked child encodes a share of them: building and
+# encoding 60,000 namespaces takes ~0.5 s, forking even a big nsctl ~8 ms.
+PARALLEL_ROWS = 4000
 
 
 def print_json(doc: object) -> None:
@@ -18,12 +48,87 @@ def print_json(doc: object) -> None:
     json.dumps, not json.dump: only dumps uses the C encoder, and dump writes
     each token separately (millions of writes for a big host).  Documents are
     trees built for the occasion, never cyclic: no cycle check (20 % of the time).
+    A top-level :class:`Rows` value of ``PARALLEL_ROWS`` or more, in piped
+    output, is split among forked children, one per core (at most 4): each
+    converts and encodes its share into a memfd; the bytes are the same as
+    encoding the whole document here.
     """
     import json
 
-    sys.stdout.write(json.dumps(doc, indent=2 if sys.stdout.isatty() else None,
-                                check_circular=False))
+    indent = 2 if sys.stdout.isatty() else None
+    if isinstance(doc, dict) and any(isinstance(v, Rows) for v in doc.values()):
+        if indent is None and hasattr(sys.stdout, "buffer"):
+            _write_split(doc, json.dumps)
+            return
+        doc = {k: v.dicts() if isinstance(v, Rows) else v for k, v in doc.items()}
+    sys.stdout.write(json.dumps(doc, indent=indent, check_circular=False))
     sys.stdout.write("\n")
+
+
+def _write_split(doc: dict, dumps: Callable[..., str]) -> None:
+    """Write ``doc`` compactly, encoding its long Rows values in shares (see print_json)."""
+    out = sys.stdout
+    out.write("{")
+    for i, (key, value) in enumerate(doc.items()):
+        out.write(("" if i == 0 else ", ") + dumps(key) + ": ")
+        if not isinstance(value, Rows):
+            out.write(dumps(value, check_circular=False))
+            continue
+        out.write("[")
+        first = True
+        for part in _encode_shares(value, dumps):
+            if not part:
+                continue
+            if not first:
+                out.write(", ")
+            first = False
+            out.flush()
+            out.buffer.write(part)
+        out.write("]")
+    out.write("}\n")
+
+
+def _encode_shares(rows: Rows, dumps: Callable[..., str]) -> list[bytes]:
+    """The rows encoded without their brackets, in order, as consecutive shares."""
+    def encode(start: int, stop: int) -> bytes:
+        return dumps(rows.dicts(start, stop), check_circular=False)[1:-1].encode()
+
+    n = len(rows)
+    shares = min(os.cpu_count() or 1, 4, max(1, n // (PARALLEL_ROWS // 2)))
+    if n < PARALLEL_ROWS or shares < 2:
+        return [encode(0, n)]
+    bounds = [n * i // shares for i in range(shares + 1)]
+    children: list[tuple[int, int]] = []   # (pid, memfd) for shares 1..
+    try:
+        for k in range(1, shares):
+            memfd = os.memfd_create("nsctl-json", os.MFD_CLOEXEC)
+            pid = os.fork()
+            if pid == 0:  # child: encode its share into the memfd, never return
+                code = 1
+                try:
+                    data = memoryview(encode(bounds[k], bounds[k + 1]))
+                    while data:
+                        data = data[os.write(memfd, data):]
+                    code = 0
+                finally:
+                    os._exit(code)
+            children.append((pid, memfd))
+        parts = [encode(bounds[0], bounds[1])]
+        for k, (pid, memfd) in enumerate(children, start=1):
+            _, status = os.waitpid(pid, 0)
+            children[k - 1] = (-1, memfd)
+            size = os.fstat(memfd).st_size
+            if status == 0:
+                parts.append(os.pread(memfd, size, 0) if size else b"")
+            else:   # the child failed: encode its share here instead
+                parts.append(encode(bounds[k], bounds[k + 1]))
+        return parts
+    finally:
+        for pid, memfd in children:
+            if pid > 0:   # interrupted: don't leave a child behind
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            os.close(memfd)
 
 
 def print_table(headers: list[str], rows: list[list[str]], right: set[int],
