@@ -256,6 +256,38 @@ def test_thread_in_its_own_netns():
             assert all(r.kind != "process" for r in plain.namespaces[t.net.ino].refs)
 
 
+@pytest.mark.parametrize("worker", ["works", "fails"])
+def test_many_threads_shared_among_workers(monkeypatch, worker):
+    """Past PARALLEL_MIN_THREADS, forked workers take shares of the threads (here 3
+    for 24 threads): each thread's own namespace is found with its id and owner.
+    A worker that fails has its share read by the parent; none is left behind."""
+    import pickle
+
+    from nsctl.discovery import tasks
+
+    monkeypatch.setattr(tasks, "PARALLEL_MIN_THREADS", 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    parent = os.getpid()
+    if worker == "fails":
+        real_dumps = pickle.dumps
+
+        def dumps(*args, **kwargs):
+            if os.getpid() != parent:
+                raise RuntimeError("a worker that fails")
+            return real_dumps(*args, **kwargs)
+
+        monkeypatch.setattr(pickle, "dumps", dumps)
+    with topology.threads_in_uts(24) as t:
+        children = topology.children_of(parent)
+        snap = nsctl.discover(threads=True)
+        assert topology.children_of(parent) == children
+        assert len({f.ino for f in t.uts.values()}) == 24
+        for tid, want in t.uts.items():
+            ns = find(snap, want)
+            assert_same(ns, want)
+            assert ref("thread", pid=t.pid, tid=tid, link="uts") in refs(ns)
+
+
 @pytest.mark.parametrize("threads", [False, True], ids=["processes", "threads"])
 def test_process_whose_main_thread_exited(threads):
     """A process lives as long as any thread does.  Once its main thread has exited,

@@ -170,6 +170,18 @@ class NsFacts:
     owner_uid: int | None    # NS_GET_OWNER_UID of the user ns (of the owner, for others)
 
 
+def children_of(pid: int) -> set[int]:
+    """The PIDs of a process's children (of all its threads), from the kernel."""
+    found: set[int] = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                found.update(int(c) for c in f.read().split())
+        except FileNotFoundError:
+            continue   # the thread ended meanwhile
+    return found
+
+
 def facts_of_fd(fd: int) -> NsFacts:
     st = os.fstat(fd)
     ns_type = TYPE_OF_FLAG[fcntl.ioctl(fd, NS_GET_NSTYPE)]
@@ -514,6 +526,37 @@ def _thread_in_netns(chan: Channel) -> None:
     thread.join()
 
 
+def _threads_in_uts(chan: Channel, count: int) -> None:
+    """``count`` threads, each unshared into a uts namespace of its own."""
+    ready = threading.Barrier(count + 1)
+    release = threading.Event()
+    tids: dict[int, str] = {}
+
+    def run() -> None:
+        try:
+            unshare(CLONE_NEWUTS)
+            tids[threading.get_native_id()] = ""
+        except BaseException:
+            tids[threading.get_native_id()] = traceback.format_exc()
+        ready.wait()
+        release.wait()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    try:
+        errors = [e for e in tids.values() if e]
+        if errors:
+            raise ChildError(errors[0])
+        chan.send({"pid": os.getpid(), "tids": sorted(tids)})
+        chan.wait_closed()
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join()
+
+
 def _leader_exits(chan: Channel) -> None:
     """A process in a netns of its own whose main thread exits, its other thread living on."""
     import platform
@@ -800,6 +843,21 @@ def thread_netns() -> Iterator[ThreadNet]:
         pid, tid = proc.pid, info["tid"]
         net = facts(f"/proc/{pid}/task/{tid}/ns/net")
         yield ThreadNet(pid=pid, tid=tid, net=net, process_net=link_ino(pid, "net"))
+
+
+@dataclass
+class ThreadsUts:
+    pid: int
+    uts: dict[int, NsFacts]          # tid -> its own uts namespace
+
+
+@contextmanager
+def threads_in_uts(count: int) -> Iterator[ThreadsUts]:
+    """A process with ``count`` more threads, each in a uts namespace of its own."""
+    with Child(_threads_in_uts, count) as proc:
+        info = proc.ready()
+        yield ThreadsUts(pid=proc.pid, uts={tid: facts(f"/proc/{proc.pid}/task/{tid}/ns/uts")
+                                            for tid in info["tids"]})
 
 
 @dataclass

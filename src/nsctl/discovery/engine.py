@@ -54,7 +54,7 @@ class Options:
 class ProcHandle:
     """One process being read: its pidfd, its /proc directory fd, and what was staged."""
 
-    __slots__ = ("pid", "pidfd", "dirfd", "view", "process", "staged", "fds")
+    __slots__ = ("pid", "pidfd", "dirfd", "view", "process", "staged", "fds", "threads")
 
     def __init__(self, pid: int, pidfd: int, dirfd: int) -> None:
         self.pid = pid
@@ -66,6 +66,7 @@ class ProcHandle:
         self.process: Process | None = None
         self.staged: list[tuple[str, int, Reference]] = []
         self.fds: list[tuple[int, str]] | None = None
+        self.threads = 0   # as /proc/PID/stat counted them (0: not read)
 
     def stage(self, ns_type: str, ino: int, ref: Reference) -> None:
         self.staged.append((ns_type, ino, ref))

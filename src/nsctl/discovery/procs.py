@@ -77,7 +77,7 @@ class ProcessSource:
                 os.close(view)
             else:
                 raise NoSuchProcess(f"pid {proc.pid}: exiting")
-        comm, state, ppid, starttime = procfs.read_stat(dirfd)
+        comm, state, ppid, starttime, proc.threads = procfs.read_stat(dirfd)
         try:
             cmdline = procfs.read_cmdline(dirfd)
         except OSError:

@@ -31,17 +31,14 @@ class ThreadSource:
         return opts.threads
 
     def read_process(self, scan: Scan, proc: ProcHandle) -> None:
-        if proc.process is None:
-            return
-        tids = procfs.list_tasks(proc.dirfd)
-        if len(tids) <= 1:
-            return
-        tids.remove(proc.pid) if proc.pid in tids else None
+        if proc.process is None or proc.threads == 1:
+            return   # one thread: it is the process (listing task/ costs ~1.5 us a thread)
         own = {link: f"{link}:[{ino}]" for link, ino in proc.process.ns.items()
                if link in THREAD_LINKS}
         task_fd = procfs.open_dir("task", dir_fd=proc.dirfd)
         try:
             workers = min(os.cpu_count() or 1, 8)
+            tids = [tid for tid in procfs.list_tasks(proc.dirfd) if tid != proc.pid]
             if len(tids) >= PARALLEL_MIN_THREADS and workers > 1:
                 found = _scan_parallel(scan, task_fd, tids, own, workers)
             else:
@@ -49,8 +46,8 @@ class ThreadSource:
         finally:
             os.close(task_fd)
         pid = proc.pid
-        for tid, link, ino in found:
-            proc.stage(link, ino, Reference(THREAD, pid=pid, tid=tid, link=link))
+        proc.staged.extend([(link, ino, Reference(THREAD, pid, tid, None, link))
+                            for tid, link, ino in found])
 
 
 def _scan(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str]) -> Found:
@@ -134,44 +131,54 @@ def _fast_learner(scan: Scan):
 
 def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str],
                    workers: int) -> Found:
-    """Split ``tids`` over forked workers; this process scans the first share itself."""
+    """Split ``tids`` over forked workers; this process scans the first share itself.
+    (Listing the threads in each worker instead is no faster: two listings of one
+    process's threads at once each take twice as long.)"""
     import pickle   # here: plain `nsctl ls` never needs it
 
     chunks = [tids[i::workers] for i in range(workers)]
-    children: list[tuple[int, int]] = []
-    for chunk in chunks[1:]:
-        out = os.memfd_create("nsctl-threads", os.MFD_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:  # worker: scan, write the result, never return
-            code = 0
-            try:
-                start = len(scan.learned)
-                found = _scan(scan, task_fd, chunk, own)
-                new = [_ns_tuple(ns) for ns in scan.learned[start:]]
-                os.write(out, pickle.dumps((found, new), protocol=pickle.HIGHEST_PROTOCOL))
-            except BaseException:
+    children: list[tuple[int, int, int]] = []   # (share, pid, memfd)
+    try:
+        for share in range(1, workers):
+            out = os.memfd_create("nsctl-threads", os.MFD_CLOEXEC)
+            pid = os.fork()
+            if pid == 0:  # worker: scan, write the result, never return
                 code = 1
-            finally:
-                os._exit(code)
-        children.append((pid, out))
-    found = _scan(scan, task_fd, chunks[0], own)
-    for pid, out in children:
-        _, status = os.waitpid(pid, 0)
-        try:
+                try:
+                    start = len(scan.learned)
+                    found = _scan(scan, task_fd, chunks[share], own)
+                    new = [_ns_tuple(ns) for ns in scan.learned[start:]]
+                    data = memoryview(pickle.dumps((found, new), protocol=pickle.HIGHEST_PROTOCOL))
+                    while data:
+                        data = data[os.write(out, data):]
+                    code = 0
+                finally:
+                    os._exit(code)
+            children.append((share, pid, out))
+        found = _scan(scan, task_fd, chunks[0], own)
+        while children:
+            share, pid, out = children[0]
+            _, status = os.waitpid(pid, 0)
+            children[0] = (share, -1, out)
             size = os.fstat(out).st_size
             data = os.pread(out, size, 0) if status == 0 and size else b""
-        finally:
             os.close(out)
-        if not data:
-            # The worker failed: do its share here rather than lose it.
-            idx = children.index((pid, out)) + 1
-            found.extend(_scan(scan, task_fd, chunks[idx], own))
-            continue
-        their_found, new = pickle.loads(data)
-        for row in new:
-            _merge(scan, row, task_fd, their_found)
-        found.extend(their_found)
-    return found
+            children.pop(0)
+            if not data:
+                # The worker failed: do its share here rather than lose it.
+                found.extend(_scan(scan, task_fd, chunks[share], own))
+                continue
+            their_found, new = pickle.loads(data)
+            for row in new:
+                _merge(scan, row, task_fd, their_found)
+            found.extend(their_found)
+        return found
+    finally:
+        for _share, pid, out in children:   # interrupted: leave no worker behind
+            if pid > 0:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            os.close(out)
 
 
 def _ns_tuple(ns: Namespace) -> tuple:

@@ -47,15 +47,17 @@ def read_text(name: str, dir_fd: int | None = None, records: bool = False) -> st
         os.close(fd)
 
 
-def read_stat(dir_fd: int) -> tuple[str, str, int, int]:
-    """(comm, state, ppid, starttime) from /proc/PID/stat; comm may hold spaces and ')'."""
+def read_stat(dir_fd: int) -> tuple[str, str, int, int, int]:
+    """(comm, state, ppid, starttime, threads) from /proc/PID/stat; comm may hold
+    spaces and ')'."""
     text = read_text("stat", dir_fd)
     left = text.index("(")
     right = text.rindex(")")
     comm = text[left + 1:right]
     fields = text[right + 2:].split()
-    # fields[0] is state; ppid is fields[1]; starttime is field 22 overall (fields[19]).
-    return comm, fields[0], int(fields[1]), int(fields[19])
+    # fields[0] is field 3 (state), fields[1] ppid, fields[17] num_threads (20),
+    # fields[19] starttime (22): see proc_pid_stat(5).
+    return comm, fields[0], int(fields[1]), int(fields[19]), int(fields[17])
 
 
 def starttime(pid: int, proc_fd: int) -> int | None:
