@@ -60,6 +60,12 @@ class Reference:
                 out[key] = value
         return out
 
+    def row(self) -> tuple:
+        """Its fields as a tuple, in __slots__ order: ``Reference(*row)`` rebuilds it.
+        (Workers send rows: pickling slotted objects costs ~10x more.)"""
+        return (self.kind, self.pid, self.tid, self.fd, self.link, self.socket, self.path,
+                self.mntns, self.child, self.relation)
+
     def fast_dict(self) -> dict[str, Any]:
         """to_dict for the common kinds without the generic loop (JSON of big hosts)."""
         make = _REF_DICT.get(self.kind)
@@ -119,6 +125,7 @@ class Container:
         return {"engine": self.engine, "id": self.id, "name": self.name, "pod": self.pod}
 
     def _key(self) -> tuple[str, str | None, str | None, str | None]:
+        """Also its row: ``Container(*row)`` rebuilds it."""
         return (self.engine, self.id, self.name, self.pod)
 
     def __eq__(self, other: object) -> bool:
@@ -154,6 +161,10 @@ class Namespace:
 
     def __repr__(self) -> str:
         return f"Namespace({self.type}:[{self.ino}] id={self.id} held_by={self.held_by})"
+
+    def row(self) -> tuple:
+        """Identity and relations (not what holds it): ``Namespace(*row)`` rebuilds them."""
+        return (self.ino, self.type, self.dev, self.id, self.owner, self.parent, self.owner_uid)
 
     @property
     def held_by(self) -> list[str]:
@@ -204,6 +215,17 @@ class Process:
 
     def __repr__(self) -> str:
         return f"Process({self.pid} {self.comm!r})"
+
+    def row(self) -> tuple:
+        """Its fields as a tuple: ``Process.from_row`` rebuilds it."""
+        return (self.pid, self.ppid, self.comm, self.cmdline, self.uid, self.starttime, self.ns,
+                self.nspid, self.state, self.pidns_pending,
+                self.container._key() if self.container is not None else None)
+
+    @classmethod
+    def from_row(cls, row: tuple) -> "Process":
+        container = row[10]
+        return cls(*row[:10], container=Container(*container) if container else None)
 
     @property
     def command(self) -> str:

@@ -147,7 +147,7 @@ def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str
                 try:
                     start = len(scan.learned)
                     found = _scan(scan, task_fd, chunks[share], own)
-                    new = [_ns_tuple(ns) for ns in scan.learned[start:]]
+                    new = [ns.row() for ns in scan.learned[start:]]
                     data = memoryview(pickle.dumps((found, new), protocol=pickle.HIGHEST_PROTOCOL))
                     while data:
                         data = data[os.write(out, data):]
@@ -179,10 +179,6 @@ def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str
                 os.kill(pid, 9)
                 os.waitpid(pid, 0)
             os.close(out)
-
-
-def _ns_tuple(ns: Namespace) -> tuple:
-    return (ns.ino, ns.type, ns.dev, ns.id, ns.owner, ns.parent, ns.owner_uid)
 
 
 def _merge(scan: Scan, row: tuple, task_fd: int, found: Found) -> None:
