@@ -16,6 +16,31 @@ from topology import NS_LINKS, LINK_TYPE, NsFacts, facts, link_ino, root_only
 pytestmark = root_only
 
 
+@pytest.fixture(params=["in-turn", "shared"])
+def scan_how(request, monkeypatch):
+    """Run a test's full scans both ways: processes read in turn, and shared among
+    3 forked workers (nsctl.discovery.shares) as on a host with hundreds of
+    processes.  Checks that the shared way really ran (no silent fallback)."""
+    from nsctl.discovery import shares
+
+    if request.param == "in-turn":
+        monkeypatch.setattr(shares, "SHARE_FROM", 1 << 30)
+        yield request.param
+        return
+    monkeypatch.setattr(shares, "SHARE_FROM", 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    ran: list[bool] = []
+    real = shares.read_shared
+
+    def spy(*args, **kwargs):
+        ran.append(real(*args, **kwargs))
+        return ran[-1]
+
+    monkeypatch.setattr(shares, "read_shared", spy)
+    yield request.param
+    assert ran and all(ran), "the scan was not shared"
+
+
 # --- comparing a snapshot with what the fixture knows ----------------------------------------
 
 def find(snap, want: NsFacts):
@@ -133,7 +158,7 @@ def test_nsctl_reports_no_fd_of_its_own():
 # --- 1. user namespaces that only a child keeps alive -----------------------------------------
 
 @pytest.mark.parametrize("keep", ["process", "fd"])
-def test_nested_user_namespaces_with_hidden_ancestors(keep):
+def test_nested_user_namespaces_with_hidden_ancestors(keep, scan_how):
     with topology.nested_userns(3, keep=keep) as t:
         a, b, c = t.levels
         # What the fixture itself learned with NS_GET_PARENT.
@@ -170,7 +195,7 @@ def test_netns_held_by_bindmount(scratch, how):
 # --- 3. a netns held by a bind mount inside another mount namespace ---------------------------
 
 @pytest.mark.parametrize("keep", ["process", "fd", "bindmount"])
-def test_netns_bindmount_in_other_mount_namespace(scratch, keep):
+def test_netns_bindmount_in_other_mount_namespace(scratch, keep, scan_how):
     with topology.foreign_mount_netns(scratch, keep=keep) as t:
         snap = nsctl.discover()
         net = find(snap, t.net)
@@ -188,7 +213,7 @@ def test_netns_bindmount_in_other_mount_namespace(scratch, keep):
 
 # --- 4. a netns held by an open fd ------------------------------------------------------------
 
-def test_netns_held_by_fd():
+def test_netns_held_by_fd(scan_how):
     with topology.netns_held_by_fd() as t:
         assert t.link_text == f"net:[{t.net.ino}]"
         snap = nsctl.discover()
@@ -226,7 +251,7 @@ def test_fd_opened_through_a_bindmount(scratch):
 # --- 5. a netns held by a socket --------------------------------------------------------------
 
 @pytest.mark.parametrize("passed", [False, True], ids=["kept", "passed-over-scm-rights"])
-def test_netns_held_by_socket(passed):
+def test_netns_held_by_socket(passed, scan_how):
     with topology.netns_held_by_socket(passed=passed) as t:
         assert os.readlink(f"/proc/{t.holder}/fd/{t.fd}") == f"socket:[{t.socket}]"
         assert link_ino(t.holder, "net") != t.net.ino
@@ -239,7 +264,7 @@ def test_netns_held_by_socket(passed):
 
 # --- 6. a thread in its own netns -------------------------------------------------------------
 
-def test_thread_in_its_own_netns():
+def test_thread_in_its_own_netns(scan_how):
     with topology.thread_netns() as t:
         assert t.net.ino != t.process_net
         snap = nsctl.discover(threads=True)
@@ -308,7 +333,7 @@ def test_process_whose_main_thread_exited(threads):
 
 # --- 7. PID namespaces three deep -------------------------------------------------------------
 
-def test_pid_namespaces_three_deep():
+def test_pid_namespaces_three_deep(scan_how):
     with topology.pid_chain(3) as t:
         levels = t.levels
         parents = [t.top.ino] + [lvl.ns.ino for lvl in levels[:-1]]

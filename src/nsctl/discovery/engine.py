@@ -29,6 +29,7 @@ TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need 
 from ..kernel import nsfs, pidfd, procfs
 from ..kernel.errors import AccessDenied, NoSuchProcess, NsctlError, Unsupported, classify
 from ..model import Namespace, Problem, Process, Reference, Snapshot
+from . import shares
 from .hierarchy import resolve
 
 
@@ -122,6 +123,15 @@ class Scan:
         self.proc_fd = -1                                 # directory fd of /proc
         self.self_pid = os.getpid()
         self.nsfs_dev = os.stat("/proc/self/ns/net").st_dev  # one superblock for all
+
+    def sub(self) -> "Scan":
+        """A scan of its own for one share of the processes (nsctl.discovery.shares):
+        the same options and viewpoint, its own findings."""
+        sub = Scan(self.opts)
+        sub.snap.own = self.snap.own
+        sub.proc_fd = self.proc_fd
+        sub.self_pid = self.self_pid
+        return sub
 
     # --- namespaces -------------------------------------------------------
     def namespace(self, ns_type: str, ino: int) -> Namespace:
@@ -262,7 +272,8 @@ def _drop(scan: Scan, proc: ProcHandle) -> None:
         scan.nsfs_mountpoints.pop(mnt, None)
 
 
-def _read_process(scan: Scan, pid: int, readers: list[Source]) -> None:
+def read_process(scan: Scan, pid: int, readers: list[Source]) -> None:
+    """Read one process with every per-process source, under its pidfd."""
     try:
         pfd = pidfd.open_pidfd(pid)
     except NsctlError:
@@ -344,8 +355,11 @@ def _run_scan(opts: Options, sources: list[Source], memo: Memo | None,
                     fresh.append(pid)   # new, busy, or its PID now names another process
                 else:
                     scan.take_over(pid, entry)
-        for pid in fresh:
-            _read_process(scan, pid, readers)
+        workers = shares.workers_for(len(fresh)) if memo is None else 1
+        if workers < 2 or not shares.read_shared(
+                scan, fresh, lambda sub, pid: read_process(sub, pid, readers), workers):
+            for pid in fresh:
+                read_process(scan, pid, readers)
         if memo is not None:
             scan.snap.processes = dict(sorted(scan.snap.processes.items()))
         for source in active:

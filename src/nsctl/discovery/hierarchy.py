@@ -93,7 +93,10 @@ def prune_and_link(snap: Snapshot) -> None:
     if len(keep) != len(namespaces):
         for ino in [i for i in namespaces if i not in keep]:
             del namespaces[ino]
-    for ino, ns in namespaces.items():
+    # In inode order, not the order found: the same children in the same order
+    # however the processes were read (in turn, incrementally, or in shares).
+    for ino in sorted(namespaces):
+        ns = namespaces[ino]
         parent, owner = ns.parent, ns.owner
         if parent is not None and parent in namespaces:
             namespaces[parent].refs.append(Reference(CHILD, child=ino, relation="parent"))

@@ -1,0 +1,275 @@
+"""A full scan's processes shared among forked workers, one per core.
+
+Reading a process is nearly all system calls (about 45 for a process, 7 more
+for each namespace first seen), so on a big host the cores can share them.
+The PIDs go into one pipe; each worker, and this process, takes a few at a
+time and reads them into a scan of its own (:meth:`Scan.sub`).  Taking them
+a few at a time balances the load: one process that holds thousands of
+namespace fds keeps one worker busy while the others take the rest.
+
+A worker hands back rows (tuples) in a memfd, and the mount namespace fds it
+kept over SCM_RIGHTS.  The parent merges the namespaces first and then every
+process in PID order, as a serial scan commits them (:meth:`Scan.take_over`).
+So the snapshot is the same, in the same order.  A mount namespace read by
+processes in two shares keeps the bind mounts read through the lower PID.
+A worker that fails has its processes read by the parent.
+
+Only a privileged nsctl shares.  Fds in flight over a unix socket count
+against the sender's RLIMIT_NOFILE unless it has CAP_SYS_ADMIN or
+CAP_SYS_RESOURCE in the initial user namespace, and an unprivileged scan
+sees little to share anyway.
+"""
+from __future__ import annotations
+
+import os
+from array import array
+
+from ..model import Namespace, Problem, Process, Reference
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from .engine import Scan
+
+SHARE_FROM = 300   # processes from which a second core pays for itself (~even at 270 here)
+TAKE = 16          # PIDs a worker takes from the pipe at a time
+FDS_PER_MESSAGE = 64
+CAP_SYS_ADMIN = 21
+CAP_SYS_RESOURCE = 24
+
+
+def workers_for(processes: int) -> int:
+    """How many workers (this process included) share a scan of ``processes``."""
+    if processes < SHARE_FROM:
+        return 1
+    cores = os.cpu_count() or 1
+    return min(cores, 8) if cores > 1 and _may_pass_fds() else 1
+
+
+def _may_pass_fds() -> bool:
+    """CAP_SYS_ADMIN or CAP_SYS_RESOURCE in the initial user namespace (the kernel
+    checks them there): our effective set has one, and our user namespace maps
+    every UID to itself."""
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            if f.read().split() != [b"0", b"0", b"4294967295"]:
+                return False
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapEff:"):
+                    caps = int(line.split()[1], 16)
+                    return bool(caps & (1 << CAP_SYS_ADMIN | 1 << CAP_SYS_RESOURCE))
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+class Part:
+    """What one share read: rows, as a worker sends them."""
+
+    __slots__ = ("taken", "learned", "procs", "problems", "unsupported", "kept")
+
+    def __init__(self, taken: list[int], learned: list[tuple], procs: list[tuple],
+                 problems: list[tuple], unsupported: list[str], kept: dict[int, int]) -> None:
+        self.taken = taken              # every PID this share took from the pipe
+        self.learned = learned          # Namespace rows, in the order learned
+        self.procs = procs              # (pid, Process row or None, staged rows, read)
+        self.problems = problems        # (reason, what, pid)
+        self.unsupported = unsupported  # kernel interfaces found missing
+        self.kept = kept                # mount ns inode -> fd kept for the bind-mount pass
+
+    @classmethod
+    def of(cls, sub: "Scan", taken: list[int]) -> "Part":
+        procs = [(pid, process.row() if process is not None else None,
+                  [(ns_type, ino, ref.row()) for ns_type, ino, ref in staged], read)
+                 for pid, (process, staged, read) in sub.record.procs.items()]
+        return cls(taken, [ns.row() for ns in sub.learned], procs,
+                   [(p.reason, p.what, p.pid) for p in sub.snap.problems],
+                   sorted(sub.unsupported), dict(sub.kept_fds))
+
+    def to_bytes(self) -> bytes:
+        import pickle
+
+        return pickle.dumps((self.taken, self.learned, self.procs, self.problems,
+                             self.unsupported, list(self.kept)),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, fds: dict[int, int]) -> "Part":
+        import pickle
+
+        taken, learned, procs, problems, unsupported, _kept = pickle.loads(data)
+        return cls(taken, learned, procs, problems, unsupported, fds)
+
+
+def read_shared(scan: "Scan", pids: list[int], read: "Callable[[Scan, int], None]",
+                workers: int) -> bool:
+    """Read ``pids`` into ``scan`` with ``workers`` processes (this one included);
+    False if the PIDs could not be queued (nothing was read: read them serially)."""
+    queue = _queue(pids)
+    if queue < 0:
+        return False
+    children: list[tuple[int, int, object]] = []   # (pid, memfd, socket)
+    parts: list[Part] = []
+    try:
+        for _ in range(workers - 1):
+            children.append(_fork_worker(scan, queue, read))
+        parts.append(_read_share(scan, queue, read))
+        os.close(queue)
+        queue = -1
+        failed = False
+        while children:
+            part = _collect(children[0])
+            children.pop(0)
+            if part is None:
+                failed = True
+            else:
+                parts.append(part)
+        if failed:
+            # Read here what the failed workers took (and never sent back).
+            done = {pid for part in parts for pid in part.taken}
+            parts.append(_read_share(scan, -1, read, [p for p in pids if p not in done]))
+        _merge(scan, parts)
+        parts = []
+    finally:
+        if queue >= 0:
+            os.close(queue)
+        for pid, memfd, sock in children:   # interrupted: leave no worker behind
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(memfd)
+            sock.close()
+        for part in parts:                  # not merged: close the fds it brought
+            for fd in part.kept.values():
+                os.close(fd)
+    return True
+
+
+def _queue(pids: list[int]) -> int:
+    """A pipe holding every PID, its write end closed: the read end, or -1."""
+    import fcntl
+
+    data = array("i", pids).tobytes()
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    try:
+        if len(data) > 65536:
+            fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, len(data))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(wfd, view):]
+    except OSError:
+        os.close(rfd)
+        return -1
+    finally:
+        os.close(wfd)
+    return rfd
+
+
+def _read_share(scan: "Scan", queue: int, read: "Callable[[Scan, int], None]",
+                pids: list[int] | None = None) -> Part:
+    """Read PIDs taken from ``queue`` (or the given ``pids``) into a scan of their own."""
+    sub = scan.sub()
+    taken: list[int] = []
+    if pids is None:
+        while True:
+            data = os.read(queue, 4 * TAKE)   # whole PIDs: a pipe read is atomic
+            if not data:
+                break
+            taken.extend(array("i", data))
+            for pid in taken[-(len(data) // 4):]:
+                read(sub, pid)
+    else:
+        taken = pids
+        for pid in pids:
+            read(sub, pid)
+    return Part.of(sub, taken)
+
+
+def _fork_worker(scan: "Scan", queue: int, read: "Callable[[Scan, int], None]"
+                 ) -> tuple[int, int, object]:
+    import socket
+
+    memfd = os.memfd_create("nsctl-share", os.MFD_CLOEXEC)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:  # worker: read a share, send it back, never return
+        code = 1
+        try:
+            ours.close()
+            part = _read_share(scan, queue, read)
+            data = memoryview(part.to_bytes())
+            while data:
+                data = data[os.write(memfd, data):]
+            kept = list(part.kept.items())
+            for i in range(0, len(kept), FDS_PER_MESSAGE):
+                batch = kept[i:i + FDS_PER_MESSAGE]
+                socket.send_fds(theirs, [array("q", [ino for ino, _fd in batch]).tobytes()],
+                                [fd for _ino, fd in batch])
+            code = 0
+        finally:
+            os._exit(code)
+    theirs.close()
+    return pid, memfd, ours
+
+
+def _collect(child: tuple[int, int, object]) -> Part | None:
+    """A worker's part, once it has sent everything and exited; None if it failed."""
+    import socket
+
+    pid, memfd, sock = child
+    fds: dict[int, int] = {}
+    try:
+        while True:
+            msg, got, _flags, _addr = socket.recv_fds(sock, 8 * FDS_PER_MESSAGE,
+                                                      FDS_PER_MESSAGE)
+            if not msg:
+                break
+            fds.update(zip(array("q", msg), got))
+    finally:
+        sock.close()
+        _, status = os.waitpid(pid, 0)
+    try:
+        size = os.fstat(memfd).st_size
+        data = os.pread(memfd, size, 0) if status == 0 and size else b""
+    finally:
+        os.close(memfd)
+    if not data:
+        for fd in fds.values():
+            os.close(fd)
+        return None
+    return Part.from_bytes(data, fds)
+
+
+def _merge(scan: "Scan", parts: list[Part]) -> None:
+    """Commit the parts into ``scan`` as a serial scan would have (module docstring)."""
+    resolved, namespaces = scan.resolved, scan.snap.namespaces
+    for part in parts:
+        for row in part.learned:
+            if row[0] not in resolved:
+                ns = namespaces[row[0]] = Namespace(*row)
+                resolved.add(row[0])
+                scan.learned.append(ns)
+    entries = sorted((entry for part in parts for entry in part.procs), key=lambda e: e[0])
+    for pid, process, staged, read in entries:
+        scan.take_over(pid, (Process.from_row(process) if process is not None else None,
+                             [(ns_type, ino, Reference(*ref)) for ns_type, ino, ref in staged],
+                             read))
+    # Each share says once what this kernel lacks: say it once in all.
+    said = {p.what for p in scan.snap.problems if p.reason == "unsupported"}
+    problems = sorted((p for part in parts for p in part.problems),
+                      key=lambda p: p[2] if p[2] is not None else 0)
+    for reason, what, pid in problems:
+        if reason == "unsupported":
+            if what in said:
+                continue
+            said.add(what)
+        scan.snap.problems.append(Problem(reason, what, pid))
+    for part in parts:
+        scan.unsupported.update(part.unsupported)
+        for ino, fd in part.kept.items():
+            if ino in scan.kept_fds:
+                os.close(fd)
+            else:
+                scan.kept_fds[ino] = fd
+        part.kept = {}
