@@ -6,6 +6,7 @@ Every expected value comes from the fixture's own reading of the kernel
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -291,8 +292,22 @@ def test_many_threads_shared_among_workers(monkeypatch, worker):
     from nsctl.discovery import tasks
 
     monkeypatch.setattr(tasks, "PARALLEL_MIN_THREADS", 2)
+    monkeypatch.setattr(tasks, "TAKE_TIDS", 2)
     monkeypatch.setattr(os, "cpu_count", lambda: 3)
     parent = os.getpid()
+    real_scan, real_merge, merged = tasks._scan, tasks._merge, []
+
+    def slow_parent_scan(*args):
+        if os.getpid() == parent:
+            time.sleep(0.05)   # so that the workers surely take their share
+        return real_scan(*args)
+
+    def counting_merge(*args):
+        merged.append(args[1])
+        return real_merge(*args)
+
+    monkeypatch.setattr(tasks, "_scan", slow_parent_scan)
+    monkeypatch.setattr(tasks, "_merge", counting_merge)
     if worker == "fails":
         real_dumps = pickle.dumps
 
@@ -311,6 +326,7 @@ def test_many_threads_shared_among_workers(monkeypatch, worker):
             ns = find(snap, want)
             assert_same(ns, want)
             assert ref("thread", pid=t.pid, tid=tid, link="uts") in refs(ns)
+        assert bool(merged) == (worker == "works")   # namespaces the workers learned
 
 
 @pytest.mark.parametrize("threads", [False, True], ids=["processes", "threads"])

@@ -107,7 +107,7 @@ def read_shared(scan: "Scan", pids: list[int], read: "Callable[[Scan, int], None
                 workers: int) -> bool:
     """Read ``pids`` into ``scan`` with ``workers`` processes (this one included);
     False if the PIDs could not be queued (nothing was read: read them serially)."""
-    queue = _queue(pids)
+    queue = pid_queue(pids)
     if queue < 0:
         return False
     children: list[tuple[int, int, object]] = []   # (pid, memfd, socket)
@@ -146,8 +146,9 @@ def read_shared(scan: "Scan", pids: list[int], read: "Callable[[Scan, int], None
     return True
 
 
-def _queue(pids: list[int]) -> int:
-    """A pipe holding every PID, its write end closed: the read end, or -1."""
+def pid_queue(pids: list[int]) -> int:
+    """A pipe holding every PID (or TID), its write end closed: the read end, or -1.
+    Workers forked after this share it with :func:`take`."""
     import fcntl
 
     data = array("i", pids).tobytes()
@@ -166,6 +167,12 @@ def _queue(pids: list[int]) -> int:
     return rfd
 
 
+def take(queue: int, count: int) -> list[int]:
+    """Up to ``count`` PIDs from a :func:`pid_queue`; [] once it is empty.  A pipe
+    read is atomic, so workers reading at once never split a PID."""
+    return list(array("i", os.read(queue, 4 * count)))
+
+
 def _read_share(scan: "Scan", queue: int, read: "Callable[[Scan, int], None]",
                 pids: list[int] | None = None) -> Part:
     """Read PIDs taken from ``queue`` (or the given ``pids``) into a scan of their own."""
@@ -173,11 +180,11 @@ def _read_share(scan: "Scan", queue: int, read: "Callable[[Scan, int], None]",
     taken: list[int] = []
     if pids is None:
         while True:
-            data = os.read(queue, 4 * TAKE)   # whole PIDs: a pipe read is atomic
-            if not data:
+            batch = take(queue, TAKE)
+            if not batch:
                 break
-            taken.extend(array("i", data))
-            for pid in taken[-(len(data) // 4):]:
+            taken.extend(batch)
+            for pid in batch:
                 read(sub, pid)
     else:
         taken = pids

@@ -4,9 +4,10 @@ A thread cannot differ from its process in user, pid or time namespace (the
 kernel refuses those to multithreaded callers), so five links are read per
 thread, compared as text with the process's own links (parsing only what
 differs).  A process with very many threads (seed 002's worst case: tens of
-thousands, each in its own namespace) is split across forked workers, one
-per core; each worker learns the namespaces its threads show and sends them
-back, so the whole scan stays linear and uses every core.
+thousands, each in its own namespace) is shared among forked workers, one
+per core, which take its threads from one queue a batch at a time; each
+worker learns the namespaces its threads show and sends them back, so the
+whole scan stays linear and uses every core.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .engine import Options, ProcHandle, Scan
 
 THREAD_LINKS: tuple[str, ...] = ("mnt", "net", "uts", "ipc", "cgroup")
 PARALLEL_MIN_THREADS = 4000   # below this, forking costs more than it saves
+TAKE_TIDS = 256               # threads a worker takes from the queue at a time
 
 # What scanning a set of threads yields: (tid, link, inode) for each link that differs.
 Found = list  # list[tuple[int, str, int]]
@@ -131,50 +133,73 @@ def _fast_learner(scan: Scan):
 
 def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str],
                    workers: int) -> Found:
-    """Split ``tids`` over forked workers; this process scans the first share itself.
+    """Share ``tids`` among forked workers and this process: each takes TAKE_TIDS at
+    a time from one pipe (nsctl.discovery.shares), so all finish together.
     (Listing the threads in each worker instead is no faster: two listings of one
     process's threads at once each take twice as long.)"""
     import pickle   # here: plain `nsctl ls` never needs it
 
-    chunks = [tids[i::workers] for i in range(workers)]
-    children: list[tuple[int, int, int]] = []   # (share, pid, memfd)
+    from .shares import pid_queue, take
+
+    queue = pid_queue(tids)
+    if queue < 0:
+        return _scan(scan, task_fd, tids, own)
+
+    def share() -> tuple[list[int], Found]:
+        taken: list[int] = []
+        found: Found = []
+        while batch := take(queue, TAKE_TIDS):
+            taken.extend(batch)
+            found.extend(_scan(scan, task_fd, batch, own))
+        return taken, found
+
+    children: list[tuple[int, int]] = []   # (pid, memfd)
     try:
-        for share in range(1, workers):
+        for _ in range(1, workers):
             out = os.memfd_create("nsctl-threads", os.MFD_CLOEXEC)
             pid = os.fork()
             if pid == 0:  # worker: scan, write the result, never return
                 code = 1
                 try:
                     start = len(scan.learned)
-                    found = _scan(scan, task_fd, chunks[share], own)
+                    taken, found = share()
                     new = [ns.row() for ns in scan.learned[start:]]
-                    data = memoryview(pickle.dumps((found, new), protocol=pickle.HIGHEST_PROTOCOL))
+                    data = memoryview(pickle.dumps((taken, found, new),
+                                                   protocol=pickle.HIGHEST_PROTOCOL))
                     while data:
                         data = data[os.write(out, data):]
                     code = 0
                 finally:
                     os._exit(code)
-            children.append((share, pid, out))
-        found = _scan(scan, task_fd, chunks[0], own)
+            children.append((pid, out))
+        done, found = share()
+        os.close(queue)
+        queue = -1
+        failed = False
         while children:
-            share, pid, out = children[0]
+            pid, out = children[0]
             _, status = os.waitpid(pid, 0)
-            children[0] = (share, -1, out)
+            children[0] = (-1, out)
             size = os.fstat(out).st_size
             data = os.pread(out, size, 0) if status == 0 and size else b""
             os.close(out)
             children.pop(0)
             if not data:
-                # The worker failed: do its share here rather than lose it.
-                found.extend(_scan(scan, task_fd, chunks[share], own))
+                failed = True
                 continue
-            their_found, new = pickle.loads(data)
+            taken, their_found, new = pickle.loads(data)
             for row in new:
                 _merge(scan, row, task_fd, their_found)
             found.extend(their_found)
+            done.extend(taken)
+        if failed:   # do what the failed workers took here, rather than lose it
+            seen = set(done)
+            found.extend(_scan(scan, task_fd, [t for t in tids if t not in seen], own))
         return found
     finally:
-        for _share, pid, out in children:   # interrupted: leave no worker behind
+        if queue >= 0:
+            os.close(queue)
+        for pid, out in children:   # interrupted: leave no worker behind
             if pid > 0:
                 os.kill(pid, 9)
                 os.waitpid(pid, 0)
