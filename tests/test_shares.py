@@ -101,3 +101,25 @@ def test_no_sharing_in_a_user_namespace_of_its_own():
         got = child.ready()
     assert int(got["caps"], 16) & (1 << shares.CAP_SYS_ADMIN)
     assert got["may"] is False
+
+
+def test_an_interrupted_shared_scan_leaves_no_worker_or_fd(monkeypatch, host):
+    from nsctl.discovery import engine
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(shares, "TAKE", 1)
+    parent = os.getpid()
+    real, calls = engine.read_process, []
+
+    def interrupted(scan, pid, readers):
+        if os.getpid() == parent:
+            calls.append(pid)
+            if len(calls) == 5:   # by now this scan holds fds, the workers are reading
+                raise KeyboardInterrupt
+        return real(scan, pid, readers)
+
+    monkeypatch.setattr(engine, "read_process", interrupted)
+    fds, children = _open_fds(), children_of(parent)
+    with pytest.raises(KeyboardInterrupt):
+        _scan(monkeypatch, shared=True)
+    assert _open_fds() == fds and children_of(parent) == children

@@ -178,18 +178,20 @@ def _read_share(scan: "Scan", queue: int, read: "Callable[[Scan, int], None]",
     """Read PIDs taken from ``queue`` (or the given ``pids``) into a scan of their own."""
     sub = scan.sub()
     taken: list[int] = []
-    if pids is None:
-        while True:
-            batch = take(queue, TAKE)
-            if not batch:
-                break
-            taken.extend(batch)
-            for pid in batch:
+    try:
+        if pids is None:
+            while batch := take(queue, TAKE):
+                taken.extend(batch)
+                for pid in batch:
+                    read(sub, pid)
+        else:
+            taken = pids
+            for pid in pids:
                 read(sub, pid)
-    else:
-        taken = pids
-        for pid in pids:
-            read(sub, pid)
+    except BaseException:
+        for fd in sub.kept_fds.values():   # a long-running caller must not leak them
+            os.close(fd)
+        raise
     return Part.of(sub, taken)
 
 
