@@ -97,38 +97,22 @@ def _encode_shares(rows: Rows, dumps: Callable[..., str]) -> list[bytes]:
     shares = min(os.cpu_count() or 1, 4, max(1, n // (PARALLEL_ROWS // 2)))
     if n < PARALLEL_ROWS or shares < 2:
         return [encode(0, n)]
+    from ..kernel.forked import Forked
+
     bounds = [n * i // shares for i in range(shares + 1)]
-    children: list[tuple[int, int]] = []   # (pid, memfd) for shares 1..
+    children: list[Forked] = []   # shares 1..
     try:
         for k in range(1, shares):
-            memfd = os.memfd_create("nsctl-json", os.MFD_CLOEXEC)
-            pid = os.fork()
-            if pid == 0:  # child: encode its share into the memfd, never return
-                code = 1
-                try:
-                    data = memoryview(encode(bounds[k], bounds[k + 1]))
-                    while data:
-                        data = data[os.write(memfd, data):]
-                    code = 0
-                finally:
-                    os._exit(code)
-            children.append((pid, memfd))
+            children.append(Forked(lambda k=k: encode(bounds[k], bounds[k + 1]), "nsctl-json"))
         parts = [encode(bounds[0], bounds[1])]
-        for k, (pid, memfd) in enumerate(children, start=1):
-            _, status = os.waitpid(pid, 0)
-            children[k - 1] = (-1, memfd)
-            size = os.fstat(memfd).st_size
-            if status == 0:
-                parts.append(os.pread(memfd, size, 0) if size else b"")
-            else:   # the child failed: encode its share here instead
-                parts.append(encode(bounds[k], bounds[k + 1]))
+        for k, child in enumerate(children, start=1):
+            data = child.result()
+            # A child that failed: encode its share here instead.
+            parts.append(data if data is not None else encode(bounds[k], bounds[k + 1]))
         return parts
     finally:
-        for pid, memfd in children:
-            if pid > 0:   # interrupted: don't leave a child behind
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-            os.close(memfd)
+        for child in children:   # interrupted: don't leave a child behind
+            child.abandon()
 
 
 def print_table(headers: list[str], rows: list[list[str]], right: set[int],

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from array import array
 
+from ..kernel.forked import Forked
 from ..model import Namespace, Problem, Process, Reference
 
 TYPE_CHECKING = False
@@ -110,7 +111,7 @@ def read_shared(scan: "Scan", pids: list[int], read: "Callable[[Scan, int], None
     queue = pid_queue(pids)
     if queue < 0:
         return False
-    children: list[tuple[int, int, object]] = []   # (pid, memfd, socket)
+    children: list[tuple[Forked, object]] = []   # (worker, socket its fds come over)
     parts: list[Part] = []
     try:
         for _ in range(workers - 1):
@@ -119,9 +120,8 @@ def read_shared(scan: "Scan", pids: list[int], read: "Callable[[Scan, int], None
         os.close(queue)
         queue = -1
         failed = False
-        while children:
-            part = _collect(children[0])
-            children.pop(0)
+        for child, sock in children:
+            part = _collect(child, sock)
             if part is None:
                 failed = True
             else:
@@ -135,12 +135,10 @@ def read_shared(scan: "Scan", pids: list[int], read: "Callable[[Scan, int], None
     finally:
         if queue >= 0:
             os.close(queue)
-        for pid, memfd, sock in children:   # interrupted: leave no worker behind
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            os.close(memfd)
+        for child, sock in children:   # interrupted: leave no worker behind
             sock.close()
-        for part in parts:                  # not merged: close the fds it brought
+            child.abandon()
+        for part in parts:             # not merged: close the fds it brought
             for fd in part.kept.values():
                 os.close(fd)
     return True
@@ -196,37 +194,36 @@ def _read_share(scan: "Scan", queue: int, read: "Callable[[Scan, int], None]",
 
 
 def _fork_worker(scan: "Scan", queue: int, read: "Callable[[Scan, int], None]"
-                 ) -> tuple[int, int, object]:
+                 ) -> tuple[Forked, object]:
     import socket
 
-    memfd = os.memfd_create("nsctl-share", os.MFD_CLOEXEC)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = os.fork()
-    if pid == 0:  # worker: read a share, send it back, never return
-        code = 1
-        try:
-            ours.close()
-            part = _read_share(scan, queue, read)
-            data = memoryview(part.to_bytes())
-            while data:
-                data = data[os.write(memfd, data):]
-            kept = list(part.kept.items())
-            for i in range(0, len(kept), FDS_PER_MESSAGE):
-                batch = kept[i:i + FDS_PER_MESSAGE]
-                socket.send_fds(theirs, [array("q", [ino for ino, _fd in batch]).tobytes()],
-                                [fd for _ino, fd in batch])
-            code = 0
-        finally:
-            os._exit(code)
-    theirs.close()
-    return pid, memfd, ours
+
+    def work() -> bytes:   # in the worker: read a share; its fds go over the socket
+        ours.close()
+        part = _read_share(scan, queue, read)
+        data = part.to_bytes()
+        kept = list(part.kept.items())
+        for i in range(0, len(kept), FDS_PER_MESSAGE):
+            batch = kept[i:i + FDS_PER_MESSAGE]
+            socket.send_fds(theirs, [array("q", [ino for ino, _fd in batch]).tobytes()],
+                            [fd for _ino, fd in batch])
+        return data
+
+    try:
+        child = Forked(work)
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return child, ours
 
 
-def _collect(child: tuple[int, int, object]) -> Part | None:
+def _collect(child: Forked, sock) -> Part | None:
     """A worker's part, once it has sent everything and exited; None if it failed."""
     import socket
 
-    pid, memfd, sock = child
     fds: dict[int, int] = {}
     try:
         while True:
@@ -237,12 +234,7 @@ def _collect(child: tuple[int, int, object]) -> Part | None:
             fds.update(zip(array("q", msg), got))
     finally:
         sock.close()
-        _, status = os.waitpid(pid, 0)
-    try:
-        size = os.fstat(memfd).st_size
-        data = os.pread(memfd, size, 0) if status == 0 and size else b""
-    finally:
-        os.close(memfd)
+    data = child.result()
     if not data:
         for fd in fds.values():
             os.close(fd)

@@ -139,6 +139,7 @@ def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str
     process's threads at once each take twice as long.)"""
     import pickle   # here: plain `nsctl ls` never needs it
 
+    from ..kernel.forked import Forked
     from .shares import pid_queue, take
 
     queue = pid_queue(tids)
@@ -153,37 +154,22 @@ def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str
             found.extend(_scan(scan, task_fd, batch, own))
         return taken, found
 
-    children: list[tuple[int, int]] = []   # (pid, memfd)
+    def work() -> bytes:   # in a worker
+        start = len(scan.learned)
+        taken, found = share()
+        new = [ns.row() for ns in scan.learned[start:]]
+        return pickle.dumps((taken, found, new), protocol=pickle.HIGHEST_PROTOCOL)
+
+    children: list[Forked] = []
     try:
         for _ in range(1, workers):
-            out = os.memfd_create("nsctl-threads", os.MFD_CLOEXEC)
-            pid = os.fork()
-            if pid == 0:  # worker: scan, write the result, never return
-                code = 1
-                try:
-                    start = len(scan.learned)
-                    taken, found = share()
-                    new = [ns.row() for ns in scan.learned[start:]]
-                    data = memoryview(pickle.dumps((taken, found, new),
-                                                   protocol=pickle.HIGHEST_PROTOCOL))
-                    while data:
-                        data = data[os.write(out, data):]
-                    code = 0
-                finally:
-                    os._exit(code)
-            children.append((pid, out))
+            children.append(Forked(work, "nsctl-threads"))
         done, found = share()
         os.close(queue)
         queue = -1
         failed = False
-        while children:
-            pid, out = children[0]
-            _, status = os.waitpid(pid, 0)
-            children[0] = (-1, out)
-            size = os.fstat(out).st_size
-            data = os.pread(out, size, 0) if status == 0 and size else b""
-            os.close(out)
-            children.pop(0)
+        for child in children:
+            data = child.result()
             if not data:
                 failed = True
                 continue
@@ -199,11 +185,8 @@ def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str
     finally:
         if queue >= 0:
             os.close(queue)
-        for pid, out in children:   # interrupted: leave no worker behind
-            if pid > 0:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-            os.close(out)
+        for child in children:   # interrupted: leave no worker behind
+            child.abandon()
 
 
 def _merge(scan: Scan, row: tuple, task_fd: int, found: Found) -> None:
