@@ -67,7 +67,8 @@ def _may_pass_fds() -> bool:
 
 
 class Part:
-    """What one share read: rows, as a worker sends them."""
+    """What one share read.  A worker sends it as rows (``to_bytes``); the share read
+    here is merged as it is."""
 
     __slots__ = ("taken", "learned", "procs", "problems", "unsupported", "kept")
 
@@ -75,32 +76,35 @@ class Part:
                  problems: list[tuple], unsupported: list[str], kept: dict[int, int]) -> None:
         self.taken = taken              # every PID this share took from the pipe
         self.learned = learned          # Namespace rows, in the order learned
-        self.procs = procs              # (pid, Process row or None, staged rows, read)
+        self.procs = procs              # (pid, Process or None, staged, read), as a Memo's
         self.problems = problems        # (reason, what, pid)
         self.unsupported = unsupported  # kernel interfaces found missing
         self.kept = kept                # mount ns inode -> fd kept for the bind-mount pass
 
     @classmethod
     def of(cls, sub: "Scan", taken: list[int]) -> "Part":
-        procs = [(pid, process.row() if process is not None else None,
-                  [(ns_type, ino, ref.row()) for ns_type, ino, ref in staged], read)
-                 for pid, (process, staged, read) in sub.record.procs.items()]
-        return cls(taken, [ns.row() for ns in sub.learned], procs,
+        return cls(taken, [ns.row() for ns in sub.learned],
+                   [(pid, *entry) for pid, entry in sub.record.procs.items()],
                    [(p.reason, p.what, p.pid) for p in sub.snap.problems],
                    sorted(sub.unsupported), dict(sub.kept_fds))
 
     def to_bytes(self) -> bytes:
         import pickle
 
-        return pickle.dumps((self.taken, self.learned, self.procs, self.problems,
-                             self.unsupported, list(self.kept)),
-                            protocol=pickle.HIGHEST_PROTOCOL)
+        procs = [(pid, process.row() if process is not None else None,
+                  [(ns_type, ino, ref.row()) for ns_type, ino, ref in staged], read)
+                 for pid, process, staged, read in self.procs]
+        return pickle.dumps((self.taken, self.learned, procs, self.problems,
+                             self.unsupported), protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def from_bytes(cls, data: bytes, fds: dict[int, int]) -> "Part":
         import pickle
 
-        taken, learned, procs, problems, unsupported, _kept = pickle.loads(data)
+        taken, learned, rows, problems, unsupported = pickle.loads(data)
+        procs = [(pid, Process.from_row(process) if process is not None else None,
+                  [(ns_type, ino, Reference(*ref)) for ns_type, ino, ref in staged], read)
+                 for pid, process, staged, read in rows]
         return cls(taken, learned, procs, problems, unsupported, fds)
 
 
@@ -253,9 +257,7 @@ def _merge(scan: "Scan", parts: list[Part]) -> None:
                 scan.learned.append(ns)
     entries = sorted((entry for part in parts for entry in part.procs), key=lambda e: e[0])
     for pid, process, staged, read in entries:
-        scan.take_over(pid, (Process.from_row(process) if process is not None else None,
-                             [(ns_type, ino, Reference(*ref)) for ns_type, ino, ref in staged],
-                             read))
+        scan.take_over(pid, (process, staged, read))
     # Each share says once what this kernel lacks: say it once in all.
     said = {p.what for p in scan.snap.problems if p.reason == "unsupported"}
     problems = sorted((p for part in parts for p in part.problems),
