@@ -9,6 +9,8 @@ host, moments apart.
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from contextlib import ExitStack
 
 import pytest
@@ -112,14 +114,23 @@ def test_an_interrupted_shared_scan_leaves_no_worker_or_fd(monkeypatch, host):
     real, calls = engine.read_process, []
 
     def interrupted(scan, pid, readers):
-        if os.getpid() == parent:
+        if os.getpid() != parent:
+            time.sleep(0.05)   # slow workers: the parent surely reads 3 PIDs, even on a host of few
+        else:
             calls.append(pid)
-            if len(calls) == 5:   # by now this scan holds fds, the workers are reading
+            if len(calls) == 3:   # by now this scan holds fds, the workers are reading
                 raise KeyboardInterrupt
         return real(scan, pid, readers)
 
     monkeypatch.setattr(engine, "read_process", interrupted)
-    fds, children = _open_fds(), children_of(parent)
-    with pytest.raises(KeyboardInterrupt):
-        _scan(monkeypatch, shared=True)
-    assert _open_fds() == fds and children_of(parent) == children
+    # Enough processes for the parent's share, on a host with few of its own.
+    crowd = [subprocess.Popen(["sleep", "60"]) for _ in range(12)]
+    try:
+        fds, children = _open_fds(), children_of(parent)
+        with pytest.raises(KeyboardInterrupt):
+            _scan(monkeypatch, shared=True)
+        assert _open_fds() == fds and children_of(parent) == children
+    finally:
+        for proc in crowd:
+            proc.kill()
+            proc.wait()
