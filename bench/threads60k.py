@@ -77,10 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     add_timing_args(ap, "nsctl ls --json --threads",
                     "after timing, run nsctl once under cProfile, and once more with the "
                     "thread scan forced serial (cProfile sees no forked worker)", RESULTS)
+    ap.add_argument("--hold", type=float, default=None, metavar="SECONDS",
+                    help="only build the threads, hold them this long (to time or profile "
+                         "nsctl by hand), and tear them down")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("threads60k.py: needs root", file=sys.stderr)
         return 1
+    if args.hold is not None:
+        with ThreadsTopology(args.threads_count, args.stack_kib) as topo:
+            try:
+                time.sleep(args.hold)
+            except (KeyboardInterrupt, SystemExit):   # Ctrl-C, or SIGTERM (see Workdir)
+                pass
+        left = leftovers(topo)
+        log("nothing left behind" if not left else "LEFT BEHIND: " + "; ".join(left))
+        return 1 if left else 0
 
     nsctl, label = nsctl_argv(threads=True, override=args.nsctl)
     lsns = lsns_argv()
