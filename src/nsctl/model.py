@@ -179,12 +179,17 @@ class Namespace:
         return all(r.kind == CHILD for r in self.refs)
 
     def to_dict(self) -> dict[str, Any]:
-        held_by = self.held_by
+        refs = self.refs
+        if len(refs) == 1:   # most namespaces of a big host: one thread or process each
+            ref = refs[0]
+            held_by, ref_dicts = [ref.kind], [ref.fast_dict()]
+        else:
+            held_by, ref_dicts = self.held_by, [r.fast_dict() for r in refs]
         return {
             "ns": self.ino, "type": self.type, "dev": self.dev, "id": self.id,
             "owner": self.owner, "parent": self.parent, "owner_uid": self.owner_uid,
             "hidden": held_by == [CHILD], "held_by": held_by, "pids": sorted(self.pids),
-            "refs": [r.fast_dict() for r in self.refs],
+            "refs": ref_dicts,
             "container": self.container.to_dict() if self.container else None,
         }
 
