@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
                 input("Enter to tear down> ")
             else:
                 time.sleep(args.hold)
-        except (EOFError, KeyboardInterrupt):
+        except (EOFError, KeyboardInterrupt, SystemExit):   # SystemExit: SIGTERM (see Workdir)
             pass
     left = leftovers(topo)
     print(f"teardown {topo.teardown_seconds:.2f} s; "
