@@ -75,30 +75,31 @@ def prune_and_link(snap: Snapshot) -> None:
     no reference left; it stays only as an owner or parent of a held one.
     """
     namespaces = snap.namespaces
-    # Held namespaces, then every owner and parent above them (each visited once).
-    keep: set[int] = set()
-    stack = [ino for ino, ns in namespaces.items() if ns.refs]
-    while stack:
-        ino = stack.pop()
-        if ino in keep:
-            continue
-        ns = namespaces.get(ino)
-        if ns is None:
-            continue
-        keep.add(ino)
-        if ns.owner is not None and ns.owner not in keep:
-            stack.append(ns.owner)
-        if ns.parent is not None and ns.parent not in keep:
-            stack.append(ns.parent)
-    if len(keep) != len(namespaces):
-        for ino in [i for i in namespaces if i not in keep]:
+    # Those nothing holds (few: hidden ancestors, and what exited mid-scan) stay if a
+    # held one is below them, through any chain of owners and parents.
+    unheld = {ino for ino, ns in namespaces.items() if not ns.refs}
+    if unheld:
+        kept: set[int] = set()
+        stack = [up for ns in namespaces.values() if ns.refs
+                 for up in (ns.owner, ns.parent) if up in unheld]
+        while stack:
+            ino = stack.pop()
+            if ino not in kept:
+                kept.add(ino)
+                ns = namespaces[ino]
+                stack.extend(up for up in (ns.owner, ns.parent) if up in unheld)
+        for ino in unheld - kept:
             del namespaces[ino]
     # In inode order, not the order found: the same children in the same order
     # however the processes were read (in turn, incrementally, or in shares).
+    # (Reference's fields by position: kind, pid, tid, fd, link, socket, path, mntns,
+    # child, relation; 60,000 of them on a big host.)
     for ino in sorted(namespaces):
         ns = namespaces[ino]
         parent, owner = ns.parent, ns.owner
         if parent is not None and parent in namespaces:
-            namespaces[parent].refs.append(Reference(CHILD, child=ino, relation="parent"))
+            namespaces[parent].refs.append(
+                Reference(CHILD, None, None, None, None, None, None, None, ino, "parent"))
         if owner is not None and owner != parent and owner in namespaces:
-            namespaces[owner].refs.append(Reference(CHILD, child=ino, relation="owner"))
+            namespaces[owner].refs.append(
+                Reference(CHILD, None, None, None, None, None, None, None, ino, "owner"))
