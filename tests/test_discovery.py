@@ -296,11 +296,12 @@ def test_thread_in_its_own_netns(scan_how, thread_loop):
             assert all(r.kind != "process" for r in plain.namespaces[t.net.ino].refs)
 
 
-@pytest.mark.parametrize("worker", ["works", "fails"])
+@pytest.mark.parametrize("worker", ["works", "fails", "pipe-full"])
 def test_many_threads_shared_among_workers(monkeypatch, worker, thread_loop):
     """Past PARALLEL_MIN_THREADS, forked workers take shares of the threads (here 3
     for 24 threads): each thread's own namespace is found with its id and owner.
-    A worker that fails has its share read by the parent; none is left behind."""
+    A worker that fails has its share read by the parent; none is left behind.
+    Threads the queue had no room for (pipe-full) are read by the parent."""
     import pickle
 
     from nsctl.discovery import tasks
@@ -331,6 +332,18 @@ def test_many_threads_shared_among_workers(monkeypatch, worker, thread_loop):
             return real_dumps(*args, **kwargs)
 
         monkeypatch.setattr(pickle, "dumps", dumps)
+    refused: list[int] = []
+    if worker == "pipe-full":
+        real_write = os.write
+
+        def write(fd, data):   # every other batch of TIDs meets a full pipe
+            if os.getpid() == parent and len(data) == 4 * tasks.TAKE_TIDS:
+                refused.append(len(refused))
+                if len(refused) % 2:
+                    raise BlockingIOError(11, "Resource temporarily unavailable")
+            return real_write(fd, data)
+
+        monkeypatch.setattr(os, "write", write)
     with topology.threads_in_uts(24) as t:
         children = topology.children_of(parent)
         snap = nsctl.discover(threads=True)
@@ -340,7 +353,8 @@ def test_many_threads_shared_among_workers(monkeypatch, worker, thread_loop):
             ns = find(snap, want)
             assert_same(ns, want)
             assert ref("thread", pid=t.pid, tid=tid, link="uts") in refs(ns)
-        assert bool(merged) == (worker == "works")   # namespaces the workers learned
+        assert bool(merged) == (worker != "fails")   # namespaces the workers learned
+        assert (len(refused) >= 12) == (worker == "pipe-full")
 
 
 @pytest.mark.parametrize("threads", [False, True], ids=["processes", "threads"])

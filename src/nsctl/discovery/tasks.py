@@ -20,7 +20,8 @@ from .engine import Options, ProcHandle, Scan
 
 THREAD_LINKS: tuple[str, ...] = ("mnt", "net", "uts", "ipc", "cgroup")
 PARALLEL_MIN_THREADS = 4000   # below this, forking costs more than it saves
-TAKE_TIDS = 256               # threads a worker takes from the queue at a time
+TAKE_TIDS = 256               # threads a worker takes from the queue at a time (<= 1024:
+                              # a batch is written into the pipe whole, PIPE_BUF bytes at most)
 
 # What scanning a set of threads yields: (tid, link, inode) for each link that differs.
 Found = list  # list[tuple[int, str, int]]
@@ -40,10 +41,10 @@ class ThreadSource:
         task_fd = procfs.open_dir("task", dir_fd=proc.dirfd)
         try:
             workers = min(os.cpu_count() or 1, 8)
-            tids = [tid for tid in procfs.list_tasks(proc.dirfd) if tid != proc.pid]
-            if len(tids) >= PARALLEL_MIN_THREADS and workers > 1:
-                found = _scan_parallel(scan, task_fd, tids, own, workers)
+            if proc.threads >= PARALLEL_MIN_THREADS and workers > 1:
+                found = _scan_parallel(scan, task_fd, proc.pid, proc.threads, own, workers)
             else:
+                tids = [tid for tid in procfs.list_tasks(proc.dirfd) if tid != proc.pid]
                 found = _scan(scan, task_fd, tids, own)
         finally:
             os.close(task_fd)
@@ -178,20 +179,21 @@ def _fast_learner(scan: Scan):
     return learn
 
 
-def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str],
+def _scan_parallel(scan: Scan, task_fd: int, pid: int, threads: int, own: dict[str, str],
                    workers: int) -> Found:
-    """Share ``tids`` among forked workers and this process: each takes TAKE_TIDS at
-    a time from one pipe (nsctl.discovery.shares), so all finish together.
-    (Listing the threads in each worker instead is no faster: two listings of one
-    process's threads at once each take twice as long.)"""
+    """Share the threads of ``pid`` among forked workers and this process: each takes
+    TAKE_TIDS at a time from one pipe (nsctl.discovery.shares), so all finish together.
+
+    This process lists the threads into the pipe as the listing goes (60,000 take
+    ~0.1 s), so the workers start at once.  (Listing them in each worker instead
+    is no faster: two listings of one process's threads at once each take twice
+    as long.)"""
     import pickle   # here: plain `nsctl ls` never needs it
 
     from ..kernel.forked import Forked
-    from .shares import pid_queue, take
+    from .shares import take
 
-    queue = pid_queue(tids)
-    if queue < 0:
-        return _scan(scan, task_fd, tids, own)
+    queue, feed = os.pipe2(os.O_CLOEXEC)
 
     def share() -> tuple[list[int], Found]:
         taken: list[int] = []
@@ -202,6 +204,7 @@ def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str
         return taken, found
 
     def work() -> bytes:   # in a worker
+        os.close(feed)     # (so that the queue ends when this process closes it)
         start = len(scan.learned)
         taken, found = share()
         new = [ns.row() for ns in scan.learned[start:]]
@@ -211,7 +214,13 @@ def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str
     try:
         for _ in range(1, workers):
             children.append(Forked(work, "nsctl-threads"))
-        done, found = share()
+        tids, kept = _list_into(task_fd, pid, threads, feed)
+        os.close(feed)
+        feed = -1
+        done, found = kept, _scan(scan, task_fd, kept, own)
+        more_done, more_found = share()
+        done.extend(more_done)
+        found.extend(more_found)
         os.close(queue)
         queue = -1
         failed = False
@@ -230,10 +239,52 @@ def _scan_parallel(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str
             found.extend(_scan(scan, task_fd, [t for t in tids if t not in seen], own))
         return found
     finally:
-        if queue >= 0:
-            os.close(queue)
+        for fd in (queue, feed):
+            if fd >= 0:
+                os.close(fd)
         for child in children:   # interrupted: leave no worker behind
             child.abandon()
+
+
+def _list_into(task_fd: int, pid: int, threads: int, feed: int) -> tuple[list[int], list[int]]:
+    """List the threads of ``pid`` (all but the main one) into the pipe ``feed``,
+    TAKE_TIDS at a time as the listing goes.  Returns every TID listed, and those
+    the pipe had no room for (this process reads them)."""
+    import fcntl
+    from array import array
+
+    fcntl.fcntl(feed, fcntl.F_SETFL, fcntl.fcntl(feed, fcntl.F_GETFL) | os.O_NONBLOCK)
+    try:   # room for every thread, where the pipe may be that big
+        fcntl.fcntl(feed, fcntl.F_SETPIPE_SZ, 4 * (threads + 2 * TAKE_TIDS))
+    except OSError:
+        pass
+    tids: list[int] = []
+    kept: list[int] = []
+
+    def send(batch: list[int]) -> None:
+        try:   # (a batch is at most PIPE_BUF bytes: written whole or not at all)
+            os.write(feed, array("i", batch).tobytes())
+        except BlockingIOError:
+            kept.extend(batch)
+
+    listing = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=task_fd)
+    try:   # (task_fd is O_PATH: it can't be listed)
+        with os.scandir(listing) as entries:
+            batch: list[int] = []
+            for entry in entries:
+                tid = int(entry.name)
+                if tid != pid:
+                    batch.append(tid)
+                    if len(batch) == TAKE_TIDS:
+                        send(batch)
+                        tids.extend(batch)
+                        batch = []
+            if batch:
+                send(batch)
+                tids.extend(batch)
+    finally:
+        os.close(listing)
+    return tids, kept
 
 
 def _merge(scan: Scan, row: tuple, task_fd: int, found: Found) -> None:
