@@ -44,13 +44,13 @@ def scan_how(request, monkeypatch):
 
 @pytest.fixture(params=["c", "python"])
 def thread_loop(request, monkeypatch):
-    """Run a test's thread scans with the C loop (nsctl.kernel._taskscan, which the
+    """Run a test's thread scans with the C loop (nsctl.kernel._native, which the
     project's install builds) and with the Python loop it falls back to."""
     from nsctl.discovery import tasks
 
     if request.param == "c":
-        assert tasks._native() is not None, "nsctl.kernel._taskscan was not built"
-        monkeypatch.setattr(tasks, "NATIVE", tasks._native())
+        assert tasks._c_module() is not None, "nsctl.kernel._native was not built"
+        monkeypatch.setattr(tasks, "NATIVE", tasks._c_module())
     else:
         monkeypatch.setattr(tasks, "NATIVE", None)
     return request.param

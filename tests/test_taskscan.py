@@ -1,4 +1,4 @@
-"""The thread scan's C loop (nsctl.kernel._taskscan) against its Python loop and
+"""The thread scan's C loop (nsctl.kernel._native) against its Python loop and
 the kernel: the same snapshot, the fallback paths it calls back for, and no fd
 left open when a callback fails.
 
@@ -21,8 +21,8 @@ pytestmark = root_only
 
 @pytest.fixture
 def native():
-    module = tasks._native()
-    assert module is not None, "nsctl.kernel._taskscan was not built"
+    module = tasks._c_module()
+    assert module is not None, "nsctl.kernel._native was not built"
     return module
 
 

@@ -53,16 +53,16 @@ class ThreadSource:
                             for tid, link, ino in found])
 
 
-def _native():
-    """The C loop (nsctl.kernel._taskscan), or None where it was not built."""
+def _c_module():
+    """The C loop (nsctl.kernel._native), or None where it was not built."""
     try:
-        from ..kernel import _taskscan
+        from ..kernel import _native
     except ImportError:
         return None
-    return _taskscan
+    return _native
 
 
-NATIVE = _native()
+NATIVE = _c_module()
 
 
 def _scan(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str]) -> Found:
@@ -74,7 +74,7 @@ def _scan(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str]) -> Fou
 
 
 def _scan_native(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str]) -> Found:
-    """_scan_python's outcome through nsctl.kernel._taskscan: C makes the system
+    """_scan_python's outcome through nsctl.kernel._native: C makes the system
     calls, these callbacks build the model."""
     resolved, learned, namespaces = scan.resolved, scan.learned, scan.snap.namespaces
 

@@ -1,24 +1,29 @@
-"""ctypes access to the few syscalls Python 3.11's os module lacks.
+"""The few system calls Python 3.11's os module lacks: pidfd_getfd, setns, unshare.
 
-Loaded lazily: importing ctypes costs a few milliseconds that plain listing
-does not need.
+From nsctl.kernel._native (C) where it was built; else through ctypes, loaded
+lazily: importing ctypes costs 5-15 ms that plain listing need not pay.
+mount(2) and the new mount API go through ``libc()`` (nsctl.kernel.mounts).
 """
 from __future__ import annotations
 
-import ctypes
 import os
-import platform
 from functools import lru_cache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ctypes
 
 # Syscall numbers are the same on x86_64 and the asm-generic table (aarch64)
 # for these late additions.
 SYS_PIDFD_GETFD = 438
-SYS_SETNS = 308 if platform.machine() == "x86_64" else 268
-SYS_UNSHARE = 272 if platform.machine() == "x86_64" else 97
+SYS_SETNS = 308 if os.uname().machine == "x86_64" else 268
+SYS_UNSHARE = 272 if os.uname().machine == "x86_64" else 97
 
 
 @lru_cache(maxsize=1)
-def libc() -> ctypes.CDLL:
+def libc() -> "ctypes.CDLL":
+    import ctypes
+
     lib = ctypes.CDLL(None, use_errno=True)
     lib.syscall.restype = ctypes.c_long
     return lib
@@ -26,22 +31,36 @@ def libc() -> ctypes.CDLL:
 
 def _check(ret: int) -> int:
     if ret < 0:
+        import ctypes
+
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
     return ret
 
 
-def pidfd_getfd(pidfd: int, targetfd: int) -> int:
+def ctypes_pidfd_getfd(pidfd: int, targetfd: int) -> int:
     """Duplicate fd ``targetfd`` of the process behind ``pidfd`` into ours."""
+    import ctypes
+
     return _check(libc().syscall(SYS_PIDFD_GETFD, ctypes.c_int(pidfd), ctypes.c_int(targetfd),
                                  ctypes.c_uint(0)))
 
 
-def setns(fd: int, nstype: int = 0) -> None:
+def ctypes_setns(fd: int, nstype: int = 0) -> None:
     """Move the calling thread into the namespace behind ``fd``."""
+    import ctypes
+
     _check(libc().syscall(SYS_SETNS, ctypes.c_int(fd), ctypes.c_int(nstype)))
 
 
-def unshare(flags: int) -> None:
+def ctypes_unshare(flags: int) -> None:
     """Move the calling thread into new namespaces of the given CLONE_NEW* kinds."""
+    import ctypes
+
     _check(libc().syscall(SYS_UNSHARE, ctypes.c_int(flags)))
+
+
+try:
+    from ._native import pidfd_getfd, setns, unshare
+except ImportError:   # not built: the same calls through ctypes
+    pidfd_getfd, setns, unshare = ctypes_pidfd_getfd, ctypes_setns, ctypes_unshare

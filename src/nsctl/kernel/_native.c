@@ -1,15 +1,21 @@
 /*
- * nsctl.kernel._taskscan: the hot loop of `nsctl ls --threads`, in C.
+ * nsctl.kernel._native: the kernel calls nsctl makes in C.  Optional: where it
+ * was not built (no compiler or no Python headers), nsctl.kernel.libc falls
+ * back to ctypes and nsctl.discovery.tasks to its Python loop.
  *
- * Seed 002's worst case is one process with 60,000 threads, each in a
- * namespace of its own.  Per thread the scan makes 7 system calls (open
- * TID/ns, five readlinks, close) and per new namespace 7 more (open, fstat,
- * NS_GET_ID, NS_GET_USERNS, fstat, close, close).  The kernel does that in
- * about 20 us a thread here; Python's os wrappers add some 15 us more (path
- * conversion, str decoding, ints, exceptions).  This module makes the same
- * calls, in the same order, with the same outcome as the Python loop in
- * nsctl.discovery.tasks (which stays, for where this was not built), and
- * calls back into Python for all that builds the model:
+ * pidfd_getfd, setns, unshare: the system calls Python 3.11's os module lacks.
+ * Through ctypes they cost an import of ~5-15 ms on every `nsctl ls` that meets
+ * a socket in another process, which is every `nsctl ls` on a real host.
+ *
+ * scan_tasks: the hot loop of `nsctl ls --threads`.  Seed 002's worst case is
+ * one process with 60,000 threads, each in a namespace of its own.  Per thread
+ * the scan makes 7 system calls (open TID/ns, five readlinks, close) and per
+ * new namespace 7 more (open, fstat, NS_GET_ID, NS_GET_USERNS, fstat, close,
+ * close).  The kernel does that in about 20 us a thread here; Python's os
+ * wrappers add some 15 us more (path conversion, str decoding, ints,
+ * exceptions).  This makes the same calls, in the same order, with the same
+ * outcome as the Python loop in nsctl.discovery.tasks, and calls back into
+ * Python for all that builds the model:
  *
  *   scan_tasks(task_fd, tids, links, own, resolved, fast, general, owner, adopt)
  *       -> [(tid, link, inode), ...]  for each link of a thread that differs
@@ -35,7 +41,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438   /* the same on every architecture */
+#endif
 
 #define NSIO 0xb7
 #define NS_GET_USERNS _IO(NSIO, 0x1)
@@ -267,22 +278,59 @@ fail:
     return NULL;
 }
 
+static PyObject *native_pidfd_getfd(PyObject *self, PyObject *args)
+{
+    int pidfd, targetfd;
+    if (!PyArg_ParseTuple(args, "ii", &pidfd, &targetfd))
+        return NULL;
+    long fd = syscall(SYS_pidfd_getfd, pidfd, targetfd, 0);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(fd);
+}
+
+static PyObject *native_setns(PyObject *self, PyObject *args)
+{
+    int fd, nstype = 0;
+    if (!PyArg_ParseTuple(args, "i|i", &fd, &nstype))
+        return NULL;
+    if (setns(fd, nstype) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyObject *native_unshare(PyObject *self, PyObject *args)
+{
+    int flags;
+    if (!PyArg_ParseTuple(args, "i", &flags))
+        return NULL;
+    if (unshare(flags) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"scan_tasks", scan_tasks, METH_VARARGS,
      "scan_tasks(task_fd, tids, links, own, resolved, fast, general, owner, adopt)\n"
      "--\n\n"
      "The links of each thread that differ from its process's: [(tid, link, inode)].\n"
      "See nsctl.discovery.tasks."},
+    {"pidfd_getfd", native_pidfd_getfd, METH_VARARGS,
+     "pidfd_getfd(pidfd, targetfd) -> fd: a copy of fd targetfd of the process behind pidfd."},
+    {"setns", native_setns, METH_VARARGS,
+     "setns(fd, nstype=0): move the calling thread into the namespace behind fd."},
+    {"unshare", native_unshare, METH_VARARGS,
+     "unshare(flags): move the calling thread into new namespaces (CLONE_NEW*)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "nsctl.kernel._taskscan",
-    "The thread scan's hot loop in C (nsctl.discovery.tasks falls back to Python).",
+    PyModuleDef_HEAD_INIT, "nsctl.kernel._native",
+    "The kernel calls nsctl makes in C (optional: nsctl falls back to ctypes and Python).",
     -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__taskscan(void)
+PyMODINIT_FUNC PyInit__native(void)
 {
     return PyModule_Create(&module);
 }
