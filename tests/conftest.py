@@ -34,6 +34,17 @@ def pytest_configure(config: pytest.Config) -> None:
         topology.set_child_subreaper()
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """pytest removes this session's temp dir (retention "none") but leaves its own
+    /tmp/pytest-of-USER behind: remove that too when nothing else is in it."""
+    import getpass
+
+    try:
+        os.rmdir(os.path.join(tempfile.gettempdir(), f"pytest-of-{getpass.getuser()}"))
+    except OSError:
+        pass   # gone already, or another session's temp dir is in it
+
+
 @pytest.fixture(scope="session")
 def leak_scope(tmp_path_factory: pytest.TempPathFactory) -> topology.LeakScope:
     """Point TMPDIR at this session's temp dir, and say what counts as ours."""
