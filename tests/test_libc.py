@@ -14,21 +14,22 @@ from topology import Child, root_only
 CLONE_NEWUTS = 0x04000000
 
 
-def _impls() -> list:
+IMPLS = ["c", "ctypes"]
+
+
+def _impl(name: str) -> tuple:
+    """(pidfd_getfd, setns, unshare) from the C module or through ctypes."""
+    if name == "ctypes":
+        return libc.ctypes_pidfd_getfd, libc.ctypes_setns, libc.ctypes_unshare
     try:
         from nsctl.kernel import _native
     except ImportError:
         pytest.fail("nsctl.kernel._native was not built")
-    return [pytest.param((_native.pidfd_getfd, _native.setns, _native.unshare), id="c"),
-            pytest.param((libc.ctypes_pidfd_getfd, libc.ctypes_setns, libc.ctypes_unshare),
-                         id="ctypes")]
+    return _native.pidfd_getfd, _native.setns, _native.unshare
 
 
 def test_the_c_module_is_what_nsctl_uses():
-    from nsctl.kernel import _native
-
-    assert (libc.pidfd_getfd, libc.setns, libc.unshare) == \
-        (_native.pidfd_getfd, _native.setns, _native.unshare)
+    assert (libc.pidfd_getfd, libc.setns, libc.unshare) == _impl("c")
 
 
 def _hold_a_pipe(chan) -> None:
@@ -37,9 +38,9 @@ def _hold_a_pipe(chan) -> None:
     chan.recv()
 
 
-@pytest.mark.parametrize("impl", _impls())
+@pytest.mark.parametrize("impl", IMPLS)
 def test_pidfd_getfd_copies_another_process_fd(impl):
-    pidfd_getfd = impl[0]
+    pidfd_getfd = _impl(impl)[0]
     with Child(_hold_a_pipe) as child:
         held = child.ready()
         pidfd = os.pidfd_open(child.pid)
@@ -73,9 +74,9 @@ def _unshare_then_setns_back(chan, impl) -> None:
 
 
 @root_only
-@pytest.mark.parametrize("impl", _impls())
+@pytest.mark.parametrize("impl", IMPLS)
 def test_unshare_and_setns_move_the_caller(impl):
-    with Child(_unshare_then_setns_back, impl) as child:
+    with Child(_unshare_then_setns_back, _impl(impl)) as child:
         got = child.ready()
     assert got["inside"] != got["before"] == os.readlink("/proc/self/ns/uts")
     assert got["after"] == got["before"]
