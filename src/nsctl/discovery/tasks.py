@@ -5,9 +5,11 @@ kernel refuses those to multithreaded callers), so five links are read per
 thread, compared as text with the process's own links (parsing only what
 differs).  A process with very many threads (seed 002's worst case: tens of
 thousands, each in its own namespace) is shared among forked workers, one
-per core, which take its threads from one queue a batch at a time; each
-worker learns the namespaces its threads show and sends them back, so the
-whole scan stays linear and uses every core.
+per core, which take its threads from one queue a batch at a time while
+nsctl is still listing them; each worker learns the namespaces its threads
+show and sends them back, so the whole scan stays linear and uses every core.
+The per-thread loop runs in C (nsctl.kernel._native) where that was built,
+with the same system calls and outcome as the Python loop kept here.
 """
 from __future__ import annotations
 
@@ -81,7 +83,7 @@ def _scan_native(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str])
     def general(ns_dir: int, link: str, ino: int) -> bool:
         return scan.learn_path(link, ns_dir, ino, link) is not None
 
-    def owner(user_fd: int) -> None:
+    def learn_owner(user_fd: int) -> None:
         scan.learn(user_fd, "user")
 
     def adopt(ino: int, link: str, dev: int, ns_id: int | None, owner: int | None) -> None:
@@ -97,7 +99,7 @@ def _scan_native(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str])
 
     own_bytes = tuple(own[link].encode() if link in own else None for link in THREAD_LINKS)
     return NATIVE.scan_tasks(task_fd, tids, THREAD_LINKS, own_bytes, resolved,
-                             scan.opts.hierarchy, general, owner, adopt)
+                             scan.opts.hierarchy, general, learn_owner, adopt)
 
 
 def _scan_python(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str]) -> Found:
