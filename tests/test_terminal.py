@@ -1,0 +1,102 @@
+"""What nsctl prints on a terminal: styled, aligned, cut to the terminal's width,
+tree guides in Unicode; and plain when piped or NO_COLOR is set.
+
+nsctl runs in a pseudo-terminal of a known width; the namespace shown is one
+the test made (unshare), its inode read from /proc by the test.
+"""
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from topology import root_only, run_nsctl, terminate
+
+pytestmark = root_only
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+WIDTH = 100
+LONG = "0" * 300   # sleep 600 000...0: a command line far wider than the terminal
+
+
+@pytest.fixture
+def uts_sleeper():
+    """A process in a uts namespace of its own, with a long command line."""
+    proc = subprocess.Popen(["unshare", "--uts", "sleep", "600", LONG])
+    try:
+        deadline = time.monotonic() + 10
+        while os.readlink(f"/proc/{proc.pid}/ns/uts") == os.readlink("/proc/self/ns/uts"):
+            assert time.monotonic() < deadline, "unshare did not start"
+            time.sleep(0.01)
+        yield proc.pid, os.stat(f"/proc/{proc.pid}/ns/uts").st_ino
+    finally:
+        terminate([proc.pid])
+        proc.wait()
+
+
+def on_terminal(*args: str, **env: str) -> str:
+    """nsctl's stdout when it is a terminal WIDTH columns wide."""
+    master, slave = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    environ.update(TERM="xterm-256color", COLUMNS=str(WIDTH), LINES="50", **env)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "nsctl", *args], stdin=subprocess.DEVNULL,
+                                stdout=slave, stderr=subprocess.PIPE, env=environ)
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:   # EIO: nsctl closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        stderr = proc.communicate(timeout=60)[1]
+        assert proc.returncode == 0 and b"Traceback" not in stderr, stderr
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_ls_on_a_terminal_is_styled_aligned_and_cut_to_its_width(uts_sleeper):
+    pid, ino = uts_sleeper
+    out = on_terminal("ls", "-t", "uts")
+    lines = out.splitlines()
+    plain = [ANSI.sub("", line) for line in lines]
+    assert plain[0].split() == ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY", "COMMAND"]
+    assert set(plain[1]) == {"─"}
+    assert "\x1b[1mNS\x1b[0m" in lines[0]            # the header in bold
+    assert all(len(line) <= WIDTH for line in plain)
+    ours = [line for line in plain if line.split()[0] == str(ino)]
+    assert len(ours) == 1
+    row = ours[0]
+    assert row.split()[1:5] == ["uts", "1", str(pid), "root"]
+    assert row.endswith("0…") and "sleep 600 000" in row   # cut to fit
+    assert len(row) == WIDTH
+    # Right-aligned NS: every inode ends where the header's NS ends.
+    ns_end = plain[0].index("NS") + 2
+    assert all(line.split()[0].isdigit() and len(line.split()[0]) <= ns_end
+               and line[:ns_end].strip() == line.split()[0] for line in plain[2:])
+    assert f"\x1b[36m{ino}\x1b[0m" in out            # NS in cyan
+    # Piped, and on a terminal with NO_COLOR: plain text, the command in full.
+    piped = run_nsctl("ls", "-t", "uts", check=True).stdout
+    assert "\x1b[" not in piped and LONG in piped
+    assert "\x1b[" not in on_terminal("ls", "-t", "uts", NO_COLOR="1")
+
+
+def test_tree_on_a_terminal_has_unicode_guides(uts_sleeper):
+    _pid, ino = uts_sleeper
+    out = ANSI.sub("", on_terminal("tree"))
+    ours = [line for line in out.splitlines() if f"uts:[{ino}]" in line]
+    assert len(ours) == 1 and re.match(r"^(│   |    )*[├└]── uts:\[", ours[0]), ours
+    piped = run_nsctl("tree", check=True).stdout
+    assert any(re.match(r"^(\|   |    )*(\|--|`--) uts:\[" + str(ino), line)
+               for line in piped.splitlines())
