@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+import unicodedata
 
 import pytest
 
@@ -36,6 +37,28 @@ def uts_sleeper():
     finally:
         terminate([proc.pid])
         proc.wait()
+
+
+@pytest.fixture
+def wide_sleeper():
+    """A process in a uts namespace of its own whose command line is wide characters
+    (two columns each on a terminal)."""
+    name = "漢字" * 80
+    proc = subprocess.Popen(["unshare", "--uts", "bash", "-c", f'exec -a "{name}" sleep 600'])
+    try:
+        deadline = time.monotonic() + 10
+        while not open(f"/proc/{proc.pid}/cmdline", "rb").read().startswith(name.encode()):
+            assert time.monotonic() < deadline, "the sleeper did not start"
+            time.sleep(0.01)
+        yield proc.pid, os.stat(f"/proc/{proc.pid}/ns/uts").st_ino
+    finally:
+        terminate([proc.pid])
+        proc.wait()
+
+
+def columns(text: str) -> int:
+    """Terminal columns of ``text``: East Asian wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def on_terminal(*args: str, **env: str) -> str:
@@ -100,3 +123,11 @@ def test_tree_on_a_terminal_has_unicode_guides(uts_sleeper):
     piped = run_nsctl("tree", check=True).stdout
     assert any(re.match(r"^(\|   |    )*(\|--|`--) uts:\[" + str(ino), line)
                for line in piped.splitlines())
+
+
+def test_wide_characters_are_cut_by_their_width_on_the_terminal(wide_sleeper):
+    _pid, ino = wide_sleeper
+    plain = ANSI.sub("", on_terminal("ls", "-t", "uts"))
+    ours = [line for line in plain.splitlines() if line.split()[:1] == [str(ino)]]
+    assert len(ours) == 1 and ours[0].endswith("…") and "漢字漢字" in ours[0]
+    assert WIDTH - 1 <= columns(ours[0]) <= WIDTH   # (a wide character may not fit the last cell)

@@ -1,8 +1,8 @@
 """Rendering: aligned tables and trees, coloured on a terminal, plain when piped.
 
-On a terminal rich gives the width, the colour support, the styles' escape
-codes and the cell widths; the layout is ours (see _Terminal).  Plain output
-never imports rich, so piping and scripts stay fast.
+On a terminal the layout and the escape codes are ours (see _Terminal); rich
+measures text that is not ASCII.  Plain output never imports rich, so piping
+and scripts stay fast.
 """
 from __future__ import annotations
 
@@ -171,47 +171,65 @@ def print_table(headers: list[str], rows: list[list[str]], right: set[int],
     sys.stdout.write("\n".join(out) + ("\n" if out else ""))
 
 
+# Select Graphic Rendition codes (ECMA-48) of the style words nsctl uses.
+_SGR = {"bold": "1", "dim": "2", "italic": "3", "underline": "4", "reverse": "7",
+        "black": "30", "red": "31", "green": "32", "yellow": "33", "blue": "34",
+        "magenta": "35", "cyan": "36", "white": "37"}
+
+
 class _Terminal:
-    """What a terminal needs from rich: its width, whether it takes colour, each
-    style's escape codes and each text's width in cells.
+    """What drawing on a terminal needs: its width, each style's escape codes, and
+    each text's width in cells (wide characters take two).
 
     Layout is done here, not by rich's Table and Tree: those measure and render
     every cell as an object of its own, 54 s (table) and 10 s (tree) for the
-    60,000 namespaces of seed 002's worst case, against well under a second here.
+    60,000 namespaces of seed 002's worst case.  Nor is rich's Console imported
+    (~100 ms here): the width comes from the terminal, plain style words map to
+    their SGR codes, and rich is asked only for other styles and for the width
+    of text that is not ASCII.
     """
 
     def __init__(self) -> None:
-        from rich.cells import cell_len
-        from rich.console import Console
+        import shutil
 
-        console = Console()
-        self.width = console.width
-        self.colour = console.color_system is not None
-        self._cell_len = cell_len
+        self.width = shutil.get_terminal_size().columns
         self._codes: dict[str, tuple[str, str]] = {}
 
     def paint(self, text: str, style: str | None) -> str:
-        if not style or not self.colour or not text:
+        if not style or not text:
             return text
         codes = self._codes.get(style)
         if codes is None:
-            from rich.style import Style
+            words = style.split()
+            if all(word in _SGR for word in words):
+                codes = (f"\x1b[{';'.join(_SGR[w] for w in words)}m", "\x1b[0m")
+            else:
+                from rich.style import Style
 
-            on, _, off = Style.parse(style).render("\x00").partition("\x00")
-            codes = self._codes[style] = (on, off)
+                on, _, off = Style.parse(style).render("\x00").partition("\x00")
+                codes = (on, off)
+            self._codes[style] = codes
         return codes[0] + text + codes[1]
 
     def cells(self, text: str) -> int:
-        """Columns ``text`` takes (wide characters take two)."""
-        return len(text) if text.isascii() else self._cell_len(text)
+        """Columns ``text`` takes on the terminal."""
+        if text.isascii():
+            return len(text)
+        from rich.cells import cell_len
+
+        return cell_len(text)
 
     def cut(self, text: str, room: int) -> str:
         """``text`` in at most ``room`` columns, an ellipsis marking the cut."""
         if self.cells(text) <= room:
             return text
+        if room <= 0:
+            return ""
+        if text.isascii():
+            return text[:room - 1] + "…"
         from rich.cells import set_cell_size
 
-        return set_cell_size(text, max(room - 1, 0)) + "…" if room > 0 else ""
+        return set_cell_size(text, room - 1) + "…"
 
 
 def _terminal_table(headers: list[str], rows: list[list[str]], right: set[int],
