@@ -198,12 +198,12 @@ class Process:
     """What discovery read of one process, under its pidfd."""
 
     __slots__ = ("pid", "ppid", "comm", "cmdline", "uid", "starttime", "ns", "nspid", "state",
-                 "pidns_pending", "container")
+                 "pidns_pending", "container", "pidfd_ino")
 
     def __init__(self, pid: int, ppid: int, comm: str, cmdline: list[str], uid: int,
                  starttime: int, ns: dict[str, int], nspid: list[int] | None = None,
                  state: str = "", pidns_pending: bool = False,
-                 container: Container | None = None) -> None:
+                 container: Container | None = None, pidfd_ino: int | None = None) -> None:
         self.pid = pid
         self.ppid = ppid
         self.comm = comm
@@ -217,6 +217,10 @@ class Process:
         # exists but the kernel shows no pid_for_children until it has an init.
         self.pidns_pending = pidns_pending
         self.container = container    # from /proc/PID/cgroup (discovery.containers)
+        # Its pidfd's inode when it was read: on pidfs (Linux 6.9) unique to the process
+        # for the whole boot, where starttime only has clock-tick (10 ms) resolution.
+        # Tells a rescan whether a PID still names this process; not in the JSON.
+        self.pidfd_ino = pidfd_ino
 
     def __repr__(self) -> str:
         return f"Process({self.pid} {self.comm!r})"
@@ -225,12 +229,13 @@ class Process:
         """Its fields as a tuple: ``Process.from_row`` rebuilds it."""
         return (self.pid, self.ppid, self.comm, self.cmdline, self.uid, self.starttime, self.ns,
                 self.nspid, self.state, self.pidns_pending,
-                self.container._key() if self.container is not None else None)
+                self.container._key() if self.container is not None else None, self.pidfd_ino)
 
     @classmethod
     def from_row(cls, row: tuple) -> "Process":
         container = row[10]
-        return cls(*row[:10], container=Container(*container) if container else None)
+        return cls(*row[:10], container=Container(*container) if container else None,
+                   pidfd_ino=row[11])
 
     @property
     def command(self) -> str:

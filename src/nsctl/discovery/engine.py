@@ -355,7 +355,7 @@ def _run_scan(opts: Options, sources: list[Source], memo: Memo | None,
             for pid in pids:
                 entry = memo.procs.get(pid)
                 if entry is None or pid in dirty or entry[0] is None or \
-                        procfs.starttime(pid, scan.proc_fd) != entry[0].starttime:
+                        not _same_process(pid, entry[0], scan.proc_fd):
                     fresh.append(pid)   # new, busy, or its PID now names another process
                 else:
                     scan.take_over(pid, entry)
@@ -376,6 +376,15 @@ def _run_scan(opts: Options, sources: list[Source], memo: Memo | None,
     scan.snap.has_ns_id = nsfs.has_ns_id()
     scan.snap.viewer_pid = scan.self_pid
     return scan
+
+
+def _same_process(pid: int, process: Process, proc_fd: int) -> bool:
+    """Whether ``pid`` still names ``process``: by its pidfd's inode where those are
+    unique (pidfs), else by its start time (clock ticks: a PID reused within the
+    same 10 ms would pass for the old process)."""
+    if process.pidfd_ino is not None and pidfd.inodes_are_unique():
+        return pidfd.same_process(pid, process.pidfd_ino)
+    return procfs.starttime(pid, proc_fd) == process.starttime
 
 
 def _read_own(scan: Scan) -> None:

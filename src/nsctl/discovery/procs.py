@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from ..kernel import nsfs, procfs
+from ..kernel import nsfs, pidfd, procfs
 from ..kernel.errors import NoSuchProcess
 from ..model import PROCESS, Process, Reference
 from .engine import Options, ProcHandle, Scan
@@ -91,7 +91,8 @@ class ProcessSource:
         proc.process = Process(pid=proc.pid, ppid=ppid, comm=comm, cmdline=cmdline, uid=uid,
                                starttime=starttime, ns=ns, nspid=nspid, state=state,
                                pidns_pending="pid_for_children" not in ns
-                               and "pid_for_children" in scan.snap.own)
+                               and "pid_for_children" in scan.snap.own,
+                               pidfd_ino=pidfd.inode(proc.pidfd))
         for link, ino in ns.items():
             ns_type = nsfs.LINK_TYPE[link]
             if link != ns_type and ns.get(ns_type) == ino:

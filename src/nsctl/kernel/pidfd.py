@@ -44,6 +44,52 @@ def open_task_pidfd(pid: int) -> int:
         raise classify(exc, f"pid {pid}") from exc
 
 
+def inode(pidfd: int) -> int:
+    """The inode of a pidfd: on pidfs (Linux 6.9) its process's own for the whole
+    boot; before that one anonymous inode that every pidfd shares."""
+    return os.fstat(pidfd).st_ino
+
+
+_unique_inodes: bool | None = None
+
+
+def inodes_are_unique(proc: str = "/proc") -> bool:
+    """Whether pidfd inodes tell processes apart (pidfs): ours differs from another
+    process's.  (Alone in a PID namespace there is none to compare with: no, for now.)"""
+    global _unique_inodes
+    if _unique_inodes is None:
+        me = os.getpid()
+        others = (int(name) for name in os.listdir(proc) if name.isdigit() and int(name) != me)
+        for other in others:
+            try:
+                theirs = os.pidfd_open(other)
+            except OSError:
+                continue   # gone meanwhile
+            try:
+                mine = os.pidfd_open(me)
+                try:
+                    _unique_inodes = inode(mine) != inode(theirs)
+                finally:
+                    os.close(mine)
+            finally:
+                os.close(theirs)
+            break
+    return bool(_unique_inodes)
+
+
+def same_process(pid: int, pidfd_ino: int) -> bool:
+    """Whether ``pid`` still names the process whose pidfd had inode ``pidfd_ino``
+    (meaningful where :func:`inodes_are_unique`)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return False   # gone
+    try:
+        return inode(fd) == pidfd_ino
+    finally:
+        os.close(fd)
+
+
 def is_alive(pidfd: int) -> bool:
     """True while the process behind ``pidfd`` has not exited.
 
