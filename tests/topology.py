@@ -495,6 +495,7 @@ def _socket_in_netns(chan: Channel, pass_on: bool) -> None:
         return
     chan.send(info, [net])
     os.close(net)
+    chan.send("closed")   # only now does the socket alone hold the netns
     chan.wait_closed()
     sock.close()
 
@@ -814,6 +815,7 @@ def netns_held_by_socket(passed: bool = False) -> Iterator[HeldBySocket]:
         finally:
             os.close(fds[0])
         if not passed:
+            assert maker.ready() == "closed"   # its own fd on the netns is closed
             yield HeldBySocket(net=net, holder=info["pid"], fd=info["fd"], socket=info["socket"])
             return
         holder = stack.enter_context(Child(_hold))
