@@ -741,7 +741,17 @@ def foreign_mount_netns(directory: Path, keep: str = "process") -> Iterator[Fore
             mnt_path = directory / "other-mntns"
             mnt_path.touch()
             stack.callback(mnt_path.unlink)
-            bind_mount(f"/proc/{maker.pid}/ns/mnt", mnt_path)
+            try:
+                bind_mount(f"/proc/{maker.pid}/ns/mnt", mnt_path)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                import pytest   # the setup's own bind, not nsctl: nothing of nsctl's is hidden
+
+                pytest.skip("the kernel refused to bind-mount a newer mount namespace's file "
+                            "(EINVAL; Linux 6.18 does so for about half of them once they were "
+                            "queried by ioctl, when the caller is not in the initial mount "
+                            "namespace, as in a container)")
             stack.callback(umount, mnt_path)
             topo.mnt_path = str(mnt_path)
             maker.stop()
