@@ -114,3 +114,49 @@ def test_a_thread_that_is_gone_is_skipped(native):
             assert len(found) == len(tids) * len(tasks.THREAD_LINKS)
         finally:
             os.close(task_fd)
+
+
+@pytest.mark.parametrize("loop", ["c", "python"])
+@pytest.mark.parametrize("parallel", [False, True], ids=["in-turn", "shared"])
+def test_threads_that_come_and_go_meanwhile(monkeypatch, loop, parallel):
+    """Threads making uts namespaces and exiting while --threads scans run over and over:
+    no error, and every thread-held namespace reported is one the threads made (NS_GET_ID
+    is never reused), owned by the user namespace they are in."""
+    import time
+
+    monkeypatch.setattr(tasks, "NATIVE", tasks._c_module() if loop == "c" else None)
+    if loop == "c":
+        assert tasks.NATIVE is not None, "nsctl.kernel._native was not built"
+    listed: list[int] = []
+    if parallel:   # the churner's threads shared among 3 workers, fed while listing
+        monkeypatch.setattr(tasks, "PARALLEL_MIN_THREADS", 2)
+        monkeypatch.setattr(tasks, "TAKE_TIDS", 4)
+        monkeypatch.setattr(os, "cpu_count", lambda: 3)
+        real_list_into = tasks._list_into
+
+        def list_into(task_fd, pid, threads, feed):
+            tids, kept = real_list_into(task_fd, pid, threads, feed)
+            listed.append(len(tids))
+            return tids, kept
+
+        monkeypatch.setattr(tasks, "_list_into", list_into)
+    our_user = os.stat("/proc/self/ns/user").st_ino
+    fds = _fds()
+    reported: dict[int, int] = {}   # NS_GET_ID -> owner, of thread-held uts namespaces
+    with topology.thread_churn() as churn:
+        deadline, scans = time.monotonic() + 2, 0
+        while time.monotonic() < deadline or scans < 5:
+            snap = nsctl.discover(threads=True)
+            scans += 1
+            assert not [p for p in snap.problems if p.pid == churn.pid and
+                        p.reason != "vanished"], snap.problems
+            for ns in snap.namespaces.values():
+                if any(r.kind == "thread" and r.pid == churn.pid for r in ns.refs):
+                    assert ns.type == "uts"
+                    reported[ns.id] = ns.owner
+        made = churn.stop()
+    assert _fds() == fds
+    assert made["threads"] > 100 and reported, (made["threads"], len(reported))
+    assert set(reported) <= set(made["made"]), "a namespace no thread made"
+    assert set(reported.values()) == {our_user}
+    assert bool(listed) == parallel and all(n > 0 for n in listed)

@@ -527,6 +527,60 @@ def _thread_in_netns(chan: Channel) -> None:
     thread.join()
 
 
+def _thread_churn(chan: Channel, width: int) -> None:
+    """Threads coming and going, ``width`` at a time, each in a uts namespace of its own
+    for 0-20 ms; on any message, the NS_GET_ID of every uts namespace they made."""
+    import random
+
+    made: list[int] = []
+    lock = threading.Lock()
+
+    def run(seed: int) -> None:
+        unshare(CLONE_NEWUTS)
+        fd = os.open("/proc/thread-self/ns/uts", os.O_RDONLY)
+        try:
+            with lock:
+                made.append(ns_id(fd))
+        finally:
+            os.close(fd)
+        time.sleep(random.Random(seed).choice((0, 0.001, 0.005, 0.02)))
+
+    live: list[threading.Thread] = []
+    chan.send({"pid": os.getpid()})
+    k = 0
+    while not select.select([chan.sock], [], [], 0)[0]:
+        live = [t for t in live if t.is_alive()]
+        while len(live) < width:
+            live.append(threading.Thread(target=run, args=(k,)))
+            live[-1].start()
+            k += 1
+        time.sleep(0.001)
+    for thread in live:
+        thread.join()
+    chan.recv()
+    with lock:
+        chan.send({"made": made, "threads": k})
+    chan.wait_closed()
+
+
+@dataclass
+class ThreadChurn:
+    pid: int
+    child: Child
+
+    def stop(self) -> dict:
+        """Stop making threads; every uts namespace id they made, and how many threads."""
+        self.child.send({})
+        return self.child.ready()
+
+
+@contextmanager
+def thread_churn(width: int = 40) -> Iterator[ThreadChurn]:
+    """A process whose threads keep making uts namespaces and exiting (see _thread_churn)."""
+    with Child(_thread_churn, width) as child:
+        yield ThreadChurn(pid=child.ready()["pid"], child=child)
+
+
 def _threads_in_uts(chan: Channel, count: int) -> None:
     """``count`` threads, each unshared into a uts namespace of its own."""
     ready = threading.Barrier(count + 1)
