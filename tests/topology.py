@@ -558,8 +558,11 @@ def _thread_churn(chan: Channel, width: int) -> None:
     for thread in live:
         thread.join()
     chan.recv()
-    with lock:
-        chan.send({"made": made, "threads": k})
+    with lock:   # (in a memfd: more than a message holds)
+        memfd = os.memfd_create("made")
+        os.write(memfd, json.dumps(made).encode())
+    chan.send({"threads": k}, [memfd])
+    os.close(memfd)
     chan.wait_closed()
 
 
@@ -571,7 +574,13 @@ class ThreadChurn:
     def stop(self) -> dict:
         """Stop making threads; every uts namespace id they made, and how many threads."""
         self.child.send({})
-        return self.child.ready()
+        msg, fds = self.child.recv()
+        try:
+            made = json.loads(os.pread(fds[0], os.fstat(fds[0]).st_size, 0))
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return {**msg, "made": made}
 
 
 @contextmanager
