@@ -10,7 +10,10 @@ watch's incremental rescans do); then each snapshot is checked against the log.
 """
 from __future__ import annotations
 
+import os
 import time
+
+import pytest
 
 import nsctl
 import topology
@@ -37,7 +40,23 @@ def _owned_by(snap, ns, user_ino: int) -> bool:
     return False
 
 
-def test_discover_while_namespaces_churn(scratch):
+@pytest.mark.parametrize("how", ["in-turn", "shared"])
+def test_discover_while_namespaces_churn(scratch, monkeypatch, how):
+    """Scans read the processes in turn, or shared among 3 forked workers as on a host
+    of hundreds of processes (workers meet processes that exit mid-share)."""
+    from nsctl.discovery import shares
+
+    shared: list[bool] = []
+    if how == "shared":
+        monkeypatch.setattr(shares, "SHARE_FROM", 1)
+        monkeypatch.setattr(os, "cpu_count", lambda: 3)
+        real_read_shared = shares.read_shared
+
+        def spy(*args, **kwargs):
+            shared.append(real_read_shared(*args, **kwargs))
+            return shared[-1]
+
+        monkeypatch.setattr(shares, "read_shared", spy)
     # A pinned netns: every mount namespace the workers make copies that bind mount.
     with topology.netns_bindmount(scratch, "pinned") as pin, topology.churn(scratch) as churn:
         errors = []
@@ -65,6 +84,7 @@ def test_discover_while_namespaces_churn(scratch):
 
     assert errors == []
     _check(snaps, log, summary, user, pinned, costs)
+    assert (bool(shared) and all(shared)) == (how == "shared")
 
 
 def test_incremental_watch_while_namespaces_churn(scratch):
