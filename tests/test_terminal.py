@@ -131,3 +131,38 @@ def test_wide_characters_are_cut_by_their_width_on_the_terminal(wide_sleeper):
     ours = [line for line in plain.splitlines() if line.split()[:1] == [str(ino)]]
     assert len(ours) == 1 and ours[0].endswith("…") and "漢字漢字" in ours[0]
     assert WIDTH - 1 <= columns(ours[0]) <= WIDTH   # (a wide character may not fit the last cell)
+
+
+@pytest.fixture
+def hostile_sleeper():
+    """A process in a uts namespace of its own whose command line holds terminal
+    escape sequences and bytes that are not UTF-8."""
+    name = b"x\x1b[31mred\x1b]0;title\x07\xff\xfe"
+    proc = subprocess.Popen([b"unshare", b"--uts", b"bash", b"-c",
+                             b'exec -a "$0" sleep 600', name])
+    try:
+        deadline = time.monotonic() + 10
+        while not open(f"/proc/{proc.pid}/cmdline", "rb").read().startswith(name):
+            assert time.monotonic() < deadline, "the sleeper did not start"
+            time.sleep(0.01)
+        yield proc.pid, os.stat(f"/proc/{proc.pid}/ns/uts").st_ino
+    finally:
+        terminate([proc.pid])
+        proc.wait()
+
+
+def test_control_characters_and_undecodable_bytes_are_escaped(hostile_sleeper):
+    """Shown as \\xNN, as lsns shows them: a process can't drive the reader's terminal,
+    nor make nsctl fail on a strict UTF-8 stdout."""
+    pid, ino = hostile_sleeper
+    escaped = r"x\x1b[31mred\x1b]0;title\x07\xff\xfe 600"
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    for args in (("ls", "-t", "uts"), ("show", f"{pid}/uts")):
+        proc = subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True,
+                              env=env, stdin=subprocess.DEVNULL, timeout=60)
+        assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr
+        assert escaped.encode() in proc.stdout and b"\x1b" not in proc.stdout, args
+    out = on_terminal("ls", "-t", "uts")
+    row = [line for line in out.splitlines() if str(ino) in line]
+    assert len(row) == 1 and escaped[:20] in row[0]
+    assert "\x1b]" not in out and "\x07" not in out   # only nsctl's own colour codes

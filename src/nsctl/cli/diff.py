@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..diff import BY_ID, BY_PATH, diff
 from ..kernel.errors import NsctlError
 from ..model import Snapshot
-from .render import print_json
+from .render import print_json, print_lines
 
 
 class DiffTrouble(NsctlError):
@@ -81,5 +80,5 @@ def main(argv: list[str]) -> int:
         out.append(f"> interface {i['from_name']} ({i['mac']}): net:[{i['from']}] -> "
                    f"{i['name']} in net:[{i['to']}]")
     if out:
-        sys.stdout.write("\n".join(out) + "\n")
+        print_lines(out)
     return 0 if result["equal"] else 1

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from ..history import DEFAULT_DB, query
 from ..watch import EVENTS
+from .render import print_lines
 
 
 def main(argv: list[str]) -> int:
@@ -31,5 +31,5 @@ def main(argv: list[str]) -> int:
     for e in rows:
         out.append(json.dumps(e) if args.json else f"{event_line(e)}  [run {e['run']}]")
     if out:
-        sys.stdout.write("\n".join(out) + "\n")
+        print_lines(out)
     return 0

@@ -14,6 +14,23 @@ if TYPE_CHECKING:
     from typing import Callable, Sequence
 
 
+def printable(text: str) -> str:
+    """``text`` safe to show a person: control characters (which could drive their
+    terminal: a process can name itself anything) and bytes that were not UTF-8
+    (kept by surrogateescape, which a strict stdout would refuse) written as
+    ``\\xNN``, as lsns writes them."""
+    if text.isascii() and text.isprintable():
+        return text
+    import re
+
+    return re.sub("[\x00-\x1f\x7f-\x9f\udc80-\udcff]", _escape, text)
+
+
+def _escape(match) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00 if code >= 0xDC80 else code:02x}"
+
+
 def on_terminal() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
@@ -92,6 +109,11 @@ def print_json(doc: object) -> None:
     _write_bytes(dumps(doc, pretty) + b"\n")
 
 
+def print_lines(lines: list[str]) -> None:
+    """Lines of text, each shown :func:`printable`."""
+    sys.stdout.write("".join(printable(line) + "\n" for line in lines))
+
+
 def _write_bytes(data: bytes) -> None:
     out = sys.stdout
     if hasattr(out, "buffer"):
@@ -150,7 +172,9 @@ def print_table(headers: list[str], rows: list[list[str]], right: set[int],
     """An aligned table; the last column is never padded (it may be long).
 
     On a terminal: styled, the header in bold over a rule, two spaces between
-    columns, and the last column cut to the terminal's width."""
+    columns, and the last column cut to the terminal's width.  Cells are shown
+    :func:`printable`."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     if on_terminal():
         _terminal_table(headers, rows, right, styles or {}, no_headings)
         return
@@ -291,10 +315,11 @@ def print_tree(roots: list[Node]) -> None:
     lines: list[str] = []
 
     def label(node: Node, default_style: str | None) -> str:
+        name, note = printable(node.label), printable(node.note)
         if term is None:
-            return node.label + (f"  {node.note}" if node.note else "")
-        text = term.paint(node.label, node.style or default_style)
-        return text + ("  " + term.paint(node.note, "dim") if node.note else "")
+            return name + (f"  {note}" if note else "")
+        text = term.paint(name, node.style or default_style)
+        return text + ("  " + term.paint(note, "dim") if note else "")
 
     def walk(node: Node, prefix: str) -> None:
         children = node.children

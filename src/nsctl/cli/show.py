@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from ..model import Namespace, Snapshot
 from ..spec import resolve
-from .render import print_json
+from .render import print_json, print_lines
 from .common import add_discovery_args, describe_ref, discover_from_args, ns_name, user_name
 
 
@@ -164,5 +163,5 @@ def main(argv: list[str]) -> int:
         out.append("  sees:")
         out.extend(view_lines(stored_view if stored_view is not None else read_view(ns, snap),
                               snap, ns.ino))
-    sys.stdout.write("\n".join(out) + "\n")
+    print_lines(out)
     return 0

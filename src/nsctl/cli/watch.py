@@ -9,6 +9,7 @@ from ..kernel.errors import NsctlError
 import time
 
 from ..history import DEFAULT_DB
+from .render import printable
 
 
 def event_line(e: dict) -> str:
@@ -84,7 +85,7 @@ def main(argv: list[str]) -> int:
                     if time.monotonic() - recorder.last_snapshot >= args.snapshot_every:
                         recorder.snapshot(to_document(watcher.snapshot))
                 for e in events:
-                    out.write((json.dumps(e) if args.json else event_line(e)) + "\n")
+                    out.write((json.dumps(e) if args.json else printable(event_line(e))) + "\n")
                 out.flush()
                 emitted += len(events)
         finally:
