@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import unicodedata
+from contextlib import contextmanager
 
 import pytest
 
@@ -24,36 +25,43 @@ WIDTH = 100
 LONG = "0" * 300   # sleep 600 000...0: a command line far wider than the terminal
 
 
-@pytest.fixture
-def uts_sleeper():
-    """A process in a uts namespace of its own, with a long command line."""
-    proc = subprocess.Popen(["unshare", "--uts", "sleep", "600", LONG])
+@contextmanager
+def sleeper_in_own_uts(name: bytes):
+    """``sleep 600`` in a uts namespace of its own, its command line starting with
+    ``name`` (its argv[0]): (pid, uts inode) once it runs."""
+    proc = subprocess.Popen([b"unshare", b"--uts", b"bash", b"-c",
+                             b'exec -a "$0" sleep 600 "$1"', name, LONG.encode()])
     try:
         deadline = time.monotonic() + 10
-        while os.readlink(f"/proc/{proc.pid}/ns/uts") == os.readlink("/proc/self/ns/uts"):
-            assert time.monotonic() < deadline, "unshare did not start"
-            time.sleep(0.01)
-        yield proc.pid, os.stat(f"/proc/{proc.pid}/ns/uts").st_ino
-    finally:
-        terminate([proc.pid])
-        proc.wait()
-
-
-@pytest.fixture
-def wide_sleeper():
-    """A process in a uts namespace of its own whose command line is wide characters
-    (two columns each on a terminal)."""
-    name = "漢字" * 80
-    proc = subprocess.Popen(["unshare", "--uts", "bash", "-c", f'exec -a "{name}" sleep 600'])
-    try:
-        deadline = time.monotonic() + 10
-        while not open(f"/proc/{proc.pid}/cmdline", "rb").read().startswith(name.encode()):
+        while not open(f"/proc/{proc.pid}/cmdline", "rb").read().startswith(name + b"\0"):
             assert time.monotonic() < deadline, "the sleeper did not start"
             time.sleep(0.01)
         yield proc.pid, os.stat(f"/proc/{proc.pid}/ns/uts").st_ino
     finally:
         terminate([proc.pid])
         proc.wait()
+
+
+@pytest.fixture
+def uts_sleeper():
+    """A process in a uts namespace of its own, with a long command line."""
+    with sleeper_in_own_uts(b"sleep") as got:
+        yield got
+
+
+@pytest.fixture
+def wide_sleeper():
+    """The same, its command line starting with wide characters (two columns each)."""
+    with sleeper_in_own_uts(("漢字" * 80).encode()) as got:
+        yield got
+
+
+@pytest.fixture
+def hostile_sleeper():
+    """The same, its command line holding terminal escape sequences and bytes that are
+    not UTF-8."""
+    with sleeper_in_own_uts(b"x\x1b[31mred\x1b]0;title\x07\xff\xfe") as got:
+        yield got
 
 
 def columns(text: str) -> int:
@@ -133,29 +141,11 @@ def test_wide_characters_are_cut_by_their_width_on_the_terminal(wide_sleeper):
     assert WIDTH - 1 <= columns(ours[0]) <= WIDTH   # (a wide character may not fit the last cell)
 
 
-@pytest.fixture
-def hostile_sleeper():
-    """A process in a uts namespace of its own whose command line holds terminal
-    escape sequences and bytes that are not UTF-8."""
-    name = b"x\x1b[31mred\x1b]0;title\x07\xff\xfe"
-    proc = subprocess.Popen([b"unshare", b"--uts", b"bash", b"-c",
-                             b'exec -a "$0" sleep 600', name])
-    try:
-        deadline = time.monotonic() + 10
-        while not open(f"/proc/{proc.pid}/cmdline", "rb").read().startswith(name):
-            assert time.monotonic() < deadline, "the sleeper did not start"
-            time.sleep(0.01)
-        yield proc.pid, os.stat(f"/proc/{proc.pid}/ns/uts").st_ino
-    finally:
-        terminate([proc.pid])
-        proc.wait()
-
-
 def test_control_characters_and_undecodable_bytes_are_escaped(hostile_sleeper):
     """Shown as \\xNN, as lsns shows them: a process can't drive the reader's terminal,
     nor make nsctl fail on a strict UTF-8 stdout."""
     pid, ino = hostile_sleeper
-    escaped = r"x\x1b[31mred\x1b]0;title\x07\xff\xfe 600"
+    escaped = r"x\x1b[31mred\x1b]0;title\x07\xff\xfe 600 000"
     env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
     for args in (("ls", "-t", "uts"), ("show", f"{pid}/uts")):
         proc = subprocess.run([sys.executable, "-m", "nsctl", *args], capture_output=True,
