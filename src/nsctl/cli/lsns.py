@@ -20,6 +20,8 @@ import sys
 
 from ..kernel.errors import NsctlError
 from . import lsns_columns as C
+from .cells import cell_width as _cell_width, nonblank as _nonblank, safe as _safe, \
+    truncate as _truncate
 
 TYPE_CHECKING = False  # typing is for type checkers only (import cost)
 
@@ -579,82 +581,6 @@ class Style:
             except ValueError:
                 width = 0
         return cls(_utf8_locale(), is_term, width if width > 0 else 80)
-
-
-_CHAR_WIDTH: dict[str, int] = {}
-
-
-def _char_width(ch: str) -> int:
-    w = _CHAR_WIDTH.get(ch)
-    if w is None:
-        import unicodedata
-
-        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
-            w = 0
-        else:
-            w = 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-        _CHAR_WIDTH[ch] = w
-    return w
-
-
-def _cell_width(s: str) -> int:
-    """Terminal cells that ``s`` takes (wide characters 2, combining 0)."""
-    if s.isascii():
-        return len(s)
-    return sum(1 if ch < "\x80" else _char_width(ch) for ch in s)
-
-
-def _truncate(s: str, width: int) -> str:
-    if s.isascii():
-        return s[:width]
-    out, w = [], 0
-    for ch in s:
-        cw = 1 if ch < "\x80" else _char_width(ch)
-        if w + cw > width:
-            break
-        out.append(ch)
-        w += cw
-    return "".join(out)
-
-
-def _bytes_of(ch: str) -> bytes:
-    o = ord(ch)
-    if 0xDC80 <= o <= 0xDCFF:        # a byte that was not UTF-8 (surrogateescape)
-        return bytes([o - 0xDC00])
-    return ch.encode("utf-8", "surrogatepass")
-
-
-def _safe(s: str, utf8: bool, keep: str = "") -> str:
-    """Table-safe text: control and undecodable bytes as \\xNN (mbs_safe_encode)."""
-    if s.isascii() and s.isprintable() and "\\x" not in s:
-        return s
-    out = []
-    for i, ch in enumerate(s):
-        o = ord(ch)
-        if ch in keep:
-            out.append(ch)
-        elif ch == "\\" and s[i + 1:i + 2] == "x":
-            out.append("\\x5c")
-        elif o < 0x20 or o == 0x7F or 0x80 <= o <= 0x9F or 0xD800 <= o <= 0xDFFF \
-                or (o > 0x7F and not utf8):
-            out.append("".join(f"\\x{b:02x}" for b in _bytes_of(ch)))
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _nonblank(s: str) -> str:
-    """Raw-output text: blanks, backslashes and non-printable bytes as \\xNN."""
-    if s.isascii() and s.isprintable() and " " not in s and "\\" not in s:
-        return s
-    out = []
-    for ch in s:
-        o = ord(ch)
-        if 0x21 <= o <= 0x7E and ch != "\\":
-            out.append(ch)
-        else:
-            out.append("".join(f"\\x{b:02x}" for b in _bytes_of(ch)))
-    return "".join(out)
 
 
 def _art(line: Line, sym: tuple[str, str, str]) -> str:

@@ -1,13 +1,15 @@
 """Rendering: aligned tables and trees, coloured on a terminal, plain when piped.
 
-On a terminal the layout and the escape codes are ours (see _Terminal); rich
-measures text that is not ASCII.  Plain output never imports rich, so piping
-and scripts stay fast.
+Text a process chose is shown :func:`printable`.  On a terminal, columns are
+measured in cells (nsctl.cli.cells: wide characters take two) and styles are
+plain SGR escape codes (see _Terminal).
 """
 from __future__ import annotations
 
 import os
 import sys
+
+from .cells import cell_width, safe, truncate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,16 +21,7 @@ def printable(text: str) -> str:
     terminal: a process can name itself anything) and bytes that were not UTF-8
     (kept by surrogateescape, which a strict stdout would refuse) written as
     ``\\xNN``, as lsns writes them."""
-    if text.isascii() and text.isprintable():
-        return text
-    import re
-
-    return re.sub("[\x00-\x1f\x7f-\x9f\udc80-\udcff]", _escape, text)
-
-
-def _escape(match) -> str:
-    code = ord(match.group())
-    return f"\\x{code - 0xDC00 if code >= 0xDC80 else code:02x}"
+    return safe(text)
 
 
 def on_terminal() -> bool:
@@ -202,15 +195,12 @@ _SGR = {"bold": "1", "dim": "2", "italic": "3", "underline": "4", "reverse": "7"
 
 
 class _Terminal:
-    """What drawing on a terminal needs: its width, each style's escape codes, and
-    each text's width in cells (wide characters take two).
+    """What drawing on a terminal needs: its width, and each style's escape codes.
 
-    Layout is done here, not by rich's Table and Tree: those measure and render
-    every cell as an object of its own, 54 s (table) and 10 s (tree) for the
-    60,000 namespaces of seed 002's worst case.  Nor is rich's Console imported
-    (~100 ms here): the width comes from the terminal, plain style words map to
-    their SGR codes, and rich is asked only for other styles and for the width
-    of text that is not ASCII.
+    Layout is done here, not by a library's table and tree widgets: rich's measure
+    and render every cell as an object of its own, 54 s (table) and 10 s (tree) for
+    the 60,000 namespaces of seed 002's worst case, and importing rich's console
+    alone took ~0.1 s here.
     """
 
     def __init__(self) -> None:
@@ -223,43 +213,23 @@ class _Terminal:
         if not style or not text:
             return text
         codes = self._codes.get(style)
-        if codes is None:
-            words = style.split()
-            if all(word in _SGR for word in words):
-                codes = (f"\x1b[{';'.join(_SGR[w] for w in words)}m", "\x1b[0m")
-            else:
-                from rich.style import Style
-
-                on, _, off = Style.parse(style).render("\x00").partition("\x00")
-                codes = (on, off)
-            self._codes[style] = codes
+        if codes is None:   # ("bold cyan" -> ESC[1;36m)
+            on = ";".join(_SGR[word] for word in style.split())
+            codes = self._codes[style] = (f"\x1b[{on}m", "\x1b[0m")
         return codes[0] + text + codes[1]
 
-    def cells(self, text: str) -> int:
-        """Columns ``text`` takes on the terminal."""
-        if text.isascii():
-            return len(text)
-        from rich.cells import cell_len
-
-        return cell_len(text)
-
-    def cut(self, text: str, room: int) -> str:
+    @staticmethod
+    def cut(text: str, room: int) -> str:
         """``text`` in at most ``room`` columns, an ellipsis marking the cut."""
-        if self.cells(text) <= room:
+        if cell_width(text) <= room:
             return text
-        if room <= 0:
-            return ""
-        if text.isascii():
-            return text[:room - 1] + "…"
-        from rich.cells import set_cell_size
-
-        return set_cell_size(text, room - 1) + "…"
+        return truncate(text, room - 1) + "…" if room > 0 else ""
 
 
 def _terminal_table(headers: list[str], rows: list[list[str]], right: set[int],
                     styles: dict[int, str], no_headings: bool) -> None:
     term = _Terminal()
-    cells = term.cells
+    cells = cell_width
     widths = [cells(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
