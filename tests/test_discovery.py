@@ -226,6 +226,68 @@ def test_netns_bindmount_in_other_mount_namespace(scratch, keep, scan_how):
             only_bindmounts(mnt, t.mnt_path, link_ino("self", "mnt"))
 
 
+# --- 3b. mount namespaces no process is in, read without entering them ----------------------
+
+def _listing_needs_kernel_and_build() -> None:
+    from nsctl.discovery import tasks
+
+    if not topology.can_list_mounts():
+        pytest.skip("this kernel has no listmount(2) (Linux 6.8+): nsctl enters instead")
+    assert tasks._c_module() is not None, "nsctl.kernel._native was not built"
+
+
+def test_a_foreign_mount_table_is_listed_without_entering_it(scratch):
+    """nsfs.mounted_namespaces against the namespace's own mountinfo, with more mounts
+    than one listmount(2) page."""
+    from nsctl.kernel import nsfs
+
+    _listing_needs_kernel_and_build()
+    with topology.foreign_mount_table(scratch, count=600) as t:
+        fd = os.open(f"/proc/{t.holder}/fd/{t.holder_fd}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            got = nsfs.mounted_namespaces(fd)
+        finally:
+            os.close(fd)
+        assert got is not None
+        assert len(t.nsfs_mounts) > 600
+        assert sorted(got) == sorted(t.nsfs_mounts)
+
+
+@pytest.mark.parametrize("unknown", [False, True], ids=["all-known", "one-unknown"])
+@pytest.mark.parametrize("listing", ["listmount", "enter"])
+def test_foreign_mount_tables_with_and_without_entering(scratch, unknown, listing, monkeypatch):
+    """A mount namespace no process is in is read from here where the kernel lists its
+    mounts, and entered (by a forked child) only where it must: where a mounted file
+    names a namespace found nowhere else, whose fd only the child can open.  Either
+    way the snapshot is the same."""
+    from nsctl.discovery import bindmounts
+    from nsctl.kernel import nsfs
+
+    if listing == "listmount":
+        _listing_needs_kernel_and_build()
+    else:
+        monkeypatch.setattr(nsfs, "_can_list_mounts", False)
+    entered: set[int] = set()
+    real = bindmounts.read_foreign_mounts
+
+    def spy(mnt_fds, known):
+        entered.update(os.fstat(fd).st_ino for fd in mnt_fds)
+        return real(mnt_fds, known)
+
+    monkeypatch.setattr(bindmounts, "read_foreign_mounts", spy)
+    with topology.foreign_mount_table(scratch, count=3, unknown=unknown) as t:
+        snap = nsctl.discover()
+        assert_same(find(snap, t.mnt), t.mnt)
+        own = snap.namespaces[t.own_net]
+        assert sorted(r.path for r in own.refs
+                      if r.kind == "bindmount" and r.mntns == t.mnt.ino) == t.points
+        if unknown:
+            hidden = find(snap, t.hidden)
+            assert_same(hidden, t.hidden)
+            same_refs(hidden, ref("bindmount", path=t.hidden_path, mntns=t.mnt.ino))
+    assert (t.mnt.ino in entered) == (listing == "enter" or unknown)
+
+
 # --- 4. a netns held by an open fd ------------------------------------------------------------
 
 def test_netns_held_by_fd(scan_how):

@@ -655,6 +655,35 @@ def _foreign_mount(chan: Channel, point: str) -> None:
     chan.wait_closed()
 
 
+def can_list_mounts() -> bool:
+    """Whether this kernel has listmount(2) (Linux 6.8; asked of it, not of its version):
+    a NULL request fails with EFAULT where it exists, ENOSYS where not."""
+    _libc.syscall.restype = ctypes.c_long
+    return _libc.syscall(458, None, None, 0, 0) == -1 and ctypes.get_errno() == errno.EFAULT
+
+
+def _foreign_table(chan: Channel, directory: str, count: int, unknown: bool) -> None:
+    """A private mount namespace with a tmpfs at ``directory`` and ``count`` bind mounts
+    of our netns file on it; with ``unknown``, one more of a new netns that nothing
+    else holds (the process goes back to the netns it came from)."""
+    unshare(CLONE_NEWNS)
+    make_rprivate("/")
+    _check(_libc.mount(b"tmpfs", directory.encode(), b"tmpfs", 0, None), "mount tmpfs")
+    for i in range(count):
+        point = f"{directory}/own-{i}"
+        open(point, "w").close()
+        bind_mount("/proc/self/ns/net", point)
+    if unknown:
+        home = os.open("/proc/self/ns/net", os.O_RDONLY)
+        unshare(CLONE_NEWNET)
+        open(f"{directory}/hidden", "w").close()
+        bind_mount("/proc/self/ns/net", f"{directory}/hidden")
+        setns(home, CLONE_NEWNET)
+        os.close(home)
+    chan.send({"pid": os.getpid()})
+    chan.wait_closed()
+
+
 def _pid_chain(chan: Channel, depth: int) -> None:
     """unshare(CLONE_NEWPID) and fork, ``depth`` times: one process at each level."""
     for _ in range(depth):
@@ -820,6 +849,54 @@ def foreign_mount_netns(directory: Path, keep: str = "process") -> Iterator[Fore
             maker.stop()
         else:
             raise ValueError(keep)
+        yield topo
+
+
+@dataclass
+class ForeignTable:
+    mnt: NsFacts                    # a mount namespace no process is in (an fd holds it)
+    own_net: int                    # our netns: every process here is in it
+    points: list[str]               # where own_net's file is mounted in mnt
+    nsfs_mounts: list[tuple[str, str]]   # (root, point) of mnt's nsfs mounts, from its mountinfo
+    holder: int
+    holder_fd: int
+    hidden: NsFacts | None = None   # unknown=True: a netns held by a mount in mnt alone
+    hidden_path: str | None = None
+
+
+@contextmanager
+def foreign_mount_table(directory: Path, count: int, unknown: bool = False
+                        ) -> Iterator[ForeignTable]:
+    """A mount namespace that only an fd holds, with ``count`` bind mounts of our
+    own netns file in it (more than 512 make listmount(2) answer in pages), and,
+    with ``unknown``, one of a netns held by that mount alone.  The tmpfs they sit
+    on exists in that namespace only, and goes with it."""
+    with ExitStack() as stack:
+        maker = stack.enter_context(Child(_foreign_table, str(directory), count, unknown))
+        maker.ready(timeout=60)
+        mnt = facts(f"/proc/{maker.pid}/ns/mnt")
+        assert mnt.ino != _own_mntns()
+        nsfs_mounts = []
+        with open(f"/proc/{maker.pid}/mountinfo", encoding="utf-8",
+                  errors="surrogateescape") as f:
+            for line in f:
+                head, _, tail = line.partition(" - ")
+                if tail.split(" ")[0] == "nsfs":
+                    fields = head.split(" ")
+                    nsfs_mounts.append((fields[3], fields[4]))
+        topo = ForeignTable(mnt=mnt, own_net=link_ino("self", "net"),
+                            points=[f"{directory}/own-{i}" for i in range(count)],
+                            nsfs_mounts=nsfs_mounts, holder=0, holder_fd=-1)
+        if unknown:
+            topo.hidden_path = f"{directory}/hidden"
+            topo.hidden = facts(f"/proc/{maker.pid}/root{topo.hidden_path}")
+            assert topo.hidden.ino != topo.own_net
+        assert os.stat(directory).st_dev == os.stat(directory.parent).st_dev, \
+            "the tmpfs leaked into our mount namespace"
+        holder = stack.enter_context(Child(_hold))
+        holder.send({"open": [f"/proc/{maker.pid}/ns/mnt"]})
+        topo.holder, topo.holder_fd = holder.pid, holder.ready()["fds"][0]
+        maker.stop()
         yield topo
 
 

@@ -1,10 +1,12 @@
 """Source: namespace files bind-mounted in any mount namespace on the host.
 
 Each mount namespace has its own mount table, so one mountinfo is read per
-mount namespace: through the first process found in it, or, for a mount
-namespace that no process is in (held by an fd or a bind mount), by a forked
-child that enters it and hands the mounted namespace files back over
-SCM_RIGHTS.  nsctl's own process never changes namespace.
+mount namespace: through the first process found in it.  A mount namespace
+that no process is in (held by an fd or a bind mount) is read from here with
+listmount and statmount (Linux 6.11+) where the kernel has them; a forked
+child enters it and reads its mountinfo where it does not, or where a mounted
+namespace file names a namespace found nowhere else (its fd, opened inside, is
+handed back over SCM_RIGHTS).  nsctl's own process never changes namespace.
 """
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ class BindMountSource:
                 if ino not in scan.mnt_reader and ino in held and held[ino].refs]
         if not todo:
             return False
-        found_all = read_foreign_mounts([scan.kept_fds[m] for m in todo], scan.resolved)
+        found_all = read_foreign_tables([scan.kept_fds[m] for m in todo], scan.resolved)
         for mnt, found in zip(todo, found_all):
             scan.mnt_reader[mnt] = 0
             if isinstance(found, NsctlError):
@@ -110,6 +112,26 @@ def _take_over_foreign(scan: Scan) -> bool:
 
 def _add(scan: Scan, ns_type: str, ino: int, point: str, mnt: int) -> None:
     scan.namespace(ns_type, ino).refs.append(Reference(kind=BINDMOUNT, path=point, mntns=mnt))
+
+
+def read_foreign_tables(mnt_fds: list[int], known: set[int]
+                        ) -> list[list[tuple[str, str, int | None]] | NsctlError]:
+    """As :func:`read_foreign_mounts`, but each mount namespace whose nsfs mounts
+    can be listed from here (nsfs.mounted_namespaces) and name only ``known``
+    namespaces is not entered: no fork, where the kernel allows."""
+    found: list = [None] * len(mnt_fds)
+    for i, fd in enumerate(mnt_fds):
+        mounts = nsfs.mounted_namespaces(fd)
+        if mounts is None:
+            continue
+        parsed = [nsfs.parse_link(root) for root, _point in mounts]
+        if all(p is None or p[1] in known for p in parsed):
+            found[i] = [(root, point, None) for root, point in mounts]
+    enter = [i for i, got in enumerate(found) if got is None]
+    if enter:
+        for i, got in zip(enter, read_foreign_mounts([mnt_fds[i] for i in enter], known)):
+            found[i] = got
+    return found
 
 
 def read_foreign_mounts(mnt_fds: list[int], known: set[int]

@@ -3,6 +3,9 @@
  * was not built (no compiler or no Python headers), nsctl.kernel.libc falls
  * back to ctypes and nsctl.discovery.tasks to its Python loop.
  *
+ * nsfs_mounts: the nsfs mounts of a mount namespace no process is in, listed
+ * without entering it (listmount, statmount; see below).
+ *
  * pidfd_getfd, setns, unshare: the system calls Python 3.11's os module lacks.
  * Through ctypes they cost an import of ~5-15 ms on every `nsctl ls` that meets
  * a socket in another process, which is every `nsctl ls` on a real host.
@@ -321,6 +324,140 @@ static PyObject *native_unshare(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/*
+ * nsfs_mounts(mnt_ns_fd) -> [(root, mount point), ...]: the nsfs mounts of a
+ * mount namespace, read without entering it: NS_GET_MNTNS_ID (6.11) names it,
+ * listmount(2) lists its mounts and statmount(2) (6.8; another namespace's
+ * from 6.11) tells which are nsfs and where.  The same (root, point) pairs its
+ * mountinfo shows, unescaped.  OSError as the kernel says (ENOTTY, ENOSYS,
+ * EINVAL on older kernels: the caller falls back to entering the namespace).
+ * The layouts are the kernel's uapi ones, spelled out so that old headers build.
+ */
+#define NS_GET_MNTNS_ID _IOR(0xb7, 5, uint64_t)
+#define NR_STATMOUNT 457     /* the same on every architecture (asm-generic numbering) */
+#define NR_LISTMOUNT 458
+#define LSMT_ROOT 0xffffffffffffffffULL
+#define STATMOUNT_SB_BASIC 0x1U
+#define STATMOUNT_MNT_ROOT 0x8U
+#define STATMOUNT_MNT_POINT 0x10U
+#define NSFS_MAGIC 0x6e736673ULL
+#define STATMOUNT_FIXED 512  /* sizeof(struct statmount); its strings follow */
+#define SM_MASK 8            /* offsets in struct statmount */
+#define SM_SB_MAGIC 24
+#define SM_MNT_ROOT 104
+#define SM_MNT_POINT 108
+#define MOUNT_IDS 512
+
+struct mnt_id_req_v1 {
+    uint32_t size, spare;
+    uint64_t mnt_id, param, mnt_ns_id;
+};
+
+/* statmount into *buf (grown on EOVERFLOW); -1 with errno set on failure. */
+static int stat_mount(uint64_t mnt_id, uint64_t ns_id, uint64_t mask, char **buf,
+                      size_t *size)
+{
+    struct mnt_id_req_v1 req = {sizeof req, 0, mnt_id, mask, ns_id};
+    for (;;) {
+        if (syscall(NR_STATMOUNT, &req, *buf, *size, 0) == 0)
+            return 0;
+        if (errno != EOVERFLOW || *size >= (1 << 24))
+            return -1;
+        char *bigger = PyMem_Realloc(*buf, *size * 2);
+        if (bigger == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+        *buf = bigger;
+        *size *= 2;
+    }
+}
+
+static PyObject *sm_string(const char *buf, size_t size, uint32_t offset)
+{
+    const char *s = buf + STATMOUNT_FIXED + offset;
+    if (STATMOUNT_FIXED + (size_t)offset >= size)
+        return PyUnicode_FromString("");
+    return PyUnicode_DecodeUTF8(s, strnlen(s, size - STATMOUNT_FIXED - offset),
+                                "surrogateescape");
+}
+
+static PyObject *nsfs_mounts(PyObject *self, PyObject *args)
+{
+    int fd;
+    if (!PyArg_ParseTuple(args, "i", &fd))
+        return NULL;
+    uint64_t ns_id;
+    if (ioctl(fd, NS_GET_MNTNS_ID, &ns_id) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    uint64_t ids[MOUNT_IDS];
+    size_t size = 4096;
+    char *buf = PyMem_Malloc(size);
+    PyObject *found = PyList_New(0);
+    if (buf == NULL || found == NULL)
+        goto nomem;
+    struct mnt_id_req_v1 req = {sizeof req, 0, LSMT_ROOT, 0, ns_id};
+    for (;;) {
+        long n = syscall(NR_LISTMOUNT, &req, ids, (size_t)MOUNT_IDS, 0);
+        if (n < 0)
+            goto oserror;
+        for (long i = 0; i < n; i++) {
+            /* First the cheap question (which filesystem), the strings only for nsfs. */
+            if (stat_mount(ids[i], ns_id, STATMOUNT_SB_BASIC, &buf, &size) < 0) {
+                if (errno == ENOENT)
+                    continue;   /* unmounted since it was listed */
+                goto oserror;
+            }
+            uint64_t magic;
+            memcpy(&magic, buf + SM_SB_MAGIC, sizeof magic);
+            if (magic != NSFS_MAGIC)
+                continue;
+            if (stat_mount(ids[i], ns_id, STATMOUNT_MNT_ROOT | STATMOUNT_MNT_POINT,
+                           &buf, &size) < 0) {
+                if (errno == ENOENT)
+                    continue;
+                goto oserror;
+            }
+            uint64_t mask;
+            uint32_t root_at, point_at, total;
+            memcpy(&mask, buf + SM_MASK, sizeof mask);
+            memcpy(&total, buf, sizeof total);
+            memcpy(&root_at, buf + SM_MNT_ROOT, sizeof root_at);
+            memcpy(&point_at, buf + SM_MNT_POINT, sizeof point_at);
+            if ((mask & (STATMOUNT_MNT_ROOT | STATMOUNT_MNT_POINT)) !=
+                    (STATMOUNT_MNT_ROOT | STATMOUNT_MNT_POINT)) {
+                errno = EOPNOTSUPP;
+                goto oserror;
+            }
+            size_t used = total < size ? total : size;
+            PyObject *root = sm_string(buf, used, root_at);
+            PyObject *point = sm_string(buf, used, point_at);
+            PyObject *pair = (root && point) ? PyTuple_Pack(2, root, point) : NULL;
+            Py_XDECREF(root);
+            Py_XDECREF(point);
+            if (pair == NULL || PyList_Append(found, pair) < 0) {
+                Py_XDECREF(pair);
+                goto fail;
+            }
+            Py_DECREF(pair);
+        }
+        if (n < MOUNT_IDS)
+            break;
+        req.param = ids[n - 1];   /* the next page starts after the last id */
+    }
+    PyMem_Free(buf);
+    return found;
+oserror:
+    PyErr_SetFromErrno(PyExc_OSError);
+    goto fail;
+nomem:
+    PyErr_NoMemory();
+fail:
+    PyMem_Free(buf);
+    Py_XDECREF(found);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan_tasks", scan_tasks, METH_VARARGS,
      "scan_tasks(task_fd, tids, links, own, resolved, fast, general, owner, adopt)\n"
@@ -333,6 +470,9 @@ static PyMethodDef methods[] = {
      "setns(fd, nstype=0): move the calling thread into the namespace behind fd."},
     {"unshare", native_unshare, METH_VARARGS,
      "unshare(flags): move the calling thread into new namespaces (CLONE_NEW*)."},
+    {"nsfs_mounts", nsfs_mounts, METH_VARARGS,
+     "nsfs_mounts(mnt_ns_fd) -> [(root, mount point)]: the nsfs mounts of a mount\n"
+     "namespace (listmount, statmount), read without entering it."},
     {NULL, NULL, 0, NULL},
 };
 

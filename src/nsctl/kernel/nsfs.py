@@ -147,6 +147,33 @@ def has_ns_id() -> bool | None:
     return _has_ns_id
 
 
+_can_list_mounts: bool | None = None
+
+
+def mounted_namespaces(mnt_fd: int) -> list[tuple[str, str]] | None:
+    """(root, mount point) of every nsfs mount in the mount namespace behind
+    ``mnt_fd``, read without entering it (listmount and statmount, Linux 6.11+,
+    through nsctl.kernel._native); None where that can't be done here: an older
+    kernel, no C module, no permission, or the namespace is gone.  The caller
+    then enters the namespace and reads its mountinfo instead."""
+    global _can_list_mounts
+    if _can_list_mounts is False:
+        return None
+    try:
+        from ._native import nsfs_mounts
+    except ImportError:
+        _can_list_mounts = False
+        return None
+    try:
+        found = nsfs_mounts(mnt_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTTY, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            _can_list_mounts = False   # this kernel lacks a piece: don't ask again
+        return None
+    _can_list_mounts = True
+    return found
+
+
 def identity(fd: int) -> tuple[int, int]:
     """(st_dev, st_ino) of an open namespace file."""
     st = os.fstat(fd)
@@ -156,5 +183,5 @@ def identity(fd: int) -> tuple[int, int]:
 __all__ = [
     "AccessDenied", "Unsupported", "NS_TYPES", "CLONE_FLAGS", "HIERARCHICAL", "LINK_TYPE",
     "parse_link", "open_ns", "ns_type", "owning_userns", "parent_ns", "owner_uid", "ns_id",
-    "identity",
+    "identity", "mounted_namespaces",
 ]
