@@ -201,6 +201,21 @@ def test_bad_input_is_one_line_and_exit_1(argv, message):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("argv", [["ls"], ["ls", "--json"], ["lsns"], ["tree"],
+                                  ["show", f"{os.getpid()}/net"]])
+def test_output_that_cannot_be_written_is_one_line_and_exit_1(argv):
+    """A command's output goes out before nsctl leaves (it skips the interpreter's
+    teardown): a write that fails there, as the buffer is flushed, is reported."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as users run it
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "nsctl", *argv], stdout=full, env=env,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 1
+    lines = [l for l in proc.stderr.splitlines() if "partial result" not in l]
+    assert len(lines) == 1 and lines[0].startswith("nsctl") \
+        and lines[0].endswith(": No space left on device"), proc.stderr
+
+
 def test_unknown_command_is_a_usage_error():
     proc = nsctl("frobnicate", check=False)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr

@@ -42,11 +42,13 @@ root_only = pytest.mark.skipif(os.geteuid() != 0,
 
 def run_nsctl(*args: str | os.PathLike, check: bool = False,
               timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m nsctl ARGS`` as a user runs it; with ``check`` it must succeed, and
-    never with a traceback."""
+    """``python -m nsctl ARGS`` as a user runs it (output block-buffered when piped,
+    whatever this shell sets); with ``check`` it must succeed, and never with a
+    traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     proc = subprocess.run([sys.executable, "-m", "nsctl", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, env=env)
     if check:
         assert proc.returncode == 0, proc.stderr
         assert "Traceback" not in proc.stderr

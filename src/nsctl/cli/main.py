@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_guarded(func, argv: list[str]) -> int:
     """Run a command; turn the errors users can cause into one line, never a traceback."""
+    return _flush_output(_run(func, argv))
+
+
+def _run(func, argv: list[str]) -> int:
     from ..kernel.errors import NsctlError
 
     try:
@@ -85,9 +89,34 @@ def run_guarded(func, argv: list[str]) -> int:
         return 130
     except BrokenPipeError:
         # The reader went away (| head): not an error worth a message.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _drop_output()
         return 0
     except OSError as exc:
         print(f"nsctl: {exc.strerror or exc}", file=sys.stderr)
         return 1
+
+
+def _flush_output(code: int) -> int:
+    """Write out what the command left buffered, here rather than at exit, where a
+    failing write (a full disk) would only show as "Exception ignored" and status 120."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_output()
+    except OSError as exc:
+        if code == 0:   # (else the command has said what went wrong: one line is enough)
+            print(f"nsctl: {exc.strerror or exc}", file=sys.stderr)
+        _drop_output()
+        return code or 1
+    return code
+
+
+def _drop_output() -> None:
+    """Point stdout at /dev/null, so that nothing is written (or fails) at exit."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
