@@ -89,6 +89,20 @@ def test_help_is_fast_and_lists_commands():
 
 
 @root_only
+def test_plain_listing_imports_nothing_heavy():
+    """`nsctl ls --json` on a small host: none of the modules that cost milliseconds
+    to import and that it has no use for (shutil came with argparse's help formatter,
+    ~3.5 ms; ctypes, typing, dataclasses and orjson are only for other paths)."""
+    code = ("import sys, io, contextlib; from nsctl.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()): main(['ls', '--json'])\n"
+            "heavy = [m for m in ('shutil', 'ctypes', 'typing', 'dataclasses', 'orjson')"
+            " if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "HEAVY []" in out, out
+
+
+@root_only
 def test_ls_shows_a_new_namespace_and_who_holds_it(spawn):
     s = spawn("unshare", "--uts", "--ipc", "sleep", "600")
     out = nsctl("ls", "-t", "uts", "-o", "NS,TYPE,NPROCS,PID,HELD-BY").stdout

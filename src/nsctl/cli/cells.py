@@ -7,6 +7,24 @@ Shared by nsctl lsns's libsmartcols-compatible tables and nsctl's own output.
 from __future__ import annotations
 
 
+def terminal_width(default: int = 80) -> int:
+    """The terminal's columns as shutil.get_terminal_size() tells them (COLUMNS first,
+    then stdout's terminal, else ``default``), without importing shutil (~3.5 ms)."""
+    import os
+    import sys
+
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else default
+
+
 _WIDTHS: dict[str, int] = {}
 
 

@@ -1,8 +1,7 @@
 """``nsctl diff A B``: what changed between two snapshots (or a snapshot and ``now``)."""
 from __future__ import annotations
 
-import argparse
-
+from .args import command_parser
 from ..diff import BY_ID, BY_PATH, diff
 from ..kernel.errors import NsctlError
 from ..model import Snapshot
@@ -45,7 +44,7 @@ def _label(d: dict, by: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog="nsctl diff",
         description="Compare two snapshots (files from nsctl snapshot, or 'now' for the live "
                     "host). Exit status 0 if they are the same, 1 if they differ, 2 on trouble.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from .args import command_parser
 from ..kernel import nsfs
 from ..ops.enter import enter
 from ..spec import container_process, resolve
@@ -11,7 +12,7 @@ from .common import UsageError, discover_from_args, split_command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog="nsctl enter",
         usage="nsctl enter [--all PID] [SPEC ...] [-- CMD [ARG ...]]",
         description="Run CMD (default: your shell) inside the given namespaces, named by any "

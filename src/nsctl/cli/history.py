@@ -1,16 +1,16 @@
 """``nsctl history``: the events ``nsctl watch --record`` stored."""
 from __future__ import annotations
 
-import argparse
 import json
 
+from .args import command_parser
 from ..history import DEFAULT_DB, query
 from ..watch import EVENTS
 from .render import print_lines
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog="nsctl history",
         description="When did a namespace appear, what held it, when did it go: the events "
                     "recorded by nsctl watch --record, oldest first.")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from .args import command_parser
 from .columns import COLUMNS, drop_empty, parse_columns
 from .common import add_discovery_args, check_types, discover_from_args
 from ..model import Namespace
@@ -10,7 +11,7 @@ from .render import Rows, print_json, print_table
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nsctl ls", description="List every namespace on the host.")
+    p = command_parser(prog="nsctl ls", description="List every namespace on the host.")
     p.add_argument("-t", "--type", action="append", metavar="TYPE",
                    help="only this type (repeatable, or a comma list)")
     p.add_argument("-o", "--output", metavar="LIST",

@@ -11,6 +11,8 @@ import importlib
 import os
 import sys
 
+from .args import command_parser
+
 # command -> (module under nsctl.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "ls": ("ls", "list namespaces, one row each"),
@@ -42,7 +44,7 @@ LONG_RUNNING = {"watch", "serve"}
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = command_parser(
         prog="nsctl",
         description="See and handle Linux namespaces: every namespace on the host, "
                     "what holds it, and how they relate.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .args import command_parser
 from ..model import Namespace, Snapshot
 from .common import add_discovery_args, describe_ref, discover_from_args, representative
 
@@ -21,7 +22,7 @@ RUN_NETNS = "/run/netns/"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog="nsctl net",
         description="Every network namespace with its interfaces, and the links (veth pairs, "
                     "devices whose link lives in another namespace) that join them.")

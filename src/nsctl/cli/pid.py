@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .args import command_parser
 from .. import pidns
 from ..spec import resolve
 from .common import UsageError, discover_from_args
@@ -11,7 +12,7 @@ from .render import print_json
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog="nsctl pid",
         description="Translate a PID between PID namespaces. Without --to: the PID at every "
                     "level, from ours down to the process's own namespace.",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from .args import command_parser
 from ..model import Process, Snapshot
 from ..pidns import PidNsInfo, pid_namespaces
 from ..spec import resolve
@@ -16,7 +17,7 @@ from .render import Node, print_json, print_tree
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nsctl pidtree",
+    p = command_parser(prog="nsctl pidtree",
                                 description="Processes inside the PID namespace tree, with "
                                             "their PID at every level.")
     p.add_argument("--ns", metavar="SPEC", help="only this PID namespace and those below it")

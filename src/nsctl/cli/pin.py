@@ -1,15 +1,14 @@
 """``nsctl pin SPEC PATH`` and ``nsctl unpin PATH``."""
 from __future__ import annotations
 
-import argparse
-
+from .args import command_parser
 from ..ops.pin import pin, unpin
 from ..spec import resolve
 from .common import discover_from_args
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog="nsctl pin",
         description="Keep a namespace alive without any process: bind-mount its file at PATH "
                     "(a new file). A network namespace pinned at /run/netns/NAME shows in "
@@ -25,7 +24,7 @@ def main(argv: list[str]) -> int:
 
 
 def main_unpin(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog="nsctl unpin",
         description="Undo a pin: unmount the namespace file at PATH and remove it. Refuses a "
                     "path that is not a pinned namespace file.")

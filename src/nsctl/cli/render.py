@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .cells import cell_width, safe, truncate
+from .cells import cell_width, safe, terminal_width, truncate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -204,9 +204,7 @@ class _Terminal:
     """
 
     def __init__(self) -> None:
-        import shutil
-
-        self.width = shutil.get_terminal_size().columns
+        self.width = terminal_width()
         self._codes: dict[str, tuple[str, str]] = {}
 
     def paint(self, text: str, style: str | None) -> str:

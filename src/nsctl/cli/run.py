@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 
+from .args import command_parser
 from ..ops.run import DEFAULT_VETH, RunSpec, parse_time_offsets, run
 from .common import split_command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog="nsctl run",
         usage="nsctl run [options] -- CMD [ARG ...]",
         description="Create new namespaces and run CMD in them. With --pid, CMD runs under a "

@@ -17,6 +17,7 @@ import socket
 import stat
 import sys
 
+from .args import command_parser
 from ..kernel.errors import NsctlError
 from .common import UsageError
 
@@ -25,7 +26,7 @@ MIN_TOKEN = 16
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog="nsctl serve",
         description="Serve the namespace model over HTTP: a read API (the documents of the "
                     "--json commands), a web page, server-sent events of namespace changes "

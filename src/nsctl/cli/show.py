@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from .args import command_parser
 from ..model import Namespace, Snapshot
 from ..spec import resolve
 from .render import print_json, print_lines
@@ -14,7 +15,7 @@ MAX_LISTED = 20
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog="nsctl show", description="Show one namespace: identity, relations, processes and "
         "every reference that keeps it alive.",
         epilog="SPEC: an inode, type:[inode], an NS_GET_ID id, PID/TYPE, "

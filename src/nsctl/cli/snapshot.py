@@ -1,16 +1,16 @@
 """``nsctl snapshot [-o FILE]``: the whole discovery as one versioned JSON document."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from .args import command_parser
 from ..snapshot import save, to_document
 from .common import discover_from_args
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog="nsctl snapshot",
         description="Save the whole discovery (namespaces, references, processes, PID maps) "
                     "with host, kernel, time and schema version; every reading command reads "

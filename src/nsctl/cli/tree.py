@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .args import command_parser
 from ..model import Namespace, Snapshot
 from .common import add_discovery_args, describe_ref, discover_from_args, ns_name
 from .render import Node, print_json, print_tree
@@ -12,7 +13,7 @@ MAX_PROCS = 3  # processes named per namespace; the rest are counted
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nsctl tree",
+    p = command_parser(prog="nsctl tree",
                                 description="Show how namespaces relate, as a tree.")
     p.add_argument("--pid", action="store_true",
                    help="the PID namespace tree instead of the user namespace tree")

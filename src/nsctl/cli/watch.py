@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from .args import command_parser
 from ..kernel.errors import NsctlError
 import time
 
@@ -18,7 +19,7 @@ def event_line(e: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog="nsctl watch",
         description="Print namespace events as they happen: born/gone, process entered/left, "
                     "pinned/unpinned (bind mounts), held/released (fds, sockets, threads, "
