@@ -249,7 +249,7 @@ def test_a_foreign_mount_table_is_listed_without_entering_it(scratch):
         finally:
             os.close(fd)
         assert got is not None
-        assert len(t.nsfs_mounts) > 600
+        assert len(t.nsfs_mounts) >= 600   # more than one page of 512
         assert sorted(got) == sorted(t.nsfs_mounts)
 
 
