@@ -103,14 +103,17 @@ def read_cmdline(dir_fd: int) -> list[str]:
 
 
 def read_status_fields(dir_fd: int, keys: tuple[str, ...]) -> dict[str, str]:
-    """Selected "Key:\tvalue" lines of /proc/PID/status."""
-    wanted = {k + ":": k for k in keys}
+    """Selected "Key:\tvalue" lines of /proc/PID/status (found by search: splitting
+    all ~55 lines cost more than reading the file)."""
+    text = "\n" + read_text("status", dir_fd)
     out: dict[str, str] = {}
-    for line in read_text("status", dir_fd).splitlines():
-        head, _, rest = line.partition("\t")
-        key = wanted.get(head)
-        if key is not None:
-            out[key] = rest.strip()
+    for key in keys:
+        start = text.find(f"\n{key}:")
+        if start < 0:
+            continue
+        start += len(key) + 2
+        end = text.find("\n", start)
+        out[key] = text[start:end if end >= 0 else len(text)].strip()
     return out
 
 
