@@ -167,8 +167,11 @@ def mounted_namespaces(mnt_fd: int) -> list[tuple[str, str]] | None:
     try:
         found = nsfs_mounts(mnt_fd)
     except OSError as exc:
-        if exc.errno in (errno.ENOTTY, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            _can_list_mounts = False   # this kernel lacks a piece: don't ask again
+        # A kernel without a piece: NS_GET_MNTNS_ID (ENOTTY), the calls (ENOSYS), or
+        # listmount of another namespace (E2BIG/EINVAL: 6.8-6.10 know no mnt_ns_id).
+        if exc.errno in (errno.ENOTTY, errno.ENOSYS, errno.EINVAL, errno.E2BIG,
+                         errno.EOPNOTSUPP):
+            _can_list_mounts = False   # don't ask again
         return None
     _can_list_mounts = True
     return found
