@@ -208,3 +208,18 @@ def test_views_of_every_type_are_kept_and_shown_offline(scratch):
     assert shown_user["view"]["uid_map"] == uid_map
     text = nsctl("show", f"uts:[{uts}]", "--from", path).stdout
     assert hostname in text
+
+
+@root_only
+def test_a_snapshots_odd_fields_come_back_as_json_says_them(scratch):
+    """ls --json writes most namespaces' text directly from numbers it read; what a
+    snapshot file says goes through the encoder instead, whatever it holds."""
+    path = scratch / "snap.json"
+    nsctl("snapshot", "-o", str(path))
+    doc = json.loads(path.read_text())
+    odd = {"owner": 'x"y', "dev": "4\n", "id": [1, {"z": None}]}
+    doc["namespaces"][0].update(odd)
+    path.write_text(json.dumps(doc))
+    got = json.loads(nsctl("ls", "--json", "--from", str(path)).stdout)
+    row = _by_ns(got)[doc["namespaces"][0]["ns"]]
+    assert {k: row[k] for k in odd} == odd

@@ -71,6 +71,33 @@ class Reference:
         make = _REF_DICT.get(self.kind)
         return make(self) if make is not None else self.to_dict()
 
+    def json_text(self) -> str | None:
+        """:meth:`fast_dict` as compact JSON text, written directly (see
+        :meth:`Namespace.json_text`); None for a bind mount (a path, which needs the
+        encoder's escaping) or where a field the kind always has is missing."""
+        kind = self.kind
+        if kind == THREAD:
+            if self.pid is None or self.tid is None or self.link is None:
+                return None
+            return f'{{"kind":"thread","pid":{self.pid},"tid":{self.tid},"link":"{self.link}"}}'
+        if kind == PROCESS:
+            if self.pid is None or self.link is None:
+                return None
+            return f'{{"kind":"process","pid":{self.pid},"link":"{self.link}"}}'
+        if kind == FD or kind == SOCKET:
+            if self.pid is None or self.fd is None:
+                return None
+            if kind == FD:
+                return f'{{"kind":"fd","pid":{self.pid},"fd":{self.fd}}}'
+            if self.socket is None:
+                return None
+            return f'{{"kind":"socket","pid":{self.pid},"fd":{self.fd},"socket":{self.socket}}}'
+        if kind == CHILD:
+            if self.child is None or self.relation is None:
+                return None
+            return f'{{"kind":"child","child":{self.child},"relation":"{self.relation}"}}'
+        return None
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Reference) and self.to_dict() == other.to_dict()
 
@@ -192,6 +219,42 @@ class Namespace:
             "refs": ref_dicts,
             "container": self.container.to_dict() if self.container else None,
         }
+
+    def json_text(self) -> str | None:
+        """:meth:`to_dict` as compact JSON text, the very text json.dumps writes with
+        separators (",", ":"), written directly: 2-3 times as fast as building the dict
+        and encoding it (seed 002's 60,000 thread namespaces).  For a live scan's
+        namespaces, whose fields are the numbers and names nsctl read from the
+        kernel; None where text needs the encoder's escaping: a container, or a
+        reference with a path."""
+        if self.container is not None:
+            return None
+        refs = self.refs
+        if len(refs) == 1:   # most namespaces of a big host: one thread or process each
+            kind = refs[0].kind
+            texts = refs[0].json_text()
+            if texts is None:
+                return None
+            held_by, hidden = f'"{kind}"', "true" if kind == CHILD else "false"
+        else:
+            parts = [r.json_text() for r in refs]
+            if None in parts:
+                return None
+            texts = ",".join(parts)
+            kinds = self.held_by
+            held_by = ",".join([f'"{k}"' for k in kinds])
+            hidden = "true" if kinds == [CHILD] else "false"
+        pids = ",".join(map(str, sorted(self.pids))) if self.pids else ""
+        dev, ns_id, owner, parent, uid = (self.dev, self.id, self.owner, self.parent,
+                                          self.owner_uid)
+        return (f'{{"ns":{self.ino},"type":"{self.type}",'
+                f'"dev":{"null" if dev is None else dev},'
+                f'"id":{"null" if ns_id is None else ns_id},'
+                f'"owner":{"null" if owner is None else owner},'
+                f'"parent":{"null" if parent is None else parent},'
+                f'"owner_uid":{"null" if uid is None else uid},'
+                f'"hidden":{hidden},"held_by":[{held_by}],"pids":[{pids}],"refs":[{texts}],'
+                f'"container":null}}')
 
 
 class Process:

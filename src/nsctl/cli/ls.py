@@ -35,7 +35,9 @@ def main(argv: list[str]) -> int:
     namespaces = sorted((ns for ns in snap.namespaces.values()
                          if types is None or ns.type in types), key=lambda n: (n.ino))
     if args.json:
-        print_json(snap.to_dict(namespaces=Rows(namespaces, Namespace.to_dict)))
+        # (A loaded snapshot's fields are whatever its file said: encoded, never written as is.)
+        text = None if snap.offline else Namespace.json_text
+        print_json(snap.to_dict(namespaces=Rows(namespaces, Namespace.to_dict, text)))
         return 0
     rows = [[col.fill(ns, snap) for col in columns] for ns in namespaces]
     columns, rows = drop_empty(columns, rows, args.output)
