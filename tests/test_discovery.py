@@ -364,10 +364,13 @@ def test_many_threads_shared_among_workers(monkeypatch, worker, thread_loop):
     for 24 threads): each thread's own namespace is found with its id and owner.
     A worker that fails has its share read by the parent; none is left behind.
     Threads the queue had no room for (pipe-full) are read by the parent."""
-    import pickle
+    import marshal
 
-    from nsctl.discovery import tasks
+    from nsctl.discovery import shares, tasks
 
+    # Processes in turn, so that this process is the one whose workers share the threads
+    # (on a host of 300 processes or more, a process-share worker would be).
+    monkeypatch.setattr(shares, "SHARE_FROM", 1 << 30)
     monkeypatch.setattr(tasks, "PARALLEL_MIN_THREADS", 2)
     monkeypatch.setattr(tasks, "TAKE_TIDS", 2)
     monkeypatch.setattr(os, "cpu_count", lambda: 3)
@@ -386,14 +389,14 @@ def test_many_threads_shared_among_workers(monkeypatch, worker, thread_loop):
     monkeypatch.setattr(tasks, "_scan", slow_parent_scan)
     monkeypatch.setattr(tasks, "_merge", counting_merge)
     if worker == "fails":
-        real_dumps = pickle.dumps
+        real_dumps = marshal.dumps
 
         def dumps(*args, **kwargs):
             if os.getpid() != parent:
                 raise RuntimeError("a worker that fails")
             return real_dumps(*args, **kwargs)
 
-        monkeypatch.setattr(pickle, "dumps", dumps)
+        monkeypatch.setattr(marshal, "dumps", dumps)
     refused: list[int] = []
     if worker == "pipe-full":
         real_write = os.write

@@ -205,7 +205,9 @@ def _scan_parallel(scan: Scan, task_fd: int, pid: int, threads: int, own: dict[s
     ~0.1 s), so the workers start at once.  (Listing them in each worker instead
     is no faster: two listings of one process's threads at once each take twice
     as long.)"""
-    import pickle   # here: plain `nsctl ls` never needs it
+    # Workers answer in marshal: both ends are one interpreter (forked), and for these
+    # plain rows it takes about half pickle's time (~25 ms less for 60,000 threads).
+    import marshal
 
     from ..kernel.forked import Forked
     from .shares import take
@@ -225,7 +227,7 @@ def _scan_parallel(scan: Scan, task_fd: int, pid: int, threads: int, own: dict[s
         start = len(scan.learned)
         taken, found = share()
         new = [ns.row() for ns in scan.learned[start:]]
-        return pickle.dumps((taken, found, new), protocol=pickle.HIGHEST_PROTOCOL)
+        return marshal.dumps((taken, found, new))
 
     children: list[Forked] = []
     try:
@@ -246,7 +248,7 @@ def _scan_parallel(scan: Scan, task_fd: int, pid: int, threads: int, own: dict[s
             if not data:
                 failed = True
                 continue
-            taken, their_found, new = pickle.loads(data)
+            taken, their_found, new = marshal.loads(data)
             for row in new:
                 _merge(scan, row, task_fd, their_found)
             found.extend(their_found)
