@@ -15,9 +15,10 @@ are new (or whose PID now names another process: polling needs no CN_PROC).
 What neither shows (setns, an fd opened or closed, a mount in a namespace no
 process is in) is caught by a rolling rescan: every ``interval`` a slice of the
 processes is read again, sized so that reading it costs at most
-1/``FULL_COST`` of the interval; on a small host the slice is every process
-(a full rescan every interval), on one with ~10,000 namespaces about a
-seventh.  So no step ever costs a whole full scan, and an event waits for one
+1/``FULL_COST`` of the interval (or of a step, where steps take longer: the
+rest of a step, taking the other processes over and diffing, grows with the
+host); on a small host the slice is every process (a full rescan every
+interval), on one with ~10,000 namespaces about a seventh.  So no step ever costs a whole full scan, and an event waits for one
 step at most.  A full scan happens only at the start and when something could
 not be taken over (events lost, a mount namespace we hold no fd for).
 
@@ -231,13 +232,18 @@ class Watcher:
             self.full_scans += 1
             self.full_seconds = time.monotonic() - started
             self.full_due = float("inf")
-            self.slices = max(1, math.ceil(FULL_COST * self.full_seconds / self.interval))
-            if self.coverage is not None:
-                self.slices = min(self.slices, max(1, int(self.coverage // self.interval)))
+            self._fit_slices(self.interval)
         if not complete:
             self.full_due = 0.0
         self._watch_mount_tables()
         return snap
+
+    def _fit_slices(self, tick: float) -> None:
+        """Size the rolling slices so that reading one costs at most 1/FULL_COST of a
+        ``tick``: the interval, or what a step takes when that is longer."""
+        self.slices = max(1, math.ceil(FULL_COST * self.full_seconds / tick))
+        if self.coverage is not None:
+            self.slices = min(self.slices, max(1, int(self.coverage // self.interval)))
 
     def _watch_mount_tables(self) -> None:
         from .kernel.mounttables import MountTables
@@ -337,4 +343,9 @@ class Watcher:
         new = self.scan(full=full)
         events = events_between(self.snapshot, new)
         self.snapshot = new
+        if not full:
+            # What a step costs besides its slice (taking the other processes over,
+            # the diff) can outgrow a short interval on a big host: steps then come
+            # back to back, and fewer, larger slices keep a round of them short.
+            self._fit_slices(max(self.interval, time.monotonic() - now))
         return events
