@@ -121,8 +121,9 @@ def test_netns_without_a_process_is_listed_and_named_by_its_holder(scratch):
             assert view["sysfs_agrees"] is True
 
 
-def test_all_namespaces_are_read_from_one_child(monkeypatch):
-    """read_all forks once however many network namespaces there are."""
+def test_all_namespaces_are_read_from_a_few_children(monkeypatch):
+    """read_all forks a few children however many network namespaces there are: one,
+    or one per core (at most 4) to share hundreds of them."""
     from nsctl import discover
     from nsctl.views import net
 
@@ -143,7 +144,7 @@ def test_all_namespaces_are_read_from_one_child(monkeypatch):
         monkeypatch.setattr(os, "fork", counting_fork)
         views = net.read_all(snap)
         monkeypatch.undo()
-        assert len(forks) == 1
+        assert (len(forks) == 1) if len(snap.of_type("net")) < 64 else (1 <= len(forks) <= 4)
         assert {pair.a_ino, pair.b_ino, pair.c_ino} <= set(views)
         assert all("error" not in views[i] for i in (pair.a_ino, pair.b_ino, pair.c_ino))
 
