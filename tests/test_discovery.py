@@ -290,7 +290,13 @@ def test_foreign_mount_tables_with_and_without_entering(scratch, unknown, listin
 
 # --- 4. a netns held by an open fd ------------------------------------------------------------
 
-def test_netns_held_by_fd(scan_how):
+@pytest.mark.parametrize("listing", ["by-path", "by-fd"])
+def test_netns_held_by_fd(scan_how, listing, monkeypatch):
+    """by-path: fd/ listed through /proc/self/fd/N; by-fd: as where /proc shows no
+    /proc/self (listed through an open directory fd)."""
+    from nsctl.kernel import procfs
+
+    monkeypatch.setattr(procfs, "_self_fd", None if listing == "by-path" else "")
     with topology.netns_held_by_fd() as t:
         assert t.link_text == f"net:[{t.net.ino}]"
         snap = nsctl.discover()
