@@ -253,6 +253,23 @@ def test_a_foreign_mount_table_is_listed_without_entering_it(scratch):
         assert sorted(got) == sorted(t.nsfs_mounts)
 
 
+def test_one_namespace_that_cannot_be_listed_turns_nothing_off(monkeypatch):
+    """An error about one namespace (here: the kernel's EINVAL for a file that is no
+    mount namespace) has that one entered instead; the next is still listed."""
+    from nsctl.kernel import nsfs
+
+    _listing_needs_kernel_and_build()
+    monkeypatch.setattr(nsfs, "_can_list_mounts", None)
+    net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    mnt = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        assert nsfs.mounted_namespaces(net) is None
+        assert nsfs.mounted_namespaces(mnt) is not None
+    finally:
+        os.close(net)
+        os.close(mnt)
+
+
 @pytest.mark.parametrize("unknown", [False, True], ids=["all-known", "one-unknown"])
 @pytest.mark.parametrize("listing", ["listmount", "enter"])
 def test_foreign_mount_tables_with_and_without_entering(scratch, unknown, listing, monkeypatch):

@@ -167,11 +167,12 @@ def mounted_namespaces(mnt_fd: int) -> list[tuple[str, str]] | None:
     try:
         found = nsfs_mounts(mnt_fd)
     except OSError as exc:
-        # A kernel without a piece: NS_GET_MNTNS_ID (ENOTTY), the calls (ENOSYS), or
-        # listmount of another namespace (E2BIG/EINVAL: 6.8-6.10 know no mnt_ns_id).
-        if exc.errno in (errno.ENOTTY, errno.ENOSYS, errno.EINVAL, errno.E2BIG,
-                         errno.EOPNOTSUPP):
-            _can_list_mounts = False   # don't ask again
+        # A kernel without a piece: NS_GET_MNTNS_ID (ENOTTY, before 6.11), the calls
+        # (ENOSYS), or statmount's mount root and point (EOPNOTSUPP): don't ask again.
+        # Anything else (EPERM, E2BIG or EINVAL where a kernel has the ioctl but not
+        # listmount of another namespace) concerns this namespace: enter it instead.
+        if exc.errno in (errno.ENOTTY, errno.ENOSYS, errno.EOPNOTSUPP):
+            _can_list_mounts = False
         return None
     _can_list_mounts = True
     return found
