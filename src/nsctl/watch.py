@@ -18,8 +18,8 @@ processes is read again, sized so that reading it costs at most
 1/``FULL_COST`` of the interval (or of a step, where steps take longer: the
 rest of a step, taking the other processes over and diffing, grows with the
 host); on a small host the slice is every process (a full rescan every
-interval), on one with ~10,000 namespaces about a seventh.  So no step ever costs a whole full scan, and an event waits for one
-step at most.  A full scan happens only at the start and when something could
+interval), on one with ~10,000 namespaces about a seventh.  So no step ever
+costs a whole full scan, and an event waits for one step at most.  A full scan happens only at the start and when something could
 not be taken over (events lost, a mount namespace we hold no fd for).
 
 Events are plain dicts::

@@ -137,24 +137,22 @@ def list_fds(dir_fd: int) -> list[tuple[int, str]]:
     sets its flags and rewinds it)."""
     own = _own_fd_dir()
     if own:
-        out = []
-        for name in os.listdir(f"{own}/{dir_fd}/fd"):
-            try:
-                out.append((int(name), os.readlink(f"fd/{name}", dir_fd=dir_fd)))
-            except FileNotFoundError:
-                continue
-        return out
+        return _fd_links(os.listdir(f"{own}/{dir_fd}/fd"), dir_fd, "fd/")
     fd_dir = os.open("fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        out = []
-        for name in os.listdir(fd_dir):
-            try:
-                out.append((int(name), os.readlink(name, dir_fd=fd_dir)))
-            except FileNotFoundError:
-                continue
-        return out
+        return _fd_links(os.listdir(fd_dir), fd_dir, "")
     finally:
         os.close(fd_dir)
+
+
+def _fd_links(names: list[str], base: int, prefix: str) -> list[tuple[int, str]]:
+    out = []
+    for name in names:
+        try:
+            out.append((int(name), os.readlink(prefix + name, dir_fd=base)))
+        except FileNotFoundError:
+            continue   # closed meanwhile
+    return out
 
 
 def list_tasks(dir_fd: int) -> list[int]:
