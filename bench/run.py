@@ -22,11 +22,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import (REPO, Stats, Timer, add_timing_args, describe, lsns_argv,  # noqa: E402
-                     namespaces, nsctl_argv, profile)
+from measure import (REPO, VENV_BIN, Stats, Timer, add_timing_args, describe,  # noqa: E402
+                     lsns_argv, namespaces, nsctl_argv, profile)
 from topology import Topology, leftovers, log  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+# What every nsctl run pays before its first line: nsctl's own interpreter running
+# nothing, as the `nsctl` script starts it (site, the venv's .pth files), and bare
+# (-I -S).  Timed in the same loop as the tools, so the ratio lsns/start says how
+# fast any Python program, even an empty one, can be against lsns at that N.
+PYTHON_START = {
+    "site": [str(VENV_BIN / "python"), "-c", "pass"],
+    "bare": [str(VENV_BIN / "python"), "-I", "-S", "-c", "pass"],
+}
 
 
 def host_info() -> dict:
@@ -96,12 +105,13 @@ def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str]
               warmup: bool, init_mounts: int, want_profile: bool = False) -> dict:
     topo = Topology(n, init_mounts=init_mounts)
     runs: dict[str, list] = {"nsctl": [], "lsns": []}
+    starts: dict[str, list[float]] = {name: [] for name in PYTHON_START}
     load_before = loadavg()
     with topo:
         created = topo.inodes()
         tools = {"nsctl": nsctl, "lsns": lsns}
         if warmup:
-            for argv in tools.values():
+            for argv in [*tools.values(), *PYTHON_START.values()]:
                 timer.run(argv)
         for r in range(reps):
             order = ("nsctl", "lsns") if r % 2 == 0 else ("lsns", "nsctl")
@@ -111,6 +121,8 @@ def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str]
                     raise SystemExit(f"{describe(sample.argv)} exited {sample.status}: "
                                      f"{sample.err.decode(errors='replace')[-2000:]}")
                 runs[name].append(sample)
+            for name, argv in PYTHON_START.items():
+                starts[name].append(timer.run(argv).wall)
             log(f"N={n} rep {r + 1}/{reps}: nsctl {runs['nsctl'][-1].wall:.3f} s, "
                 f"lsns {runs['lsns'][-1].wall:.3f} s")
         candidates = _missing(runs)
@@ -139,6 +151,7 @@ def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str]
         "lsns_not_in_nsctl_worst_pair": worst_pair,
         "created_found_by_nsctl": min(len(created & s) for s in sets["nsctl"]),
         "created_found_by_lsns": min(len(created & s) for s in sets["lsns"]),
+        "python_start_s": {name: Stats.of(walls).__dict__ for name, walls in starts.items()},
         "leftovers": left,
         "loadavg_before_after": [load_before, loadavg()],
     }
@@ -146,6 +159,8 @@ def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str]
         result["profile"] = prof
     result["ratio_lsns_over_nsctl"] = round(result["lsns"]["wall_s"]["median"]
                                             / result["nsctl"]["wall_s"]["median"], 3)
+    result["ratio_lsns_over_python_start"] = round(
+        result["lsns"]["wall_s"]["median"] / result["python_start_s"]["site"]["median"], 3)
     return result
 
 
@@ -162,8 +177,9 @@ def markdown(results: list[dict], host: dict, nsctl_label: str) -> str:
         "| N | created | lsns finds | nsctl finds | lsns median s | nsctl median s "
         "| lsns/nsctl | µs per namespace found (lsns / nsctl) "
         "| lsns CPU s | nsctl CPU s | lsns peak RSS MiB | nsctl peak RSS MiB "
-        "| lsns ⊆ nsctl | created found (nsctl / lsns) | build s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|",
+        "| lsns ⊆ nsctl | created found (nsctl / lsns) | build s "
+        "| Python start s (site / -I -S) | lsns/Python start |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|",
     ]
     for r in results:
         ok = "yes" if r["lsns_not_in_nsctl"] == 0 else f"NO ({r['lsns_not_in_nsctl']} missing)"
@@ -179,7 +195,10 @@ def markdown(results: list[dict], host: dict, nsctl_label: str) -> str:
             f"| {r['lsns']['maxrss_kib_median'] / 1024:.1f} "
             f"| {r['nsctl']['maxrss_kib_median'] / 1024:.1f} | {ok} "
             f"| {r['created_found_by_nsctl']} / {r['created_found_by_lsns']} "
-            f"| {r['build_s']:.2f} |")
+            f"| {r['build_s']:.2f} "
+            f"| {r['python_start_s']['site']['median']:.3f} "
+            f"/ {r['python_start_s']['bare']['median']:.3f} "
+            f"| {r['ratio_lsns_over_python_start']:.2f} |")
     lines.append("")
     lines.append("Times are wall clock from fork to reap, median of the repetitions "
                  "(each run's in the JSON); CPU is user+system time (incl. nsctl's forked "
@@ -190,7 +209,10 @@ def markdown(results: list[dict], host: dict, nsctl_label: str) -> str:
                  "open, fstat and ioctls as in lsns). "
                  "lsns ⊆ nsctl: every namespace all lsns runs found was found by nsctl; "
                  "'transient' ones came or went between runs (checked by lsns before and "
-                 "after an extra nsctl run).")
+                 "after an extra nsctl run). Python start: nsctl's interpreter running "
+                 "nothing (`-c pass`, with site as the nsctl script has it, and bare "
+                 "with -I -S), timed in the same loop; lsns/Python start < 1 means lsns "
+                 "finishes before any Python program could print its first line.")
     return "\n".join(lines)
 
 
