@@ -63,6 +63,36 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:4])
 
 
+def _spin(rounds: int = 2_000_000) -> float:
+    start = time.perf_counter()
+    x = 0
+    for i in range(rounds):
+        x += i
+    return time.perf_counter() - start
+
+
+def cores_available() -> float:
+    """How many cores' worth of CPU two busy processes get now: 2.0 if they run as fast
+    together as one alone, 1.0 if they only take turns.  This machine's two vCPUs give
+    anything between (the host shares them: see steal time in /proc/stat), which
+    decides what nsctl's second worker is worth against single-threaded lsns.  (A
+    rough figure: one alone is timed just before and just after the two together.)"""
+    before = _spin()
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rfd)
+        os.write(wfd, repr(_spin()).encode())
+        os._exit(0)
+    os.close(wfd)
+    here = _spin()
+    there = float(os.read(rfd, 64))
+    os.close(rfd)
+    os.waitpid(pid, 0)
+    alone = (before + _spin()) / 2
+    return round(min(2.0, 2 * alone / max(here, there)), 2)
+
+
 def tool_summary(samples, sets) -> dict:
     return {
         "wall_s": Stats.of([s.wall for s in samples]).__dict__,
@@ -106,7 +136,7 @@ def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str]
     topo = Topology(n, init_mounts=init_mounts)
     runs: dict[str, list] = {"nsctl": [], "lsns": []}
     starts: dict[str, list[float]] = {name: [] for name in PYTHON_START}
-    load_before = loadavg()
+    load_before, cores_before = loadavg(), cores_available()
     with topo:
         created = topo.inodes()
         tools = {"nsctl": nsctl, "lsns": lsns}
@@ -154,6 +184,7 @@ def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str]
         "python_start_s": {name: Stats.of(walls).__dict__ for name, walls in starts.items()},
         "leftovers": left,
         "loadavg_before_after": [load_before, loadavg()],
+        "cores_available_before_after": [cores_before, cores_available()],
     }
     if prof:
         result["profile"] = prof
@@ -178,8 +209,8 @@ def markdown(results: list[dict], host: dict, nsctl_label: str) -> str:
         "| lsns/nsctl | µs per namespace found (lsns / nsctl) "
         "| lsns CPU s | nsctl CPU s | lsns peak RSS MiB | nsctl peak RSS MiB "
         "| lsns ⊆ nsctl | created found (nsctl / lsns) | build s "
-        "| Python start s (site / -I -S) | lsns/Python start |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|",
+        "| Python start s (site / -I -S) | lsns/Python start | cores available (before / after) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         ok = "yes" if r["lsns_not_in_nsctl"] == 0 else f"NO ({r['lsns_not_in_nsctl']} missing)"
@@ -198,7 +229,9 @@ def markdown(results: list[dict], host: dict, nsctl_label: str) -> str:
             f"| {r['build_s']:.2f} "
             f"| {r['python_start_s']['site']['median']:.3f} "
             f"/ {r['python_start_s']['bare']['median']:.3f} "
-            f"| {r['ratio_lsns_over_python_start']:.2f} |")
+            f"| {r['ratio_lsns_over_python_start']:.2f} "
+            f"| {r['cores_available_before_after'][0]:.2f} "
+            f"/ {r['cores_available_before_after'][1]:.2f} |")
     lines.append("")
     lines.append("Times are wall clock from fork to reap, median of the repetitions "
                  "(each run's in the JSON); CPU is user+system time (incl. nsctl's forked "
@@ -212,7 +245,9 @@ def markdown(results: list[dict], host: dict, nsctl_label: str) -> str:
                  "after an extra nsctl run). Python start: nsctl's interpreter running "
                  "nothing (`-c pass`, with site as the nsctl script has it, and bare "
                  "with -I -S), timed in the same loop; lsns/Python start < 1 means lsns "
-                 "finishes before any Python program could print its first line.")
+                 "finishes before any Python program could print its first line. "
+                 "Cores available: how many cores' worth two busy processes got just "
+                 "before and after (2.00: both cores; 1.00: they took turns).")
     return "\n".join(lines)
 
 
