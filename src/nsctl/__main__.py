@@ -1,4 +1,4 @@
 """``python -m nsctl``."""
-from nsctl.cli.main import main
+from nsctl.cli.main import entry
 
-raise SystemExit(main())
+entry()

@@ -40,6 +40,10 @@ OWN_PARSER = {"lsns"}
 # Commands that run until stopped; every other one is over in moments.
 LONG_RUNNING = {"watch", "serve"}
 
+# Commands that only read and print: once their output is written, nothing is left to
+# do (no file, socket or child of theirs is still open), see entry().
+PRINT_ONLY = {"ls", "lsns", "tree", "show", "pidtree", "pid", "net", "diff"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
@@ -72,6 +76,23 @@ def main(argv: list[str] | None = None) -> int:
         gc.disable()
     module = importlib.import_module(f".{COMMANDS[name][0]}", __package__)
     return run_guarded(module.main, rest)
+
+
+def entry() -> None:
+    """The ``nsctl`` command (and ``python -m nsctl``): :func:`main`; then, after a
+    command that only prints, out at once (os._exit) with its output flushed, instead
+    of tearing the interpreter down module by module: that took 3-4 ms of a 35-50 ms
+    ``nsctl ls --json`` here.  Any other command exits the usual way."""
+    code = main()
+    args = sys.argv[1:]
+    if args and args[0] in PRINT_ONLY:
+        try:
+            sys.stdout.flush()   # (main flushed it already, or pointed it at /dev/null)
+            sys.stderr.flush()
+        except OSError:
+            pass
+        os._exit(code)
+    raise SystemExit(code)
 
 
 def run_guarded(func, argv: list[str]) -> int:
