@@ -219,6 +219,36 @@ def test_namespace_appears_and_goes_within_max_age(scratch: Path, trigger: str) 
 
 
 @root_only
+def test_net_views_are_kept_across_models_and_a_new_namespace_is_read_alone(
+        scratch: Path) -> None:
+    """/api/v1/net reads a network namespace new to the model at once, and keeps the
+    views it read before (their read_at stays) until they are older than --max-age:
+    reading every one again for each model took seconds on a host with a thousand."""
+    own = os.stat("/proc/self/ns/net").st_ino
+    with running_server("--max-age", "20", "--view-timeout", "600") as server:
+        first = inodes(server.json("/api/v1/net", timeout=600))
+        assert first[own]["read_at"]
+        with topology.netns_bindmount(scratch, how="unshare") as pinned:
+            ino = pinned.net.ino
+            # The list follows within the periodic rescan (max age 20 s); then /net has it.
+            wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")), 40,
+                       "the new namespace in the model")
+            second = inodes(server.json("/api/v1/net", timeout=600))
+            assert [i["name"] for i in second[ino]["interfaces"]] == ["lo"]
+            assert second[ino]["read_at"] >= first[own]["read_at"]
+            assert second[own]["read_at"] == first[own]["read_at"]   # kept, not read again
+            assert second[own]["interfaces"] == first[own]["interfaces"]
+        gone = wait_until(lambda: ino not in (net := inodes(server.json(
+            "/api/v1/net", timeout=600))) and net, 40, "the namespace gone from /net")
+        assert gone[own]["read_at"] == first[own]["read_at"]
+    with running_server("--max-age", "1", "--view-timeout", "600") as server:
+        first = inodes(server.json("/api/v1/net", timeout=600))[own]["read_at"]
+        # Older than the max age (or 5 times what reading them all took): read again.
+        wait_until(lambda: inodes(server.json("/api/v1/net", timeout=600))[own]["read_at"]
+                   > first, 60, "our namespace's view read again")
+
+
+@root_only
 def test_diff_posted_and_since(scratch: Path) -> None:
     with running_server("--max-age", "1") as server:
         before = server.get("/api/v1/snapshot").content

@@ -335,7 +335,8 @@ def create_app(service: Service) -> Guard:
         model = service.model()
 
         def build() -> bytes:
-            views = service.net_worker.call(model, {"op": "net"})
+            views = service.net_worker.call(model, {"op": "net",
+                                                    "max_age": service.store.max_age})
             return json.dumps(documents.net(model.snap, {int(k): v for k, v in
                                                          views.items()})).encode()
 

@@ -306,14 +306,18 @@ def view(ctx: Context) -> dict:
     return out
 
 
-def read_all(snap: Snapshot, sysfs: bool = True) -> dict[int, dict]:
-    """Views of every network namespace in ``snap`` (inode -> view), from one child."""
+def read_all(snap: Snapshot, sysfs: bool = True,
+             only: set[int] | None = None) -> dict[int, dict]:
+    """Views of every network namespace in ``snap`` (or of those in ``only``),
+    inode -> view, from one child (or a few sharing them, on a big host)."""
     from ..kernel.enter import visit_each, workers_for
 
     views: dict[int, dict] = {}
     fds: dict[int, int] = {}
     try:
         for ns in sorted(snap.of_type("net"), key=lambda n: n.ino):
+            if only is not None and ns.ino not in only:
+                continue
             try:
                 fds[ns.ino] = open_namespace(ns, snap)
             except NsctlError as exc:
@@ -342,11 +346,11 @@ def read_all(snap: Snapshot, sysfs: bool = True) -> dict[int, dict]:
     finally:
         for fd in fds.values():
             os.close(fd)
-    _name_peers(views)
+    name_peers(views)
     return views
 
 
-def _name_peers(views: dict[int, dict]) -> None:
+def name_peers(views: dict[int, dict]) -> None:
     """Fill each cross-namespace link's ``ifname`` from the other namespace's view."""
     names = {ino: {i["index"]: i["name"] for i in v["interfaces"]}
              for ino, v in views.items() if isinstance(v.get("interfaces"), list)}
