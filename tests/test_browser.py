@@ -148,9 +148,11 @@ def test_page_finds_shows_and_drops_a_namespace(server, browser, scratch):
         expect(details.locator("h2")).to_have_text(f"net:[{ino}]")
         expect(details).to_contain_text(pinned.path)                      # what holds it
         expect(details.locator("[data-view=net] .interfaces")).to_contain_text("lo", timeout=SHOW_MS)
-        # The topology has its box; clearing the search keeps the selection.
+        # The topology has its box (the server's first /net reads every network
+        # namespace: seconds on a host with a thousand); clearing the search keeps the
+        # selection.
         page.click("#tab-net")
-        expect(page.locator(f'#pane-net [data-ns="{ino}"]')).to_be_visible()
+        expect(page.locator(f'#pane-net [data-ns="{ino}"]')).to_be_visible(timeout=SHOW_MS)
         page.click("#tab-users")
         page.fill("#search", "")
         expect(page.locator(f'#pane-users [data-ns="{ino}"].selected')).to_have_count(1)
