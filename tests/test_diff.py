@@ -102,11 +102,16 @@ def test_diff_trouble_is_exit_2(scratch, content):
 @root_only
 def test_diff_by_path_matches_a_rebuilt_topology(scratch):
     """The same topology built twice has other inodes and ids (so by id it is all new)
-    but the same stable paths (so by path the fixture's namespaces match)."""
+    but the same stable paths (so by path the fixture's namespaces match).  Both are
+    built on one CPU: ranks follow NS_GET_ID order, and ids come from per-CPU batches,
+    so among a thousand siblings (a big host) a namespace made on the other CPU could
+    rank elsewhere (naming.py's caveat)."""
     paths = []
     inodes = []
+    cpu = min(os.sched_getaffinity(0))
     for name in ("a", "b"):
-        with topology.unshare_command(["--user", "--map-root-user", "--net", "--uts"]) as cmd:
+        with topology.unshare_command(["--user", "--map-root-user", "--net", "--uts"],
+                                      cpu=cpu) as cmd:
             inodes.append({t: os.stat(f"/proc/{cmd.child}/ns/{t}").st_ino
                            for t in ("user", "net", "uts")})
             path = str(scratch / f"{name}.json")

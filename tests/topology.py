@@ -1105,9 +1105,14 @@ class Command:
 
 
 @contextmanager
-def unshare_command(args: list[str], fork: bool = True) -> Iterator[Command]:
-    """util-linux unshare(1) running ``sleep``; with --fork, wait for the forked child."""
+def unshare_command(args: list[str], fork: bool = True,
+                    cpu: int | None = None) -> Iterator[Command]:
+    """util-linux unshare(1) running ``sleep``; with --fork, wait for the forked child.
+    ``cpu``: run it on that CPU only (taskset), where the order of NS_GET_ID ids
+    matters: the kernel hands ids out from per-CPU batches."""
     argv = ["unshare", *args, *(["--fork", "--kill-child"] if fork else []), "sleep", "600"]
+    if cpu is not None:
+        argv = ["taskset", "--cpu-list", str(cpu), *argv]
     popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     try:
         cmd = Command(popen=popen, pid=popen.pid)
