@@ -73,16 +73,19 @@ def _read_line(popen: subprocess.Popen, timeout: float) -> str:
 @contextmanager
 def running_server(*args: str, unix: str | None = None, tcp: bool = True,
                    token: str | None = None, ready: bool = True,
-                   timeout: float = 60.0) -> Iterator[Server]:
+                   timeout: float = 60.0, cwd: str | None = None,
+                   env: dict[str, str] | None = None,
+                   python: tuple[str, ...] = ()) -> Iterator[Server]:
     """``nsctl serve ARGS`` on 127.0.0.1:0 (with ``tcp``) and/or ``unix``; waits for
-    the first model unless ``ready`` is false."""
-    argv = [sys.executable, "-m", "nsctl", "serve", *args]
+    the first model unless ``ready`` is false.  ``cwd``, ``env`` and the interpreter's
+    options (``python``) are the server's."""
+    argv = [sys.executable, *python, "-m", "nsctl", "serve", *args]
     if tcp:
         argv += ["--listen", "127.0.0.1:0"]
     if unix:
         argv += ["--unix", unix]
     popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
+                             stderr=subprocess.PIPE, cwd=cwd, env=env)
     try:
         line = _read_line(popen, timeout)
         m = _LISTENING.search(line)
@@ -104,6 +107,27 @@ def running_server(*args: str, unix: str | None = None, tcp: bool = True,
         yield server
     finally:
         stop(popen)
+
+
+HELPER_ROLES = ("launcher", "refresher", "worker")
+
+
+def helpers(server: Server) -> dict[str, int]:
+    """The server's helper processes now, by role (the argument after the interpreter's
+    options that names it); the newest one of each role."""
+    import topology
+
+    out: dict[str, int] = {}
+    for pid in topology.descendants(server.popen.pid):
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        role = next((a.decode() for a in argv[1:] if a.decode(errors="replace") in HELPER_ROLES),
+                    None)
+        if role is not None:
+            out[role] = pid
+    return out
 
 
 def stop(popen: subprocess.Popen, timeout: float = 15.0) -> int:

@@ -26,7 +26,7 @@ import pytest
 import topology
 from topology import root_only
 from conftest import netns_tag
-from servetopology import EventReader, running_server, stop
+from servetopology import EventReader, helpers, running_server, stop
 
 nsctl = topology.run_nsctl
 
@@ -582,15 +582,15 @@ def test_helpers_follow_a_killed_server(scratch: Path) -> None:
     sock = str(scratch / "api.sock")
     with running_server("--max-age", "1", unix=sock) as server:
         assert server.get("/api/v1/namespaces/1", params={"view": 1}).status_code in (200, 404)
-        helpers = [p for p, pp in topology.ppid_map().items() if pp == server.popen.pid]
-        assert len(helpers) == 2, helpers           # the refresher and the worker
+        started = helpers(server)
+        assert set(started) == {"launcher", "refresher", "worker"}, started
         # A second server cannot take a socket that one is listening on.
         r = nsctl("serve", "--unix", sock)
         assert r.returncode == 1 and "another server is listening" in r.stderr
         server.popen.kill()
         server.popen.wait()
         deadline = time.monotonic() + 15
-        left = set(helpers)
+        left = set(started.values())
         while left and time.monotonic() < deadline:
             for pid in list(left):
                 # Orphans come to us (the tests run as a child subreaper when root).
@@ -633,14 +633,14 @@ def test_a_dead_refresher_is_replaced() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     with running_server("--max-age", "1") as server:
-        refresher = [p for p, pp in topology.ppid_map().items() if pp == server.popen.pid]
-        assert len(refresher) == 1, refresher       # no worker until a view is asked for
-        os.kill(refresher[0], signal.SIGKILL)
+        refresher = helpers(server)
+        assert set(refresher) == {"launcher", "refresher"}, refresher   # no worker yet
+        os.kill(refresher["refresher"], signal.SIGKILL)
         before = server.json("/api/v1/status")["generation"]
 
         def replaced() -> bool:
-            now = [p for p, pp in topology.ppid_map().items() if pp == server.popen.pid]
-            return bool(now) and now != refresher and \
+            now = helpers(server).get("refresher")
+            return now is not None and now != refresher["refresher"] and \
                 server.json("/api/v1/status")["refresh_errors"] >= 1
         wait_until(replaced, 30, "a new refresher")
         # Still served meanwhile, and new scans arrive from the new one.
@@ -657,13 +657,12 @@ def test_a_dead_refresher_is_replaced() -> None:
 
 def test_a_stuck_refresher_is_replaced() -> None:
     with running_server("--max-age", "0.5", "--refresher-timeout", "2") as server:
-        first = [p for p, pp in topology.ppid_map().items() if pp == server.popen.pid]
-        assert len(first) == 1, first
+        first = [helpers(server)["refresher"]]
         os.kill(first[0], signal.SIGSTOP)          # a scan that never ends, as seen from outside
         try:
             def replaced() -> bool:
-                now = [p for p, pp in topology.ppid_map().items() if pp == server.popen.pid]
-                return bool(now) and first[0] not in now
+                now = helpers(server).get("refresher")
+                return now is not None and now != first[0]
             wait_until(replaced, 30, "the stuck refresher replaced")
         finally:
             if os.path.exists(f"/proc/{first[0]}"):

@@ -323,13 +323,22 @@ def _serve(args: argparse.Namespace, sockets: list[socket.socket], token: str | 
 
     from ..serve.app import Service, create_app
     from ..serve.security import Policy, peer_protocol
+    from ..serve.privileges import Launcher, drop_privileges
     from ..serve.state import Store, Worker
 
+    # Helpers come from a privileged launcher; this process, which parses requests,
+    # keeps no capability (before any thread: the kernel keeps them per thread).
+    launcher = Launcher()
+    try:
+        drop_privileges()
+    except NsctlError:
+        launcher.close()
+        raise
     store = Store(interval=max(0.05, args.max_age / 2), max_age=args.max_age,
                   threads=args.threads, cnproc=not args.no_cnproc,
-                  hang_after=args.refresher_timeout)
-    worker = Worker(timeout=args.view_timeout)
-    net_worker = Worker(timeout=args.view_timeout)
+                  hang_after=args.refresher_timeout, spawner=launcher)
+    worker = Worker(timeout=args.view_timeout, spawner=launcher)
+    net_worker = Worker(timeout=args.view_timeout, spawner=launcher)
     policy = Policy(token=token, hosts=hosts, rate=args.rate, burst=args.burst,
                     max_body=args.max_body, ops_group=group)
     service = Service(store, worker, policy, allow_ops=args.allow_ops, pin_dirs=pin_dirs,
@@ -375,4 +384,5 @@ def _serve(args: argparse.Namespace, sockets: list[socket.socket], token: str | 
         worker.stop()
         net_worker.stop()
         store.stop()
+        launcher.close()
     return 0 if server.started or stopped_by else 1

@@ -1,10 +1,16 @@
-"""The two helper processes of ``nsctl serve``, each a fresh interpreter.
+"""The helper processes of ``nsctl serve``, each a fresh interpreter.
 
-Run as ``python -m nsctl.serve.child refresher|worker``; the server starts
-them with :mod:`subprocess` (fork+exec done in C, which is safe from a
-process with threads) and talks to them over their stdin and stdout.  Both
-are single-threaded, so they may fork the children that discovery and views
-use to enter namespaces: no lock of another thread can be inherited held.
+Each runs :func:`main` with its role, in an isolated interpreter started by
+:func:`nsctl.serve.privileges.start_isolated` (fork+exec done in C, which is
+safe from a process with threads); the server talks to the refresher and the
+worker over their stdin and stdout.  They are single-threaded, so they may
+fork the children that discovery and views use to enter namespaces: no lock
+of another thread can be inherited held.
+
+launcher
+    Started by the server before it drops its capabilities; starts the
+    refresher and workers on the server's request (see
+    :mod:`nsctl.serve.privileges`).
 
 refresher
     Owns a :class:`nsctl.watch.Watcher`: scans, waits for a trigger (process
@@ -250,8 +256,10 @@ def main(argv: list[str]) -> int:
     # it closes our stdin or sends SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     role, rest = argv[0], argv[1:]
+    from .privileges import launcher
+
     try:
-        return {"refresher": refresher, "worker": worker}[role](rest)
+        return {"refresher": refresher, "worker": worker, "launcher": launcher}[role](rest)
     except BrokenPipeError:
         return 0
 

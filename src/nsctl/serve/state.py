@@ -6,9 +6,11 @@ the thread pool, the thread reading the refresher).  A fork from a threaded
 process copies only the forking thread; any lock another thread held at that
 moment (an import lock, a file's buffer lock, logging's) stays held for ever
 in the child, and Python work in the child can deadlock on it.  So this
-process never forks Python code: it starts two fresh interpreters with
-:mod:`subprocess` (fork+exec in C, nothing run in between) and everything
-that forks runs there, single-threaded (:mod:`nsctl.serve.child`):
+process never forks Python code: it has fresh interpreters started (fork+exec
+in C, nothing run in between) and everything that forks runs there,
+single-threaded (:mod:`nsctl.serve.child`).  ``nsctl serve`` has them started
+by its privileged launcher, as the server itself holds no capability
+(:mod:`nsctl.serve.privileges`); a library caller starts them itself:
 
 - the refresher scans and rescans on watch triggers and streams each changed
   model here, so a request never waits for a scan and any number of clients
@@ -29,7 +31,6 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -37,10 +38,14 @@ import zlib
 from ..kernel.errors import NsctlError
 from ..model import Snapshot
 from ..watch import EVENTS
+from .privileges import DirectSpawner, Launcher, LocalHelper, RemoteHelper
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
+
+    Helper = LocalHelper | RemoteHelper
+    Spawner = DirectSpawner | Launcher
 
 
 class Model:
@@ -163,15 +168,7 @@ class History:
             return self.items[0][0] if self.items else None
 
 
-def _python_child(role: str, args: list[str]) -> subprocess.Popen:
-    """A helper process: a new interpreter running nsctl.serve.child, in its own
-    session (a Ctrl-C at our terminal is ours to handle, not theirs)."""
-    return subprocess.Popen([sys.executable, "-m", "nsctl.serve.child", role, *args],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            start_new_session=True, close_fds=True)
-
-
-def _stop_child(proc: subprocess.Popen | None, grace: float = 2.0) -> None:
+def _stop_child(proc: Helper | None, grace: float = 2.0) -> None:
     """Close its stdin (an idle worker exits on EOF), then SIGTERM and at last SIGKILL
     its process group: the children it forked to enter namespaces go with it."""
     if proc is None:
@@ -184,8 +181,8 @@ def _stop_child(proc: subprocess.Popen | None, grace: float = 2.0) -> None:
     for sig, wait in ((None, 0.2), (signal.SIGTERM, grace), (signal.SIGKILL, None)):
         if sig is not None:
             try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
+                proc.signal_group(sig)
+            except NsctlError:        # the launcher is gone, and its helpers with it
                 pass
         try:
             proc.wait(timeout=wait)
@@ -197,7 +194,7 @@ def _stop_child(proc: subprocess.Popen | None, grace: float = 2.0) -> None:
         proc.stdout.close()
 
 
-def _pid_of(proc: subprocess.Popen | None) -> set[int]:
+def _pid_of(proc: Helper | None) -> set[int]:
     return {proc.pid} if proc is not None else set()
 
 
@@ -207,7 +204,8 @@ class Store:
 
     def __init__(self, interval: float, max_age: float, threads: bool = False,
                  cnproc: bool = True, history: History | None = None,
-                 hang_after: float | None = None) -> None:
+                 hang_after: float | None = None, spawner: Spawner | None = None) -> None:
+        self.spawner = spawner or DirectSpawner()
         self.interval = interval
         self.max_age = max_age
         # A refresher silent this long is stuck (a scan that never ends): replace it.
@@ -225,7 +223,7 @@ class Store:
         self.own_pids: Callable[[], set[int]] = lambda: {os.getpid()} | self.helper_pids()
         self.ready = threading.Event()
         self.fatal: str | None = None
-        self._proc: subprocess.Popen | None = None
+        self._proc: Helper | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._spawning = threading.Lock()   # no new refresher once stop() has begun
@@ -252,9 +250,9 @@ class Store:
                 self._error(f"the refresher said nothing for {silent:.0f}s; replacing it")
                 self._heard = time.monotonic()
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                    proc.signal_group(signal.SIGKILL)
+                except NsctlError as exc:
+                    self._error(str(exc))
 
     def stop(self) -> None:
         with self._spawning:
@@ -275,7 +273,12 @@ class Store:
             args.append("--no-cnproc")
         with self._spawning:
             if not self._stopping.is_set():
-                self._proc = _python_child("refresher", args)
+                try:
+                    self._proc = self.spawner.start("refresher", args)
+                except NsctlError as exc:    # no launcher any more: nothing can rescan
+                    self.fatal = str(exc)
+                    self._error(self.fatal)
+                    self.ready.set()
 
     def _run(self) -> None:
         """Read the refresher; restart it (with a pause) if it dies."""
@@ -307,7 +310,7 @@ class Store:
         self.stats.refresh_errors += 1
         self.stats.last_error = text
 
-    def _read(self, proc: subprocess.Popen) -> None:
+    def _read(self, proc: Helper) -> None:
         out = proc.stdout
         assert out is not None
         self._heard = time.monotonic()
@@ -372,7 +375,7 @@ class Store:
     # --- what requests ask ----------------------------------------------------------------
 
     def helper_pids(self) -> set[int]:
-        return _pid_of(self._proc)
+        return _pid_of(self._proc) | self.spawner.pids()
 
     def age(self) -> float | None:
         if not self.stats.last_scan:
@@ -392,9 +395,10 @@ class Worker:
     """Requests to the worker process, one at a time; a worker that does not answer
     within ``timeout`` is killed (with what it forked) and replaced on next use."""
 
-    def __init__(self, timeout: float = 60.0) -> None:
+    def __init__(self, timeout: float = 60.0, spawner: Spawner | None = None) -> None:
         self.timeout = timeout
-        self._proc: subprocess.Popen | None = None
+        self.spawner = spawner or DirectSpawner()
+        self._proc: Helper | None = None
         self._generation = 0              # the model the worker has
         self._lock = threading.Lock()
         self._closed = False
@@ -414,7 +418,11 @@ class Worker:
                 raise WorkerError("the server is stopping", 503)
             if self._proc is None or self._proc.poll() is not None:
                 _stop_child(self._proc)
-                self._proc = _python_child("worker", [])
+                self._proc = None
+                try:
+                    self._proc = self.spawner.start("worker", [])
+                except NsctlError as exc:
+                    raise WorkerError(str(exc), 503) from None
                 self._generation = 0
             proc = self._proc
             assert proc.stdin is not None and proc.stdout is not None
@@ -434,7 +442,7 @@ class Worker:
             raise WorkerError(answer["error"], int(answer.get("status", 500)))
         return answer["ok"]
 
-    def _answer(self, proc: subprocess.Popen) -> bytes:
+    def _answer(self, proc: Helper) -> bytes:
         out = proc.stdout
         assert out is not None
         ready, _, _ = select.select([out], [], [], self.timeout)
