@@ -141,3 +141,23 @@ def test_the_server_holds_no_capability_and_its_helpers_do(tmp_path: Path) -> No
         found = {d["ns"] for d in server.json("/api/v1/namespaces")["namespaces"]}
         for link in ("net", "mnt", "uts", "ipc", "user", "pid", "cgroup"):
             assert topology.link_ino(os.getpid(), link) in found, link
+
+
+@root_only
+def test_dropped_capabilities_do_not_come_back_through_exec() -> None:
+    """After the drop, a program run as uid 0 starts with no capability (securebits
+    and no_new_privs), where without the drop it would hold root's full set."""
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); "
+            "from nsctl.serve.privileges import drop_privileges; "
+            "drop_privileges() if sys.argv[2] == 'drop' else None; "
+            "os.execv('/bin/grep', ['grep', '-E', '^(CapEff|CapPrm|CapBnd|NoNewPrivs)', "
+            "'/proc/self/status'])")
+    from nsctl.serve.privileges import package_root
+
+    def run(how: str) -> dict[str, int]:
+        out = subprocess.run([sys.executable, "-I", "-c", code, package_root(), how],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        return {k: int(v, 16) for k, v in (line.split(":\t") for line in out.splitlines())}
+
+    assert run("keep")["CapEff"] == _status_caps(os.getpid())["CapEff"] != 0
+    assert run("drop") == {"CapEff": 0, "CapPrm": 0, "CapBnd": 0, "NoNewPrivs": 1}
