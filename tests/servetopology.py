@@ -1,8 +1,8 @@
 """A real ``nsctl serve`` process for the tests, and clients for it.
 
 :func:`running_server` starts ``python -m nsctl serve`` on a free loopback port
-(``--listen 127.0.0.1:0``; the port is read from the line it prints) and/or a
-unix socket, waits until the first model is served, and at the end stops it
+(``--listen 127.0.0.1:0``, with ``--no-token`` unless a token is given; the port
+is read from the line it prints) and/or a unix socket, waits until the first model is served, and at the end stops it
 with SIGTERM and checks that it exited cleanly.
 """
 from __future__ import annotations
@@ -82,17 +82,22 @@ def running_server(*args: str, unix: str | None = None, tcp: bool = True,
     argv = [sys.executable, *python, "-m", "nsctl", "serve", *args]
     if tcp:
         argv += ["--listen", "127.0.0.1:0"]
+        if not {"--token", "--token-file", "--no-token"} & set(args):
+            argv.append("--no-token")
     if unix:
         argv += ["--unix", unix]
     popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, cwd=cwd, env=env)
     try:
-        line = _read_line(popen, timeout)
-        m = _LISTENING.search(line)
-        assert m, line
+        lines = [_read_line(popen, timeout)]
+        while (m := _LISTENING.search(lines[-1])) is None:
+            assert len(lines) < 10, lines          # a warning or two come first
+            lines.append(_read_line(popen, timeout))
         wheres = m.group("where").split(", ")
         url = next((w for w in wheres if w.startswith(("http://", "https://"))), None)
-        server = Server(popen, url, unix, token, [line])
+        # The default listener (neither --listen nor --unix) is a unix socket.
+        unix = unix or next((w[5:] for w in wheres if w.startswith("unix:")), None)
+        server = Server(popen, url, unix, token, lines)
         if ready:
             deadline = time.monotonic() + timeout
             while True:

@@ -43,7 +43,8 @@ expect = playwright.expect
 @pytest.fixture
 def server() -> Iterator[str]:
     """``nsctl serve`` on a port the kernel picks; its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "nsctl", "serve", "--listen", "127.0.0.1:0"],
+    proc = subprocess.Popen([sys.executable, "-m", "nsctl", "serve", "--listen", "127.0.0.1:0",
+                             "--no-token"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     lines: queue.Queue = queue.Queue()

@@ -2,7 +2,9 @@
 
 Everything a user can get wrong (an address in use, a bad token file, a
 non-loopback address without a token) is found before the server starts and
-is one line on stderr.  The listening sockets are bound first, so the
+is one line on stderr.  By default the server listens only on the unix socket
+:data:`DEFAULT_UNIX` (mode 0600: root alone may read); TCP needs a token, or
+``--no-token`` on a loopback address (then every local user may read).  The listening sockets are bound first, so the
 address is taken (and connections queue) before the first scan ends; the
 model arrives from the refresher process moments later (see
 :mod:`nsctl.serve.state`).
@@ -22,6 +24,7 @@ from ..kernel.errors import NsctlError
 from .common import UsageError
 
 DEFAULT_PORT = 9477
+DEFAULT_UNIX = "/run/nsctl/serve.sock"
 MIN_TOKEN = 16
 
 
@@ -33,9 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "and Prometheus /metrics. Discovery runs in the background; requests "
                     "never wait for a scan.")
     p.add_argument("--listen", metavar="ADDR:PORT",
-                   help=f"TCP address (default 127.0.0.1:{DEFAULT_PORT} unless only --unix is "
-                        "given; port 0 picks a free one); anything but loopback needs a token")
-    p.add_argument("--unix", metavar="PATH", help="also (or only) listen on this unix socket")
+                   help=f"also (or only) listen on this TCP address (e.g. 127.0.0.1:"
+                        f"{DEFAULT_PORT}; port 0 picks a free one); needs a token, or "
+                        "--no-token on loopback")
+    p.add_argument("--unix", metavar="PATH",
+                   help=f"listen on this unix socket (default {DEFAULT_UNIX} when --listen "
+                        "is not given)")
     p.add_argument("--unix-mode", metavar="OCTAL",
                    help="the unix socket's mode (default 0600, 0660 with --ops-group); "
                         "who can connect may read")
@@ -43,11 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--token", metavar="TOKEN",
                        help="require 'Authorization: Bearer TOKEN' on TCP (visible in ps: "
                             "prefer --token-file)")
-    token.add_argument("--token-file", metavar="FILE", help="read the token from FILE")
+    token.add_argument("--token-file", metavar="FILE",
+                       help="read the token from FILE (a regular file of this user, mode "
+                            "0600 or 0400)")
+    token.add_argument("--no-token", action="store_true",
+                       help="serve loopback TCP without a token: every local user can then "
+                            "read every process's namespaces")
+    p.add_argument("--metrics-token-file", metavar="FILE",
+                   help="a second token (same file rules) that opens GET /metrics only")
     p.add_argument("--tls-cert", metavar="FILE",
                    help="serve HTTPS on --listen with this certificate chain (PEM)")
     p.add_argument("--tls-key", metavar="FILE",
-                   help="the certificate's private key (PEM; default: in --tls-cert)")
+                   help="the certificate's private key (PEM; default: in --tls-cert); "
+                        "a regular file of this user, mode 0600 or 0400")
     p.add_argument("--allow-ops", action="store_true",
                    help="serve POST/DELETE /api/v1/pins on the unix socket, to root and "
                         "--ops-group (checked with SO_PEERCRED)")
@@ -67,13 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-connections", type=int, default=256, metavar="N",
                    help="open connections (event streams included) before answering 503 "
                         "(default 256)")
+    p.add_argument("--max-peer-connections", type=int, default=32, metavar="N",
+                   help="open connections from one peer (all of loopback is one on TCP, "
+                        "each uid one on the unix socket; default 32)")
+    p.add_argument("--max-streams", type=int, default=64, metavar="N",
+                   help="open event streams (default 64; one peer: an eighth, at least 1)")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                   help="close a connection that has not sent a request's headers within "
+                        "S seconds of connecting or of its last answer (default 10)")
     p.add_argument("--max-body", type=int, default=16 << 20, metavar="BYTES",
                    help="largest request body (default 16 MiB: a posted snapshot)")
     p.add_argument("--view-timeout", type=float, default=60.0, metavar="S",
                    help="give up on a view or pin after S seconds (default 60)")
     p.add_argument("--keepalive", type=float, default=15.0, metavar="S",
                    help="comment on idle event streams every S seconds (default 15)")
-    p.add_argument("--access-log", action="store_true", help="log every request on stderr")
+    p.add_argument("--access-log", action="store_true",
+                   help="log every request on stderr (tokens never written)")
     p.add_argument("--refresher-timeout", type=float, metavar="S",
                    help="replace the background scanner when it has said nothing for S seconds "
                         "(default: 20 x --max-age, at least 60)")
@@ -104,37 +127,72 @@ def _address(host: str, port: int) -> tuple[int, tuple, bool]:
     return family, sockaddr, loopback
 
 
-def read_token(args: argparse.Namespace) -> str | None:
-    if args.token is not None:
-        token = args.token.strip()
-        where = "--token"
-    elif args.token_file is not None:
-        where = args.token_file
-        try:
-            fd = os.open(args.token_file, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise UsageError(f"--token-file {where}: {exc.strerror}") from None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise UsageError(f"--token-file {where}: not a regular file")
-            if info.st_mode & stat.S_IROTH:
-                raise UsageError(f"--token-file {where}: readable by everyone (chmod o-r it)")
-            data = os.read(fd, 4097)
-        finally:
-            os.close(fd)
-        try:
-            token = data.decode("ascii").strip()
-        except UnicodeDecodeError:
-            raise UsageError(f"--token-file {where}: the token must be ASCII text") from None
-        if len(data) > 4096:
-            raise UsageError(f"--token-file {where}: longer than 4096 bytes")
-    else:
-        return None
+def owner_only_file(path: str, option: str) -> int:
+    """An open fd on ``path`` if it is a regular file of this user that no one else
+    may read or write (a secret: a token, a TLS key); else UsageError.  Opened
+    without blocking, so a FIFO put there cannot hang the start."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{option} {path}: not a regular file")
+        if info.st_uid != os.geteuid():
+            raise UsageError(f"{option} {path}: owned by uid {info.st_uid}, not by this "
+                             f"user (uid {os.geteuid()}): chown it")
+        if info.st_mode & 0o077:
+            raise UsageError(f"{option} {path}: mode {stat.S_IMODE(info.st_mode):04o} lets "
+                             "others read or change it: chmod 600 it")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _token_from_file(path: str, option: str) -> str:
+    fd = owner_only_file(path, option)
+    try:
+        data = os.read(fd, 4097)
+    finally:
+        os.close(fd)
+    if len(data) > 4096:
+        raise UsageError(f"{option} {path}: longer than 4096 bytes")
+    try:
+        return data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise UsageError(f"{option} {path}: the token must be ASCII text") from None
+
+
+def _checked_token(token: str, where: str) -> str:
     if len(token) < MIN_TOKEN or any(c.isspace() or not c.isprintable() for c in token):
         raise UsageError(f"{where}: the token must be at least {MIN_TOKEN} printable "
                          "characters without spaces")
     return token
+
+
+def read_token(args: argparse.Namespace) -> str | None:
+    if args.token is not None:
+        return _checked_token(args.token.strip(), "--token")
+    if args.token_file is not None:
+        return _checked_token(_token_from_file(args.token_file, "--token-file"),
+                              args.token_file)
+    return None
+
+
+def read_metrics_token(args: argparse.Namespace, token: str | None) -> str | None:
+    if args.metrics_token_file is None:
+        return None
+    if token is None:
+        raise UsageError("--metrics-token-file needs --token-file (the token for the rest)")
+    metrics = _checked_token(_token_from_file(args.metrics_token_file,
+                                              "--metrics-token-file"),
+                             args.metrics_token_file)
+    if metrics == token:
+        raise UsageError("--metrics-token-file: the same token as --token-file; give the "
+                         "metrics scrape its own")
+    return metrics
 
 
 def check_tls(args: argparse.Namespace) -> None:
@@ -148,6 +206,8 @@ def check_tls(args: argparse.Namespace) -> None:
                          "servers, or put TLS in front)")
     import ssl
 
+    os.close(owner_only_file(args.tls_key or args.tls_cert,
+                             "--tls-key" if args.tls_key else "--tls-cert (holding the key)"))
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
             args.tls_cert, args.tls_key)
@@ -250,16 +310,25 @@ def main(argv: list[str]) -> int:
     if not args.max_age > 0 or (args.refresher_timeout is not None and
                                 not args.refresher_timeout > args.max_age):
         raise UsageError("--max-age must be positive, --refresher-timeout longer than it")
-    if args.rate < 0 or min(args.burst, args.max_body, args.max_connections) < 1 or \
-            not args.view_timeout > 0:
-        raise UsageError("--rate must be >= 0; --burst, --max-body, --max-connections and "
+    if args.rate < 0 or min(args.burst, args.max_body, args.max_connections,
+                            args.max_peer_connections, args.max_streams) < 1 or \
+            not args.view_timeout > 0 or not args.header_timeout > 0:
+        raise UsageError("--rate must be >= 0; --burst, --max-body, --max-connections, "
+                         "--max-peer-connections, --max-streams, --header-timeout and "
                          "--view-timeout positive")
+    if args.listen is None and args.unix is None:
+        if args.tls_cert or args.no_token or args.token or args.token_file:
+            raise UsageError("--tls-cert, --token, --token-file and --no-token apply to TCP: "
+                             "give --listen ADDR:PORT")
+        args.unix = DEFAULT_UNIX
+        _default_socket_dir(os.path.dirname(DEFAULT_UNIX))
     if args.allow_ops and not args.unix:
         raise UsageError("--allow-ops needs --unix PATH (operations are served on the unix "
                          "socket only)")
     if args.ops_group and not args.allow_ops:
         raise UsageError("--ops-group needs --allow-ops")
     token = read_token(args)
+    metrics_token = read_metrics_token(args, token)
     check_tls(args)
     group = _group(args.ops_group) if args.ops_group else None
     pin_dirs = _pin_dirs(args.pin_dir)
@@ -271,17 +340,24 @@ def main(argv: list[str]) -> int:
     if mode & ~0o777:
         raise UsageError(f"--unix-mode {args.unix_mode}: only permission bits (0-777)")
 
-    listen = args.listen if args.listen or not args.unix else None
     tcp = None
     hosts = {"localhost", "127.0.0.1", "[::1]"}
-    if listen is not None or not args.unix:
-        host, port = parse_listen(listen or f"127.0.0.1:{DEFAULT_PORT}")
+    if args.listen is not None:
+        host, port = parse_listen(args.listen)
         family, sockaddr, loopback = _address(host, port)
         if not loopback and token is None:
             raise UsageError(f"--listen {host}: not a loopback address; anyone who can reach "
                              "it could read this host's namespaces: give --token-file FILE")
+        if token is None and not args.no_token:
+            raise UsageError(f"--listen {host}: every local user could read every process's "
+                             "namespaces: give --token-file FILE, or --no-token to allow that")
+        if token is None:
+            print(f"nsctl serve: warning: --no-token: every local user can read every "
+                  f"process's namespaces on {args.listen}", file=sys.stderr, flush=True)
         hosts.add(f"[{host}]" if ":" in host else host.lower())
-        tcp = (family, sockaddr, listen or f"127.0.0.1:{DEFAULT_PORT}")
+        tcp = (family, sockaddr, args.listen)
+    elif args.no_token:
+        raise UsageError("--no-token applies to --listen only")
 
     sockets: list[socket.socket] = []
     unix_ino = None
@@ -291,12 +367,35 @@ def main(argv: list[str]) -> int:
         if args.unix:
             sock, unix_ino = bind_unix(args.unix, mode, group)
             sockets.append(sock)
-        return _serve(args, sockets, token, hosts, group, pin_dirs)
+        return _serve(args, sockets, token, hosts, group, pin_dirs, metrics_token)
     finally:
         for sock in sockets:
             sock.close()
         if args.unix and unix_ino is not None:
             _remove_socket(args.unix, unix_ino)
+
+
+def _default_socket_dir(path: str) -> None:
+    """The default socket's directory: made 0755 if missing; it must be a real
+    directory of this user that no one else may write in (whoever could would
+    replace the socket with their own)."""
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise NsctlError(f"{path}: cannot create the socket's directory: {exc.strerror}"
+                         ) from None
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise NsctlError(f"{path}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise NsctlError(f"{path}: not a directory (the default socket's directory)")
+    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise NsctlError(f"{path}: owned by uid {info.st_uid} or writable by others "
+                         f"(mode {stat.S_IMODE(info.st_mode):04o}): the socket's directory "
+                         "must be this user's, mode 0755")
 
 
 def _remove_socket(path: str, ino: int) -> None:
@@ -308,6 +407,10 @@ def _remove_socket(path: str, ino: int) -> None:
         pass
 
 
+def _log_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _where(sock: socket.socket, tls: bool) -> str:
     if sock.family == socket.AF_UNIX:
         return f"unix:{sock.getsockname()}"
@@ -316,7 +419,8 @@ def _where(sock: socket.socket, tls: bool) -> str:
 
 
 def _serve(args: argparse.Namespace, sockets: list[socket.socket], token: str | None,
-           hosts: set[str], group: int | None, pin_dirs: list[str]) -> int:
+           hosts: set[str], group: int | None, pin_dirs: list[str],
+           metrics_token: str | None = None) -> int:
     import asyncio
 
     import uvicorn
@@ -340,15 +444,19 @@ def _serve(args: argparse.Namespace, sockets: list[socket.socket], token: str | 
     worker = Worker(timeout=args.view_timeout, spawner=launcher)
     net_worker = Worker(timeout=args.view_timeout, spawner=launcher)
     policy = Policy(token=token, hosts=hosts, rate=args.rate, burst=args.burst,
-                    max_body=args.max_body, ops_group=group)
+                    max_body=args.max_body, ops_group=group, metrics_token=metrics_token,
+                    header_timeout=args.header_timeout,
+                    peer_connections=args.max_peer_connections,
+                    max_streams=args.max_streams, peer_streams=max(1, args.max_streams // 8))
     service = Service(store, worker, policy, allow_ops=args.allow_ops, pin_dirs=pin_dirs,
-                      keepalive=args.keepalive, net_worker=net_worker)
+                      keepalive=args.keepalive, net_worker=net_worker,
+                      access_log=_log_line if args.access_log else None)
     app = create_app(service)
-    config = uvicorn.Config(app, http=peer_protocol(), ws="none", lifespan="off",
-                            proxy_headers=False, server_header=False,
-                            log_level="info" if args.access_log else "warning",
-                            access_log=args.access_log, timeout_graceful_shutdown=3,
-                            timeout_keep_alive=30, limit_concurrency=args.max_connections,
+    config = uvicorn.Config(app, http=peer_protocol(policy), ws="none", lifespan="off",
+                            proxy_headers=False, server_header=False, log_level="warning",
+                            access_log=False, timeout_graceful_shutdown=3,
+                            timeout_keep_alive=max(1, round(args.header_timeout)),
+                            limit_concurrency=args.max_connections,
                             ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
 
     class Server(uvicorn.Server):

@@ -23,7 +23,7 @@ from .. import __version__
 from ..model import Snapshot
 from . import documents, metrics
 from .documents import ApiError
-from .security import Guard, Peer, Policy, pin_path
+from .security import Guard, Peer, Policy, peer_key, pin_path
 from .state import Model, Store, Worker, WorkerError
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -55,16 +55,16 @@ def parse_since(text: str, now: float | None = None) -> float:
     except ValueError:
         pass
     else:
-        if not ago >= 0:
-            raise ApiError("since: seconds ago must be a number >= 0")
+        if not 0 <= ago <= now:
+            raise ApiError("since: seconds ago must be a number from 0 to the Unix time now")
         return now - ago
     try:
         when = datetime.fromisoformat(text.strip().replace("z", "Z"))
-    except ValueError:
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return when.timestamp()
+    except (ValueError, OverflowError):
         raise ApiError(f"since: {text[:60]!r} is neither seconds ago nor an ISO time") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.timestamp()
 
 
 class Hub:
@@ -151,7 +151,8 @@ class Service:
 
     def __init__(self, store: Store, worker: Worker, policy: Policy, allow_ops: bool = False,
                  pin_dirs: list[str] | None = None, keepalive: float = 15.0,
-                 net_worker: Worker | None = None) -> None:
+                 net_worker: Worker | None = None,
+                 access_log: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.worker = worker
         self.net_worker = net_worker or worker
@@ -160,6 +161,8 @@ class Service:
         self.allow_ops = allow_ops
         self.pin_dirs = pin_dirs or ["/run/netns"]
         self.keepalive = keepalive
+        self.access_log = access_log
+        self.streams: dict[asyncio.Queue, str] = {}   # event stream -> its peer
         self.hub = Hub()
         self.guard: Guard | None = None
         store.listeners.append(self.hub.from_thread)
@@ -197,6 +200,11 @@ class Service:
             body = await run_in_threadpool(
                 model.cached, key, lambda: json.dumps(build(model.snap)).encode())
         return _bytes(body)
+
+    def body_budget(self) -> int:
+        """Bytes that parsing one request body may build: room for a snapshot as big
+        as the largest body allowed (about eight times its size)."""
+        return max(64 << 20, 10 * self.policy.max_body)
 
     async def call_worker(self, model: Model, request: dict) -> object:
         return await run_in_threadpool(self.worker.call, model, request)
@@ -264,6 +272,16 @@ def create_app(service: Service) -> Guard:
         return static_file(name)
 
     # --- reading ----------------------------------------------------------------------------
+
+    @app.get("/healthz", responses={200: {"content": _OBJECT}, 503: {"content": _OBJECT}})
+    async def healthz() -> Response:
+        """For probes, no token needed: ``{"ok": true}``, or 503 ``{"ok": false}`` while
+        there is no model yet or the model is older than the refresher timeout (the
+        background scanner is stuck)."""
+        age = service.store.age()
+        ok = service.store.current is not None and age is not None and \
+            age <= service.store.hang_after
+        return _json({"ok": ok}, 200 if ok else 503)
 
     @app.get("/api/v1/status", responses={200: {"content": _OBJECT}})
     async def status() -> Response:
@@ -364,10 +382,7 @@ def create_app(service: Service) -> Guard:
         body = await request.body()
 
         def compare() -> dict:
-            try:
-                doc = json.loads(body)
-            except ValueError as exc:
-                raise ApiError(f"the body is not JSON: {exc}") from None
+            doc = documents.parse_body(body, service.body_budget())
             try:
                 before = from_document(doc, "the posted snapshot")
             except SnapshotError as exc:
@@ -415,11 +430,22 @@ def create_app(service: Service) -> Guard:
         hub = service.hub
         if hub.closed:
             raise ApiError("shutting down", 503)
-        queue = hub.subscribe()
-        current = service.store.current
+        peer = peer_key(request.scope.get("client"))
+        policy = service.policy
+        # A stream's queue leaves the hub when the stream ends (or falls behind).
+        service.streams = {q: p for q, p in service.streams.items() if q in hub.queues}
+        if len(hub.queues) >= policy.max_streams or \
+                sum(p == peer for p in service.streams.values()) >= policy.peer_streams:
+            raise ApiError("too many open event streams; close one and try again", 503)
         last_id = request.headers.get("last-event-id", "").strip()
+        if last_id and not (last_id.isascii() and last_id.isdigit() and len(last_id) <= 19):
+            raise ApiError("Last-Event-ID: not an event id this server sent (a generation "
+                           "number)")
+        queue = hub.subscribe()
+        service.streams[queue] = peer
+        current = service.store.current
         replay: list[tuple[int, str]] = []
-        if last_id.isdigit() and current is not None:
+        if last_id and current is not None:
             replay = hub.missed(int(last_id), current.generation)
 
         async def stream():
@@ -455,6 +481,7 @@ def create_app(service: Service) -> Guard:
                         yield chunk
             finally:
                 hub.queues.discard(queue)
+                service.streams.pop(queue, None)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
@@ -476,7 +503,7 @@ def create_app(service: Service) -> Guard:
     from starlette.middleware.gzip import GZipMiddleware
 
     app.add_middleware(GZipMiddleware, minimum_size=16 << 10, compresslevel=1)
-    service.guard = Guard(app, service.policy)
+    service.guard = Guard(app, service.policy, service.access_log)
     return service.guard
 
 
@@ -505,10 +532,7 @@ def _add_ops(app: FastAPI, service: Service) -> None:
         """Pin a namespace (``nsctl pin SPEC PATH``); PATH a new file directly in an
         allowed directory (``--pin-dir``, default /run/netns)."""
         authorize(request)
-        try:
-            body = json.loads(await request.body())
-        except ValueError as exc:
-            raise ApiError(f"the body is not JSON: {exc}") from None
+        body = documents.parse_body(await request.body(), service.body_budget())
         if not isinstance(body, dict) or not isinstance(body.get("spec"), str):
             raise ApiError('the body must be {"spec": SPEC, "path": PATH}')
         path = checked(body.get("path"))

@@ -111,6 +111,13 @@ def render(store: Store, guard: Guard | None = None) -> str:
                    "HTTP requests answered, by status class.")
         for code, n in sorted(guard.answered.items()):
             out.sample("nsctl_http_requests_total", n, code=code)
+        out.family("nsctl_http_connections_refused_total", "counter",
+                   "Connections closed at once: their peer held its maximum already.")
+        out.sample("nsctl_http_connections_refused_total", guard.policy.refused_connections)
+        out.family("nsctl_http_connections_timed_out_total", "counter",
+                   "Connections closed for sending no complete request headers in time.")
+        out.sample("nsctl_http_connections_timed_out_total",
+                   guard.policy.timed_out_connections)
         histogram(out, "nsctl_http_request_duration_seconds",
                   "Time to the first byte of the answer, by route.",
                   {(("route", r),): h for r, h in sorted(guard.latency.items())})
