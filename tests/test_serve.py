@@ -270,7 +270,8 @@ def test_diff_posted_and_since(scratch: Path) -> None:
             assert ino in {d["ns"] for d in server.json("/api/v1/diff",
                                                         params={"since": iso})["appeared"]}
         with server.client() as c:
-            assert c.post("/api/v1/diff", content=b"{not json").status_code == 400
+            assert c.post("/api/v1/diff", content=b"{not json",
+                          headers={"Content-Type": "application/json"}).status_code == 400
             bad = c.post("/api/v1/diff", json={"schema": "something-else"})
             assert bad.status_code == 400 and "not an nsctl snapshot" in bad.json()["error"]
         assert server.get("/api/v1/diff", params={"since": "86400"}).status_code == 404
@@ -384,7 +385,8 @@ def test_rate_and_size_limits() -> None:
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         assert r.json() == {"error": "too many requests"}
         time.sleep(1.2)
-        big = c.post("/api/v1/diff", content=b"x" * 5000)
+        big = c.post("/api/v1/diff", content=b"x" * 5000,
+                     headers={"Content-Type": "application/json"})
         assert big.status_code == 413 and "larger than 1000" in big.json()["error"]
 
 
@@ -413,12 +415,14 @@ def test_start_and_stop_cleanly(scratch: Path) -> None:
 BAD_OPTIONS = {
     "not a loopback address": "--listen 0.0.0.0:0",
     "write ADDR:PORT": "--listen nonsense",
-    "at least 16": "--token short",
-    "No such file": "--token-file /nonexistent/token",
+    "at least 16": "--listen 127.0.0.1:0 --token short",
+    "No such file": "--listen 127.0.0.1:0 --token-file /nonexistent/token",
     "needs --unix": "--allow-ops",
     "must be positive": "--max-age 0",
     "--unix /nonexistent-dir/x.sock: No such file": "--unix /nonexistent-dir/x.sock",
-    "--tls-cert /nonexistent/cert.pem: No such file": "--tls-cert /nonexistent/cert.pem",
+    "/nonexistent/cert.pem: No such file":
+        "--listen 127.0.0.1:0 --no-token --tls-cert /nonexistent/cert.pem",
+    "apply to TCP": "--token-file /nonexistent/token",
     "--tls-key needs --tls-cert": "--tls-key /nonexistent/key.pem",
     "writable by group or others": "--unix x.sock --allow-ops --pin-dir /tmp",
 }
@@ -436,14 +440,14 @@ def test_port_in_use_and_world_readable_token(scratch: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        r = nsctl("serve", "--listen", f"127.0.0.1:{port}")
+        r = nsctl("serve", "--listen", f"127.0.0.1:{port}", "--no-token")
         assert r.returncode == 1 and r.stderr.count("\n") == 1
         assert "address already in use" in r.stderr.lower(), r.stderr
     token = scratch / "token"
     token.write_text(TOKEN)
     token.chmod(0o644)
-    r = nsctl("serve", "--token-file", str(token))
-    assert r.returncode == 1 and "readable by everyone" in r.stderr
+    r = nsctl("serve", "--listen", "127.0.0.1:0", "--token-file", str(token))
+    assert r.returncode == 1 and "lets others read or change it" in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1
 
 
@@ -568,7 +572,8 @@ def test_pin_paths_are_checked(public_dir: str, scratch: Path) -> None:
                 assert r.status_code == 400, (path, r.status_code, r.text)
             assert c.post("/api/v1/pins", json={"spec": "/proc/self/ns/net",
                                                 "path": f"{pins}/ok"}).status_code == 400
-            assert c.post("/api/v1/pins", content=b"[1]").status_code == 400
+            assert c.post("/api/v1/pins", content=b"[1]",
+                          headers={"Content-Type": "application/json"}).status_code == 400
             assert sorted(os.listdir(pins)) == ["link", "sub"]
             assert not os.path.exists("/escape") and not os.path.exists("/etc/x")
     finally:

@@ -351,9 +351,6 @@ def main(argv: list[str]) -> int:
         if token is None and not args.no_token:
             raise UsageError(f"--listen {host}: every local user could read every process's "
                              "namespaces: give --token-file FILE, or --no-token to allow that")
-        if token is None:
-            print(f"nsctl serve: warning: --no-token: every local user can read every "
-                  f"process's namespaces on {args.listen}", file=sys.stderr, flush=True)
         hosts.add(f"[{host}]" if ":" in host else host.lower())
         tcp = (family, sockaddr, args.listen)
     elif args.no_token:
@@ -364,6 +361,10 @@ def main(argv: list[str]) -> int:
     try:
         if tcp is not None:
             sockets.append(bind_tcp(*tcp))
+            if token is None:
+                # Once listening, so that a failed start still says one line.
+                print(f"nsctl serve: warning: --no-token: every local user can read every "
+                      f"process's namespaces on {args.listen}", file=sys.stderr, flush=True)
         if args.unix:
             sock, unix_ino = bind_unix(args.unix, mode, group)
             sockets.append(sock)
