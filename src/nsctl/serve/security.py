@@ -266,15 +266,23 @@ def route_of(path: str) -> str:
     return "other"
 
 
-_SECRET_QUERY = re.compile(r"(^|&)((?:access_)?token)=[^&]*", re.IGNORECASE)
+_SECRET_KEYS = ("token", "access_token")
 
 
 def redacted_target(scope: Scope) -> str:
-    """The request's path and query for a log line, any ``token=`` value replaced."""
+    """The request's path and query for a log line, the value of any parameter whose
+    name decodes to ``token`` (however it is percent-encoded) replaced."""
+    from urllib.parse import unquote_plus
+
     query = scope.get("query_string", b"").decode("latin-1")
-    query = _SECRET_QUERY.sub(r"\1\2=REDACTED", query)
+    parts = []
+    for part in query.split("&") if query else ():
+        key, sep, _value = part.partition("=")
+        if sep and unquote_plus(key).lower() in _SECRET_KEYS:
+            part = f"{key}=REDACTED"
+        parts.append(part)
     path = scope.get("path", "")
-    return f"{path}?{query}" if query else path
+    return f"{path}?{'&'.join(parts)}" if query else path
 
 
 def _media_type(headers: dict[bytes, bytes]) -> str:
