@@ -2,11 +2,12 @@
 
 Discovery keeps no fds; commands that act on one namespace (translate PIDs in
 it, show what it sees, pin or enter it) reopen it here.  Every path is opened
-only once it is known to be that namespace file (nsctl.kernel.nsfs), so neither
-a reference that changed since the scan is taken for the namespace, nor a FIFO
-or device put in its place is opened.  Tried in order: processes, threads, fds, bind mounts (ours, then
-through a process in that mount namespace, then from a forked child that
-enters it), sockets, and finally walking up from a child namespace.
+only once it is known to be that namespace file (nsctl.kernel.nsfs): a
+reference that changed since the scan is never taken for the namespace, and a
+FIFO or device put in its place is never opened.  Tried in order: processes,
+threads, fds, bind mounts (ours, then through a process in that mount
+namespace, then from a forked child that enters it), sockets, and finally
+walking up from a child namespace.
 """
 from __future__ import annotations
 
