@@ -305,6 +305,63 @@ def test_python_discovery_and_open_namespace_finish(hostile):
     _no_opens(hostile, "nsctl.discover / open_namespace")
 
 
+@root_only
+def test_serve_builds_its_model_and_shows_the_namespace(hostile, tmp_path):
+    """serve's refresher runs the same discovery: its first model arrives (a hung
+    refresher would never send one) and holds the namespace, whose view is read
+    through the clean mount."""
+    from servetopology import running_server
+
+    with running_server("--max-age", "1", unix=str(tmp_path / "api.sock"), tcp=False,
+                        timeout=TIMEOUT) as server:
+        found = {d["ns"] for d in server.json("/api/v1/namespaces", timeout=TIMEOUT)
+                 ["namespaces"]}
+        assert hostile.net in found
+        doc = server.json(f"/api/v1/namespaces/{hostile.net}?view=1", timeout=TIMEOUT)
+        assert [i["name"] for i in doc["view"]["interfaces"]] == ["lo"]
+    _no_opens(hostile, "nsctl serve")
+
+
+def _hold_fifo_and_device(chan, fifo: str, device: str) -> None:
+    """As uid 65534: hold the FIFO (both ends, so the open does not block) and the
+    device open, and say at which fds."""
+    os.setgroups([])
+    os.setresgid(NOBODY, NOBODY, NOBODY)
+    os.setresuid(NOBODY, NOBODY, NOBODY)
+    held = {"fifo": os.open(fifo, os.O_RDWR), "device": os.open(device, os.O_RDONLY)}
+    chan.send(held)
+    chan.wait_closed()
+
+
+@root_only
+def test_an_fd_that_is_a_fifo_or_a_device_is_not_opened(hostile):
+    """What discovery opens through /proc/PID/fd/N (an fd swapped between its readlink
+    and its open, say) is refused by nsfs.open_ns before anything is opened."""
+    from nsctl.kernel import nsfs
+    from nsctl.kernel.errors import NotANamespace
+
+    if hostile.pid is None:
+        pytest.skip("the FIFO is reached through /proc/PID/root")
+    inside = f"/proc/{hostile.pid}/root/tmp"
+    with Child(_hold_fifo_and_device, f"{inside}/fifo", f"{inside}/device") as holder:
+        held = holder.ready(timeout=TIMEOUT)
+        hostile.watch.opened()   # the holder's own opens
+
+        def try_open(chan, pid, fds):
+            out = {}
+            for name, fd in fds.items():
+                try:
+                    os.close(nsfs.open_ns(f"/proc/{pid}/fd/{fd}"))
+                    out[name] = "opened"
+                except NotANamespace:
+                    out[name] = "refused"
+            chan.send(out)
+
+        with Child(try_open, holder.pid, held) as child:
+            assert child.ready(timeout=TIMEOUT) == {"fifo": "refused", "device": "refused"}
+    _no_opens(hostile, "nsfs.open_ns")
+
+
 # --- resolving a mount point: no symlink, no way out, no open --------------------------------
 
 @pytest.mark.parametrize("impl", ["openat2", "walk"])
