@@ -199,9 +199,19 @@ def hostile_mounts(held_by_fd: bool) -> Iterator[Hostile]:
 
 @pytest.fixture(params=["process", "fd"], ids=["process-in-it", "held-by-fd"])
 def hostile(request) -> Iterator[Hostile]:
+    """The topology, with the user's process in the mount namespace or only an fd."""
     if os.geteuid() != 0:
         pytest.skip("needs root: plays uid 65534 with setpriv and reads other mount namespaces")
     with hostile_mounts(held_by_fd=request.param == "fd") as h:
+        yield h
+
+
+@pytest.fixture
+def hostile_process() -> Iterator[Hostile]:
+    """The topology with the user's process in it (its /proc/PID/root reaches the files)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: plays uid 65534 with setpriv and reads other mount namespaces")
+    with hostile_mounts(held_by_fd=False) as h:
         yield h
 
 
@@ -220,11 +230,10 @@ def _nsctl(*args: str) -> subprocess.CompletedProcess:
 # --- discovery ------------------------------------------------------------------------------
 
 @root_only
-def test_the_watch_sees_a_plain_open_of_what_is_stacked(hostile):
+def test_the_watch_sees_a_plain_open_of_what_is_stacked(hostile_process):
     """The check is not vacuous: a plain open of the stacked mount points, as nsctl
     made (O_NONBLOCK here, so that the FIFO's does not block), is seen."""
-    if hostile.pid is None:
-        pytest.skip("the stacked paths are reached through /proc/PID/root")
+    hostile = hostile_process
 
     def opener(chan, paths):
         for path in paths:
@@ -334,14 +343,13 @@ def _hold_fifo_and_device(chan, fifo: str, device: str) -> None:
 
 
 @root_only
-def test_an_fd_that_is_a_fifo_or_a_device_is_not_opened(hostile):
+def test_an_fd_that_is_a_fifo_or_a_device_is_not_opened(hostile_process):
     """What discovery opens through /proc/PID/fd/N (an fd swapped between its readlink
     and its open, say) is refused by nsfs.open_ns before anything is opened."""
     from nsctl.kernel import nsfs
     from nsctl.kernel.errors import NotANamespace
 
-    if hostile.pid is None:
-        pytest.skip("the FIFO is reached through /proc/PID/root")
+    hostile = hostile_process
     inside = f"/proc/{hostile.pid}/root/tmp"
     with Child(_hold_fifo_and_device, f"{inside}/fifo", f"{inside}/device") as holder:
         held = holder.ready(timeout=TIMEOUT)
@@ -465,9 +473,10 @@ def test_history_database_and_side_files_are_owner_only(scratch, mask):
 
 
 @root_only
-def test_watch_record_writes_owner_only_files(scratch):
+@pytest.mark.parametrize("mask", [0o000, 0o022], ids=["umask000", "umask022"])
+def test_watch_record_writes_owner_only_files(scratch, mask):
     db = scratch / "h.db"
-    with umask(0o000):
+    with umask(mask):
         proc = subprocess.Popen([sys.executable, "-m", "nsctl", "watch", "--record", str(db),
                                  "--duration", "3", "--json"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -5,15 +5,16 @@ mount namespace: through the first process found in it.  A mount namespace
 that no process is in (held by an fd or a bind mount) is read from here with
 listmount and statmount (Linux 6.11+) where the kernel has them; a forked
 child enters it and reads its mountinfo where it does not, or where a mounted
-namespace file names a namespace found nowhere else (its fd, opened inside, is
-handed back over SCM_RIGHTS).  nsctl's own process never changes namespace.
+namespace file names a namespace found nowhere else (an O_PATH handle of it,
+made inside, is handed back over SCM_RIGHTS).  nsctl's own process never
+changes namespace.
 
 Mount points come from tables that the namespace's owner controls, and what is
 at a mount point now may be another mount stacked over the nsfs one (a FIFO, a
 device) or a path through a symlink.  So a mount point is resolved inside its
 namespace's root through no symlink and opened only once it is known to be the
 namespace file the table names (nsctl.kernel.nsfs.open_mounted_ns; the forked
-child hands back an O_PATH fd, which nsctl checks the same way).
+child's O_PATH handle is checked the same way, by nsfs.reopen_ns).
 """
 from __future__ import annotations
 
