@@ -1,6 +1,6 @@
-"""pidfd_getfd, setns and unshare (nsctl.kernel.libc): from the C module where it
-was built, else through ctypes.  Both are run here against the kernel, each in
-a forked helper where it changes namespaces."""
+"""pidfd_getfd, setns, unshare and openat2 (nsctl.kernel.libc): from the C module
+where it was built, else through ctypes.  Both are run here against the kernel,
+each in a forked helper where it changes namespaces."""
 from __future__ import annotations
 
 import errno
@@ -18,18 +18,19 @@ IMPLS = ["c", "ctypes"]
 
 
 def _impl(name: str) -> tuple:
-    """(pidfd_getfd, setns, unshare) from the C module or through ctypes."""
+    """(pidfd_getfd, setns, unshare, openat2) from the C module or through ctypes."""
     if name == "ctypes":
-        return libc.ctypes_pidfd_getfd, libc.ctypes_setns, libc.ctypes_unshare
+        return (libc.ctypes_pidfd_getfd, libc.ctypes_setns, libc.ctypes_unshare,
+                libc.ctypes_openat2)
     try:
         from nsctl.kernel import _native
     except ImportError:
         pytest.fail("nsctl.kernel._native was not built")
-    return _native.pidfd_getfd, _native.setns, _native.unshare
+    return _native.pidfd_getfd, _native.setns, _native.unshare, _native.openat2
 
 
 def test_the_c_module_is_what_nsctl_uses():
-    assert (libc.pidfd_getfd, libc.setns, libc.unshare) == _impl("c")
+    assert (libc.pidfd_getfd, libc.setns, libc.unshare, libc.openat2) == _impl("c")
 
 
 def _hold_a_pipe(chan) -> None:
@@ -58,7 +59,7 @@ def test_pidfd_getfd_copies_another_process_fd(impl):
 
 
 def _unshare_then_setns_back(chan, impl) -> None:
-    _getfd, setns, unshare = impl
+    _getfd, setns, unshare, _openat2 = impl
     before = os.readlink("/proc/self/ns/uts")
     back = os.open("/proc/self/ns/uts", os.O_RDONLY)
     unshare(CLONE_NEWUTS)
@@ -81,3 +82,33 @@ def test_unshare_and_setns_move_the_caller(impl):
     assert got["inside"] != got["before"] == os.readlink("/proc/self/ns/uts")
     assert got["after"] == got["before"]
     assert got["wrong_type"] == errno.EINVAL
+
+
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_openat2_resolves_beneath_its_directory(impl, scratch):
+    openat2 = _impl(impl)[3]
+    (scratch / "dir").mkdir()
+    (scratch / "dir" / "file").write_text("x")
+    os.symlink("dir", scratch / "link")
+    top = os.open(scratch, os.O_PATH | os.O_DIRECTORY)
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = openat2(top, "dir/file", flags, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+        try:
+            assert os.fstat(fd).st_ino == (scratch / "dir" / "file").stat().st_ino
+        finally:
+            os.close(fd)
+        for path, resolve, code in (("../x", RESOLVE_BENEATH, errno.EXDEV),
+                                    ("/etc/hostname", RESOLVE_BENEATH, errno.EXDEV),
+                                    ("link/file", RESOLVE_NO_SYMLINKS, errno.ELOOP),
+                                    ("dir/none", 0, errno.ENOENT)):
+            with pytest.raises(OSError) as bad:
+                openat2(top, path, flags, resolve)
+            assert bad.value.errno == code, path
+    finally:
+        os.close(top)
+        os.unlink(scratch / "link")

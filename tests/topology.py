@@ -345,7 +345,7 @@ class Channel:
 
     def recv(self, timeout: float | None = None) -> tuple[Any, list[int]]:
         self.sock.settimeout(timeout)
-        msg, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 64)
+        msg, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 20, 64)
         if not msg:
             for fd in fds:
                 os.close(fd)

@@ -1,11 +1,13 @@
 """Reopen a discovered namespace: an fd for it through any reference that still holds it.
 
 Discovery keeps no fds; commands that act on one namespace (translate PIDs in
-it, show what it sees, pin or enter it) reopen it here.  Every path is checked
-by inode, so a reference that changed since the scan is never taken for the
-namespace.  Tried in order: processes, threads, fds, bind mounts (ours, then
-through a process in that mount namespace, then from a forked child that
-enters it), sockets, and finally walking up from a child namespace.
+it, show what it sees, pin or enter it) reopen it here.  Every path is opened
+only once it is known to be that namespace file (nsctl.kernel.nsfs): a
+reference that changed since the scan is never taken for the namespace, and a
+FIFO or device put in its place is never opened.  Tried in order: processes,
+threads, fds, bind mounts (ours, then through a process in that mount
+namespace, then from a forked child that enters it), sockets, and finally
+walking up from a child namespace.
 """
 from __future__ import annotations
 
@@ -21,17 +23,19 @@ class Unreachable(NsctlError):
 
 
 def _open_checked(path: str, ino: int) -> int | None:
+    """``path`` (in our /proc) opened if it is still namespace ``ino``, else None."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+        return nsfs.open_ns(path, expect_ino=ino)
+    except NsctlError:
         return None
+
+
+def _open_mounted(root: str, point: str, ino: int) -> int | None:
+    """Mount point ``point`` below ``root`` opened if it is namespace ``ino``, else None."""
     try:
-        if os.fstat(fd).st_ino == ino:
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
+        return nsfs.open_mounted_ns(root, point, expect_ino=ino)
+    except NsctlError:
+        return None
 
 
 def _via_ref(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
@@ -52,39 +56,51 @@ def _via_ref(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
 
 
 def _via_mount(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
+    # Resolved inside the mount namespace's root through no symlink, and opened only
+    # once it is the namespace (nsfs.open_mounted_ns): the path is in a table that
+    # the namespace's owner controls.
     if ref.mntns == snap.own.get("mnt"):
-        fd = _open_checked(ref.path, ns.ino)
+        fd = _open_mounted("/", ref.path, ns.ino)
         if fd is not None:
             return fd
     mnt = snap.namespaces.get(ref.mntns) if ref.mntns is not None else None
     if mnt is None:
         return None
-    for pid in mnt.pids:  # /proc/PID/root resolves inside that process's mount namespace
-        fd = _open_checked(f"{procfs.PROC}/{pid}/root{ref.path}", ns.ino)
+    for pid in mnt.pids:  # /proc/PID/root is that process's root, in its mount namespace
+        fd = _open_mounted(f"{procfs.PROC}/{pid}/root", ref.path, ns.ino)
         if fd is not None:
             return fd
-    # No process in that mount namespace: enter it from a forked child.
+    # No process in that mount namespace: an O_PATH fd from a forked child that enters it.
     mnt_fd = open_namespace(mnt, snap)
     try:
         from .kernel.enter import run_inside
 
         def work(_self_dir: int):
+            top = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
-                yield None, os.open(ref.path, os.O_RDONLY | os.O_CLOEXEC)
+                yield None, nsfs.open_beneath(top, ref.path)
             except OSError:
                 return
+            finally:
+                os.close(top)
 
         items = run_inside([(mnt_fd, nsfs.CLONE_NEWNS)], work)
     except NsctlError:
         return None
     finally:
         os.close(mnt_fd)
-    for _item, fd in items:
-        if fd is not None and os.fstat(fd).st_ino == ns.ino:
-            return fd
-        if fd is not None:
-            os.close(fd)
-    return None
+    found = None
+    for _item, path_fd in items:
+        if path_fd is None:
+            continue
+        try:
+            if found is None:
+                found = nsfs.reopen_ns(path_fd, ns.ino, ref.path)
+        except NsctlError:
+            pass
+        finally:
+            os.close(path_fd)
+    return found
 
 
 def _via_socket(ref: Reference, ns: Namespace) -> int | None:

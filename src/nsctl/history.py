@@ -5,7 +5,9 @@ recorder.  Each recorder is a *run* (rows in ``runs``, with the boot id: inodes
 and namespace ids mean something only within one boot); each batch of events
 is written in one ``BEGIN IMMEDIATE`` transaction, with a busy timeout, so any
 number of recorders and readers can share one file.  Snapshots (the
-``nsctl snapshot`` document) are stored at start and every minute.
+``nsctl snapshot`` document) are stored at start and every minute.  The database
+and its side files are owner-only (0600, nsctl.files): they hold what
+unprivileged users cannot see.
 """
 from __future__ import annotations
 
@@ -56,11 +58,7 @@ def connect(path: str, create: bool = True) -> sqlite3.Connection:
         raise HistoryError(f"{path}: no history database (record one with "
                            f"nsctl watch --record {path})")
     if create:
-        directory = os.path.dirname(os.path.abspath(path))
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError as exc:
-            raise HistoryError(f"{directory}: cannot create: {exc.strerror}") from None
+        _make_private(path)
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -72,6 +70,22 @@ def connect(path: str, create: bool = True) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise HistoryError(f"{path}: {exc}") from None
     return conn
+
+
+#: The files SQLite keeps beside a database (rollback journal, WAL and its index).
+SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
+def _make_private(path: str) -> None:
+    """Create the database file 0600 before SQLite opens it, and check (and make 0600)
+    the side files that exist: SQLite gives the side files it creates the database
+    file's mode.  A symlink, FIFO or another user's file at any of them is refused."""
+    from .files import claim_existing, create_private, make_private_dir
+
+    make_private_dir(os.path.dirname(os.path.abspath(path)))
+    create_private(path)
+    for suffix in SIDE_FILES:
+        claim_existing(path + suffix)
 
 
 def _check_version(conn: sqlite3.Connection) -> None:

@@ -60,21 +60,11 @@ def _own_level(snap: Snapshot) -> int | None:
 
 
 def save(snap: Snapshot, path: str) -> None:
-    """Write atomically: a reader never sees half a snapshot, a failure leaves none."""
-    text = json.dumps(to_document(snap))
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.write("\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise SnapshotError(f"{path}: cannot write: {exc.strerror}") from None
+    """Write atomically and owner-only (nsctl.files.write_atomic): a reader never sees
+    half a snapshot, a failure leaves none, and other users read none of it."""
+    from .files import write_atomic
+
+    write_atomic(path, (json.dumps(to_document(snap)) + "\n").encode())
 
 
 def load(path: str) -> Snapshot:

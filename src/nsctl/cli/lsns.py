@@ -350,9 +350,9 @@ class Source:
             return None
         q = self._netlink
         nsid = None
+        ask = {"path": q.of_path, "mount": q.of_mount, "socket": q.of_socket}
         for how, *args in self._netns_handles(ns):
-            nsid = (q.of_path(*args, expect_ino=ns.ino) if how == "path"
-                    else q.of_socket(*args, expect_ino=ns.ino))
+            nsid = ask[how](*args, expect_ino=ns.ino)
             if nsid is not None:
                 break
         if nsid is None or (nsid < 0 and nsid != NOT_ASSIGNED):
@@ -369,11 +369,11 @@ class Source:
                 yield "path", f"/proc/{r.pid}/fd/{r.fd}"
             elif r.kind == "bindmount" and r.path:
                 if r.mntns == own:
-                    yield "path", r.path
+                    yield "mount", "/", r.path
                 else:
                     for p in self.snap.processes.values():
                         if p.ns.get("mnt") == r.mntns:
-                            yield "path", f"/proc/{p.pid}/root{r.path}"
+                            yield "mount", f"/proc/{p.pid}/root", r.path
                             break
             elif r.kind == "socket":
                 yield "socket", r.pid, r.fd

@@ -22,6 +22,10 @@ def main(argv: list[str]) -> int:
                         "uts: names; user: ID maps; mnt, pid, time, cgroup, ipc: theirs), "
                         "for `nsctl net --from`, `show --from` and interface diffs")
     args = p.parse_args(argv)
+    if args.output:
+        from ..files import claim_existing
+
+        claim_existing(args.output)   # refuse a FIFO, symlink or other's file before the scan
     snap = discover_from_args(args)
     if args.views:
         from ..views import read_view

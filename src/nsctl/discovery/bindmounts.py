@@ -5,8 +5,16 @@ mount namespace: through the first process found in it.  A mount namespace
 that no process is in (held by an fd or a bind mount) is read from here with
 listmount and statmount (Linux 6.11+) where the kernel has them; a forked
 child enters it and reads its mountinfo where it does not, or where a mounted
-namespace file names a namespace found nowhere else (its fd, opened inside, is
-handed back over SCM_RIGHTS).  nsctl's own process never changes namespace.
+namespace file names a namespace found nowhere else (an O_PATH handle of it,
+made inside, is handed back over SCM_RIGHTS).  nsctl's own process never
+changes namespace.
+
+Mount points come from tables that the namespace's owner controls, and what is
+at a mount point now may be another mount stacked over the nsfs one (a FIFO, a
+device) or a path through a symlink.  So a mount point is resolved inside its
+namespace's root through no symlink and opened only once it is known to be the
+namespace file the table names (nsctl.kernel.nsfs.open_mounted_ns; the forked
+child's O_PATH handle is checked the same way, by nsfs.reopen_ns).
 """
 from __future__ import annotations
 
@@ -44,8 +52,9 @@ class BindMountSource:
             ns_type, ino = parsed
             points.add(point)
             if scan.wants_fd(ino):
-                # /proc/PID/root resolves the path inside that process's mount namespace.
-                scan.learn_path(f"root{point}", proc.view, ino, ns_type)
+                # /proc/PID/root is that process's root, in its mount namespace.
+                scan.learn_from(lambda: nsfs.open_mounted_ns("root", point, proc.view, ino),
+                                ns_type)
             # Staged: kept only if the process is still alive after its read.
             proc.stage(ns_type, ino, Reference(BINDMOUNT, path=point, mntns=mnt))
 
@@ -75,20 +84,20 @@ class BindMountSource:
                 continue
             points = scan.nsfs_mountpoints[mnt] = set()
             kept = scan.record.foreign[mnt] = []
-            for root, point, fd in found:
+            for root, point, path_fd in found:
                 try:
                     parsed = nsfs.parse_link(root)
                     if parsed is None:
                         continue
                     points.add(point)
                     ino = parsed[1]
-                    if fd is not None:
-                        ino = scan.learn(fd, parsed[0])
+                    if path_fd is not None:
+                        scan.learn_from(lambda: nsfs.reopen_ns(path_fd, ino, point), parsed[0])
                     _add(scan, parsed[0], ino, point, mnt)
                     kept.append((parsed[0], ino, point))
                 finally:
-                    if fd is not None:
-                        os.close(fd)
+                    if path_fd is not None:
+                        os.close(path_fd)
         return True
 
 
@@ -136,27 +145,48 @@ def read_foreign_tables(mnt_fds: list[int], known: set[int]
 
 def read_foreign_mounts(mnt_fds: list[int], known: set[int]
                         ) -> list[list[tuple[str, str, int | None]] | NsctlError]:
-    """For each mount namespace, (root, mount point, fd or None) of its nsfs mounts,
-    or the error that kept us out.  One forked child visits them all, and opens
-    (and passes back) only the namespace files of namespaces not ``known`` yet."""
+    """For each mount namespace, (root, mount point, O_PATH fd or None) of its nsfs
+    mounts, or the error that kept us out.  One forked child visits them all, and
+    passes back an O_PATH fd (nsfs.open_beneath: nothing is opened inside) only
+    for the namespace files of namespaces not ``known`` yet; the caller checks
+    it with nsfs.reopen_ns."""
 
     from ..kernel.enter import visit_each, workers_for  # socket, json: only when needed
 
+    nsfs_dev = nsfs.nsfs_dev()   # read here: the child's /proc is the namespace's
+
     def work(self_dir: int) -> Iterator[tuple[Any, int | None]]:
         opened: set[str] = set()
-        for root, point in procfs.nsfs_mounts(procfs.read_text("mountinfo", self_dir,
-                                                               records=True)):
-            parsed = nsfs.parse_link(root)
-            fd: int | None = None
-            if parsed is not None and parsed[1] not in known and root not in opened:
-                try:
-                    fd = os.open(point, os.O_RDONLY | os.O_CLOEXEC)
-                    opened.add(root)
-                except OSError:
-                    fd = None
-            yield [root, point], fd
+        top = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)   # this namespace's root
+        try:
+            for root, point in procfs.nsfs_mounts(procfs.read_text("mountinfo", self_dir,
+                                                                   records=True)):
+                parsed = nsfs.parse_link(root)
+                fd: int | None = None
+                if parsed is not None and parsed[1] not in known and root not in opened:
+                    fd = _path_fd(top, point, nsfs_dev, parsed[1])
+                    if fd is not None:
+                        opened.add(root)
+                yield [root, point], fd
+        finally:
+            os.close(top)
 
     results = visit_each([[(fd, nsfs.CLONE_NEWNS)] for fd in mnt_fds], work,
                          workers_for(len(mnt_fds)))
     return [r if isinstance(r, NsctlError) else [(item[0], item[1], fd) for item, fd in r]
             for r in results]
+
+
+def _path_fd(top: int, point: str, nsfs_dev: int, ino: int) -> int | None:
+    """An O_PATH fd on mount point ``point`` below ``top`` if it is namespace file
+    ``ino`` (not, say, a FIFO mounted over it), else None; for the child of
+    :func:`read_foreign_mounts`, which then tries the namespace's next mount."""
+    try:
+        fd = nsfs.open_beneath(top, point)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if st.st_dev == nsfs_dev and st.st_ino == ino:
+        return fd
+    os.close(fd)
+    return None

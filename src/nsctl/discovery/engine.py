@@ -78,7 +78,7 @@ class ProcHandle:
 
 
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import Callable, Protocol
 
     class Source(Protocol):
         """A discovery source: a per-process reader (``read_process``), a host-wide
@@ -126,7 +126,7 @@ class Scan:
         self.cgroup_everywhere: bool | None = None        # nsctl is in a container (containers)
         self.proc_fd = -1                                 # directory fd of /proc
         self.self_pid = os.getpid()
-        self.nsfs_dev = os.stat("/proc/self/ns/net").st_dev  # one superblock for all
+        self.nsfs_dev = nsfs.nsfs_dev()  # one superblock for all
 
     def sub(self) -> "Scan":
         """A scan of its own for one share of the processes (nsctl.discovery.shares):
@@ -180,15 +180,16 @@ class Scan:
         return self.memo is not None and self.opts.bindmounts and ino not in self.kept_fds \
             and self.snap.namespaces[ino].type == "mnt"
 
-    def learn_path(self, path: str, dir_fd: int | None, expect_ino: int | None,
+    def learn_link(self, link: str, ns_dir: int, expect_ino: int | None,
                    ns_type: str | None = None) -> int | None:
-        """Open a namespace file and learn it; None if it changed or vanished.
+        """Open ns link ``link`` of the /proc ns directory fd ``ns_dir`` and learn the
+        namespace; None if it changed or vanished.
 
-        ``expect_ino`` (from a readlink) guards against the file now naming
+        ``expect_ino`` (from a readlink) guards against the link now naming
         another namespace than the one the caller saw.
         """
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+            fd = nsfs.open_ns_link(link, ns_dir)
         except OSError:
             return None
         try:
@@ -196,6 +197,27 @@ class Scan:
             if expect_ino is not None and st.st_ino != expect_ino:
                 return None
             return self.learn(fd, ns_type, st)
+        except NsctlError:
+            return None
+        finally:
+            os.close(fd)
+
+    def learn_path(self, path: str, dir_fd: int | None, expect_ino: int | None,
+                   ns_type: str | None = None) -> int | None:
+        """As :meth:`learn_link`, for any other path that our /proc resolves (an fd
+        link): opened only once it is known to be namespace ``expect_ino``
+        (nsfs.open_ns), so a FIFO or device swapped in meanwhile is never opened."""
+        return self.learn_from(lambda: nsfs.open_ns(path, dir_fd, expect_ino), ns_type)
+
+    def learn_from(self, open_fd: Callable[[], int], ns_type: str | None = None) -> int | None:
+        """Learn the namespace behind the fd that ``open_fd()`` returns (a checked
+        opener of nsctl.kernel.nsfs; the fd is closed after); None where it fails."""
+        try:
+            fd = open_fd()
+        except NsctlError:
+            return None
+        try:
+            return self.learn(fd, ns_type)
         except NsctlError:
             return None
         finally:

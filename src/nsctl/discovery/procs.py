@@ -34,13 +34,13 @@ def _read_links(scan: Scan, base_fd: int) -> dict[str, int] | None:
             if parsed is None:
                 continue
             ns_type, ino = parsed
-            if ino not in scan.resolved and scan.learn_path(link, ns_dir, ino, ns_type) is None:
+            if ino not in scan.resolved and scan.learn_link(link, ns_dir, ino, ns_type) is None:
                 # Changed between readlink and open (setns/unshare) or gone: read again.
                 try:
                     parsed = nsfs.parse_link(os.readlink(link, dir_fd=ns_dir))
                 except FileNotFoundError:
                     return None
-                if parsed is None or (parsed[1] not in scan.resolved and scan.learn_path(
+                if parsed is None or (parsed[1] not in scan.resolved and scan.learn_link(
                         link, ns_dir, parsed[1], ns_type) is None):
                     return None
                 ino = parsed[1]

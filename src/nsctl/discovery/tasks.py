@@ -81,7 +81,7 @@ def _scan_native(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str])
     resolved, learned, namespaces = scan.resolved, scan.learned, scan.snap.namespaces
 
     def general(ns_dir: int, link: str, ino: int) -> bool:
-        return scan.learn_path(link, ns_dir, ino, link) is not None
+        return scan.learn_link(link, ns_dir, ino, link) is not None
 
     def learn_owner(user_fd: int) -> None:
         scan.learn(user_fd, "user")
@@ -159,7 +159,7 @@ def _fast_learner(scan: Scan):
 
     def learn(ns_dir: int, link: str, ino: int) -> bool:
         if link == "mnt" or not hierarchy:
-            return scan.learn_path(link, ns_dir, ino, link) is not None
+            return scan.learn_link(link, ns_dir, ino, link) is not None
         try:
             fd = open_(link, flags, dir_fd=ns_dir)
         except OSError:
@@ -314,7 +314,7 @@ def _merge(scan: Scan, row: tuple, task_fd: int, found: Found) -> None:
     if ns_type == "mnt" and scan.opts.bindmounts:
         # Mount namespaces need an fd kept for the bind-mount pass: open it here.
         for tid, link, f_ino in found:
-            if f_ino == ino and scan.learn_path(f"{tid}/ns/{link}", task_fd, ino, link):
+            if f_ino == ino and scan.learn_link(f"{tid}/ns/{link}", task_fd, ino, link):
                 return
     ns = scan.namespace(ns_type, ino)
     ns.dev, ns.id, ns.owner, ns.parent, ns.owner_uid = dev, ns_id, owner, parent, owner_uid

@@ -6,7 +6,7 @@
  * nsfs_mounts: the nsfs mounts of a mount namespace no process is in, listed
  * without entering it (listmount, statmount; see below).
  *
- * pidfd_getfd, setns, unshare: the system calls Python 3.11's os module lacks.
+ * pidfd_getfd, setns, unshare, openat2: the system calls Python 3.11's os module lacks.
  * Through ctypes they cost an import of ~5-15 ms on every `nsctl ls` that meets
  * a socket in another process, which is every `nsctl ls` on a real host.
  *
@@ -50,6 +50,9 @@
 
 #ifndef SYS_pidfd_getfd
 #define SYS_pidfd_getfd 438   /* the same on every architecture */
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437       /* the same on every architecture */
 #endif
 
 #define NSIO 0xb7
@@ -324,6 +327,32 @@ static PyObject *native_unshare(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* struct open_how of openat2(2), declared here: older headers lack linux/openat2.h. */
+struct nsctl_open_how {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+
+static PyObject *native_openat2(PyObject *self, PyObject *args)
+{
+    int dirfd;
+    PyObject *path;
+    unsigned long long flags, resolve;
+    if (!PyArg_ParseTuple(args, "iO&KK", &dirfd, PyUnicode_FSConverter, &path, &flags,
+                          &resolve))
+        return NULL;
+    struct nsctl_open_how how = {flags, 0, resolve};
+    long fd;
+    Py_BEGIN_ALLOW_THREADS
+    fd = syscall(SYS_openat2, dirfd, PyBytes_AS_STRING(path), &how, sizeof how);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(fd);
+}
+
 /*
  * nsfs_mounts(mnt_ns_fd) -> [(root, mount point), ...]: the nsfs mounts of a
  * mount namespace, read without entering it: NS_GET_MNTNS_ID (6.11) names it,
@@ -470,6 +499,8 @@ static PyMethodDef methods[] = {
      "setns(fd, nstype=0): move the calling thread into the namespace behind fd."},
     {"unshare", native_unshare, METH_VARARGS,
      "unshare(flags): move the calling thread into new namespaces (CLONE_NEW*)."},
+    {"openat2", native_openat2, METH_VARARGS,
+     "openat2(dirfd, path, flags, resolve) -> fd: openat2(2) with the RESOLVE_* flags."},
     {"nsfs_mounts", nsfs_mounts, METH_VARARGS,
      "nsfs_mounts(mnt_ns_fd) -> [(root, mount point)]: the nsfs mounts of a mount\n"
      "namespace (listmount, statmount), read without entering it."},

@@ -1,4 +1,4 @@
-"""The few system calls Python 3.11's os module lacks: pidfd_getfd, setns, unshare.
+"""The few system calls Python 3.11's os module lacks: pidfd_getfd, setns, unshare, openat2.
 
 From nsctl.kernel._native (C) where it was built; else through ctypes, loaded
 lazily: importing ctypes costs 5-15 ms that plain listing need not pay.
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # Syscall numbers are the same on x86_64 and the asm-generic table (aarch64)
 # for these late additions.
 SYS_PIDFD_GETFD = 438
+SYS_OPENAT2 = 437
 SYS_SETNS = 308 if os.uname().machine == "x86_64" else 268
 SYS_UNSHARE = 272 if os.uname().machine == "x86_64" else 97
 
@@ -60,7 +61,21 @@ def ctypes_unshare(flags: int) -> None:
     _check(libc().syscall(SYS_UNSHARE, ctypes.c_int(flags)))
 
 
+def ctypes_openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
+    """openat2(2) (Linux 5.6): open ``path`` below ``dirfd`` under the RESOLVE_* rules."""
+    import ctypes
+
+    class OpenHow(ctypes.Structure):
+        _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                    ("resolve", ctypes.c_uint64)]
+
+    how = OpenHow(flags, 0, resolve)
+    return _check(libc().syscall(SYS_OPENAT2, ctypes.c_int(dirfd), os.fsencode(path),
+                                 ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))))
+
+
 try:
-    from ._native import pidfd_getfd, setns, unshare
+    from ._native import openat2, pidfd_getfd, setns, unshare
 except ImportError:   # not built: the same calls through ctypes
     pidfd_getfd, setns, unshare = ctypes_pidfd_getfd, ctypes_setns, ctypes_unshare
+    openat2 = ctypes_openat2

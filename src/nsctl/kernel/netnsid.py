@@ -15,7 +15,12 @@ import os
 import socket
 import struct
 
+from . import nsfs
 from .errors import NsctlError, classify
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 RTM_NEWNSID = 88
 RTM_GETNSID = 90
@@ -78,15 +83,22 @@ class NetnsIds:
             raise NsctlError("RTM_GETNSID: no answer") from exc
 
     def of_path(self, path: str, expect_ino: int | None = None) -> int | None:
-        """The nsid of the network namespace at ``path`` (an ns link, fd link or nsfs
-        bind mount); None if it cannot be opened or is no longer ``expect_ino``."""
+        """The nsid of the network namespace at ``path`` (an ns or fd link in our
+        /proc); None if it cannot be opened or is no longer ``expect_ino``."""
+        return self._of_opened(lambda: nsfs.open_ns(path, expect_ino=expect_ino))
+
+    def of_mount(self, root: str, point: str, expect_ino: int | None = None) -> int | None:
+        """The nsid of the network namespace mounted at ``point`` of the mount namespace
+        whose root is ``root`` (``/``, ``/proc/PID/root``); None as for :meth:`of_path`."""
+        return self._of_opened(lambda: nsfs.open_mounted_ns(root, point,
+                                                              expect_ino=expect_ino))
+
+    def _of_opened(self, open_fd: Callable[[], int]) -> int | None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
+            fd = open_fd()
+        except NsctlError:
             return None
         try:
-            if expect_ino is not None and os.fstat(fd).st_ino != expect_ino:
-                return None
             return self.of_fd(fd)
         except NsctlError:
             return None

@@ -2,17 +2,31 @@
 
 An nsfs file is the user-space handle of a namespace (seed 004).  Its identity
 within one boot is its inode on the single nsfs superblock; NS_GET_ID (Linux
-6.18) adds a 64-bit id that is never reused.  Every function here takes an
-open fd and returns plain values; missing ioctls are feature-detected once.
+6.18) adds a 64-bit id that is never reused.  The ioctls take an open fd and
+return plain values; missing ioctls are feature-detected once.
+
+Opening one by path is where a hostile user gets a say: a path below
+/proc/PID/root, a process's fd link or a mount point of another mount namespace
+can be made to name a FIFO (whose open blocks), a device (whose open runs its
+driver) or a symlink by the time it is opened.  So every path is first opened
+with O_PATH, which opens nothing, checked to be a namespace file with the
+expected inode, and only then opened for real through /proc/self/fd.  Mount
+points are resolved inside their namespace's root and through no symlink
+(openat2, else one component at a time).
 """
 from __future__ import annotations
 
 import errno
 import fcntl
 import os
+import stat
 import struct
 
-from .errors import AccessDenied, NotANamespace, Unsupported, classify
+from .errors import AccessDenied, NotANamespace, NsctlError, Unsupported, classify
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 # CLONE_NEW* flags, which NS_GET_NSTYPE returns.
 CLONE_NEWNS = 0x00020000
@@ -65,12 +79,146 @@ def parse_link(text: str) -> tuple[str, int] | None:
     return (kind, int(number)) if number.isdigit() else None
 
 
-def open_ns(path: str, dir_fd: int | None = None) -> int:
-    """Open a namespace file read-only; the fd keeps the namespace alive."""
+# openat2 RESOLVE_* flags (linux/openat2.h).
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+_BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
+_PATH = os.O_PATH | os.O_CLOEXEC
+_NO_FOLLOW = _PATH | os.O_NOFOLLOW
+
+_nsfs_dev: int | None = None
+
+
+def nsfs_dev() -> int:
+    """st_dev of the nsfs superblock, which holds every namespace file (read once,
+    from our own /proc/self/ns/user)."""
+    global _nsfs_dev
+    if _nsfs_dev is None:
+        _nsfs_dev = os.stat("/proc/self/ns/user").st_dev
+    return _nsfs_dev
+
+
+def reopen_ns(path_fd: int, expect_ino: int | None = None, what: str = "namespace file") -> int:
+    """A read-only fd on the file behind the O_PATH fd ``path_fd``, opened only once
+    it is known to be a namespace file (and namespace ``expect_ino``, if given).
+
+    NotANamespace for any other file, NsctlError when it names another namespace.
+    The ioctls need a real fd (they answer EBADF on an O_PATH one); reopening
+    through /proc/self/fd opens that very file, not whatever a path names now.
+    """
+    st = os.fstat(path_fd)
+    if st.st_dev != nsfs_dev() or not stat.S_ISREG(st.st_mode):
+        raise NotANamespace(f"{what}: not a namespace file")
+    if expect_ino is not None and st.st_ino != expect_ino:
+        raise NsctlError(f"{what}: names another namespace now")
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+        return os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
-        raise classify(exc, f"open {path}") from exc
+        raise classify(exc, f"open {what}") from exc
+
+
+def open_ns(path: str, dir_fd: int | None = None, expect_ino: int | None = None) -> int:
+    """Open a namespace file read-only; the fd keeps the namespace alive.
+
+    Symlinks and /proc magic links (/proc/PID/fd/N) are followed, but what they
+    lead to is opened only if it is a namespace file (see :func:`reopen_ns`): a
+    FIFO or device there is refused, never opened.  For paths whose directories
+    the caller trusts (given by the user, or in our /proc); a mount point of
+    another mount namespace goes through :func:`open_mounted_ns`.
+    """
+    return _checked(lambda: os.open(path, _PATH, dir_fd=dir_fd), expect_ino, path)
+
+
+def _checked(find: Callable[[], int], expect_ino: int | None, what: str) -> int:
+    """:func:`reopen_ns` of the O_PATH fd that ``find()`` returns (closed after)."""
+    try:
+        path_fd = find()
+    except OSError as exc:
+        raise classify(exc, f"open {what}") from exc
+    try:
+        return reopen_ns(path_fd, expect_ino, what)
+    finally:
+        os.close(path_fd)
+
+
+def open_ns_link(link: str, ns_dir: int) -> int:
+    """Open link ``link`` of a /proc/PID/ns (or task/TID/ns) directory fd ``ns_dir``.
+
+    Those links can name nothing but a namespace file, so they are opened
+    directly: discovery's hot path, one open per namespace.  OSError as raised.
+    """
+    return os.open(link, os.O_RDONLY | os.O_CLOEXEC, dir_fd=ns_dir)
+
+
+_has_openat2: bool | None = None
+
+
+def open_beneath(root_fd: int, path: str) -> int:
+    """An O_PATH fd on ``path`` (absolute in the tree of directory fd ``root_fd``, as
+    mountinfo prints mount points), resolved below ``root_fd`` without following
+    any symlink; mount points on the way are crossed.  OSError as the kernel says
+    (ELOOP for a symlink, EXDEV for a way out).
+
+    Through openat2 (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    Linux 5.6); where the kernel lacks it, one O_NOFOLLOW component at a time.
+    Nothing is opened for real, so a FIFO or device at ``path`` neither blocks
+    nor runs a driver.
+    """
+    global _has_openat2
+    rel = path.lstrip("/") or "."
+    if _has_openat2 is not False:
+        from .libc import openat2
+
+        try:
+            fd = openat2(root_fd, rel, _NO_FOLLOW, _BENEATH)
+        except OSError as exc:
+            # ENOSYS: no openat2; E2BIG, EINVAL: no such RESOLVE_* flags.  EPERM may
+            # be a seccomp filter that denies the call: walk, but ask again next time.
+            if exc.errno in (errno.ENOSYS, errno.E2BIG, errno.EINVAL):
+                _has_openat2 = False
+            elif exc.errno != errno.EPERM:
+                raise
+        else:
+            _has_openat2 = True
+            return fd
+    return walk_beneath(root_fd, rel)
+
+
+def walk_beneath(root_fd: int, path: str) -> int:
+    """:func:`open_beneath` without openat2: each component opened with O_PATH |
+    O_NOFOLLOW (O_DIRECTORY but for the last, so a symlink on the way fails with
+    ENOTDIR); ``..`` is refused with EXDEV."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise OSError(errno.EXDEV, f"{path}: leads out of the tree")
+    fd = os.open(".", _PATH | os.O_DIRECTORY, dir_fd=root_fd)
+    try:
+        for i, part in enumerate(parts):
+            flags = _NO_FOLLOW | (os.O_DIRECTORY if i < len(parts) - 1 else 0)
+            step = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = step
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_mounted_ns(root: str, point: str, dir_fd: int | None = None,
+                    expect_ino: int | None = None) -> int:
+    """Open the namespace file mounted at ``point`` of the mount namespace whose root
+    directory is ``root`` (``/``, ``/proc/PID/root``, or ``root`` below a /proc/PID
+    directory fd ``dir_fd``): resolved inside that root through no symlink
+    (:func:`open_beneath`), checked (:func:`reopen_ns`), then opened read-only."""
+    def find() -> int:
+        root_fd = os.open(root, _PATH | os.O_DIRECTORY, dir_fd=dir_fd)
+        try:
+            return open_beneath(root_fd, point)
+        finally:
+            os.close(root_fd)
+
+    return _checked(find, expect_ino, point if root == "/" else f"{root}{point}")
 
 
 def ns_type(fd: int) -> str:
@@ -186,6 +334,7 @@ def identity(fd: int) -> tuple[int, int]:
 
 __all__ = [
     "AccessDenied", "Unsupported", "NS_TYPES", "CLONE_FLAGS", "HIERARCHICAL", "LINK_TYPE",
-    "parse_link", "open_ns", "ns_type", "owning_userns", "parent_ns", "owner_uid", "ns_id",
-    "identity", "mounted_namespaces",
+    "parse_link", "nsfs_dev", "reopen_ns", "open_ns", "open_ns_link", "open_beneath",
+    "walk_beneath", "open_mounted_ns", "ns_type", "owning_userns", "parent_ns", "owner_uid",
+    "ns_id", "identity", "mounted_namespaces",
 ]
