@@ -28,6 +28,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 
 from ..kernel import caps
 from ..kernel.errors import NsctlError
@@ -330,13 +331,36 @@ def launcher(argv: list[str]) -> int:
         if sock in ready:
             data = sock.recv(_MAX_MESSAGE)
             if not data:
+                _end_all(children)
                 return 0
             _answer(sock, data, children)
 
 
+def _end_all(children: dict[int, _Child], grace: float = 1.5) -> None:
+    """The server went: end the helpers it left running (a stop it began in the
+    background), SIGTERM to their groups first so that they reap what they forked,
+    SIGKILL after ``grace`` seconds, and reap them, so none is left to whoever reaps
+    orphans.  Within the time the server gives the launcher to exit."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        deadline = time.monotonic() + grace
+        for pid, child in children.items():
+            if child.popen.poll() is None:
+                try:
+                    os.killpg(pid, sig)
+                except ProcessLookupError:
+                    pass
+        while any(c.popen.poll() is None for c in children.values()) and \
+                time.monotonic() < deadline:
+            time.sleep(0.02)
+    for child in children.values():
+        _reaped(child)
+    children.clear()
+
+
 def _reaped(child: _Child) -> None:
+    code = child.popen.returncode
     try:
-        os.write(child.status, _STATUS.pack(child.popen.returncode))
+        os.write(child.status, _STATUS.pack(code if code is not None else -signal.SIGKILL))
     except OSError:          # the server closed its end: nobody waits for it
         pass
     os.close(child.status)
