@@ -75,19 +75,28 @@ class Running:
 
     def __init__(self, popen: subprocess.Popen) -> None:
         self.popen = popen
+        self.buffer = b""
 
     def line(self, timeout: float) -> dict:
         import select
 
         assert self.popen.stdout is not None
-        ready, _, _ = select.select([self.popen.stdout], [], [], timeout)
-        assert ready, f"the client said nothing within {timeout}s"
-        text = self.popen.stdout.readline()
-        assert text, f"the client ended: {self.popen.stderr.read() if self.popen.stderr else ''}"
+        fd = self.popen.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([fd], [], [], left)[0], \
+                f"the client said nothing within {timeout}s"
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                error = self.popen.stderr.read() if self.popen.stderr else b""
+                raise AssertionError(f"the client ended: {error.decode(errors='replace')}")
+            self.buffer += chunk
+        text, _, self.buffer = self.buffer.partition(b"\n")
         return json.loads(text)
 
     def finish(self) -> None:
-        """Close its stdin (it lets go of what it holds) and wait for it."""
+        """Close its stdin: it lets go of what it holds, says what it saw and ends."""
         if self.popen.stdin is not None and not self.popen.stdin.closed:
             self.popen.stdin.close()
 
@@ -95,7 +104,7 @@ class Running:
 @contextmanager
 def running_as(uid: int, args: dict) -> Iterator[Running]:
     popen = subprocess.Popen(_client_argv(uid, args, ()), stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
     client = Running(popen)
     try:
         yield client
@@ -388,7 +397,8 @@ def test_cross_site_and_non_json_requests_are_refused(scratch: Path) -> None:
             if status != 200:
                 error_line(answer)
             else:
-                assert {"appeared", "disappeared"} <= set(json.loads(answer["body"])), answer["body"][:300]
+                doc = json.loads(answer["body"])
+                assert {"appeared", "disappeared"} <= set(doc), answer["body"][:300]
 
 
 @root_only
