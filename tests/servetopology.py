@@ -75,11 +75,13 @@ def running_server(*args: str, unix: str | None = None, tcp: bool = True,
                    token: str | None = None, ready: bool = True,
                    timeout: float = 60.0, cwd: str | None = None,
                    env: dict[str, str] | None = None,
-                   python: tuple[str, ...] = ()) -> Iterator[Server]:
+                   python: tuple[str, ...] = (),
+                   prefix: tuple[str, ...] = ()) -> Iterator[Server]:
     """``nsctl serve ARGS`` on 127.0.0.1:0 (with ``tcp``) and/or ``unix``; waits for
     the first model unless ``ready`` is false.  ``cwd``, ``env`` and the interpreter's
-    options (``python``) are the server's."""
-    argv = [sys.executable, *python, "-m", "nsctl", "serve", *args]
+    options (``python``) are the server's; ``prefix`` is a command that execs it (in
+    place: the server keeps its pid)."""
+    argv = [*prefix, sys.executable, *python, "-m", "nsctl", "serve", *args]
     if tcp:
         argv += ["--listen", "127.0.0.1:0"]
         if not {"--token", "--token-file", "--no-token"} & set(args):

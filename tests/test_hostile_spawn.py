@@ -161,3 +161,69 @@ def test_dropped_capabilities_do_not_come_back_through_exec() -> None:
 
     assert run("keep")["CapEff"] == _status_caps(os.getpid())["CapEff"] != 0
     assert run("drop") == {"CapEff": 0, "CapPrm": 0, "CapBnd": 0, "NoNewPrivs": 1}
+
+
+def _within(seconds: float, fn, *args):
+    """``fn(*args)`` in a thread; its result, or a failure if it takes longer than
+    ``seconds`` (the thread is left to finish once the test's cleanup unblocks it)."""
+    import threading
+
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(fn(*args)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{getattr(fn, '__name__', fn)} took more than {seconds}s"
+    return result[0]
+
+
+def _answer(helper, request: bytes, timeout: float = 30.0) -> dict:
+    import json
+    import select
+
+    helper.stdin.write(request)
+    helper.stdin.flush()
+    assert select.select([helper.stdout], [], [], timeout)[0], "the worker did not answer"
+    return json.loads(helper.stdout.readline())
+
+
+@root_only
+def test_a_helper_that_does_not_end_holds_up_nothing() -> None:
+    """A thread waits for a helper that does not end (stopped here; a scan stuck on
+    something a user mounted looks the same from the server).  Meanwhile the server
+    must still see that it runs, have the launcher kill it, and get new helpers: the
+    wait holds no lock that those need."""
+    import signal
+    import threading
+
+    from nsctl.serve.privileges import Launcher
+    from nsctl.serve.state import _stop_child
+
+    launcher = Launcher()
+    started = []
+    try:
+        stuck = launcher.start("worker", [])
+        started.append(stuck)
+        os.kill(stuck.pid, signal.SIGSTOP)
+        waited: list[int] = []
+        waiter = threading.Thread(target=lambda: waited.append(stuck.wait()), daemon=True)
+        waiter.start()
+        time.sleep(0.3)                       # the waiter is in its wait
+        assert waiter.is_alive() and not waited
+        assert _within(5, stuck.poll) is None
+        other = _within(10, launcher.start, "worker", [])
+        started.append(other)
+        # The new worker answers (it has no model yet, and says so in one line).
+        answer = _answer(other, b'{"op": "view", "ino": 1}\n')
+        assert answer["error"] == "no model yet", answer
+        _within(5, stuck.signal_group, signal.SIGKILL)
+        waiter.join(10)
+        assert waited == [-signal.SIGKILL]
+    finally:
+        for helper in started:
+            if helper.returncode is None:
+                try:
+                    os.kill(helper.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            _stop_child(helper, grace=1)
+        launcher.close()

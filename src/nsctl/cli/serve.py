@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the certificate's private key (PEM; default: in --tls-cert); "
                         "a regular file of this user, mode 0600 or 0400")
     p.add_argument("--allow-ops", action="store_true",
-                   help="serve POST/DELETE /api/v1/pins on the unix socket, to root and "
-                        "--ops-group (checked with SO_PEERCRED)")
+                   help="serve POST/DELETE /api/v1/pins on the --unix socket (which it needs), "
+                        "to root and --ops-group (checked with SO_PEERCRED)")
     p.add_argument("--ops-group", metavar="GROUP", help="a group whose members may pin/unpin")
     p.add_argument("--pin-dir", action="append", metavar="DIR",
                    help="a directory pins may go in (repeatable; default /run/netns)")
@@ -316,15 +316,17 @@ def main(argv: list[str]) -> int:
         raise UsageError("--rate must be >= 0; --burst, --max-body, --max-connections, "
                          "--max-peer-connections, --max-streams, --header-timeout and "
                          "--view-timeout positive")
+    # Before the default listener is chosen: operations are offered only on a unix
+    # socket the caller named, never on one they did not ask for.
+    if args.allow_ops and not args.unix:
+        raise UsageError("--allow-ops needs --unix PATH (operations are served only on a "
+                         "unix socket you name)")
     if args.listen is None and args.unix is None:
         if args.tls_cert or args.no_token or args.token or args.token_file:
             raise UsageError("--tls-cert, --token, --token-file and --no-token apply to TCP: "
                              "give --listen ADDR:PORT")
         args.unix = DEFAULT_UNIX
         _default_socket_dir(os.path.dirname(DEFAULT_UNIX))
-    if args.allow_ops and not args.unix:
-        raise UsageError("--allow-ops needs --unix PATH (operations are served on the unix "
-                         "socket only)")
     if args.ops_group and not args.allow_ops:
         raise UsageError("--ops-group needs --allow-ops")
     token = read_token(args)

@@ -251,11 +251,20 @@ def worker(argv: list[str]) -> int:
     return 0
 
 
+def _unwind(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
     # The server stops us (and a Ctrl-C at its terminal must not kill us mid-write):
-    # it closes our stdin or sends SIGTERM.
+    # it closes our stdin or sends SIGTERM to our process group.  SIGTERM unwinds the
+    # stack, so the children a scan or a view forked (which get it too) are reaped on
+    # the way out (discovery's finally clauses) instead of being left to whoever
+    # reaps orphans: a container's PID 1 may never do it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     role, rest = argv[0], argv[1:]
+    if role != "launcher":
+        signal.signal(signal.SIGTERM, _unwind)
     from .privileges import launcher
 
     try:

@@ -28,6 +28,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 
 from ..kernel import caps
 from ..kernel.errors import NsctlError
@@ -99,11 +100,11 @@ class RemoteHelper:
 
     def __init__(self, launcher: Launcher, pid: int, stdin: int, stdout: int,
                  status: int) -> None:
+        self._status = status
         self.launcher = launcher
         self.pid = pid
         self.stdin = os.fdopen(stdin, "wb")
         self.stdout = os.fdopen(stdout, "rb")
-        self._status = status
         self.returncode: int | None = None
         self._lock = threading.Lock()
 
@@ -117,13 +118,22 @@ class RemoteHelper:
         return code
 
     def _collect(self, timeout: float | None) -> int | None:
+        """The exit status once the launcher sent it, waiting up to ``timeout``.
+
+        The wait holds no lock: a thread waiting for a helper that does not end must
+        not keep another from polling it or having it killed.  Once the launcher
+        wrote the status it closes its end, so the pipe stays readable (EOF) for
+        every waiter; the first to take the lock reads the status, and the pipe is
+        closed only when this object goes (an fd number closed under a waiter's
+        select could be reused by another file)."""
+        if self.returncode is None and not select.select([self._status], [], [], timeout)[0]:
+            return None
         with self._lock:
-            if self.returncode is None and select.select([self._status], [], [], timeout)[0]:
+            if self.returncode is None:
                 data = os.read(self._status, _STATUS.size)
                 # An empty read: the launcher went away without reporting; treat as killed.
                 self.returncode = _STATUS.unpack(data)[0] if len(data) == _STATUS.size \
                     else -signal.SIGKILL
-                os.close(self._status)
             return self.returncode
 
     def signal_group(self, sig: int) -> None:
@@ -132,11 +142,10 @@ class RemoteHelper:
             self.launcher.signal_group(self.pid, sig)
 
     def __del__(self) -> None:
-        if self.returncode is None:
-            try:
-                os.close(self._status)
-            except OSError:
-                pass
+        try:
+            os.close(self._status)
+        except OSError:
+            pass
 
 
 class Launcher:
@@ -156,20 +165,31 @@ class Launcher:
         ours.settimeout(timeout)
         self.sock = ours
         self._lock = threading.Lock()
+        self._sent = 0        # requests sent: each answer names the one it answers
 
     def pids(self) -> set[int]:
         return {self.popen.pid}
 
     def _ask(self, request: dict) -> tuple[dict, list[int]]:
+        """Send ``request``; its answer and the fds that came with it.  An answer to an
+        earlier request that timed out is dropped (its fds closed: a helper started
+        for it sees its stdin end and exits), so answers never pair with the wrong
+        request."""
         with self._lock:
+            self._sent += 1
             try:
-                self.sock.send(json.dumps(request).encode())
-                data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX_MESSAGE, 3)
+                self.sock.send(json.dumps({**request, "seq": self._sent}).encode())
+                while True:
+                    data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX_MESSAGE, 3)
+                    if not data:
+                        raise NsctlError("the helper launcher exited")
+                    answer = json.loads(data)
+                    if answer.get("seq") == self._sent:
+                        break
+                    for fd in fds:
+                        os.close(fd)
             except OSError as exc:
                 raise NsctlError(f"asking the helper launcher: {exc.strerror or exc}") from None
-        if not data:
-            raise NsctlError("the helper launcher exited")
-        answer = json.loads(data)
         if "error" in answer:
             for fd in fds:
                 os.close(fd)
@@ -311,13 +331,36 @@ def launcher(argv: list[str]) -> int:
         if sock in ready:
             data = sock.recv(_MAX_MESSAGE)
             if not data:
+                _end_all(children)
                 return 0
             _answer(sock, data, children)
 
 
+def _end_all(children: dict[int, _Child], grace: float = 1.5) -> None:
+    """The server went: end the helpers it left running (a stop it began in the
+    background), SIGTERM to their groups first so that they reap what they forked,
+    SIGKILL after ``grace`` seconds, and reap them, so none is left to whoever reaps
+    orphans.  Within the time the server gives the launcher to exit."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        deadline = time.monotonic() + grace
+        for pid, child in children.items():
+            if child.popen.poll() is None:
+                try:
+                    os.killpg(pid, sig)
+                except ProcessLookupError:
+                    pass
+        while any(c.popen.poll() is None for c in children.values()) and \
+                time.monotonic() < deadline:
+            time.sleep(0.02)
+    for child in children.values():
+        _reaped(child)
+    children.clear()
+
+
 def _reaped(child: _Child) -> None:
+    code = child.popen.returncode
     try:
-        os.write(child.status, _STATUS.pack(child.popen.returncode))
+        os.write(child.status, _STATUS.pack(code if code is not None else -signal.SIGKILL))
     except OSError:          # the server closed its end: nobody waits for it
         pass
     os.close(child.status)
@@ -327,8 +370,10 @@ def _reaped(child: _Child) -> None:
 
 def _answer(sock: socket.socket, data: bytes, children: dict[int, _Child]) -> None:
     fds: list[int] = []
+    seq = None
     try:
         request = json.loads(data)
+        seq = request.get("seq")
         op = request.get("op")
         if op == "start":
             child, fds = _start(request.get("role"), _check_args(request.get("role"),
@@ -352,7 +397,7 @@ def _answer(sock: socket.socket, data: bytes, children: dict[int, _Child]) -> No
     except OSError as exc:
         answer = {"error": f"starting a helper: {exc.strerror or exc}"}
     try:
-        socket.send_fds(sock, [json.dumps(answer).encode()], fds)
+        socket.send_fds(sock, [json.dumps({**answer, "seq": seq}).encode()], fds)
     finally:
         for fd in fds:
             os.close(fd)

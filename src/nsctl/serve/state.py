@@ -194,6 +194,14 @@ def _stop_child(proc: Helper | None, grace: float = 2.0) -> None:
         proc.stdout.close()
 
 
+def _stop_later(proc: Helper, grace: float = 2.0) -> None:
+    """:func:`_stop_child` in a thread of its own: whoever gave up on ``proc`` goes on at
+    once (answers the next request, starts a replacement) instead of waiting out its
+    end, which a helper stuck in the kernel can make long."""
+    threading.Thread(target=_stop_child, args=(proc, grace), name="nsctl-helper-stop",
+                     daemon=True).start()
+
+
 def _pid_of(proc: Helper | None) -> set[int]:
     return {proc.pid} if proc is not None else set()
 
@@ -288,18 +296,23 @@ class Store:
             if proc is None:
                 return
             started = time.monotonic()
+            failed = False
             try:
                 self._read(proc)
             except Exception as exc:  # a message we cannot use: start over with a new one
                 self._error(f"reading the refresher: {type(exc).__name__}: {exc}")
-                if not self._stopping.is_set():
-                    _stop_child(proc)
+                failed = True
             if self._stopping.is_set():
                 return
-            proc.wait()
+            # Its output ended (it is on its way out) or made no sense: what has not
+            # ended by now is stopped in the background while its replacement starts.
+            try:
+                proc.wait(timeout=0 if failed else 5)
+            except subprocess.TimeoutExpired:
+                _stop_later(proc)
             if self.fatal is not None:
                 return
-            self._error(f"the refresher exited with status {proc.returncode}; restarting it")
+            self._error(f"the refresher ended (status {proc.returncode}); restarting it")
             self.stats.refresher_restarts += 1
             backoff = 0.5 if time.monotonic() - started > 60 else min(backoff * 2, 30.0)
             if self._stopping.wait(backoff):
@@ -435,7 +448,7 @@ class Worker:
                 line = self._answer(proc)
             except (OSError, ValueError) as exc:
                 self._proc = None
-                _stop_child(proc)
+                _stop_later(proc)
                 raise WorkerError(f"the helper process failed: {exc}") from None
         answer = json.loads(line)
         if "error" in answer:
@@ -448,7 +461,7 @@ class Worker:
         ready, _, _ = select.select([out], [], [], self.timeout)
         if not ready:
             self._proc = None
-            _stop_child(proc, grace=0.2)
+            _stop_later(proc, grace=0.2)
             raise WorkerError(f"the helper process gave no answer within {self.timeout:g}s",
                               504)
         line = out.readline()
