@@ -397,3 +397,26 @@ def _wait_listed(c: httpx.Client, ino: int) -> None:
     ot.wait_for(lambda: any(n["ns"] == ino for n in
                             c.get("/api/v1/namespaces").json()["namespaces"]),
                 "the server to list the namespace", timeout=30, step=0.1)
+
+
+def test_a_missing_netns_style_dir_is_made_root_only(place: Place) -> None:
+    """What `pin ... /run/netns/NAME` does when /run/netns is missing (as `ip netns add`
+    does), here on a directory of the test's own: made 0755 (less the umask), root's, in a
+    checked parent;
+    never made under a directory that fails the rule."""
+    from nsctl.ops.trusteddir import UntrustedDirectory, open_trusted_dir
+
+    new = place.top / "netns"
+    fd, where, made = open_trusted_dir(str(new), create=True)
+    os.close(fd)
+    st = os.lstat(new)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (where, made, st.st_uid, st.st_mode & 0o7777) == (str(new), True, 0, 0o755 & ~umask)
+    fd, _, made = open_trusted_dir(str(new), create=True)
+    os.close(fd)
+    assert made is False
+    with pytest.raises(UntrustedDirectory, match=f"owned by uid {NOBODY}, not root"):
+        open_trusted_dir(str(place.hostile / "netns"), create=True)
+    assert not os.path.lexists(place.hostile / "netns")
+    new.rmdir()

@@ -132,7 +132,7 @@ def check_pin_dir(path: str, *, exact: bool = False) -> str:
     if path == NETNS_DIR and not os.path.lexists(path):
         path = os.path.dirname(path)
     try:
-        fd, _ = open_trusted_dir(path, exact=exact)
+        fd, _, _ = open_trusted_dir(path, exact=exact)
     except UntrustedDirectory as exc:
         return str(exc)
     os.close(fd)
@@ -146,16 +146,19 @@ def _open_dir(step: str, path: str, *, exact: bool, create: bool) -> tuple[int, 
     parent, name = os.path.split(path)
     if name in ("", ".", ".."):
         raise PinError(f"{step}: {path}: give a file name as the last part of the path")
-    existed = os.path.lexists(parent)
     try:
-        fd, where = open_trusted_dir(parent, exact=exact, create=create)
+        fd, where, made = open_trusted_dir(parent, exact=exact, create=create)
     except UntrustedDirectory as exc:
         raise PinError(f"{step}: {exc}") from None
-    return fd, where, name, create and not existed
+    return fd, where, name, made
 
 
 def _remove_made_dir(path: str) -> None:
-    parent_fd, _ = open_trusted_dir(os.path.dirname(path))
+    """Best effort: the error that got us here is what the user needs to see."""
+    try:
+        parent_fd, _, _ = open_trusted_dir(os.path.dirname(path))
+    except UntrustedDirectory:
+        return
     try:
         os.rmdir(os.path.basename(path), dir_fd=parent_fd)
     except OSError:

@@ -46,8 +46,10 @@ class UntrustedDirectory(NsctlError):
     component and the cause."""
 
 
-def open_trusted_dir(path: str, *, exact: bool = False, create: bool = False) -> tuple[int, str]:
-    """An O_PATH fd on the directory ``path`` (absolute), and the path it resolved to.
+def open_trusted_dir(path: str, *, exact: bool = False,
+                     create: bool = False) -> tuple[int, str, bool]:
+    """An O_PATH fd on the directory ``path`` (absolute), the path it resolved to,
+    and whether this call made it.
 
     ``exact``: refuse any symbolic link on the way (the result is then ``path``,
     normalised).  ``create``: make the last component (mode 0755) if it is
@@ -59,7 +61,7 @@ def open_trusted_dir(path: str, *, exact: bool = False, create: bool = False) ->
     trusted = {0, os.geteuid()}
     todo = _parts(path)
     fd, here = os.open("/", _OPEN), "/"
-    links = 0
+    links, made = 0, False
     try:
         _check(os.fstat(fd), here, last=not todo, trusted=trusted)
         while todo:
@@ -73,7 +75,7 @@ def open_trusted_dir(path: str, *, exact: bool = False, create: bool = False) ->
                 _check(os.fstat(fd), here, last=not todo, trusted=trusted)
                 continue
             full = os.path.join(here, name)
-            child = _open_child(fd, name, full, create=create and not todo)
+            child, made = _open_child(fd, name, full, create=create and not todo)
             st = os.fstat(child)
             if stat.S_ISLNK(st.st_mode):
                 os.close(child)
@@ -100,39 +102,34 @@ def open_trusted_dir(path: str, *, exact: bool = False, create: bool = False) ->
                 raise
             os.close(fd)
             fd, here = child, full
-        return fd, here
+        return fd, here, made
     except BaseException:
         os.close(fd)
         raise
-
-
-def check_trusted_dir(path: str, *, exact: bool = False) -> str:
-    """:func:`open_trusted_dir` for its verdict only: the resolved path."""
-    fd, here = open_trusted_dir(path, exact=exact)
-    os.close(fd)
-    return here
 
 
 def _parts(path: str) -> list[str]:
     return [p for p in path.split("/") if p and p != "."]
 
 
-def _open_child(fd: int, name: str, full: str, create: bool) -> int:
+def _open_child(fd: int, name: str, full: str, create: bool) -> tuple[int, bool]:
+    """``name`` in ``fd`` opened O_PATH|O_NOFOLLOW, and whether it was made now."""
     try:
-        return os.open(name, _OPEN, dir_fd=fd)
+        return os.open(name, _OPEN, dir_fd=fd), False
     except FileNotFoundError:
         if not create:
             raise UntrustedDirectory(f"{full}: no such directory") from None
     except OSError as exc:
         raise UntrustedDirectory(f"{full}: {exc.strerror}") from None
+    made = True
     try:
         os.mkdir(name, 0o755, dir_fd=fd)
     except FileExistsError:
-        pass   # made meanwhile (by root: the parent passed the rule); checked below
+        made = False   # made meanwhile (by root: the parent passed the rule); checked below
     except OSError as exc:
         raise UntrustedDirectory(f"{full}: cannot create the directory: {exc.strerror}") \
             from None
-    return os.open(name, _OPEN, dir_fd=fd)
+    return os.open(name, _OPEN, dir_fd=fd), made
 
 
 def _check(st: os.stat_result, full: str, *, last: bool, trusted: set[int]) -> None:
