@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "--ops-group (checked with SO_PEERCRED)")
     p.add_argument("--ops-group", metavar="GROUP", help="a group whose members may pin/unpin")
     p.add_argument("--pin-dir", action="append", metavar="DIR",
-                   help="a directory pins may go in (repeatable; default /run/netns)")
+                   help="a directory pins may go in (repeatable; default /run/netns); it "
+                        "and every directory above it must be root's alone, checked at start "
+                        "and on every pin")
     p.add_argument("--max-age", type=float, default=5.0, metavar="S",
                    help="rescan at least this often: no answer describes the host older than "
                         "S seconds plus a scan (default 5); process events rescan sooner")
