@@ -420,3 +420,33 @@ def test_a_missing_netns_style_dir_is_made_root_only(place: Place) -> None:
         open_trusted_dir(str(place.hostile / "netns"), create=True)
     assert not os.path.lexists(place.hostile / "netns")
     new.rmdir()
+
+
+def test_root_symlinks_on_the_way_resolve_as_the_kernel_would(place: Place) -> None:
+    """Root's own symlinks are followed (``..`` after one steps back from where it led);
+    a loop ends in one line; ``exact`` (serve) refuses any symlink.  The resolved path
+    is compared with os.path.realpath, the kernel's resolution."""
+    from nsctl.ops.trusteddir import UntrustedDirectory, open_trusted_dir
+
+    (place.good / "inner").mkdir(mode=0o755)
+    (place.top / "rel").symlink_to("good/inner")
+    (place.top / "abs").symlink_to(place.good / "inner")
+    (place.top / "l1").symlink_to("l2")
+    (place.top / "l2").symlink_to("l1")
+    try:
+        for path in (place.top / "rel", place.top / "abs", place.top / "rel" / "..",
+                     place.top / "abs" / ".." / ".." / "good"):
+            fd, where, _ = open_trusted_dir(str(path))
+            try:
+                assert where == os.path.realpath(path)
+                assert os.fstat(fd).st_ino == os.stat(path).st_ino
+            finally:
+                os.close(fd)
+        with pytest.raises(UntrustedDirectory, match="too many levels of symbolic links"):
+            open_trusted_dir(str(place.top / "l1"))
+        with pytest.raises(UntrustedDirectory, match=f"^{place.top / 'rel'}: a symbolic link; "):
+            open_trusted_dir(str(place.top / "rel"), exact=True)
+    finally:
+        for name in ("rel", "abs", "l1", "l2"):
+            (place.top / name).unlink()
+        (place.good / "inner").rmdir()

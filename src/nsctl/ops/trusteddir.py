@@ -78,17 +78,19 @@ def open_trusted_dir(path: str, *, exact: bool = False,
             child, made = _open_child(fd, name, full, create=create and not todo)
             st = os.fstat(child)
             if stat.S_ISLNK(st.st_mode):
-                os.close(child)
-                if exact:
-                    raise UntrustedDirectory(f"{full}: a symbolic link; give the directory's "
-                                             "own path")
-                if st.st_uid not in trusted:
-                    raise UntrustedDirectory(f"{full}: a symbolic link owned by uid "
-                                             f"{st.st_uid}, not {_whom()}")
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise UntrustedDirectory(f"{path}: too many levels of symbolic links")
-                target = os.readlink(name, dir_fd=fd)
+                try:
+                    if exact:
+                        raise UntrustedDirectory(f"{full}: a symbolic link; give the "
+                                                 "directory's own path")
+                    if st.st_uid not in trusted:
+                        raise UntrustedDirectory(f"{full}: a symbolic link owned by uid "
+                                                 f"{st.st_uid}, not {_whom()}")
+                    links += 1
+                    if links > MAX_SYMLINKS:
+                        raise UntrustedDirectory(f"{path}: too many levels of symbolic links")
+                    target = os.readlink("", dir_fd=child)   # the very link checked above
+                finally:
+                    os.close(child)
                 todo = _parts(target) + todo
                 if target.startswith("/"):
                     os.close(fd)
