@@ -99,6 +99,15 @@ def mounts_under(directory: str | Path) -> list[str]:
     return out
 
 
+def unpin_quietly(path: str | Path) -> None:
+    """Safety net for a failed test: take a pin down without nsctl."""
+    path = str(path)
+    while path in nsfs_mounts():
+        topology.umount(path)
+    if os.path.lexists(path):
+        os.unlink(path)
+
+
 def state(pid: int) -> str | None:
     try:
         text = Path(f"/proc/{pid}/stat").read_text()

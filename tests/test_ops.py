@@ -80,7 +80,7 @@ def test_pin_outlives_the_process_and_unpin_lets_it_go(ns_type, scr):
             os.open(path, os.O_RDONLY)
         _gone(before.id)
     finally:
-        _unpin_quietly(path)
+        ot.unpin_quietly(path)
 
 
 def _gone(ns_id: int) -> None:
@@ -92,15 +92,6 @@ def _gone(ns_id: int) -> None:
 
 def _ours() -> set[int]:
     return {os.getpid(), *topology.descendants(os.getpid())}
-
-
-def _unpin_quietly(path: Path | str) -> None:
-    """Safety net for a failed test: take a pin down without nsctl."""
-    path = str(path)
-    while path in ot.nsfs_mounts():
-        topology.umount(path)
-    if os.path.lexists(path):
-        os.unlink(path)
 
 
 def test_pinned_netns_shows_in_ip_netns():
@@ -122,7 +113,7 @@ def test_pinned_netns_shows_in_ip_netns():
         assert path not in ot.nsfs_mounts() and not os.path.lexists(path)
         _gone(before.id)
     finally:
-        _unpin_quietly(path)
+        ot.unpin_quietly(path)
 
 
 def _ip_netns_list() -> list[dict]:
@@ -147,7 +138,7 @@ def test_unpin_takes_the_path_pin_printed_through_a_symlinked_directory(scr):
         assert str(scr / "real" / "uts") not in ot.nsfs_mounts()
         assert not os.path.lexists(scr / "real" / "uts")
     finally:
-        _unpin_quietly(scr / "real" / "uts")
+        ot.unpin_quietly(scr / "real" / "uts")
         (scr / "link").unlink()
 
 
@@ -541,7 +532,7 @@ def test_run_pin_every_new_namespace(scr):
         assert os.listdir(pins) == [] and ot.mounts_under(pins) == []
     finally:
         for t in TYPES:
-            _unpin_quietly(pins / t)
+            ot.unpin_quietly(pins / t)
 
 
 # === run: the init ==============================================================================

@@ -1,8 +1,10 @@
 """``nsctl pin SPEC PATH`` and ``nsctl unpin PATH``."""
 from __future__ import annotations
 
+import os
+
 from .args import command_parser
-from ..ops.pin import pin, unpin
+from ..ops.pin import PinError, check_pin_dir, pin, unpin
 from ..spec import resolve
 from .common import discover_from_args
 
@@ -12,10 +14,16 @@ def main(argv: list[str]) -> int:
         prog="nsctl pin",
         description="Keep a namespace alive without any process: bind-mount its file at PATH "
                     "(a new file). A network namespace pinned at /run/netns/NAME shows in "
-                    "`ip netns`.")
+                    "`ip netns`. PATH's directory and every one above it must be root's "
+                    "alone (owned by root, not writable by others; /tmp-like sticky "
+                    "directories only above it).")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("path", metavar="PATH")
     args = p.parse_args(argv)
+    # A directory that cannot take pins is refused before the scan (pin checks again).
+    cause = check_pin_dir(os.path.dirname(os.path.abspath(args.path)))
+    if cause:
+        raise PinError(f"pin: {cause}")
     snap = discover_from_args(args)
     ns = resolve(args.spec, snap)
     path = pin(ns, snap, args.path)

@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "to root and --ops-group (checked with SO_PEERCRED)")
     p.add_argument("--ops-group", metavar="GROUP", help="a group whose members may pin/unpin")
     p.add_argument("--pin-dir", action="append", metavar="DIR",
-                   help="a directory pins may go in (repeatable; default /run/netns)")
+                   help="a directory pins may go in (repeatable; default /run/netns); it "
+                        "and every directory above it must be root's alone, checked at start "
+                        "and on every pin")
     p.add_argument("--max-age", type=float, default=5.0, metavar="S",
                    help="rescan at least this often: no answer describes the host older than "
                         "S seconds plus a scan (default 5); process events rescan sooner")
@@ -289,18 +291,18 @@ def _group(name: str) -> int:
 
 def _pin_dirs(values: list[str] | None) -> list[str]:
     """Allowed pin directories, as they must appear in a client's path: absolute and
-    canonical (an existing directory must be its own realpath)."""
+    canonical, and passing the pin directory rule now (:mod:`nsctl.ops.trusteddir`;
+    every pin and unpin checks it again)."""
+    from ..ops.pin import NETNS_DIR, check_pin_dir
+
     out = []
-    for d in values or ["/run/netns"]:
+    for d in values or [NETNS_DIR]:
         if not d.startswith("/") or os.path.normpath(d) != d or d == "/":
             raise UsageError(f"--pin-dir {d}: give an absolute, normalised directory (not /)")
-        if os.path.exists(d) and (not os.path.isdir(d) or os.path.realpath(d) != d):
-            raise UsageError(f"--pin-dir {d}: not a directory, or reached through a symlink "
-                             f"(use {os.path.realpath(d)})")
-        if os.path.exists(d) and os.stat(d).st_mode & 0o022:
-            # Whoever may write there could swap a name for a symlink between our check
-            # and the mount.
-            raise UsageError(f"--pin-dir {d}: writable by group or others (chmod go-w it)")
+        cause = check_pin_dir(d, exact=True)
+        if cause:
+            raise UsageError(f"--pin-dir: {cause}" if cause.startswith(f"{d}: ")
+                             else f"--pin-dir {d}: {cause}")
         out.append(d)
     return out
 

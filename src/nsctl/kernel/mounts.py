@@ -44,6 +44,61 @@ def umount(target: str, flags: int = 0) -> None:
         raise classify(OSError(err, os.strerror(err)), f"umount {target}")
 
 
+def umount_fd(fd: int, flags: int = 0) -> None:
+    """Unmount the mount whose root ``fd`` (an O_PATH fd will do) is open on.
+
+    Through the fd's ``/proc/self/fd/N`` magic link, which leads to the opened
+    file and not to whatever its path names now: a name swapped for a symlink
+    after the fd was opened changes nothing.  EINVAL when the fd is not on the
+    root of a mount of the caller's mount namespace.
+    """
+    umount(f"/proc/self/fd/{fd}", flags)
+
+
+# The new mount API's open_tree(2) and move_mount(2) (Linux 5.2); the same numbers on
+# x86_64 and the generic table.
+SYS_OPEN_TREE, SYS_MOVE_MOUNT = 428, 429
+OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC, AT_EMPTY_PATH = 1, 0o2000000, 0x1000
+MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH = 0x04, 0x40
+_has_open_tree: bool | None = None   # None: not tried yet; tests set False to take mount(2)
+
+
+def bind_fd(source_fd: int, target_fd: int) -> None:
+    """Bind-mount the file open at ``source_fd`` onto the file open at ``target_fd``.
+
+    Both ends are open files, so no path is resolved at mount time and a name
+    swapped for a symlink meanwhile leads nowhere.  With the new mount API
+    (open_tree(OPEN_TREE_CLONE) of the source, move_mount onto the target fd)
+    where the kernel has it; else mount(2) with MS_BIND from one
+    ``/proc/self/fd/N`` magic link to the other, which the kernel resolves to
+    the opened files themselves.  ENOSYS from open_tree is remembered; EPERM,
+    EINVAL or EOPNOTSUPP (a seccomp filter, a kernel that lacks a flag) fall
+    back for that call only, and mount(2) then says what is wrong, if anything.
+    """
+    global _has_open_tree
+    if _has_open_tree is not False:
+        call = libc().syscall
+        tree = call(SYS_OPEN_TREE, ctypes.c_int(source_fd), ctypes.c_char_p(b""),
+                    ctypes.c_uint(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH))
+        if tree >= 0:
+            _has_open_tree = True
+            try:
+                if call(SYS_MOVE_MOUNT, ctypes.c_int(tree), ctypes.c_char_p(b""),
+                        ctypes.c_int(target_fd), ctypes.c_char_p(b""),
+                        ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) < 0:
+                    err = ctypes.get_errno()
+                    raise classify(OSError(err, os.strerror(err)), "move_mount")
+            finally:
+                os.close(tree)   # a tree that was not moved is dropped with its fd
+            return
+        err = ctypes.get_errno()
+        if err == errno.ENOSYS:
+            _has_open_tree = False
+        elif err not in (errno.EPERM, errno.EINVAL, errno.EOPNOTSUPP):
+            raise classify(OSError(err, os.strerror(err)), "open_tree")
+    mount(f"/proc/self/fd/{source_fd}", f"/proc/self/fd/{target_fd}", None, MS_BIND)
+
+
 _private = False
 
 

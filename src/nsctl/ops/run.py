@@ -27,8 +27,7 @@ import socket
 
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
-from ..kernel.mounts import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, \
-    MS_REC, mount, umount
+from ..kernel.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, mount
 from .enter import exit_code
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -84,9 +83,12 @@ class RunSpec:
                            "--user (a new user namespace) for an ordinary user")
         if self.veth is not None:
             veth_addresses(self.veth)
-        if self.pin_dir is not None and not os.path.isdir(self.pin_dir):
-            raise RunError(f"--pin {self.pin_dir}: no such directory")
         if self.pin_dir is not None:
+            from .pin import check_pin_dir
+
+            cause = check_pin_dir(os.path.abspath(self.pin_dir))
+            if cause:
+                raise RunError(f"--pin {self.pin_dir}: {cause}")
             for t in self.types():
                 if os.path.lexists(os.path.join(self.pin_dir, t)):
                     raise RunError(f"--pin: {os.path.join(self.pin_dir, t)} already exists")
@@ -233,24 +235,24 @@ def _add_veth(spec: str, pid: int, undo: list) -> dict:
 
 
 def _pin_all(spec: RunSpec, holder: int, undo: list) -> None:
+    from .pin import pin_fd
+
     for t in spec.types():
-        path = os.path.join(os.path.abspath(spec.pin_dir), t)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-        os.close(fd)
-        undo.append(("file", path))
-        link = t
-        mount(f"/proc/{holder}/ns/{link}", path, None, MS_BIND)
-        undo.append(("mount", path))
+        fd = nsfs.open_ns(f"/proc/{holder}/ns/{t}")
+        try:
+            undo.append(("pin", pin_fd(fd, os.path.join(os.path.abspath(spec.pin_dir), t))))
+        finally:
+            os.close(fd)
 
 
 def _undo(undo: list) -> None:
     """Undo in reverse order; keep going past failures (report nothing: best effort)."""
     for kind, what in reversed(undo):
         try:
-            if kind == "mount":
-                umount(what, MNT_DETACH)
-            elif kind == "file":
-                os.unlink(what)
+            if kind == "pin":
+                from .pin import unpin
+
+                unpin(what)
             elif kind == "veth":
                 from pyroute2 import IPRoute
 

@@ -530,7 +530,8 @@ def _add_ops(app: FastAPI, service: Service) -> None:
                   "properties": {"spec": {"type": "string"}, "path": {"type": "string"}}}}}}})
     async def pin(request: Request) -> Response:
         """Pin a namespace (``nsctl pin SPEC PATH``); PATH a new file directly in an
-        allowed directory (``--pin-dir``, default /run/netns)."""
+        allowed directory (``--pin-dir``, default /run/netns), which must still be root's
+        alone (checked on every pin; 409 with the cause if not)."""
         authorize(request)
         body = documents.parse_body(await request.body(), service.body_budget())
         if not isinstance(body, dict) or not isinstance(body.get("spec"), str):

@@ -208,24 +208,13 @@ class _Worker:
     def pin(self, req: dict) -> object:
         from ..ops.pin import pin
 
-        _check_dir(req["path"])
-        return pin(self.namespace(int(req["ino"])), self.model(), req["path"])
+        # The server checked the path as text; ``exact``: no symbolic link on the way.
+        return pin(self.namespace(int(req["ino"])), self.model(), req["path"], exact=True)
 
     def unpin(self, req: dict) -> object:
         from ..ops.pin import unpin
 
-        _check_dir(req["path"])
-        return unpin(req["path"])
-
-
-def _check_dir(path: str) -> None:
-    """The server checked the path as text; here, on the live system, its directory
-    must be itself (no symlink in it may lead elsewhere)."""
-    from ..ops.pin import PinError
-
-    parent = os.path.dirname(path)
-    if os.path.isdir(parent) and os.path.realpath(parent) != parent:
-        raise PinError(f"{parent}: the directory is reached through a symlink; refused")
+        return unpin(req["path"], exact=True)
 
 
 def worker(argv: list[str]) -> int:
