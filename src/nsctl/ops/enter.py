@@ -17,7 +17,7 @@ from ..handles import open_namespace
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
 from ..model import Namespace, Snapshot
-from .relay import Relay, Terminal, exit_code
+from .relay import Relay, exit_code
 
 # Order of setns() calls for the types other than user: mnt last, so that paths
 # (and the root we may chroot to) are looked up where the command will run.
@@ -55,7 +55,6 @@ def enter(targets: list[Namespace], snap: Snapshot, argv: list[str],
     ordered = [ns for ns in plan(targets, os.geteuid() == 0) if snap.own.get(ns.type) != ns.ino]
     fds: list[tuple[Namespace, int]] = []
     extra: list[int] = []
-    terminal = Terminal()
     relay = Relay().install()
     try:
         try:
@@ -73,7 +72,7 @@ def enter(targets: list[Namespace], snap: Snapshot, argv: list[str],
             pid = relay.fork(execs=all(ns.type != "pid" for ns, _fd in fds))
             if pid == 0:
                 os.close(err_r)
-                _child(fds, root_fd, cwd_fd, argv, err_w, setns, relay, terminal)
+                _child(fds, root_fd, cwd_fd, argv, err_w, setns, relay)
             os.close(err_w)
         finally:
             for _ns, fd in fds:
@@ -82,9 +81,7 @@ def enter(targets: list[Namespace], snap: Snapshot, argv: list[str],
                 os.close(fd)
         status = relay.wait()
     finally:
-        relay.restore()
-        terminal.take()      # back from the command's process group
-        terminal.close()
+        relay.close()
     with os.fdopen(err_r, "rb") as pipe:
         message = pipe.read().decode(errors="replace").strip()
     if message:
@@ -94,7 +91,7 @@ def enter(targets: list[Namespace], snap: Snapshot, argv: list[str],
     return exit_code(status)
 
 
-def _child(fds, root_fd, cwd_fd, argv, err_w, setns, relay: Relay, terminal: Terminal) -> None:
+def _child(fds, root_fd, cwd_fd, argv, err_w, setns, relay: Relay) -> None:
     """In the forked child: enter, maybe fork again, exec.  Never returns."""
     def fail(message: str, code: int = 1) -> None:
         os.write(err_w, message.encode())
@@ -125,10 +122,7 @@ def _child(fds, root_fd, cwd_fd, argv, err_w, setns, relay: Relay, terminal: Ter
                     signal.signal(-code, signal.SIG_DFL)
                     os.kill(os.getpid(), -code)
                 os._exit(code if code >= 0 else 128 - code)
-        for s in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(s, signal.SIG_DFL)
-        terminal.take()
-        relay.arm()
+        relay.exec_ready()
         try:
             os.execvp(argv[0], argv)
         except OSError as exc:

@@ -11,6 +11,7 @@ namespace), down to the command.  Each process in that chain:
   command could not be given the terminal) reaches nsctl alone, which passes it on
   once.  When nsctl's group has the terminal, the command's group gets it instead:
   Ctrl-C then reaches the command directly and nsctl not at all (:class:`Terminal`);
+  when the command stops (Ctrl-Z), the chain stops with it, for the shell to see;
 - dies with its parent (PR_SET_PDEATHSIG, SIGKILL): if nsctl is killed, so is the
   chain, and with it the namespaces only it held (a veth pair goes with its network
   namespace).
@@ -92,15 +93,20 @@ class Relay:
     job of a shell ignores SIGINT and SIGQUIT).  The child is always our own and not
     yet reaped: :meth:`wait` stops passing signals on before it reaps, so no signal can
     reach a process that reused the PID.
+
+    Made in nsctl's own process; the processes it forks inherit it (and its
+    :class:`Terminal`).
     """
 
     def __init__(self, stop_early: bool = False) -> None:
         self.child = 0
+        self.forked = 0            # the last child forked, also once reaped
         self.started = False
         self.stop_early = stop_early
         self.kept: list[int] = []
         self.saved: dict[int, object] = {}
         self.watch: ParentWatch | None = None
+        self.terminal = Terminal()
 
     def install(self) -> Relay:
         for s in FORWARDED:
@@ -109,11 +115,14 @@ class Relay:
                 self.saved[s] = signal.SIG_DFL if old is None else old   # None: set outside Python
         return self
 
-    def restore(self) -> None:
-        """Back to the dispositions from before :meth:`install`."""
+    def close(self) -> None:
+        """In nsctl, when the run is over: back to the dispositions from before
+        :meth:`install`, and the terminal back to nsctl's group."""
         for s, handler in self.saved.items():
             signal.signal(s, handler)
         self.saved.clear()
+        self.terminal.take_back(self.forked)
+        self.terminal.close()
 
     def _got(self, signum: int, _frame: object) -> None:
         if self.child and self.started:
@@ -150,7 +159,7 @@ class Relay:
             if pid == 0:
                 self._forked(watch, execs)
             else:
-                self.child = pid
+                self.child = self.forked = pid
         finally:
             if pid:
                 watch.close()
@@ -162,7 +171,8 @@ class Relay:
     def _forked(self, watch: ParentWatch, execs: bool) -> None:
         """The new child's side of :meth:`fork` (signals still blocked)."""
         try:
-            self.child, self.started, self.stop_early, self.kept = 0, False, False, []
+            self.child, self.forked, self.started, self.stop_early, self.kept = 0, 0, False, \
+                False, []
             self.watch = watch
             watch.arm()
             os.setpgid(0, 0)
@@ -175,62 +185,113 @@ class Relay:
 
     def arm(self) -> None:
         """Die with the parent again: after a change of credentials (unshare or setns
-        of a user namespace) and before exec."""
+        of a user namespace clears it)."""
         if self.watch is not None:
             self.watch.arm()
+
+    def exec_ready(self) -> None:
+        """In the process about to exec the command: the signal dispositions a command
+        expects, the terminal (if nsctl had it), death with the parent armed again."""
+        for s in (signal.SIGPIPE, signal.SIGXFSZ):   # Python ignores these for itself
+            signal.signal(s, signal.SIG_DFL)
+        self.terminal.take()
+        self.arm()
 
     def wait(self, reap_others: bool = False) -> int:
         """The child's wait status once it has ended, signals passed on to it until
         then.  ``reap_others``: also reap every other child that ends meanwhile (an
-        init's orphans).  Signals that come afterwards are kept, not passed on."""
+        init's orphans).  Signals that come afterwards are kept, not passed on.
+
+        When the child stops (Ctrl-Z, SIGSTOP) this process stops too, up to nsctl,
+        so that a shell sees its job stopped and takes the terminal back; continued
+        (fg, bg), each continues its child and hands it the terminal if it has come
+        back.  A PID namespace's init cannot stop itself: under it, the command just
+        goes on.
+        """
         pid = self.child
         while True:
             info = os.waitid(os.P_ALL if reap_others else os.P_PID, 0 if reap_others else pid,
-                             os.WEXITED | os.WNOWAIT)
-            if info is None or info.si_pid == pid:
+                             os.WEXITED | os.WSTOPPED | os.WNOWAIT)
+            stopped = info.si_code == os.CLD_STOPPED
+            if stopped or info.si_pid != pid:   # a stop reported, or an orphan's end: take it
+                os.waitid(os.P_PID, info.si_pid, os.WSTOPPED if stopped else os.WEXITED)
+            if stopped and info.si_pid == pid and self.started:   # (a command, not a setup)
+                os.kill(os.getpid(), signal.SIGSTOP)
+                self.terminal.pass_on(pid)
+                for cont in (os.killpg, os.kill):   # its group (its pipeline), or just it
+                    try:
+                        cont(pid, signal.SIGCONT)
+                        break
+                    except OSError:
+                        continue
+            elif info.si_pid == pid:
                 break
-            os.waitpid(info.si_pid, 0)
         self.child, self.stop_early = 0, False
         return os.waitpid(pid, 0)[1]
 
 
 class Terminal:
-    """The controlling terminal, when nsctl's process group is its foreground.
+    """The controlling terminal, and whether nsctl's process group had it.
 
-    The command's group is then made the foreground: it reads the terminal, and the
-    terminal's signals (Ctrl-C, Ctrl-\\) reach it directly, once.  nsctl takes the
-    terminal back when the run is over, so that a shell script that ran nsctl is not
-    left in the background.  Without a terminal, or in the background, nothing
-    changes hands.
+    If it did, the command's group is made the foreground: the command reads the
+    terminal, and the terminal's signals (Ctrl-C, Ctrl-\\) reach it directly, once.
+    nsctl takes it back when the run is over, so that a shell script that ran nsctl
+    is not left in the background.
     """
 
     def __init__(self) -> None:
-        self.fd = -1
+        self.pgrp = os.getpgrp()   # nsctl's group, as a number in nsctl's PID namespace
+        self.ours = False
         try:
-            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-        except OSError:   # no controlling terminal
+            self.fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:            # no controlling terminal
+            self.fd = -1
             return
-        try:
-            ours = os.tcgetpgrp(fd) == os.getpgrp()
-        except OSError:
-            ours = False
-        if ours:
-            self.fd = fd
-        else:
-            os.close(fd)
+        self.ours = self._foreground() == self.pgrp
 
-    def take(self) -> None:
-        """Make the calling process's group the terminal's foreground (if nsctl's was)."""
-        if self.fd < 0:
-            return
+    def _foreground(self) -> int:
+        try:
+            return os.tcgetpgrp(self.fd)
+        except OSError:
+            return -1
+
+    def _give(self, pgid: int) -> None:
         # A background group asking for the terminal gets SIGTTOU unless it ignores it.
         old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
         try:
-            os.tcsetpgrp(self.fd, os.getpgrp())
+            os.tcsetpgrp(self.fd, pgid)
         except OSError:
             pass
         finally:
             signal.signal(signal.SIGTTOU, old)
+
+    def take(self) -> None:
+        """In the command, before exec: its group gets the terminal if nsctl's had it."""
+        if self.ours:
+            self._give(os.getpgrp())
+
+    def pass_on(self, child: int) -> None:
+        """After a stop: the terminal on to ``child``'s group if it came back to us
+        (fg; after bg the shell keeps it)."""
+        if self.fd >= 0 and self._foreground() in (self.pgrp, os.getpgrp()):
+            self._give(child)
+
+    def take_back(self, child: int) -> None:
+        """In nsctl, when the run is over: the terminal back to nsctl's group from
+        ``child``'s or from a group with no process left (the command's), never from
+        a live group of someone else's (the shell took it, another job has it)."""
+        fg = self._foreground()
+        if fg <= 0 or fg == self.pgrp:
+            return
+        if fg != child:
+            try:
+                os.killpg(fg, 0)
+                return
+            except ProcessLookupError:
+                pass
+            except OSError:
+                return
+        self._give(self.pgrp)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -27,14 +27,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import signal
 import socket
 
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
 from ..kernel.mounts import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, \
     MS_REC, mount, umount
-from .relay import Relay, Stopped, Terminal, exit_code
+from .relay import Relay, Stopped, exit_code
 
 
 class RunError(NsctlError):
@@ -136,19 +135,18 @@ class _Reader:
 def run(spec: RunSpec) -> int:
     """Create the namespaces, run the command, return its exit status."""
     spec.check()
-    terminal = Terminal()
     relay = Relay(stop_early=True).install()
     try:
-        return _run(spec, relay, terminal)
+        return _run(spec, relay)
     except Stopped as stop:   # before the command started; everything is undone
+        if relay.child:       # forked just before: it goes when it sees the socket closed
+            relay.wait()
         return stop.exit_status
     finally:
-        relay.restore()
-        terminal.take()      # back from the command's process group
-        terminal.close()
+        relay.close()
 
 
-def _run(spec: RunSpec, relay: Relay, terminal: Terminal) -> int:
+def _run(spec: RunSpec, relay: Relay) -> int:
     undo: list = []
     parent_sock, child_sock = socket.socketpair()
     try:
@@ -157,7 +155,7 @@ def _run(spec: RunSpec, relay: Relay, terminal: Terminal) -> int:
         pid = relay.fork(execs=not (spec.pid or spec.time is not None), start=False)
         if pid == 0:
             parent_sock.close()
-            _child(spec, child_sock, relay, terminal)  # never returns
+            _child(spec, child_sock, relay)  # never returns
         reader = _Reader(parent_sock)
         try:
             child_sock.close()
@@ -282,7 +280,7 @@ def _undo(undo: list) -> None:
 
 # --- the child: unshare and set up from inside ------------------------------------------
 
-def _child(spec: RunSpec, sock: socket.socket, relay: Relay, terminal: Terminal) -> None:
+def _child(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
     """Never returns: exits with the command's status."""
     step = "unshare"
     try:
@@ -322,7 +320,7 @@ def _child(spec: RunSpec, sock: socket.socket, relay: Relay, terminal: Terminal)
                 if os.read(gate_r, 1) != b"x":  # the parent gave up: run nothing
                     os._exit(1)
                 os.close(gate_r)
-                _init(spec, sock, relay, terminal)
+                _init(spec, sock, relay)
             os.close(gate_r)
             _send(sock, step="ready", holder=init)
             if not (reader.get() or {}).get("run"):
@@ -338,7 +336,7 @@ def _child(spec: RunSpec, sock: socket.socket, relay: Relay, terminal: Terminal)
         if spec.mount:
             step = "mount /proc and /sys"
             _fresh_mounts(spec)
-        _exec(spec, sock, relay, terminal)
+        _exec(spec, sock, relay)
     except SystemExit:
         raise
     except BaseException as exc:
@@ -396,12 +394,8 @@ def _fresh_mounts(spec: RunSpec) -> None:
         mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
-def _exec(spec: RunSpec, sock: socket.socket, relay: Relay, terminal: Terminal) -> None:
-    """Become the command, in the terminal's foreground if nsctl was."""
-    for s in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these for itself
-        signal.signal(s, signal.SIG_DFL)
-    terminal.take()
-    relay.arm()
+def _exec(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
+    relay.exec_ready()
     try:
         os.execvp(spec.argv[0], spec.argv)
     except OSError as exc:
@@ -409,19 +403,19 @@ def _exec(spec: RunSpec, sock: socket.socket, relay: Relay, terminal: Terminal) 
         os._exit(127)
 
 
-def _init(spec: RunSpec, sock: socket.socket, relay: Relay, terminal: Terminal) -> None:
+def _init(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
     """PID 1 of the new PID namespace (or the time namespace's first process)."""
     step = "mount /proc and /sys"
     try:
         if spec.mount:
             _fresh_mounts(spec)
         if not spec.pid:
-            _exec(spec, sock, relay, terminal)
+            _exec(spec, sock, relay)
         step = "start the command"
         # The relay's handlers are in place since the fork: the kernel hands a PID 1
         # only the signals it handles, and signals that came before the command are kept.
         if relay.fork(execs=True) == 0:
-            _exec(spec, sock, relay, terminal)
+            _exec(spec, sock, relay)
         sock.close()
         os._exit(exit_code(relay.wait(reap_others=True)))
     except BaseException as exc:
