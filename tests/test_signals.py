@@ -339,6 +339,75 @@ def test_ctrl_c_on_a_terminal_reaches_the_command_once(argv, scr):
         os.close(slave)
 
 
+def _tty_foreground(pid: int) -> int:
+    """The foreground process group of ``pid``'s terminal (tpgid in /proc/PID/stat)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return int(text[text.rindex(")") + 2:].split()[5])
+
+
+class Pty:
+    """An interactive shell on a pseudo-terminal, as a user has it."""
+
+    def __init__(self, scr: Path) -> None:
+        self.master, self.slave = pty.openpty()
+        env = {"PATH": os.environ["PATH"], "PS1": "$ ", "TERM": "dumb", "HOME": str(scr)}
+        self.shell = subprocess.Popen(["setsid", "-c", "bash", "--norc", "--noprofile", "-i"],
+                                      stdin=self.slave, stdout=self.slave, stderr=self.slave,
+                                      env=env, preexec_fn=ot._no_core)
+
+    def type(self, data: bytes) -> None:
+        os.write(self.master, data)
+        _drain(self.master)   # keep the terminal's buffer from filling
+
+    def close(self) -> None:
+        topology.terminate([self.shell.pid] + topology.descendants(self.shell.pid))
+        self.shell.wait(timeout=10)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+@pytest.mark.parametrize("argv, stops", [
+    (["run", "--uts", "x"], True), (["run", "--time", "monotonic=1"], True),
+    (["enter", "{pid}/uts"], True), (["enter", "{pid}/pid"], True),
+    (["run", "--pid"], False),    # a PID namespace's init cannot stop: the command goes on
+], ids=lambda v: " ".join(v) if isinstance(v, list) else f"stops={v}")
+def test_ctrl_z_stops_the_job_and_fg_gives_the_command_the_terminal_again(argv, stops, scr):
+    """Ctrl-Z in an interactive shell: the command stops, and so does nsctl, so the shell
+    sees its job stopped and has the terminal again; `fg` continues the command with the
+    terminal, where Ctrl-C then reaches it once and its status comes back."""
+    with topology.unshare_command(["--uts", "--pid"]) as target:
+        argv = [a.replace("{pid}", str(target.child)) for a in argv]
+        term = Pty(scr)
+        try:
+            line = shlex.join([*ot.NSCTL, *argv, "--", sys.executable, "-c", COUNTER, str(scr)])
+            term.type(f"{line}\n".encode())
+            ot.wait_file(scr / "ready")
+            shell = term.shell.pid
+            nsctl = ot.wait_for(lambda: ot.children(shell), "nsctl under the shell")[0]
+            command_group = ot.wait_for(lambda: _tty_foreground(shell) not in (shell, nsctl)
+                                        and _tty_foreground(shell), "the command's group")
+            term.type(b"\x1a")
+            if stops:
+                ot.wait_for(lambda: ot.state(nsctl) == "T" and _tty_foreground(shell) == shell,
+                            "nsctl stopped and the terminal back with the shell", timeout=10)
+                term.type(f"echo $? > {scr}/stopped; fg\n".encode())
+                assert ot.wait_file(scr / "stopped") == f"{128 + signal.SIGTSTP}\n"
+                ot.wait_for(lambda: ot.state(nsctl) != "T" and
+                            _tty_foreground(shell) == command_group,
+                            "the command continued with the terminal", timeout=10)
+            else:
+                time.sleep(0.5)
+                assert (ot.state(nsctl), _tty_foreground(shell)) == ("S", command_group)
+            term.type(b"\x03")
+            ot.wait_file(scr / "got", timeout=20)
+            ot.wait_for(lambda: not ot.children(shell), "the job to end")
+            term.type(f"echo $? > {scr}/status\n".encode())
+            assert ot.wait_file(scr / "status") == "5\n"
+            assert (scr / "got").read_text() == f"{int(signal.SIGINT)}\n", "SIGINTs it got"
+        finally:
+            term.close()
+
+
 def _drain(master: int) -> str:
     """What the terminal showed (for a failure message)."""
     out = b""

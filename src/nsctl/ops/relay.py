@@ -202,11 +202,11 @@ class Relay:
         then.  ``reap_others``: also reap every other child that ends meanwhile (an
         init's orphans).  Signals that come afterwards are kept, not passed on.
 
-        When the child stops (Ctrl-Z, SIGSTOP) this process stops too, up to nsctl,
-        so that a shell sees its job stopped and takes the terminal back; continued
-        (fg, bg), each continues its child and hands it the terminal if it has come
-        back.  A PID namespace's init cannot stop itself: under it, the command just
-        goes on.
+        When the child stops (Ctrl-Z, SIGSTOP) this process stops too, by the same
+        signal, up to nsctl, so that a shell sees its job stopped and takes the terminal
+        back; continued (fg, bg), each continues its child and hands it the terminal if
+        it has come back.  A PID namespace's init cannot stop itself: under it, the
+        command just goes on.
         """
         pid = self.child
         while True:
@@ -216,7 +216,9 @@ class Relay:
             if stopped or info.si_pid != pid:   # a stop reported, or an orphan's end: take it
                 os.waitid(os.P_PID, info.si_pid, os.WSTOPPED if stopped else os.WEXITED)
             if stopped and info.si_pid == pid and self.started:   # (a command, not a setup)
-                os.kill(os.getpid(), signal.SIGSTOP)
+                # The same signal: a SIGTSTP in an orphaned process group (no shell to
+                # continue it) is dropped, and then the child goes on at once.
+                os.kill(os.getpid(), info.si_status)
                 self.terminal.pass_on(pid)
                 for cont in (os.killpg, os.kill):   # its group (its pipeline), or just it
                     try:
