@@ -169,12 +169,15 @@ def _run(spec: RunSpec, relay: Relay) -> int:
             msg = _expect(reader, "ready")
             if spec.pin_dir is not None:
                 _step("pin the new namespaces", _pin_all, spec, msg["holder"], undo)
+            if relay.kept:  # a Stopped that some library code swallowed on the way
+                raise Stopped(relay.kept[0])
             relay.start()   # from here a signal is passed on, no longer a reason to give up
             try:
                 _send(parent_sock, run=True)
             except OSError:
                 pass        # the child is gone (a signal passed on just now): its status says
         except BaseException:
+            relay.stop_early = False   # no Stopped in the middle of undoing
             try:
                 parent_sock.shutdown(socket.SHUT_WR)  # the child stops (and its init) itself
             except OSError:
