@@ -16,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nsctl enter",
         usage="nsctl enter [--all PID] [SPEC ...] [-- CMD [ARG ...]]",
         description="Run CMD (default: your shell) inside the given namespaces, named by any "
-                    "SPEC form. Its exit status is nsctl's.")
+                    "SPEC form. SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to "
+                    "nsctl reach CMD, CMD dies with nsctl, and its exit status is nsctl's.")
     p.add_argument("specs", nargs="*", metavar="SPEC", help="namespaces to enter")
     p.add_argument("--all", metavar="PID|container:NAME",
                    help="every namespace of process PID, or of a container's top process "

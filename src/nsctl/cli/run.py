@@ -13,10 +13,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nsctl run",
         usage="nsctl run [options] -- CMD [ARG ...]",
         description="Create new namespaces and run CMD in them. With --pid, CMD runs under a "
-                    "small init (PID 1) that reaps zombies, forwards SIGTERM, SIGINT, SIGHUP, "
-                    "SIGQUIT, SIGUSR1 and SIGUSR2, and exits with CMD's status. With --mount, a "
-                    "fresh /proc (and with --net a fresh /sys) is mounted inside. If any step "
-                    "fails, everything done so far is undone.")
+                    "small init (PID 1) that reaps zombies. With --mount, a fresh /proc (and "
+                    "with --net a fresh /sys) is mounted inside. SIGTERM, SIGINT, SIGHUP, "
+                    "SIGQUIT, SIGUSR1 and SIGUSR2 sent to nsctl reach CMD, and nsctl exits with "
+                    "CMD's status; if nsctl is killed, CMD dies with it. If any step fails, or a "
+                    "signal comes before CMD starts, everything done so far is undone.")
     p.add_argument("--user", action="store_true", help="a new user namespace")
     p.add_argument("--map-root", action="store_true",
                    help="map your UID and GID to root inside (with --user)")

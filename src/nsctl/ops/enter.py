@@ -3,7 +3,9 @@
 nsctl itself never changes namespace: a forked child does the setns() calls
 and execs the command (forking once more after entering a PID namespace, whose
 effect is on children only).  The exit status of the command is passed
-through (128+N if it died of signal N).  Errors in the child come back over a
+through (128+N if it died of signal N).  SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+SIGUSR1 and SIGUSR2 sent to nsctl are passed on to the command, and the command
+dies with nsctl (see :mod:`.relay`).  Errors in the child come back over a
 close-on-exec pipe, so the user sees one line saying which step failed.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ..handles import open_namespace
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
 from ..model import Namespace, Snapshot
+from .relay import Relay, exit_code
 
 # Order of setns() calls for the types other than user: mnt last, so that paths
 # (and the root we may chroot to) are looked up where the command will run.
@@ -23,12 +26,6 @@ ORDER = ("cgroup", "ipc", "uts", "net", "pid", "time", "mnt")
 
 class EnterError(NsctlError):
     """Entering a namespace or starting the command failed."""
-
-
-def exit_code(status: int) -> int:
-    """A wait status as a shell reports it: the exit code, or 128+N for signal N."""
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
 
 
 def plan(targets: list[Namespace], as_root: bool) -> list[Namespace]:
@@ -47,21 +44,6 @@ def plan(targets: list[Namespace], as_root: bool) -> list[Namespace]:
     return ordered
 
 
-def _wait_forwarding(pid: int) -> int:
-    """Wait for ``pid`` while terminal signals go to it, not to us."""
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)}
-    try:
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                return status
-            except InterruptedError:
-                continue
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
 def enter(targets: list[Namespace], snap: Snapshot, argv: list[str],
           root_of: int | None = None) -> int:
     """Run ``argv`` in ``targets``; returns its exit status.  ``root_of``: also take that
@@ -73,29 +55,33 @@ def enter(targets: list[Namespace], snap: Snapshot, argv: list[str],
     ordered = [ns for ns in plan(targets, os.geteuid() == 0) if snap.own.get(ns.type) != ns.ino]
     fds: list[tuple[Namespace, int]] = []
     extra: list[int] = []
+    relay = Relay().install()
     try:
-        for ns in ordered:
-            fds.append((ns, open_namespace(ns, snap)))
-        root_fd = cwd_fd = None
-        if root_of is not None:
-            try:
-                root_fd = os.open(f"/proc/{root_of}/root", os.O_RDONLY | os.O_DIRECTORY)
-                cwd_fd = os.open(f"/proc/{root_of}/cwd", os.O_RDONLY | os.O_DIRECTORY)
-            except OSError as exc:
-                raise EnterError(f"root and cwd of {root_of}: {exc.strerror}") from None
-            extra = [root_fd, cwd_fd]
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:
-            os.close(err_r)
-            _child(fds, root_fd, cwd_fd, argv, err_w, setns)
-        os.close(err_w)
+        try:
+            for ns in ordered:
+                fds.append((ns, open_namespace(ns, snap)))
+            root_fd = cwd_fd = None
+            if root_of is not None:
+                try:
+                    root_fd = os.open(f"/proc/{root_of}/root", os.O_RDONLY | os.O_DIRECTORY)
+                    cwd_fd = os.open(f"/proc/{root_of}/cwd", os.O_RDONLY | os.O_DIRECTORY)
+                except OSError as exc:
+                    raise EnterError(f"root and cwd of {root_of}: {exc.strerror}") from None
+                extra = [root_fd, cwd_fd]
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            pid = relay.fork(execs=all(ns.type != "pid" for ns, _fd in fds))
+            if pid == 0:
+                os.close(err_r)
+                _child(fds, root_fd, cwd_fd, argv, err_w, setns, relay)
+            os.close(err_w)
+        finally:
+            for _ns, fd in fds:
+                os.close(fd)
+            for fd in extra:
+                os.close(fd)
+        status = relay.wait()
     finally:
-        for _ns, fd in fds:
-            os.close(fd)
-        for fd in extra:
-            os.close(fd)
-    status = _wait_forwarding(pid)
+        relay.close()
     with os.fdopen(err_r, "rb") as pipe:
         message = pipe.read().decode(errors="replace").strip()
     if message:
@@ -105,7 +91,7 @@ def enter(targets: list[Namespace], snap: Snapshot, argv: list[str],
     return exit_code(status)
 
 
-def _child(fds, root_fd, cwd_fd, argv, err_w, setns) -> None:
+def _child(fds, root_fd, cwd_fd, argv, err_w, setns, relay: Relay) -> None:
     """In the forked child: enter, maybe fork again, exec.  Never returns."""
     def fail(message: str, code: int = 1) -> None:
         os.write(err_w, message.encode())
@@ -119,6 +105,7 @@ def _child(fds, root_fd, cwd_fd, argv, err_w, setns) -> None:
             except OSError as exc:
                 fail(f"setns into {ns.type}:[{ns.ino}]: {exc.strerror}")
             entered.add(ns.type)
+        relay.arm()   # entering a user namespace owned by another user clears it
         if root_fd is not None:
             os.fchdir(root_fd)
             os.chroot(".")
@@ -127,22 +114,15 @@ def _child(fds, root_fd, cwd_fd, argv, err_w, setns) -> None:
             os.chdir("/")
         if "pid" in entered:
             # setns(CLONE_NEWPID) places our children, not us: fork the command.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGQUIT, signal.SIG_IGN)
-            pid = os.fork()
-            if pid:
+            if relay.fork(execs=True):
                 # Keep err_w: the command's exec closes its copy; ours goes at our exit,
                 # after any message the command's side wrote.
-                _, status = os.waitpid(pid, 0)
-                code = os.waitstatus_to_exitcode(status)
+                code = os.waitstatus_to_exitcode(relay.wait())
                 if code < 0:  # die the same way, so the status passes through
                     signal.signal(-code, signal.SIG_DFL)
                     os.kill(os.getpid(), -code)
                 os._exit(code if code >= 0 else 128 - code)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.signal(signal.SIGQUIT, signal.SIG_DFL)
-        for s in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(s, signal.SIG_DFL)
+        relay.exec_ready()
         try:
             os.execvp(argv[0], argv)
         except OSError as exc:

@@ -8,9 +8,14 @@ Three processes take part:
   (private mounts, hostname, loopback and veth addresses, time offsets).
 - with --pid (or --time, whose namespace, like a PID namespace, applies to
   children) the child forks the *init*: PID 1 of the new PID namespace, which
-  mounts a fresh /proc and sysfs (with --mount), forks the command, forwards
-  SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to it, reaps every
+  mounts a fresh /proc and sysfs (with --mount), forks the command, reaps every
   zombie, and exits with the command's status (128+N if it died of signal N).
+
+Each passes SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 on to the next,
+and each dies with the one before it (see :mod:`.relay`): stopping nsctl stops the
+command and nsctl exits with its status; killing nsctl kills them all, and with
+them the namespaces (and so the veth pair) that nothing pinned.  A signal that
+comes before the command starts gives the run up instead.
 
 They talk over a socket pair, one JSON message per step; any step that fails
 reports which step and why, and the parent then undoes everything done so far
@@ -22,16 +27,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import signal
 import socket
 
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
 from ..kernel.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, mount
-from .enter import exit_code
-
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2)
+from .relay import Relay, Stopped, exit_code
 
 
 class RunError(NsctlError):
@@ -136,19 +137,30 @@ class _Reader:
 def run(spec: RunSpec) -> int:
     """Create the namespaces, run the command, return its exit status."""
     spec.check()
-    parent_sock, child_sock = socket.socketpair()
-    parent_sock.set_inheritable(False)
-    child_sock.set_inheritable(False)
-    pid = os.fork()
-    if pid == 0:
-        parent_sock.close()
-        _child(spec, child_sock)  # never returns
-    child_sock.close()
-    undo: list = []
-    reader = _Reader(parent_sock)
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)}
+    relay = Relay(stop_early=True).install()
     try:
+        return _run(spec, relay)
+    except Stopped as stop:   # before the command started; everything is undone
+        if relay.child:       # forked just before: it goes when it sees the socket closed
+            relay.wait()
+        return stop.exit_status
+    finally:
+        relay.close()
+
+
+def _run(spec: RunSpec, relay: Relay) -> int:
+    undo: list = []
+    parent_sock, child_sock = socket.socketpair()
+    try:
+        parent_sock.set_inheritable(False)
+        child_sock.set_inheritable(False)
+        pid = relay.fork(execs=not (spec.pid or spec.time is not None), start=False)
+        if pid == 0:
+            parent_sock.close()
+            _child(spec, child_sock, relay)  # never returns
+        reader = _Reader(parent_sock)
         try:
+            child_sock.close()
             _expect(reader, "unshared")
             if spec.user:
                 _step("write ID maps", _write_maps, spec, pid)
@@ -159,16 +171,23 @@ def run(spec: RunSpec) -> int:
             msg = _expect(reader, "ready")
             if spec.pin_dir is not None:
                 _step("pin the new namespaces", _pin_all, spec, msg["holder"], undo)
-            _send(parent_sock, run=True)
+            if relay.kept:  # a Stopped that some library code swallowed on the way
+                raise Stopped(relay.kept[0])
+            relay.start()   # from here a signal is passed on, no longer a reason to give up
+            try:
+                _send(parent_sock, run=True)
+            except OSError:
+                pass        # the child is gone (a signal passed on just now): its status says
         except BaseException:
+            relay.stop_early = False   # no Stopped in the middle of undoing
             try:
                 parent_sock.shutdown(socket.SHUT_WR)  # the child stops (and its init) itself
             except OSError:
                 pass
-            _wait(pid)
+            relay.wait()
             _undo(undo)
             raise
-        status = _wait(pid)
+        status = relay.wait()
         msg = reader.get()
         if msg is not None and "error" in msg:  # the init or the command could not start
             _undo(undo)
@@ -180,8 +199,7 @@ def run(spec: RunSpec) -> int:
         return exit_code(status)
     finally:
         parent_sock.close()
-        for s, handler in old.items():
-            signal.signal(s, handler)
+        child_sock.close()
 
 
 def _expect(reader: _Reader, step: str) -> dict:
@@ -265,27 +283,9 @@ def _undo(undo: list) -> None:
     undo.clear()
 
 
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    _wait(pid)
-
-
-def _wait(pid: int) -> int:
-    while True:
-        try:
-            return os.waitpid(pid, 0)[1]
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 0
-
-
 # --- the child: unshare and set up from inside ------------------------------------------
 
-def _child(spec: RunSpec, sock: socket.socket) -> None:
+def _child(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
     """Never returns: exits with the command's status."""
     step = "unshare"
     try:
@@ -298,6 +298,7 @@ def _child(spec: RunSpec, sock: socket.socket) -> None:
             unshare(flags)
         except OSError as exc:
             _fail(sock, "unshare " + ",".join(spec.types()), exc.strerror or str(exc))
+        relay.arm()   # a new user namespace may have cleared it
         _send(sock, step="unshared")
         reader = _Reader(sock)
         msg = reader.get()
@@ -318,33 +319,29 @@ def _child(spec: RunSpec, sock: socket.socket) -> None:
         if spec.pid or spec.time is not None:
             step = "start the init"
             gate_r, gate_w = os.pipe()
-            init = os.fork()
+            init = relay.fork(execs=not spec.pid)
             if init == 0:
                 os.close(gate_w)
                 if os.read(gate_r, 1) != b"x":  # the parent gave up: run nothing
                     os._exit(1)
                 os.close(gate_r)
-                _init(spec, sock)
+                _init(spec, sock, relay)
             os.close(gate_r)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)   # the terminal's, for the command
-            signal.signal(signal.SIGQUIT, signal.SIG_IGN)
             _send(sock, step="ready", holder=init)
             if not (reader.get() or {}).get("run"):
                 os.close(gate_w)
-                os.waitpid(init, 0)
+                relay.wait()
                 os._exit(1)
             os.write(gate_w, b"x")
             os.close(gate_w)
-            _, status = os.waitpid(init, 0)
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(code if code >= 0 else 128 - code)
+            os._exit(exit_code(relay.wait()))
         _send(sock, step="ready", holder=os.getpid())
         if not (reader.get() or {}).get("run"):
             os._exit(1)
         if spec.mount:
             step = "mount /proc and /sys"
             _fresh_mounts(spec)
-        _exec(spec, sock)
+        _exec(spec, sock, relay)
     except SystemExit:
         raise
     except BaseException as exc:
@@ -402,9 +399,8 @@ def _fresh_mounts(spec: RunSpec) -> None:
         mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
-def _exec(spec: RunSpec, sock: socket.socket) -> None:
-    for s in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these for itself
-        signal.signal(s, signal.SIG_DFL)
+def _exec(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
+    relay.exec_ready()
     try:
         os.execvp(spec.argv[0], spec.argv)
     except OSError as exc:
@@ -412,55 +408,20 @@ def _exec(spec: RunSpec, sock: socket.socket) -> None:
         os._exit(127)
 
 
-def _init(spec: RunSpec, sock: socket.socket) -> None:
+def _init(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
     """PID 1 of the new PID namespace (or the time namespace's first process)."""
     step = "mount /proc and /sys"
     try:
         if spec.mount:
             _fresh_mounts(spec)
         if not spec.pid:
-            _exec(spec, sock)
+            _exec(spec, sock, relay)
         step = "start the command"
-        cmd = 0
-        early: list[int] = []  # signals that came before the command existed
-
-        def forward(signum: int, _frame) -> None:
-            if not cmd:
-                early.append(signum)
-                return
-            try:
-                os.kill(cmd, signum)
-            except ProcessLookupError:
-                pass
-
-        for s in FORWARDED:  # before the fork, so a signal meanwhile is kept, not lost
-            signal.signal(s, forward)
-        cmd = os.fork()
-        if cmd == 0:
-            for s in FORWARDED:
-                signal.signal(s, signal.SIG_DFL)
-            # A process group of its own, in the terminal's foreground if there is one (as
-            # tini does): terminal signals then reach the command once, not also via us.
-            os.setpgid(0, 0)
-            try:
-                old_ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-                os.tcsetpgrp(0, os.getpgrp())
-                signal.signal(signal.SIGTTOU, old_ttou)
-            except OSError:
-                signal.signal(signal.SIGTTOU, signal.SIG_DFL)
-            _exec(spec, sock)
+        # The relay's handlers are in place since the fork: the kernel hands a PID 1
+        # only the signals it handles, and signals that came before the command are kept.
+        if relay.fork(execs=True) == 0:
+            _exec(spec, sock, relay)
         sock.close()
-        for signum in early:
-            forward(signum, None)
-        status = None
-        while status is None:  # reap every zombie; stop when the command is gone
-            try:
-                pid, st = os.wait()
-            except ChildProcessError:
-                break
-            if pid == cmd:
-                status = st
-        code = exit_code(status) if status is not None else 1
-        os._exit(code)
+        os._exit(exit_code(relay.wait(reap_others=True)))
     except BaseException as exc:
         _fail(sock, step, getattr(exc, "strerror", None) or str(exc))
