@@ -91,7 +91,7 @@ def test_incremental_watch_while_namespaces_churn(scratch):
     """The same checks on the snapshots of nsctl watch's incremental rescans (only the
     processes the kernel's events name are read again, the rest taken over), and at the
     end the watcher's model agrees with a full scan."""
-    from nsctl.watch import Watcher
+    from nsctl.timeline.watch import Watcher
 
     # A long interval: nearly every rescan is one triggered by process events.
     with topology.netns_bindmount(scratch, "pinned") as pin, topology.churn(scratch) as churn, \

@@ -22,7 +22,7 @@ from typing import Iterator
 import pytest
 import topology
 
-from nsctl import containers
+from nsctl.discovery import cgroup_names as containers
 from nsctl.model import Container, Namespace, Process, Snapshot
 
 nsctl = partial(topology.run_nsctl, check=True)

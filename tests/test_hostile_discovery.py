@@ -278,7 +278,7 @@ def test_lsns_with_netnsid_and_nsfs_columns_finishes(hostile):
 
 @root_only
 def test_show_and_net_reach_the_namespace_through_the_clean_mount(hostile):
-    """``show`` reads what the namespace sees, so it opens it (nsctl.handles): its
+    """``show`` reads what the namespace sees, so it opens it (nsctl.query.handles): its
     interfaces (a new network namespace has only lo) prove it got there."""
     doc = json.loads(_nsctl("show", "--json", f"net:[{hostile.net}]").stdout)
     names = [i["name"] for i in doc["view"]["interfaces"]]
@@ -290,7 +290,7 @@ def test_show_and_net_reach_the_namespace_through_the_clean_mount(hostile):
 
 def _api(chan, net: int) -> None:
     import nsctl
-    from nsctl.handles import open_namespace
+    from nsctl.query.handles import open_namespace
     from nsctl.kernel import nsfs
 
     snap = nsctl.discover()
@@ -449,7 +449,7 @@ def test_snapshot_file_is_owner_only(scratch, mask):
 def test_history_database_and_side_files_are_owner_only(scratch, mask):
     """Through the API, while a recorder holds the database open (WAL: -wal and -shm
     exist then); side files left 0644 by an older nsctl are tightened too."""
-    from nsctl.history import Recorder
+    from nsctl.timeline.history import Recorder
 
     db = scratch / "sub" / "h.db"
     with umask(mask):

@@ -165,7 +165,7 @@ def test_a_reused_pid_is_not_taken_for_the_old_process(tick):
 def test_watcher_reacts_to_process_and_mount_events_without_full_rescans(scratch):
     """With CN_PROC and a 60 s interval, only process events and mount-table changes
     can bring these events in time, through incremental rescans."""
-    from nsctl.watch import Watcher
+    from nsctl.timeline.watch import Watcher
 
     with Watcher(interval=60, handle_signals=False) as watcher:
         if watcher.trigger != "cn_proc":
@@ -208,7 +208,7 @@ def test_watcher_reacts_to_process_and_mount_events_without_full_rescans(scratch
 def test_rolling_rescan_finds_what_makes_no_event():
     """A short interval makes each periodic rescan read only a slice of the processes;
     a process that unshares (no event at all) is still seen within a round of slices."""
-    from nsctl.watch import Watcher
+    from nsctl.timeline.watch import Watcher
 
     with topology.Child(topology.unshare_net_on_cue) as mover, \
             Watcher(interval=0.01, handle_signals=False) as watcher:

@@ -1,4 +1,4 @@
-"""Stable paths (nsctl.naming): the same topology built twice gets the same names.
+"""Stable paths (nsctl.query.naming): the same topology built twice gets the same names.
 
 The topologies are real: a helper process (tests/topology.Child) pinned to one
 CPU unshares user, net and uts namespaces and makes sibling and nested user
@@ -25,7 +25,7 @@ import pytest
 import nsctl
 import topology
 from nsctl.model import Namespace, Snapshot
-from nsctl.naming import parse, resolve_path, stable_paths
+from nsctl.query.naming import parse, resolve_path, stable_paths
 from topology import CLONE_NEWNET, CLONE_NEWUTS, Child, root_only
 
 
@@ -256,7 +256,7 @@ def test_show_ls_tree_and_spec_by_stable_path():
 @root_only
 def test_snapshot_file_keeps_the_names():
     """A saved snapshot (nsctl snapshot / --from FILE) names every namespace as live did."""
-    from nsctl import snapshot
+    from nsctl.documents import snapshot
 
     with Child(_build, one_cpu()) as maker:
         maker.ready()
@@ -328,7 +328,7 @@ def test_resolve_path_round_trip_and_misses():
 
 
 def test_spec_form_comes_before_file_paths():
-    from nsctl.spec import FORMS, SpecError, resolve
+    from nsctl.query.spec import FORMS, SpecError, resolve
 
     names = [name for name, _form in FORMS]
     assert names.index("stable path (/user.0/.../TYPE.N)") < \

@@ -19,10 +19,10 @@ import pytest
 import nsctl
 import pidtopology as pt
 import topology
-from nsctl import pidns
+from nsctl.query import pidmap as pidns
 from nsctl.kernel.errors import NoSuchProcess
 from nsctl.kernel.pidns import NotVisible
-from nsctl.spec import resolve
+from nsctl.query.spec import resolve
 
 pytestmark = topology.root_only
 

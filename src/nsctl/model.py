@@ -185,7 +185,7 @@ class Namespace:
         self.owner_uid = owner_uid    # creator UID of the owning (or this) user namespace
         self.pids: list[int] = []     # processes whose ns link points here
         self.refs: list[Reference] = []
-        # The container (or Kubernetes pod) all its processes are in; see nsctl.containers.
+        # The container (or Kubernetes pod) all its processes are in; see nsctl.discovery.cgroup_names.
         self.container: Container | None = None
 
     def __repr__(self) -> str:

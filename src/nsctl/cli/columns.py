@@ -80,7 +80,7 @@ _spaths: list = [None, None]  # [snapshot, its stable paths]: computed once per 
 
 def _spath(ns: Namespace, snap: Snapshot) -> str:
     if _spaths[0] is not snap:
-        from ..naming import stable_paths
+        from ..query.naming import stable_paths
 
         _spaths[:] = [snap, stable_paths(snap)]
     return _spaths[1].get(ns.ino, "")

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
-from ..describe import describe_ref, ns_name  # noqa: F401  (commands import them here)
+from ..documents.describe import describe_ref, ns_name  # noqa: F401  (commands import them here)
 from ..model import Namespace, Process, Snapshot
 
 
@@ -27,7 +27,7 @@ def discover_from_args(args: argparse.Namespace) -> Snapshot:
     """The live host, or the snapshot named by --from."""
     source = getattr(args, "from_file", None)
     if source is not None:
-        from ..snapshot import load
+        from ..documents.snapshot import load
 
         snap = load(source)
     else:

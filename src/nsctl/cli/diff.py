@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .args import command_parser
-from ..diff import BY_ID, BY_PATH, diff
+from ..query.diff import BY_ID, BY_PATH, diff
 from ..kernel.errors import NsctlError
 from ..model import Snapshot
 from .render import print_json, print_lines
@@ -19,7 +19,7 @@ def _load(source: str) -> Snapshot:
         from ..discovery import discover
 
         return discover()
-    from ..snapshot import load
+    from ..documents.snapshot import load
 
     try:
         return load(source)

@@ -7,7 +7,7 @@ import os
 from .args import command_parser
 from ..kernel import nsfs
 from ..ops.enter import enter
-from ..spec import container_process, resolve
+from ..query.spec import container_process, resolve
 from .common import UsageError, discover_from_args, split_command
 
 

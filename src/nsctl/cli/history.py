@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from .args import command_parser
-from ..history import DEFAULT_DB, query
-from ..watch import EVENTS
+from ..timeline.history import DEFAULT_DB, query
+from ..timeline.watch import EVENTS
 from .render import print_lines
 
 

@@ -871,7 +871,7 @@ def run(cfg: Config, out=None) -> int:
 
     out = out or sys.stdout
     if cfg.source is not None:
-        from ..snapshot import load
+        from ..documents.snapshot import load
 
         snap = load(cfg.source)
     else:

@@ -5,8 +5,8 @@ import argparse
 import sys
 
 from .args import command_parser
-from .. import pidns
-from ..spec import resolve
+from ..query import pidmap
+from ..query.spec import resolve
 from .common import UsageError, discover_from_args
 from .render import print_json
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the PID namespace to see it from (default: nsctl's own)")
     p.add_argument("--tgid", action="store_true",
                    help="give the thread group (process) ID rather than the thread's ID")
-    p.add_argument("--via", choices=(pidns.AUTO, pidns.IOCTL, pidns.PROC), default=pidns.AUTO,
+    p.add_argument("--via", choices=(pidmap.AUTO, pidmap.IOCTL, pidmap.PROC), default=pidmap.AUTO,
                    help="translate with the NS_GET_*_PIDNS ioctls, with /proc NSpid, or "
                         "whichever works (default)")
     p.add_argument("--json", action="store_true", help="one JSON document")
@@ -48,16 +48,16 @@ def main(argv: list[str]) -> int:
     snap = discover_from_args(args)
     from_ns, to_ns = _pid_ns(args.from_spec, snap), _pid_ns(args.to_spec, snap)
     if to_ns is not None:
-        result = pidns.translate(pid, snap, from_ns, to_ns, tgid=args.tgid, via=args.via)
+        result = pidmap.translate(pid, snap, from_ns, to_ns, tgid=args.tgid, via=args.via)
         if args.json:
             print_json({"pid": pid, "from": (from_ns or snap.namespaces[snap.own["pid"]]).ino,
                         "to": to_ns.ino, "result": result})
         else:
             print(result)
         return 0
-    ours = pidns.to_ours(pid, from_ns or snap.namespaces[snap.own["pid"]], snap, via=args.via)
-    levels = pidns.levels_of(ours, snap, tgid=args.tgid)
-    base = pidns.own_level()
+    ours = pidmap.to_ours(pid, from_ns or snap.namespaces[snap.own["pid"]], snap, via=args.via)
+    levels = pidmap.levels_of(ours, snap, tgid=args.tgid)
+    base = pidmap.own_level()
     if args.json:
         print_json({"pid": pid, "levels": [{"ns": ns, "level": base + i, "pid": p}
                                            for i, (ns, p) in enumerate(levels)]})

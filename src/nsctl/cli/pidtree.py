@@ -10,8 +10,8 @@ import argparse
 
 from .args import command_parser
 from ..model import Process, Snapshot
-from ..pidns import PidNsInfo, pid_namespaces
-from ..spec import resolve
+from ..query.pidmap import PidNsInfo, pid_namespaces
+from ..query.spec import resolve
 from .common import UsageError, add_discovery_args, discover_from_args
 from .render import Node, print_json, print_tree
 

@@ -5,7 +5,7 @@ import os
 
 from .args import command_parser
 from ..ops.pin import PinError, check_pin_dir, pin, unpin
-from ..spec import resolve
+from ..query.spec import resolve
 from .common import discover_from_args
 
 

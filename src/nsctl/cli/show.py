@@ -6,7 +6,7 @@ import os
 
 from .args import command_parser
 from ..model import Namespace, Snapshot
-from ..spec import resolve
+from ..query.spec import resolve
 from .render import print_json, print_lines
 from .common import add_discovery_args, describe_ref, discover_from_args, ns_name, user_name
 
@@ -58,8 +58,8 @@ def _container_rows(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
 
 
 def _stable_path(ns: Namespace, snap: Snapshot) -> str:
-    """Its stable path (nsctl.naming), noting when ranks are by inode, not creation."""
-    from ..naming import stable_paths
+    """Its stable path (nsctl.query.naming), noting when ranks are by inode, not creation."""
+    from ..query.naming import stable_paths
 
     paths = stable_paths(snap)
     return paths.get(ns.ino, "-") + (" (ranked by inode: no NS_GET_ID)" if paths.by_inode else "")
@@ -81,7 +81,7 @@ def facts(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
         rows.append(("parent", _name(snap, ns.parent)))
         rows.append(("level", str(snap.level(ns.ino))))
     if ns.type == "pid":
-        from ..pidns import pid_namespaces
+        from ..query.pidmap import pid_namespaces
 
         info = pid_namespaces(snap)[ns.ino]
         init = snap.processes.get(info.init) if info.init is not None else None
@@ -106,13 +106,13 @@ def facts(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
 def document(ns: Namespace, snap: Snapshot) -> dict:
     """The ``--json`` document without the view (nsctl serve adds that from a helper)."""
     doc = ns.to_dict()
-    from ..naming import stable_paths
+    from ..query.naming import stable_paths
 
     paths = stable_paths(snap)
     doc["stable_path"] = paths.get(ns.ino)
     doc["stable_path_ranked_by"] = paths.ranked_by
     if ns.type == "pid":
-        from ..pidns import pid_namespaces
+        from ..query.pidmap import pid_namespaces
 
         doc["pid_namespace"] = pid_namespaces(snap)[ns.ino].to_dict()
     doc["processes"] = [snap.processes[p].to_dict() for p in sorted(ns.pids)

@@ -5,7 +5,7 @@ import json
 import sys
 
 from .args import command_parser
-from ..snapshot import save, to_document
+from ..documents.snapshot import save, to_document
 from .common import discover_from_args
 
 
@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
                         "for `nsctl net --from`, `show --from` and interface diffs")
     args = p.parse_args(argv)
     if args.output:
-        from ..files import claim_existing
+        from ..kernel.files import claim_existing
 
         claim_existing(args.output)   # refuse a FIFO, symlink or other's file before the scan
     snap = discover_from_args(args)

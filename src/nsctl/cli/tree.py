@@ -105,7 +105,7 @@ def to_node(branch: Branch, snap: Snapshot) -> Node:
 
 def to_json(branch: Branch, snap: Snapshot, paths: dict[int, str] | None = None) -> dict:
     if paths is None:
-        from ..naming import stable_paths
+        from ..query.naming import stable_paths
 
         paths = stable_paths(snap)
     ns = branch.ns

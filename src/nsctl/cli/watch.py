@@ -1,4 +1,4 @@
-"""``nsctl watch``: namespace events as they happen (see nsctl.watch)."""
+"""``nsctl watch``: namespace events as they happen (see nsctl.timeline.watch)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ from .args import command_parser
 from ..kernel.errors import NsctlError
 import time
 
-from ..history import DEFAULT_DB
+from ..timeline.history import DEFAULT_DB
 from .render import printable
 
 
@@ -46,8 +46,8 @@ def main(argv: list[str]) -> int:
     if args.interval <= 0:
         p.error("--interval must be positive")
 
-    from ..snapshot import to_document
-    from ..watch import Watcher
+    from ..documents.snapshot import to_document
+    from ..timeline.watch import Watcher
 
     deadline = None if args.duration is None else time.monotonic() + args.duration
     emitted = 0
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
                else "polling every %gs (%s)" % (args.interval, watcher.why_no_cnproc))
         try:
             if args.record:
-                from ..history import Recorder
+                from ..timeline.history import Recorder
 
                 recorder = Recorder(args.record, trigger=watcher.trigger)
             snap = watcher.start()

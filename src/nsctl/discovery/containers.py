@@ -1,4 +1,4 @@
-"""Source: the container each process is in, from /proc/PID/cgroup (see nsctl.containers).
+"""Source: the container each process is in, from /proc/PID/cgroup (see nsctl.discovery.cgroup_names).
 
 Which processes are read.  /proc/PID/cgroup costs one more open and read per
 process, and a parse: measured here (2 cores, hybrid v1+v2 host, 10 lines
@@ -12,7 +12,7 @@ that can be in a container:
 - whose cgroup namespace differs from nsctl's, or
 - every process (but kernel threads), when nsctl itself runs in a container.
 
-Every engine that :mod:`nsctl.containers` knows gives its containers a mount
+Every engine that :mod:`nsctl.discovery.cgroup_names` knows gives its containers a mount
 namespace of their own (the container's root file system), also with
 ``--cgroupns=host``, ``--pid=host``, ``--net=host`` or ``--privileged``; a
 process joined with ``docker exec`` enters it too.  What the rule skips is in
@@ -23,7 +23,7 @@ When nsctl runs inside a container its own mount namespace is that
 container's, so the rule can't tell; then every process is read.
 
 Namespaces are labelled afterwards (``finish``), by the rule of
-:func:`nsctl.containers.namespace_container`.
+:func:`nsctl.discovery.cgroup_names.namespace_container`.
 """
 from __future__ import annotations
 
@@ -48,14 +48,14 @@ class ContainerSource:
                 process.ns.get("cgroup") == own.get("cgroup") and \
                 not (scan.cgroup_everywhere and process.cmdline):
             return
-        from .. import containers  # its table compiles on first use: hosts without any pay nothing
+        from . import cgroup_names as containers  # its table compiles on first use: hosts without any pay nothing
 
         process.container = containers.parse(procfs.read_text("cgroup", proc.view))
 
     def finish(self, scan: Scan) -> None:
         snap = scan.snap
         if any(p.container is not None for p in snap.processes.values()):
-            from .. import containers
+            from . import cgroup_names as containers
 
             containers.label_namespaces(snap)
 
@@ -66,7 +66,7 @@ def _in_container(path: str) -> bool:
         text = procfs.read_text(f"{path}/cgroup")
     except OSError:
         return False
-    from .. import containers
+    from . import cgroup_names as containers
 
     if not containers.may_be_in_container(text):
         return False  # no engine's name anywhere: no need to compile the table

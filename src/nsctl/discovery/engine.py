@@ -18,7 +18,7 @@ namespaces.  A process that did nothing still holds the same namespaces, so an
 inode it held then names the same namespace now (the kernel reuses an inode
 only after the namespace is gone).  What makes no process event (setns, an fd
 opened, a mount in a namespace no process is in) waits until that process is
-read afresh again (nsctl.watch names a rolling slice of them every interval).
+read afresh again (nsctl.timeline.watch names a rolling slice of them every interval).
 
 A full scan of many processes is shared among forked workers, one per core
 (:mod:`nsctl.discovery.shares`): each reads its share into a :meth:`Scan.sub`,

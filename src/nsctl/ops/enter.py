@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 
-from ..handles import open_namespace
+from ..query.handles import open_namespace
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
 from ..model import Namespace, Snapshot

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ..handles import open_namespace
+from ..query.handles import open_namespace
 from ..kernel import nsfs, procfs
 from ..kernel.errors import AccessDenied, NsctlError
 from ..kernel.mounts import MNT_DETACH, bind_fd, umount_fd

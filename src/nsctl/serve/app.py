@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 def iso(when: float) -> str:
     """ISO 8601 UTC with milliseconds and Z, as nsctl watch writes times."""
-    from ..watch import iso_now
+    from ..timeline.watch import iso_now
 
     return iso_now(when)
 
@@ -376,7 +376,7 @@ def create_app(service: Service) -> Guard:
                                     "description": "an nsctl snapshot document"}}}}})
     async def diff_posted(request: Request) -> Response:
         """``nsctl diff --json`` of the posted snapshot against the current model."""
-        from ..snapshot import SnapshotError, from_document
+        from ..documents.snapshot import SnapshotError, from_document
 
         model = service.model()
         body = await request.body()
@@ -396,7 +396,7 @@ def create_app(service: Service) -> Guard:
                                             description="seconds ago, or an ISO time")
                          ) -> Response:
         """``nsctl diff --json`` of the model the server had at ``since`` against now."""
-        from ..snapshot import from_document
+        from ..documents.snapshot import from_document
 
         model = service.model()
         when = parse_since(since)

@@ -13,7 +13,7 @@ launcher
     :mod:`nsctl.serve.privileges`).
 
 refresher
-    Owns a :class:`nsctl.watch.Watcher`: scans, waits for a trigger (process
+    Owns a :class:`nsctl.timeline.watch.Watcher`: scans, waits for a trigger (process
     events or the interval), rescans.  Writes to stdout, one JSON line each:
     ``{"kind": "model", ...}`` followed by a line holding the snapshot
     document, whenever the model changed; ``{"kind": "scan", ...}`` after a
@@ -53,7 +53,7 @@ def _stdin_closed() -> bool:
 
 def _model_text(snap) -> tuple[bytes, bytes]:
     """(the snapshot document as JSON, the same without its time: what tells a change)."""
-    from ..snapshot import to_document
+    from ..documents.snapshot import to_document
 
     doc = to_document(snap)
     text = json.dumps(doc).encode()
@@ -65,7 +65,7 @@ def refresher(argv: list[str]) -> int:
     import argparse
 
     from ..kernel.errors import NsctlError
-    from ..watch import Watcher
+    from ..timeline.watch import Watcher
 
     p = argparse.ArgumentParser(prog="nsctl-serve-refresher")
     p.add_argument("--interval", type=float, required=True)
@@ -139,7 +139,7 @@ class NetViews:
 
     def get(self, snap, sysfs: bool, max_age: float) -> dict[int, dict]:
         from ..views.net import name_peers, read_all
-        from ..watch import iso_now
+        from ..timeline.watch import iso_now
 
         if sysfs != self.sysfs:
             self.views, self.sysfs = {}, sysfs
@@ -178,7 +178,7 @@ class _Worker:
 
     def model(self):
         from ..kernel.errors import NsctlError
-        from ..snapshot import from_document
+        from ..documents.snapshot import from_document
 
         if self.snap is None:
             if self.text is None:

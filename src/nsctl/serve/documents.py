@@ -81,7 +81,7 @@ def select(snap: Snapshot, types: set[str] | None = None, container: str | None 
         query = container.lower()
         keep = [ns for ns in keep if _container_matches(query, ns, snap)]
     if q:
-        from ..naming import stable_paths
+        from ..query.naming import stable_paths
 
         paths = stable_paths(snap)
         needle = q.lower()
@@ -112,7 +112,7 @@ def ls_rest(doc: dict) -> bytes:
 # --- GET /api/v1/namespaces/{spec} --------------------------------------------------------
 
 # The SPEC forms a client may use: all but paths to files (which would name files on
-# this host to open).  A stable path is checked with nsctl.naming's own pattern.
+# this host to open).  A stable path is checked with nsctl.query.naming's own pattern.
 _CLIENT_FORMS = (
     re.compile(r"^\d{1,20}$"),                                   # inode or id
     re.compile(r"^[a-z]{2,6}:\[\d{1,20}\]$"),                    # type:[inode]
@@ -123,7 +123,7 @@ _CLIENT_FORMS = (
 
 def client_spec(spec: str) -> str:
     """``spec`` if it is a form the API takes; ApiError (400) for paths and junk."""
-    from ..naming import parse
+    from ..query.naming import parse
 
     spec = spec.strip()
     if any(form.match(spec) for form in _CLIENT_FORMS):
@@ -138,7 +138,7 @@ def client_spec(spec: str) -> str:
 
 def find(spec: str, snap: Snapshot) -> Namespace:
     """The namespace ``spec`` names; ApiError 404 (names nothing) or 400."""
-    from ..spec import SpecError, resolve
+    from ..query.spec import SpecError, resolve
 
     spec = client_spec(spec)
     try:
@@ -183,7 +183,7 @@ def processes(snap: Snapshot) -> dict:
 
 def diff(a: Snapshot, b: Snapshot) -> dict:
     """``nsctl diff A B --json`` (A the client's or an earlier model, B the current one)."""
-    from ..diff import diff as compare
+    from ..query.diff import diff as compare
 
     return compare(a, b)
 

@@ -37,7 +37,7 @@ import zlib
 
 from ..kernel.errors import NsctlError
 from ..model import Snapshot
-from ..watch import EVENTS
+from ..timeline.watch import EVENTS
 from .privileges import DirectSpawner, Launcher, LocalHelper, RemoteHelper
 
 TYPE_CHECKING = False
@@ -350,7 +350,7 @@ class Store:
             self.stats.why_no_cnproc = msg["why_no_cnproc"]
 
     def _publish(self, msg: dict, text: bytes) -> None:
-        from ..snapshot import from_document
+        from ..documents.snapshot import from_document
 
         doc = json.loads(text)
         snap = from_document(doc, "the refresher's model")

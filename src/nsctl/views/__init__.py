@@ -6,7 +6,7 @@ be read from inside is read by a forked child that setns()es into it and
 sends JSON back (:mod:`nsctl.kernel.enter`); where /proc/PID of a process in
 the namespace shows the same, that is read instead.  Namespaces held only by
 a bind mount, an fd or a socket are viewed through the fd that
-:func:`nsctl.handles.open_namespace` reopens.
+:func:`nsctl.query.handles.open_namespace` reopens.
 
 Errors never escape: a view that cannot be read at all is
 ``{"type": ..., "error": "..."}``; a part that cannot be read is

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from ..handles import open_namespace
+from ..query.handles import open_namespace
 from ..kernel import nsfs, pidfd, procfs
 from ..kernel.errors import NsctlError, classify
 from ..model import Namespace, Snapshot

@@ -5,8 +5,8 @@ Shared by the commands and by ``nsctl watch``'s events; accepts a
 """
 from __future__ import annotations
 
-from .kernel import nsfs
-from .model import Namespace, Reference, Snapshot
+from ..kernel import nsfs
+from ..model import Namespace, Reference, Snapshot
 
 
 def ns_name(ns: Namespace) -> str:

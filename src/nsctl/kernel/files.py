@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .kernel.errors import NsctlError
+from .errors import NsctlError
 
 #: The mode of every file nsctl writes.
 PRIVATE = 0o600

@@ -1,7 +1,7 @@
 """``nsctl watch``: a live stream of namespace events, from rescans diffed by id.
 
 The loop: take a snapshot; then wait for a trigger, rescan, diff with the
-previous snapshot (:func:`nsctl.diff.diff`, namespaces matched by NS_GET_ID)
+previous snapshot (:func:`nsctl.query.diff.diff`, namespaces matched by NS_GET_ID)
 and turn the difference into events.
 
 Rescans are incremental (:func:`nsctl.discovery.rescan`): only the processes
@@ -40,8 +40,8 @@ import select
 import signal
 import time
 
-from .diff import diff
-from .model import Reference, Snapshot
+from ..query.diff import diff
+from ..model import Reference, Snapshot
 
 DEBOUNCE = 0.1          # seconds from a process event to the rescan it triggers
 FULL_COST = 4           # re-reading a slice takes at most 1/FULL_COST of an interval
@@ -59,7 +59,7 @@ def iso_now(now: float | None = None) -> str:
 
 def ref_text(ref: dict, snap: Snapshot) -> str:
     """One reference in words (the same words as nsctl show), always naming the link."""
-    from .describe import describe_ref
+    from ..documents.describe import describe_ref
 
     text = describe_ref(ref, snap)
     if ref.get("kind") == "process" and " via " not in text:
@@ -157,7 +157,7 @@ class Watcher:
         self.trigger = "poll"
         self.why_no_cnproc: str | None = None if cnproc else "disabled (--no-cnproc)"
         if cnproc:
-            from .kernel.cnproc import CnProcUnavailable, open_listener, probe
+            from ..kernel.cnproc import CnProcUnavailable, open_listener, probe
 
             try:
                 listener = open_listener()
@@ -218,7 +218,7 @@ class Watcher:
 
     def scan(self, full: bool = True) -> Snapshot:
         """Rescan: fully, or only what changed since the last scan."""
-        from .discovery import Options, rescan
+        from ..discovery import Options, rescan
 
         self.scans += 1
         started = time.monotonic()
@@ -246,7 +246,7 @@ class Watcher:
             self.slices = min(self.slices, max(1, int(self.coverage // self.interval)))
 
     def _watch_mount_tables(self) -> None:
-        from .kernel.mounttables import MountTables
+        from ..kernel.mounttables import MountTables
 
         if self.mount_tables is None:
             self.mount_tables = MountTables(self._poller())

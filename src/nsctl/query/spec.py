@@ -2,7 +2,7 @@
 
 Forms (a table, tried in order): ``container:NAME-OR-ID/TYPE``, ``type:[inode]``,
 ``PID/TYPE`` (also ``PID/pid_for_children``), a stable path
-(``/user.0/user.2/net.1``, see nsctl.naming), a path to a namespace file
+(``/user.0/user.2/net.1``, see nsctl.query.naming), a path to a namespace file
 (``/proc/PID/ns/net``, a bind mount such as ``/run/netns/x``), and a bare
 number, which is an inode or an NS_GET_ID id (an error if it could be either
 and they differ).
@@ -13,9 +13,9 @@ import os
 import re
 from typing import Callable
 
-from .kernel import nsfs
-from .kernel.errors import NoSuchProcess, NotANamespace, NsctlError
-from .model import Namespace, Snapshot
+from ..kernel import nsfs
+from ..kernel.errors import NoSuchProcess, NotANamespace, NsctlError
+from ..model import Namespace, Snapshot
 
 
 class SpecError(NsctlError):
@@ -100,7 +100,7 @@ def _by_path(spec: str, snap: Snapshot) -> Namespace | None:
 
 
 def _by_stable_path(spec: str, snap: Snapshot) -> Namespace | None:
-    """``/user.0/user.2/net.1``: a stable path (nsctl.naming); ``/?/...`` for namespaces
+    """``/user.0/user.2/net.1``: a stable path (nsctl.query.naming); ``/?/...`` for namespaces
     whose owner is not visible."""
     from . import naming
 
@@ -134,7 +134,7 @@ def _by_number(spec: str, snap: Snapshot) -> Namespace | None:
 
 def _by_container(spec: str, snap: Snapshot) -> Namespace | None:
     """``container:X/TYPE``: the TYPE namespace of the container whose name or id
-    (or id prefix) is X, as its top process has it (nsctl.containers.main_process)."""
+    (or id prefix) is X, as its top process has it (nsctl.discovery.cgroup_names.main_process)."""
     m = _CONTAINER.match(spec)
     if not m:
         return None
@@ -155,7 +155,7 @@ def _by_container(spec: str, snap: Snapshot) -> Namespace | None:
 
 def container_process(query: str, snap: Snapshot, spec: str) -> int:
     """The PID that stands for the container named (or id-prefixed) ``query``."""
-    from . import containers
+    from ..discovery import cgroup_names as containers
 
     if not query:
         raise SpecError(f"{spec}: name the container, e.g. container:3f4e5a/net")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 
-from .kernel import nsfs, pidfd, procfs, sockets
-from .kernel.errors import NsctlError
-from .model import Namespace, Reference, Snapshot
+from ..kernel import nsfs, pidfd, procfs, sockets
+from ..kernel.errors import NsctlError
+from ..model import Namespace, Reference, Snapshot
 
 
 class Unreachable(NsctlError):
@@ -73,7 +73,7 @@ def _via_mount(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
     # No process in that mount namespace: an O_PATH fd from a forked child that enters it.
     mnt_fd = open_namespace(mnt, snap)
     try:
-        from .kernel.enter import run_inside
+        from ..kernel.enter import run_inside
 
         def work(_self_dir: int):
             top = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 
 from .handles import open_namespace
-from .kernel import pidfd, pidns, procfs
-from .kernel.errors import AccessDenied, NoSuchProcess, NsctlError, Unsupported
-from .kernel.pidns import NotVisible
-from .model import Namespace, Snapshot
+from ..kernel import pidfd, pidns, procfs
+from ..kernel.errors import AccessDenied, NoSuchProcess, NsctlError, Unsupported
+from ..kernel.pidns import NotVisible
+from ..model import Namespace, Snapshot
 
 AUTO, IOCTL, PROC = "auto", "ioctl", "proc"
 
@@ -131,7 +131,7 @@ def read_task(pid: int) -> tuple[int, list[int], list[int]]:
         os.close(handle)
     if "NSpid" not in fields:
         raise Unsupported(f"NSpid not in /proc/{pid}/status (kernel before 4.1)")
-    from .kernel.nsfs import parse_link
+    from ..kernel.nsfs import parse_link
 
     if link is None:
         if len(fields["NSpid"].split()) != 1:

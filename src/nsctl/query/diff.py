@@ -3,14 +3,14 @@ dropped, processes that moved between namespaces.
 
 Plain data in, plain data out.  Namespaces are matched by a key: the NS_GET_ID
 id (never reused within a boot; the inode where the kernel has no ids) for
-two snapshots of one boot, or the stable path (nsctl.naming) across boots and
+two snapshots of one boot, or the stable path (nsctl.query.naming) across boots and
 hosts.  References that name other namespaces (a bind mount's mount
 namespace, a child) are compared through the same key, so the result does not
 depend on inode numbers when matching by path.
 """
 from __future__ import annotations
 
-from .model import CHILD, Namespace, Reference, Snapshot
+from ..model import CHILD, Namespace, Reference, Snapshot
 
 BY_ID, BY_PATH = "id", "path"
 

@@ -13,8 +13,8 @@ import json
 import os
 import time
 
-from .kernel.errors import NsctlError
-from .model import Container, Namespace, Problem, Process, Reference, Snapshot
+from ..kernel.errors import NsctlError
+from ..model import Container, Namespace, Problem, Process, Reference, Snapshot
 
 SCHEMA = "nsctl-snapshot"
 VERSION = 1
@@ -42,7 +42,7 @@ def to_document(snap: Snapshot) -> dict:
 
 def _pid_inits(snap: Snapshot) -> list[list]:
     """[ns, init PID, state] of every PID namespace whose init is known."""
-    from .pidns import pid_namespaces
+    from ..query.pidmap import pid_namespaces
 
     return [[ino, info.init, info.init_state] for ino, info in pid_namespaces(snap).items()
             if info.init is not None]
@@ -51,7 +51,7 @@ def _pid_inits(snap: Snapshot) -> list[list]:
 def _own_level(snap: Snapshot) -> int | None:
     if snap.own_pid_level is not None:
         return snap.own_pid_level
-    from .pidns import own_level
+    from ..query.pidmap import own_level
 
     try:
         return own_level()
@@ -60,9 +60,9 @@ def _own_level(snap: Snapshot) -> int | None:
 
 
 def save(snap: Snapshot, path: str) -> None:
-    """Write atomically and owner-only (nsctl.files.write_atomic): a reader never sees
+    """Write atomically and owner-only (nsctl.kernel.files.write_atomic): a reader never sees
     half a snapshot, a failure leaves none, and other users read none of it."""
-    from .files import write_atomic
+    from ..kernel.files import write_atomic
 
     write_atomic(path, (json.dumps(to_document(snap)) + "\n").encode())
 

@@ -6,7 +6,7 @@ and namespace ids mean something only within one boot); each batch of events
 is written in one ``BEGIN IMMEDIATE`` transaction, with a busy timeout, so any
 number of recorders and readers can share one file.  Snapshots (the
 ``nsctl snapshot`` document) are stored at start and every minute.  The database
-and its side files are owner-only (0600, nsctl.files): they hold what
+and its side files are owner-only (0600, nsctl.kernel.files): they hold what
 unprivileged users cannot see.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlite3
 import time
 from datetime import datetime, timezone
 
-from .kernel.errors import NsctlError
+from ..kernel.errors import NsctlError
 
 DEFAULT_DB = "/var/lib/nsctl/history.db"
 SCHEMA_VERSION = 1
@@ -80,7 +80,7 @@ def _make_private(path: str) -> None:
     """Create the database file 0600 before SQLite opens it, and check (and make 0600)
     the side files that exist: SQLite gives the side files it creates the database
     file's mode.  A symlink, FIFO or another user's file at any of them is refused."""
-    from .files import claim_existing, create_private, make_private_dir
+    from ..kernel.files import claim_existing, create_private, make_private_dir
 
     make_private_dir(os.path.dirname(os.path.abspath(path)))
     create_private(path)

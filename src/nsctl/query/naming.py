@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 
-from .model import Namespace, Snapshot
+from ..model import Namespace, Snapshot
 
 TOP = "/user.0"
 UNSEEN = "/?"   # the marker for namespaces whose owner we cannot see

@@ -1,0 +1,1 @@
+"""Namespaces over time: live events from rescans (watch) and their SQLite store (history)."""
