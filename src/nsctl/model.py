@@ -76,7 +76,7 @@ class Reference:
         :meth:`Namespace.json_text`); None for a bind mount (a path, which needs the
         encoder's escaping) or where a field the kind always has is missing.  (Spelled
         out per kind: a loop over _REF_FIELDS took 2.5 times as long, ~57 ms more for
-        seed 002's 60,000 thread references.)"""
+        the relationships interface's 60,000 thread references.)"""
         kind = self.kind
         if kind == THREAD:
             if self.pid is None or self.tid is None or self.link is None:
@@ -225,7 +225,8 @@ class Namespace:
     def json_text(self) -> str | None:
         """:meth:`to_dict` as compact JSON text, the very text json.dumps writes with
         separators (",", ":"), written directly: 2-3 times as fast as building the dict
-        and encoding it (seed 002's 60,000 thread namespaces).  For a live scan's
+        and encoding it (the 60,000 thread namespaces of the relationships
+        interface's worst case).  For a live scan's
         namespaces, whose fields are the numbers and names nsctl read from the
         kernel; None where text needs the encoder's escaping: a container, or a
         reference with a path."""

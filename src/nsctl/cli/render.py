@@ -235,7 +235,8 @@ class _Terminal:
 
     Layout is done here, not by a library's table and tree widgets: rich's measure
     and render every cell as an object of its own, 54 s (table) and 10 s (tree) for
-    the 60,000 namespaces of seed 002's worst case, and importing rich's console
+    the 60,000 namespaces of the relationships interface's worst case, and
+    importing rich's console
     alone took ~0.1 s here.
     """
 

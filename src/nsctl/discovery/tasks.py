@@ -3,7 +3,7 @@
 A thread cannot differ from its process in user, pid or time namespace (the
 kernel refuses those to multithreaded callers), so five links are read per
 thread, compared as text with the process's own links (parsing only what
-differs).  A process with very many threads (seed 002's worst case: tens of
+differs).  A process with very many threads (the relationships interface's worst case: tens of
 thousands, each in its own namespace) is shared among forked workers, one
 per core, which take its threads from one queue a batch at a time while
 nsctl is still listing them; each worker learns the namespaces its threads

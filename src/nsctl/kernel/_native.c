@@ -10,7 +10,8 @@
  * Through ctypes they cost an import of ~5-15 ms on every `nsctl ls` that meets
  * a socket in another process, which is every `nsctl ls` on a real host.
  *
- * scan_tasks: the hot loop of `nsctl ls --threads`.  Seed 002's worst case is
+ * scan_tasks: the hot loop of `nsctl ls --threads`.  The worst case named in
+ * the namespace relationships interface thread is
  * one process with 60,000 threads, each in a namespace of its own.  Per thread
  * the scan makes 7 system calls (open TID/ns, five readlinks, close) and per
  * new namespace 7 more (open, fstat, NS_GET_ID, NS_GET_USERNS, fstat, close,

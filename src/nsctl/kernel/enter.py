@@ -3,7 +3,7 @@
 setns(CLONE_NEWNS) needs a single-threaded caller and changes the caller for
 good; a fresh child is single-threaded and disposable.  The child streams
 results back over a SOCK_SEQPACKET pair, each item JSON with at most one fd
-attached (SCM_RIGHTS, seed 004: namespace files are handles you can pass).
+attached (SCM_RIGHTS: nsfs namespace files are handles you can pass).
 One child visits any number of targets in turn (a fork costs milliseconds,
 a setns microseconds); with hundreds of targets, a few children share them.
 """

@@ -105,7 +105,7 @@ _private = False
 def private_mount_ns() -> None:
     """Move the caller into a new mount namespace where nothing propagates out (once).
 
-    For a forked child only (seeds 000/003: what sysfs or mqueue show is decided
+    For a forked child only (tagged sysfs: what sysfs or mqueue show is decided
     by the namespace of whoever mounts them, so a child that entered a namespace
     mounts fresh instances where nobody else sees them).
     """

@@ -1,6 +1,6 @@
 """Namespace files (nsfs): identity, type and the NS_GET_* ioctls.
 
-An nsfs file is the user-space handle of a namespace (seed 004).  Its identity
+An nsfs file is the user-space handle of a namespace (the nsfs design).  Its identity
 within one boot is its inode on the single nsfs superblock; NS_GET_ID (Linux
 6.18) adds a 64-bit id that is never reused.  The ioctls take an open fd and
 return plain values; missing ioctls are feature-detected once.

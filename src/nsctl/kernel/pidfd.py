@@ -1,4 +1,4 @@
-"""pidfds: race-free process handles (the user-space ``struct pid`` of seed 001).
+"""pidfds: race-free process handles (user space's ``struct pid``).
 
 Read a process while holding its pidfd, then ask the pidfd whether the
 process is still alive: if it is, the PID was not reused during the read.

@@ -1,4 +1,4 @@
-"""Pin a namespace by bind-mounting its file (seed 004), and unpin it.
+"""Pin a namespace by bind-mounting its nsfs file (a namespace handle), and unpin it.
 
 A bind mount of a namespace file keeps the namespace alive with no process
 in it; a network namespace pinned at /run/netns/NAME is what `ip netns` lists.

@@ -1,4 +1,4 @@
-"""Create new namespaces and run a command in them, with a correct PID 1 (seed 001).
+"""Create new namespaces and run a command in them, with a correct PID 1.
 
 Three processes take part:
 
@@ -393,7 +393,7 @@ def _write_time_offsets(offsets: dict[str, float]) -> None:
 
 def _fresh_mounts(spec: RunSpec) -> None:
     """A fresh /proc (this PID namespace's processes) and sysfs (this network
-    namespace's devices: sysfs shows the netns of whoever mounts it, seed 003)."""
+    namespace's devices: sysfs shows the netns of whoever mounts it: tagged sysfs)."""
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if spec.net:
         mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)

@@ -2,7 +2,8 @@
 
 Inode numbers and NS_GET_ID ids change from boot to boot and host to host
 (and inodes are reused within a boot).  Following the idea in the 2016
-"discover relationships between namespaces" thread (seed 002), namespaces
+"discover relationships between namespaces" thread (the namespace
+relationships interface), namespaces
 form a tree in which user namespaces are directories and every other
 namespace is a file in the directory of its owning user namespace, so each
 namespace gets a path::

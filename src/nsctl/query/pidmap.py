@@ -1,4 +1,4 @@
-"""PID namespaces: levels, inits, and a PID's meaning in each namespace (seed 001).
+"""PID namespaces: levels, inits, and a PID's meaning in each namespace (PID translation).
 
 A PID means something different in every PID namespace; a process is visible
 in its own PID namespace and every ancestor, with one PID at each level

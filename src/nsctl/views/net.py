@@ -13,7 +13,7 @@ namespace of the socket, and a socket is made where its maker is):
   nsid is known.  (The kernel assigns an nsid to a veth peer's namespace the
   first time a link dump shows the peer, as ``ip link`` does too.)
 - /sys/class/net as sysfs shows it when mounted from inside the namespace
-  (seeds 000 and 003: sysfs tags the directory with the mounter's network
+  (tagged sysfs: sysfs tags the directory with the mounter's network
   namespace): the child mounts a fresh sysfs where nobody else sees it (a
   detached mount, or a private mount namespace on old kernels) and reads each
   device's ifindex, iflink, mtu, address and operstate.  That
