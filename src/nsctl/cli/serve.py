@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from .args import command_parser
 from ..serve import DEFAULT_PORT, DEFAULT_UNIX
+from .args import command_parser
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -235,9 +235,10 @@ def _address(host: str, port: int) -> tuple[int, tuple, bool]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                    flags=socket.AI_NUMERICSERV)
     except socket.gaierror as exc:
-        raise ConfigError("--listen", exc.strerror, host) from None
+        raise ConfigError("--listen", str(exc.strerror), host) from None
     family, _type, _proto, _name, sockaddr = infos[0]
-    loopback = all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
+    loopback = all(ipaddress.ip_address(str(i[4][0]).split("%")[0]).is_loopback
+                   for i in infos)
     return family, sockaddr, loopback
 
 

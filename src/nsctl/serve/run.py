@@ -156,8 +156,8 @@ def _serve(config: Config, sockets: list[socket.socket]) -> int:
     import uvicorn
 
     from .app import Service, create_app
-    from .security import Policy, peer_protocol
     from .privileges import Launcher, drop_privileges
+    from .security import Policy, peer_protocol
     from .state import Store, Worker
 
     # Helpers come from a privileged launcher; this process, which parses requests,
