@@ -26,7 +26,7 @@ import pytest
 import topology
 from topology import root_only
 from conftest import netns_tag
-from servetopology import EventReader, helpers, running_server, stop
+from servetopology import EventReader, Server, helpers, running_server, stop
 
 nsctl = topology.run_nsctl
 
@@ -409,6 +409,60 @@ def test_start_and_stop_cleanly(scratch: Path) -> None:
             assert time.monotonic() - t < 8
             wait_until(lambda: events.ended, 5, "the event stream to end")
     assert not os.path.exists(sock)
+
+
+def test_started_from_python(scratch: Path) -> None:
+    """The service without the command line: a Config and run() in a fresh interpreter
+    serve the status on a unix socket, and SIGTERM stops it cleanly (status 0, its
+    helper processes gone, the socket file removed)."""
+    sock = str(scratch / "py.sock")
+    code = ("import sys\n"
+            "from nsctl.serve.config import Config\n"
+            "from nsctl.serve.run import run\n"
+            f"sys.exit(run(Config(unix={sock!r}, max_age=2.0)))\n")
+    popen = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = Server(popen, None, sock)
+    try:
+        wait_until(lambda: os.path.exists(sock) or popen.poll() is not None, 30, "the socket")
+        assert popen.poll() is None, popen.stderr.read().decode()
+        assert stat.S_IMODE(os.lstat(sock).st_mode) == 0o600
+        wait_until(lambda: server.get("/api/v1/status").status_code == 200, 60, "a model")
+        assert server.json("/api/v1/status")["generation"] >= 1
+        running = helpers(server)
+        assert {"launcher", "refresher"} <= set(running), running
+    finally:
+        status = stop(popen)
+    assert status == 0
+    assert not os.path.exists(sock)
+    for pid in running.values():
+        assert not os.path.exists(f"/proc/{pid}"), pid
+
+
+def test_config_errors_from_python_are_the_command_lines(scratch: Path) -> None:
+    """A Config made in Python refuses what the command line refuses, with the same
+    line, and says which option it was."""
+    from nsctl.serve.config import Config, ConfigError
+
+    token = scratch / "token"
+    token.write_text(TOKEN)
+    token.chmod(0o644)
+    cases = [({"listen": "0.0.0.0:0"}, "--listen", "--listen 0.0.0.0:0"),
+             ({"listen": "nonsense"}, "--listen", "--listen nonsense"),
+             ({"listen": "127.0.0.1:0", "token_file": str(token)}, "--token-file",
+              f"--listen 127.0.0.1:0 --token-file {token}"),
+             ({"unix": "x.sock", "unix_mode": 0o1777}, "--unix-mode",
+              "--unix x.sock --unix-mode 1777"),
+             ({"unix": "x.sock", "unix_mode": "9"}, "--unix-mode",
+              "--unix x.sock --unix-mode 9"),
+             ({"max_age": 0}, "--max-age", "--max-age 0"),
+             ({"allow_ops": True}, "--allow-ops", "--allow-ops")]
+    for settings, option, argv in cases:
+        with pytest.raises(ConfigError) as caught:
+            Config(**settings)
+        r = nsctl("serve", *argv.split())
+        assert r.returncode == 1 and r.stderr == f"nsctl: {caught.value}\n", (argv, r.stderr)
+        assert caught.value.option == option and caught.value.cause in r.stderr
 
 
 # What the one line says -> the options that make nsctl serve say it.

@@ -36,6 +36,7 @@ import select
 import signal
 import sys
 import time
+from types import SimpleNamespace
 
 
 def _send(out, header: dict, body: bytes | None = None) -> None:
@@ -61,22 +62,31 @@ def _model_text(snap) -> tuple[bytes, bytes]:
     return text, json.dumps(doc).encode()
 
 
-def refresher(argv: list[str]) -> int:
-    import argparse
+def _refresher_options(argv: list[str]) -> SimpleNamespace:
+    """The refresher's options, as the server's :class:`~nsctl.serve.state.Store` writes
+    them: ``--interval S`` (required); ``--coverage S``: read every process again at
+    least this often (the maximum age); ``--min-gap S``: at least this long between two
+    rescans (a host busy forking would otherwise keep one core scanning); the flags
+    ``--threads`` and ``--no-cnproc``.  Anything else is a ValueError (the launcher
+    refuses it before this)."""
+    from .privileges import check_args
 
+    args = SimpleNamespace(interval=None, coverage=None, min_gap=0.25, threads=False,
+                           no_cnproc=False)
+    words = iter(check_args("refresher", argv))
+    for word in words:
+        name = word[2:].replace("-", "_")
+        setattr(args, name, True if name in ("threads", "no_cnproc") else float(next(words)))
+    if args.interval is None:
+        raise ValueError("the refresher needs --interval")
+    return args
+
+
+def refresher(argv: list[str]) -> int:
     from ..kernel.errors import NsctlError
     from ..timeline.watch import Watcher
 
-    p = argparse.ArgumentParser(prog="nsctl-serve-refresher")
-    p.add_argument("--interval", type=float, required=True)
-    p.add_argument("--threads", action="store_true")
-    p.add_argument("--no-cnproc", action="store_true")
-    p.add_argument("--coverage", type=float, default=None,
-                   help="read every process again at least this often (the maximum age)")
-    p.add_argument("--min-gap", type=float, default=0.25,
-                   help="at least this long between two rescans (a host busy forking "
-                        "would otherwise keep one core scanning)")
-    args = p.parse_args(argv)
+    args = _refresher_options(argv)
     out = sys.stdout.buffer
     with Watcher(threads=args.threads, interval=args.interval, cnproc=not args.no_cnproc,
                  handle_signals=False, coverage=args.coverage) as watcher:

@@ -263,7 +263,7 @@ _FLOAT_OPTIONS = {"--interval", "--coverage", "--min-gap"}
 _FLAGS = {"--threads", "--no-cnproc"}
 
 
-def _check_args(role: str, args: object) -> list[str]:
+def check_args(role: str, args: object) -> list[str]:
     """The roles the server may ask for and their options, nothing else."""
     if role not in ("refresher", "worker") or not isinstance(args, list) or \
             not all(isinstance(a, str) for a in args):
@@ -376,7 +376,7 @@ def _answer(sock: socket.socket, data: bytes, children: dict[int, _Child]) -> No
         seq = request.get("seq")
         op = request.get("op")
         if op == "start":
-            child, fds = _start(request.get("role"), _check_args(request.get("role"),
+            child, fds = _start(request.get("role"), check_args(request.get("role"),
                                                                  request.get("args")))
             children[child.popen.pid] = child
             answer: dict = {"pid": child.popen.pid}
