@@ -3,7 +3,7 @@
 Checks OLD_REV out into a temporary git worktree (its C extension compiled in place), takes
 one snapshot of this host with this tree's code (``nsctl snapshot --views -o``), and has
 both trees answer from it: the JSON documents and the text of ``ls``, ``tree``,
-``pidtree``, ``net``, ``show`` (one namespace of each type), ``lsns``, ``diff``, and the
+``pidtree``, ``net``, ``show`` (two namespaces of each type), ``lsns``, ``diff``, and the
 service's API documents (built in Python by each tree's ``nsctl.serve.documents`` from
 the same snapshot, encoded as the routes encode them).  Prints "same" or "DIFFERENT"
 per document and exits 1 on any difference, 2 on trouble; removes everything it made.
@@ -88,14 +88,15 @@ def check_imports(tree: Path, cwd: Path) -> None:
 
 
 def specs_of(snapshot: Path) -> list[str]:
-    """One namespace of each type (the lowest inode), as type:[inode]."""
+    """Two namespaces of each type (the lowest inode, an initial one, and the highest,
+    most likely one a program made), as type:[inode]."""
     with open(snapshot) as f:
         doc = json.load(f)
-    first: dict[str, int] = {}
+    inodes: dict[str, list[int]] = {}
     for ns in doc["namespaces"]:
-        if ns["type"] not in first or ns["ns"] < first[ns["type"]]:
-            first[ns["type"]] = ns["ns"]
-    return [f"{t}:[{ino}]" for t, ino in sorted(first.items())]
+        inodes.setdefault(ns["type"], []).append(ns["ns"])
+    return [f"{t}:[{ino}]" for t, found in sorted(inodes.items())
+            for ino in sorted({min(found), max(found)})]
 
 
 def commands(snapshot: Path, specs: list[str]) -> list[tuple[str, list[str]]]:
