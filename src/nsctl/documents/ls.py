@@ -6,12 +6,13 @@ service (``type=``): repeatable, comma lists allowed.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
-
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
 from ..model import Namespace, Snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable
 
 
 class UnknownType(NsctlError):
