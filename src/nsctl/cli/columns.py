@@ -10,7 +10,8 @@ if TYPE_CHECKING:
     from typing import Callable
 
 from ..model import Namespace, Snapshot
-from .common import UsageError, describe_ref, representative, user_name
+from .common import UsageError
+from ..documents.describe import describe_ref, representative, user_name
 
 class Column:
     """One column: its name, help text, fill function, alignment and terminal style.

@@ -1,19 +1,17 @@
-"""What the reading commands share: discovery switches, warnings, small lookups."""
+"""What the reading commands share: discovery switches, the partial-result warning,
+splitting off a command."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from functools import lru_cache
 
-from ..kernel import nsfs
 from ..kernel.errors import NsctlError
-from ..documents.describe import describe_ref, ns_name  # noqa: F401  (commands import them here)
-from ..model import Namespace, Process, Snapshot
+from ..model import Snapshot
 
 
 class UsageError(NsctlError):
-    """Bad command-line input (unknown type, column, ...)."""
+    """Bad command-line input (unknown column, option, ...)."""
 
 
 def add_discovery_args(parser: argparse.ArgumentParser) -> None:
@@ -64,37 +62,3 @@ def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
         cut = argv.index("--")
         return argv[:cut], argv[cut + 1:]
     return argv, []
-
-
-def check_types(types: list[str] | None) -> list[str] | None:
-    """Validate -t values (repeatable, comma lists allowed)."""
-    if not types:
-        return None
-    out = []
-    for item in types:
-        for t in item.split(","):
-            t = t.strip()
-            if t not in nsfs.CLONE_FLAGS:
-                raise UsageError(f"unknown namespace type {t!r} "
-                                 f"(one of {', '.join(nsfs.NS_TYPES)})")
-            out.append(t)
-    return out
-
-
-@lru_cache(maxsize=None)
-def user_name(uid: int | None) -> str:
-    if uid is None:
-        return ""
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def representative(ns: Namespace, snap: Snapshot) -> Process | None:
-    """The process shown for a namespace: the lowest PID in it."""
-    if not ns.pids:
-        return None
-    return snap.processes.get(min(ns.pids))

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .args import command_parser
-from ..query.diff import BY_ID, BY_PATH, diff
+from ..documents.diff import document
+from ..query.diff import BY_ID, BY_PATH
 from ..kernel.errors import NsctlError
 from ..model import Snapshot
 from .render import print_json, print_lines
@@ -55,7 +56,7 @@ def main(argv: list[str]) -> int:
                         "(across boots and hosts)")
     p.add_argument("--json", action="store_true", help="one JSON document")
     args = p.parse_args(argv)
-    result = diff(_load(args.a), _load(args.b), args.by)
+    result = document(_load(args.a), _load(args.b), args.by)
     if args.json:
         print_json(result)
         return 0 if result["equal"] else 1

@@ -5,7 +5,8 @@ import argparse
 
 from .args import command_parser
 from .columns import COLUMNS, drop_empty, parse_columns
-from .common import add_discovery_args, check_types, discover_from_args
+from .common import add_discovery_args, discover_from_args
+from ..documents.ls import document, parse_types, select
 from ..model import Namespace
 from .render import Rows, print_json, print_table
 
@@ -29,16 +30,16 @@ def main(argv: list[str]) -> int:
         for col in COLUMNS.values():
             print(f"{col.name:>9}  {col.help}")
         return 0
-    types = check_types(args.type)
+    types = parse_types(args.type)
     columns = parse_columns(args.output)
     snap = discover_from_args(args)
-    namespaces = sorted((ns for ns in snap.namespaces.values()
-                         if types is None or ns.type in types), key=lambda n: (n.ino))
     if args.json:
         # (A loaded snapshot's fields are whatever its file said: encoded, never written as is.)
         text = None if snap.offline else Namespace.json_text
-        print_json(snap.to_dict(namespaces=Rows(namespaces, Namespace.to_dict, text)))
+        print_json(document(
+            snap, types, rows=lambda namespaces: Rows(namespaces, Namespace.to_dict, text)))
         return 0
+    namespaces = select(snap, types)
     rows = [[col.fill(ns, snap) for col in columns] for ns in namespaces]
     columns, rows = drop_empty(columns, rows, args.output)
     print_table([c.name for c in columns], rows,

@@ -5,8 +5,8 @@ import argparse
 import sys
 
 from .args import command_parser
+from ..documents.pid import levels, pid_namespace, translation
 from ..query import pidmap
-from ..query.spec import resolve
 from .common import UsageError, discover_from_args
 from .render import print_json
 
@@ -31,37 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _pid_ns(spec: str | None, snap):
-    if spec is None:
-        return None
-    ns = resolve(spec, snap)
-    if ns.type != "pid":
-        raise UsageError(f"{spec} is a {ns.type} namespace, not a PID namespace")
-    return ns
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if not args.pid.isdigit() or int(args.pid) < 1:
         raise UsageError(f"not a PID: {args.pid!r}")
     pid = int(args.pid)
     snap = discover_from_args(args)
-    from_ns, to_ns = _pid_ns(args.from_spec, snap), _pid_ns(args.to_spec, snap)
+    from_ns, to_ns = pid_namespace(args.from_spec, snap), pid_namespace(args.to_spec, snap)
     if to_ns is not None:
-        result = pidmap.translate(pid, snap, from_ns, to_ns, tgid=args.tgid, via=args.via)
+        doc = translation(pid, snap, from_ns, to_ns, tgid=args.tgid, via=args.via)
         if args.json:
-            print_json({"pid": pid, "from": (from_ns or snap.namespaces[snap.own["pid"]]).ino,
-                        "to": to_ns.ino, "result": result})
+            print_json(doc)
         else:
-            print(result)
+            print(doc["result"])
         return 0
-    ours = pidmap.to_ours(pid, from_ns or snap.namespaces[snap.own["pid"]], snap, via=args.via)
-    levels = pidmap.levels_of(ours, snap, tgid=args.tgid)
-    base = pidmap.own_level()
+    doc = levels(pid, snap, from_ns, tgid=args.tgid, via=args.via)
     if args.json:
-        print_json({"pid": pid, "levels": [{"ns": ns, "level": base + i, "pid": p}
-                                           for i, (ns, p) in enumerate(levels)]})
+        print_json(doc)
         return 0
-    for i, (ns, p) in enumerate(levels):
-        sys.stdout.write(f"pid:[{ns}]  level {base + i}  {p}\n")
+    for level in doc["levels"]:
+        sys.stdout.write(f"pid:[{level['ns']}]  level {level['level']}  {level['pid']}\n")
     return 0

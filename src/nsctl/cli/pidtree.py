@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 
 from .args import command_parser
+from ..documents.pid import pid_namespace
+from ..documents.pidtree import build, document
 from ..model import Process, Snapshot
-from ..query.pidmap import PidNsInfo, pid_namespaces
-from ..query.spec import resolve
-from .common import UsageError, add_discovery_args, discover_from_args
+from ..query.pidmap import PidNsInfo
+from .common import add_discovery_args, discover_from_args
 from .render import Node, print_json, print_tree
 
 
@@ -30,20 +31,6 @@ def pid_chain(proc: Process) -> str:
     return "/".join(str(p) for p in proc.nspid) if proc.nspid else str(proc.pid)
 
 
-def _process_forest(snap: Snapshot, ns_ino: int) -> tuple[list[Process], dict[int, list[Process]]]:
-    """Roots (parent not in this namespace) and children, for the processes of one namespace."""
-    procs = [p for p in snap.processes.values() if p.ns.get("pid") == ns_ino]
-    here = {p.pid for p in procs}
-    kids: dict[int, list[Process]] = {}
-    roots = []
-    for p in sorted(procs, key=lambda p: p.pid):
-        if p.ppid in here and p.ppid != p.pid:
-            kids.setdefault(p.ppid, []).append(p)
-        else:
-            roots.append(p)
-    return roots, kids
-
-
 def _ns_label(info: PidNsInfo, snap: Snapshot) -> tuple[str, str]:
     parts = [f"level {info.level}"]
     if info.init is not None:
@@ -57,37 +44,6 @@ def _ns_label(info: PidNsInfo, snap: Snapshot) -> tuple[str, str]:
     if info.pending:
         parts.append(f"new PID namespace pending (no child yet) in {', '.join(map(str, info.pending))}")
     return f"pid:[{info.ns.ino}]", " · ".join(p for p in parts if p)
-
-
-def build(snap: Snapshot, top: int | None) -> tuple[list[dict], dict[int, PidNsInfo]]:
-    """The tree as plain dicts (also the JSON document)."""
-    infos = pid_namespaces(snap)
-    children: dict[int | None, list[int]] = {}
-    for ino, info in infos.items():
-        parent = info.ns.parent if info.ns.parent in infos else None
-        children.setdefault(parent, []).append(ino)
-
-    def proc_node(p: Process, kids: dict[int, list[Process]], init: int | None) -> dict:
-        return {"pid": p.pid, "nspid": p.nspid or [p.pid], "comm": p.comm, "state": p.state,
-                "init": p.pid == init,
-                "pid_for_children": p.ns.get("pid_for_children"),
-                "children": [proc_node(k, kids, init) for k in kids.get(p.pid, [])]}
-
-    def ns_node(ino: int) -> dict:
-        info = infos[ino]
-        roots, kids = _process_forest(snap, ino)
-        node = info.to_dict()
-        node["processes"] = [proc_node(p, kids, info.init) for p in roots]
-        node["children"] = [ns_node(c) for c in sorted(children.get(ino, []))]
-        return node
-
-    roots = [top] if top is not None else sorted(children.get(None, []))
-    return [ns_node(r) for r in roots], infos
-
-
-def document(snap: Snapshot, top: int | None = None) -> dict:
-    """The ``--json`` document (from the PID namespace ``top`` down, or all)."""
-    return {"pid_namespaces": build(snap, top)[0], "partial": snap.partial}
 
 
 def _to_render(node: dict, infos: dict[int, PidNsInfo], snap: Snapshot) -> Node:
@@ -115,12 +71,8 @@ def _to_render(node: dict, infos: dict[int, PidNsInfo], snap: Snapshot) -> Node:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     snap = discover_from_args(args)
-    top = None
-    if args.ns:
-        ns = resolve(args.ns, snap)
-        if ns.type != "pid":
-            raise UsageError(f"{args.ns} is a {ns.type} namespace, not a PID namespace")
-        top = ns.ino
+    ns = pid_namespace(args.ns or None, snap)
+    top = None if ns is None else ns.ino
     if args.json:
         print_json(document(snap, top))
         return 0

@@ -8,7 +8,9 @@ from .args import command_parser
 from ..model import Namespace, Snapshot
 from ..query.spec import resolve
 from .render import print_json, print_lines
-from .common import add_discovery_args, describe_ref, discover_from_args, ns_name, user_name
+from .common import add_discovery_args, discover_from_args
+from ..documents.describe import describe_ref, ns_name, user_name
+from ..documents.show import document, has_view, view
 
 
 MAX_LISTED = 20
@@ -103,38 +105,13 @@ def facts(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
     return rows
 
 
-def document(ns: Namespace, snap: Snapshot) -> dict:
-    """The ``--json`` document without the view (nsctl serve adds that from a helper)."""
-    doc = ns.to_dict()
-    from ..query.naming import stable_paths
-
-    paths = stable_paths(snap)
-    doc["stable_path"] = paths.get(ns.ino)
-    doc["stable_path_ranked_by"] = paths.ranked_by
-    if ns.type == "pid":
-        from ..query.pidmap import pid_namespaces
-
-        doc["pid_namespace"] = pid_namespaces(snap)[ns.ino].to_dict()
-    doc["processes"] = [snap.processes[p].to_dict() for p in sorted(ns.pids)
-                        if p in snap.processes]
-    return doc
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     snap = discover_from_args(args)
     ns = resolve(args.spec, snap)
-    stored_view = None
-    if snap.offline:  # views are read from the live namespace: use what the snapshot holds
-        stored_view = (snap.net_views or {}).get(ns.ino) or (snap.views or {}).get(ns.ino)
-        args.no_view = stored_view is None
+    with_view = not args.no_view and has_view(ns, snap)
     if args.json:
-        doc = document(ns, snap)
-        if not args.no_view:
-            from ..views import read_view
-
-            doc["view"] = stored_view if stored_view is not None else read_view(ns, snap)
-        print_json(doc)
+        print_json(document(ns, snap, with_view))
         return 0
     out = [ns_name(ns)]
     rows = facts(ns, snap)
@@ -157,12 +134,10 @@ def main(argv: list[str]) -> int:
                                                               else len(others)])
         if not args.all and len(others) > MAX_LISTED:
             out.append(f"    ... and {len(others) - MAX_LISTED} more (--all lists them)")
-    if not args.no_view:
-        from ..views import read_view
+    if with_view:
         from .viewtext import view_lines
 
         out.append("  sees:")
-        out.extend(view_lines(stored_view if stored_view is not None else read_view(ns, snap),
-                              snap, ns.ino))
+        out.extend(view_lines(view(ns, snap), snap, ns.ino))
     print_lines(out)
     return 0

@@ -26,7 +26,8 @@ def _seen(view: dict) -> str:
 
 
 def _net(view: dict, snap: Snapshot, ino: int) -> list[tuple[str, str]]:
-    from .net import interface_label, link_text, netns_name
+    from ..documents.net import netns_name
+    from .net import interface_label, link_text
 
     names = {ns.ino: netns_name(ns, snap) for ns in snap.of_type("net")}
     rows: list[tuple[str, str]] = []

@@ -1,12 +1,15 @@
-"""Words for references: one line that says what keeps a namespace alive and where.
+"""Words for namespaces, references and users: one line that says what keeps a namespace
+alive and where, the process that stands for a namespace, a user's name.
 
-Shared by the commands and by ``nsctl watch``'s events; accepts a
-:class:`~nsctl.model.Reference` or its JSON form (a dict, as diffs carry).
+Shared by the documents, the commands and ``nsctl watch``'s events; :func:`describe_ref`
+accepts a :class:`~nsctl.model.Reference` or its JSON form (a dict, as diffs carry).
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..kernel import nsfs
-from ..model import Namespace, Reference, Snapshot
+from ..model import Namespace, Process, Reference, Snapshot
 
 
 def ns_name(ns: Namespace) -> str:
@@ -44,3 +47,23 @@ def describe_ref(ref: Reference | dict, snap: Snapshot) -> str:
         name = ns_name(child) if child else str(ref.child)
         return f"{'child' if ref.relation == 'parent' else 'owned'} {name}"
     return kind
+
+
+@lru_cache(maxsize=None)
+def user_name(uid: int | None) -> str:
+    """The login name of ``uid``, its number when it has none, "" for None."""
+    if uid is None:
+        return ""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def representative(ns: Namespace, snap: Snapshot) -> Process | None:
+    """The process shown for a namespace: the lowest PID in it."""
+    if not ns.pids:
+        return None
+    return snap.processes.get(min(ns.pids))

@@ -1,5 +1,5 @@
-"""The API's JSON documents, built from a model by the same functions the commands
-use (so ``GET /api/v1/tree`` is ``nsctl tree --json``), plus what only the
+"""The API's JSON documents, built from a model by :mod:`nsctl.documents` as the commands
+build theirs (so ``GET /api/v1/tree`` is ``nsctl tree --json``), plus what only the
 service has: filters, the SPEC forms a client may use, status.
 
 Nothing here reads the live kernel: the model is an offline snapshot.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 
-from ..kernel import nsfs
 from ..kernel.errors import NoSuchProcess, NsctlError
 from ..model import Namespace, Snapshot
 
@@ -25,17 +24,14 @@ class ApiError(NsctlError):
 # --- GET /api/v1/namespaces ----------------------------------------------------------------
 
 def check_types(values: list[str] | None) -> set[str] | None:
-    """``type`` query values (repeatable, comma lists allowed), as ``ls -t`` takes them."""
-    if not values:
-        return None
-    out = set()
-    for value in values:
-        for t in value.split(","):
-            t = t.strip()
-            if t not in nsfs.CLONE_FLAGS:
-                raise ApiError(f"unknown namespace type {t!r} (one of {', '.join(nsfs.NS_TYPES)})")
-            out.add(t)
-    return out
+    """``type`` query values, as ``ls -t`` takes them (:func:`nsctl.documents.ls.parse_types`)."""
+    from ..documents.ls import UnknownType, parse_types
+
+    try:
+        types = parse_types(values)
+    except UnknownType as exc:
+        raise ApiError(str(exc)) from None
+    return None if types is None else set(types)
 
 
 def _container_matches(query: str, ns: Namespace, snap: Snapshot) -> bool:
@@ -150,7 +146,7 @@ def find(spec: str, snap: Snapshot) -> Namespace:
 
 
 def show(ns: Namespace, snap: Snapshot) -> dict:
-    from ..cli.show import document
+    from ..documents.show import document
 
     return document(ns, snap)
 
@@ -158,19 +154,19 @@ def show(ns: Namespace, snap: Snapshot) -> dict:
 # --- the other views of the model ------------------------------------------------------------
 
 def tree(snap: Snapshot) -> dict:
-    from ..cli.tree import document
+    from ..documents.tree import document
 
     return document(snap)
 
 
 def pidtree(snap: Snapshot) -> dict:
-    from ..cli.pidtree import document
+    from ..documents.pidtree import document
 
     return document(snap)
 
 
 def net(snap: Snapshot, views: dict[int, dict]) -> dict:
-    from ..cli.net import topology
+    from ..documents.net import topology
 
     return topology(snap, {ino: v for ino, v in views.items() if ino in snap.namespaces})
 
@@ -183,9 +179,9 @@ def processes(snap: Snapshot) -> dict:
 
 def diff(a: Snapshot, b: Snapshot) -> dict:
     """``nsctl diff A B --json`` (A the client's or an earlier model, B the current one)."""
-    from ..query.diff import diff as compare
+    from ..documents.diff import document
 
-    return compare(a, b)
+    return document(a, b)
 
 
 # --- request bodies ------------------------------------------------------------------------
