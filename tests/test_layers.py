@@ -24,9 +24,6 @@ ENTRY_POINTS = {"nsctl.__main__"}
 # (rule, importer, imported) for a rule on one import; ("cycle", module, ...) names a
 # strongly connected component by its modules, sorted.
 ALLOWED: set[tuple[str, ...]] = {
-    # issue 15, "the server's runtime lives in serve/": the refresher helper's own
-    # command line in serve/child.py.
-    ("serve-argparse", "nsctl.serve.child", "argparse"),
     # issue 15, "discovery has a declared source interface": sources import the engine
     # (for its Scan and Options types) that imports them.
     ("cycle", "nsctl.discovery.engine", "nsctl.discovery.hierarchy", "nsctl.discovery.shares"),
