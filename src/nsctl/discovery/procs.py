@@ -51,6 +51,7 @@ def _read_links(scan: Scan, base_fd: int) -> dict[str, int] | None:
 
 
 def read(scan: Scan, proc: ProcHandle) -> None:
+    """The process's namespace links and its facts (stat, cmdline, owner, NSpid)."""
     dirfd = proc.dirfd
     ns = _read_links(scan, dirfd)
     if ns is None:
@@ -70,7 +71,7 @@ def read(scan: Scan, proc: ProcHandle) -> None:
                 break
             os.close(view)
         else:
-            raise NoSuchProcess(f"pid {proc.pid}: exiting")
+            raise NoSuchProcess(f"pid {proc.pid}: exiting", pid=proc.pid)
     comm, state, ppid, starttime, proc.threads = procfs.read_stat(dirfd)
     try:
         cmdline = procfs.read_cmdline(dirfd)
@@ -81,7 +82,7 @@ def read(scan: Scan, proc: ProcHandle) -> None:
     if ns.get("pid") != scan.snap.own.get("pid"):
         fields = procfs.read_status_fields(dirfd, ("NSpid",))
         if "NSpid" in fields:
-            nspid = [int(x) for x in fields["NSpid"].split()]
+            nspid = procfs.parse_pids(fields["NSpid"], "status: NSpid")
     proc.process = Process(pid=proc.pid, ppid=ppid, comm=comm, cmdline=cmdline, uid=uid,
                            starttime=starttime, ns=ns, nspid=nspid, state=state,
                            pidns_pending="pid_for_children" not in ns
