@@ -575,12 +575,21 @@ def test_a_comm_with_parens_spaces_and_newlines_parses():
         assert not [p for p in snap.problems if p.pid == child.pid]
 
 
+def _with_field(text: str, index: int, value: str) -> str:
+    """``text`` (a /proc/PID/stat) with field ``index`` after the comm (0: state)
+    replaced by ``value``."""
+    head, _, tail = text.rpartition(") ")
+    fields = tail.split(" ")
+    fields[index] = value
+    return f"{head}) {' '.join(fields)}"
+
+
 # Odd texts made from the child's real /proc/PID/stat: cut short, garbled, empty.
 ODD_STATS = {
     "truncated": lambda text: text[:text.index(")") + 12],
     "no-parentheses": lambda text: text.replace("(", " ").replace(")", " "),
     "no-closing-parenthesis": lambda text: text.replace(")", "]"),
-    "ppid-not-a-number": lambda text: text.replace(f") S {os.getpid()} ", ") S 1x2 ", 1),
+    "ppid-not-a-number": lambda text: _with_field(text, 1, "1x2"),
     "empty": lambda text: "",
 }
 
@@ -595,7 +604,8 @@ def test_an_unparsable_stat_is_a_problem_of_that_process_and_the_scan_goes_on(od
         fine.ready()
         real = Path(f"/proc/{odd_one.pid}")
         text = (real / "stat").read_text()
-        assert f") S {os.getpid()} " in text   # (the form the recorded texts start from)
+        assert text.startswith(f"{odd_one.pid} (odd) ")   # (what the odd texts start from)
+        assert text.rpartition(") ")[2].split()[1] == str(os.getpid())
         root = tmp_path / "proc"
         try:
             fake = root / str(odd_one.pid)

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from .args import command_parser
+from ..documents.problems import gaps
 from ..model import Namespace, Snapshot
 from .common import add_discovery_args, describe_ref, discover_from_args, representative
 
@@ -80,7 +81,7 @@ def topology(snap: Snapshot, views: dict[int, dict]) -> dict:
         namespaces.append({"ns": ino, "id": ns.id, "name": names[ino][0],
                            "named_by": names[ino][1], "ours": ino == own,
                            "nprocs": len(ns.pids), **view})
-    return {"namespaces": namespaces, "links": links(views, names)}
+    return {"namespaces": namespaces, "links": links(views, names), **gaps(snap)}
 
 
 def _by_index(view: dict) -> dict[int, dict]:

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from .args import command_parser
+from ..documents.problems import gaps
 from ..query import pidmap
 from ..query.spec import resolve
 from .common import UsageError, discover_from_args
@@ -51,7 +52,7 @@ def main(argv: list[str]) -> int:
         result = pidmap.translate(pid, snap, from_ns, to_ns, tgid=args.tgid, via=args.via)
         if args.json:
             print_json({"pid": pid, "from": (from_ns or snap.namespaces[snap.own["pid"]]).ino,
-                        "to": to_ns.ino, "result": result})
+                        "to": to_ns.ino, "result": result, **gaps(snap)})
         else:
             print(result)
         return 0
@@ -60,7 +61,7 @@ def main(argv: list[str]) -> int:
     base = pidmap.own_level()
     if args.json:
         print_json({"pid": pid, "levels": [{"ns": ns, "level": base + i, "pid": p}
-                                           for i, (ns, p) in enumerate(levels)]})
+                                           for i, (ns, p) in enumerate(levels)], **gaps(snap)})
         return 0
     for i, (ns, p) in enumerate(levels):
         sys.stdout.write(f"pid:[{ns}]  level {base + i}  {p}\n")

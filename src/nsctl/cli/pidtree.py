@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from .args import command_parser
+from ..documents.problems import gaps
 from ..model import Process, Snapshot
 from ..query.pidmap import PidNsInfo, pid_namespaces
 from ..query.spec import resolve
@@ -87,7 +88,7 @@ def build(snap: Snapshot, top: int | None) -> tuple[list[dict], dict[int, PidNsI
 
 def document(snap: Snapshot, top: int | None = None) -> dict:
     """The ``--json`` document (from the PID namespace ``top`` down, or all)."""
-    return {"pid_namespaces": build(snap, top)[0], "partial": snap.partial}
+    return {"pid_namespaces": build(snap, top)[0], **gaps(snap)}
 
 
 def _to_render(node: dict, infos: dict[int, PidNsInfo], snap: Snapshot) -> Node:

@@ -5,6 +5,7 @@ import argparse
 import os
 
 from .args import command_parser
+from ..documents.problems import gaps
 from ..model import Namespace, Snapshot
 from ..query.spec import resolve
 from .render import print_json, print_lines
@@ -117,6 +118,7 @@ def document(ns: Namespace, snap: Snapshot) -> dict:
         doc["pid_namespace"] = pid_namespaces(snap)[ns.ino].to_dict()
     doc["processes"] = [snap.processes[p].to_dict() for p in sorted(ns.pids)
                         if p in snap.processes]
+    doc.update(gaps(snap))
     return doc
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .args import command_parser
+from ..documents.problems import gaps
 from ..model import Namespace, Snapshot
 from .common import add_discovery_args, describe_ref, discover_from_args, ns_name
 from .render import Node, print_json, print_tree
@@ -120,7 +121,7 @@ def to_json(branch: Branch, snap: Snapshot, paths: dict[int, str] | None = None)
 def document(snap: Snapshot, pid: bool = False) -> dict:
     """The ``--json`` document: the user namespace tree, or with ``pid`` the PID one."""
     branches = pid_branches(snap) if pid else user_branches(snap)
-    return {"tree": [to_json(b, snap) for b in branches], "partial": snap.partial}
+    return {"tree": [to_json(b, snap) for b in branches], **gaps(snap)}
 
 
 def main(argv: list[str]) -> int:
