@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -628,3 +629,24 @@ def test_an_unparsable_stat_is_a_problem_of_that_process_and_the_scan_goes_on(od
                              "what": f"pid {odd_one.pid}: processes: stat: "
                                      "not in the form of proc_pid_stat(5)"}]
         assert snap.partial
+
+
+def test_errors_carry_their_facts_and_make_the_problem_record():
+    """A process that is gone: the exception says why, of what and of which process, as
+    attributes, and its problem record is what documents show under ``problems``."""
+    from nsctl.discovery.scan import problem_of
+    from nsctl.kernel import pidfd
+    from nsctl.kernel.errors import NoSuchProcess
+
+    proc = subprocess.Popen(["true"])
+    assert proc.wait(timeout=10) == 0   # reaped: its PID names nothing now (or another process)
+    if os.path.exists(f"/proc/{proc.pid}"):
+        pytest.skip("the PID was reused at once")
+    with pytest.raises(NoSuchProcess) as caught:
+        pidfd.open_pidfd(proc.pid)
+    exc = caught.value
+    assert (exc.reason, exc.what, exc.pid) == ("vanished", f"pid {proc.pid}", proc.pid)
+    assert str(exc) == f"pid {proc.pid}: No such process"
+    assert problem_of(exc).to_dict() == {"reason": "vanished", "what": str(exc), "pid": proc.pid}
+    assert problem_of(exc, f"pid {proc.pid}: fds").to_dict()["what"] == \
+        f"pid {proc.pid}: fds: pid {proc.pid}: No such process"
