@@ -6,7 +6,10 @@ Every expected value comes from the fixture's own reading of the kernel
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -542,3 +545,108 @@ def test_a_pid_reused_every_few_ms_is_one_whole_process(scratch):
             assert (pid, ppid) == (log[k][0], report["reuser"])
             assert missing == [], f"pid {pid} (g{k}) reported without its {missing} links"
             assert uts in (log[k][1], report["base_uts"]), (pid, k, uts, log[k])
+
+
+# --- one process's odd /proc text is a problem of that process ------------------------
+
+def _named(chan: topology.Channel, name: bytes) -> None:
+    """Name itself ``name`` (PR_SET_NAME: any bytes but NUL, 15 at most), say so,
+    and wait until the test is done."""
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(15, name, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NAME)")
+    chan.send({})
+    chan.wait_closed()
+
+
+def test_a_comm_with_parens_spaces_and_newlines_parses():
+    """A process may name itself anything: ')', '(', spaces and newlines in its comm
+    must not shift the fields of /proc/PID/stat that follow it."""
+    name = b") x (\n) 1 2 3 )"
+    with topology.Child(_named, name) as child:
+        child.ready()
+        with open(f"/proc/{child.pid}/comm", "rb") as f:
+            assert f.read() == name + b"\n"   # the kernel keeps it as given
+        snap = nsctl.discover()
+        got = snap.processes[child.pid]
+        assert got.comm == name.decode()
+        assert got.ppid == os.getpid()
+        assert got.state == "S"
+        assert not [p for p in snap.problems if p.pid == child.pid]
+
+
+def _with_field(text: str, index: int, value: str) -> str:
+    """``text`` (a /proc/PID/stat) with field ``index`` after the comm (0: state)
+    replaced by ``value``."""
+    head, _, tail = text.rpartition(") ")
+    fields = tail.split(" ")
+    fields[index] = value
+    return f"{head}) {' '.join(fields)}"
+
+
+# Odd texts made from the child's real /proc/PID/stat: cut short, garbled, empty.
+ODD_STATS = {
+    "truncated": lambda text: text[:text.index(")") + 12],
+    "no-parentheses": lambda text: text.replace("(", " ").replace(")", " "),
+    "no-closing-parenthesis": lambda text: text.replace(")", "]"),
+    "ppid-not-a-number": lambda text: _with_field(text, 1, "1x2"),
+    "empty": lambda text: "",
+}
+
+
+@pytest.mark.parametrize("odd", sorted(ODD_STATS))
+def test_an_unparsable_stat_is_a_problem_of_that_process_and_the_scan_goes_on(odd, tmp_path):
+    """A /proc root (Options.proc) in which one real process's stat is an odd text
+    and every other file of it is the kernel's: the scan records a problem for that
+    process alone, and reads the other process in full."""
+    with topology.Child(_named, b"odd") as odd_one, topology.Child(_named, b"fine") as fine:
+        odd_one.ready()
+        fine.ready()
+        real = Path(f"/proc/{odd_one.pid}")
+        text = (real / "stat").read_text()
+        assert text.startswith(f"{odd_one.pid} (odd) ")   # (what the odd texts start from)
+        assert text.rpartition(") ")[2].split()[1] == str(os.getpid())
+        root = tmp_path / "proc"
+        try:
+            fake = root / str(odd_one.pid)
+            fake.mkdir(parents=True)
+            for entry in ("ns", "cmdline", "status", "fd", "task", "mountinfo", "cgroup",
+                          "root"):
+                (fake / entry).symlink_to(real / entry)
+            (fake / "stat").write_text(ODD_STATS[odd](text))
+            (root / str(fine.pid)).symlink_to(f"/proc/{fine.pid}")
+
+            snap = nsctl.discover(nsctl.Options(proc=str(root)))
+        finally:
+            shutil.rmtree(root)   # (symlinks are unlinked, never followed)
+
+        assert sorted(snap.processes) == [fine.pid]
+        assert snap.processes[fine.pid].comm == "fine"
+        assert snap.processes[fine.pid].ppid == os.getpid()
+        problems = [p.to_dict() for p in snap.problems]
+        assert problems == [{"reason": "error", "pid": odd_one.pid,
+                             "what": f"pid {odd_one.pid}: processes: stat: "
+                                     "not in the form of proc_pid_stat(5)"}]
+        assert snap.partial
+
+
+def test_errors_carry_their_facts_and_make_the_problem_record():
+    """A process that is gone: the exception says why, of what and of which process, as
+    attributes, and its problem record is what documents show under ``problems``."""
+    from nsctl.discovery.scan import problem_of
+    from nsctl.kernel import pidfd
+    from nsctl.kernel.errors import NoSuchProcess
+
+    proc = subprocess.Popen(["true"])
+    assert proc.wait(timeout=10) == 0   # reaped: its PID names nothing now (or another process)
+    if os.path.exists(f"/proc/{proc.pid}"):
+        pytest.skip("the PID was reused at once")
+    with pytest.raises(NoSuchProcess) as caught:
+        pidfd.open_pidfd(proc.pid)
+    exc = caught.value
+    assert (exc.reason, exc.what, exc.pid) == ("vanished", f"pid {proc.pid}", proc.pid)
+    assert str(exc) == f"pid {proc.pid}: No such process"
+    assert problem_of(exc).to_dict() == {"reason": "vanished", "what": str(exc), "pid": proc.pid}
+    assert problem_of(exc, f"pid {proc.pid}: fds").to_dict()["what"] == \
+        f"pid {proc.pid}: fds: pid {proc.pid}: No such process"

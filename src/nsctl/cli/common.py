@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from ..kernel.errors import NsctlError
+from ..kernel.errors import DENIED, REASONS, VANISHED, NsctlError
 from ..model import Snapshot
 
 
@@ -39,7 +39,7 @@ def discover_from_args(args: argparse.Namespace) -> Snapshot:
 def warn_partial(snap: Snapshot, prog: str = "nsctl") -> None:
     """One stderr line when something could not be seen (processes that merely
     exited during the scan are not a gap in the result and are not reported)."""
-    gaps = [p for p in snap.problems if p.reason != "vanished"]
+    gaps = [p for p in snap.problems if p.reason != VANISHED]
     if not gaps:
         return
     by_reason: dict[str, list[str]] = {}
@@ -47,11 +47,10 @@ def warn_partial(snap: Snapshot, prog: str = "nsctl") -> None:
         by_reason.setdefault(p.reason, []).append(f"pid {p.pid}" if p.pid is not None else p.what)
     parts = []
     for reason, whats in by_reason.items():
-        label = {"denied": "permission denied", "unsupported": "not supported by this kernel",
-                 "error": "error"}.get(reason, reason)
+        label = REASONS.get(reason, reason)
         shown = ", ".join(whats[:5]) + (f" and {len(whats) - 5} more" if len(whats) > 5 else "")
         parts.append(f"{label}: {shown}")
-    hint = "; run as root to see them" if "denied" in by_reason and os.geteuid() != 0 else ""
+    hint = "; run as root to see them" if DENIED in by_reason and os.geteuid() != 0 else ""
     print(f"{prog}: partial result, {len(gaps)} item(s) not read ({'; '.join(parts)}){hint}",
           file=sys.stderr)
 

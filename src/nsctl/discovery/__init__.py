@@ -1,25 +1,15 @@
 """Discovery: find every namespace on the host and what holds it.
 
 ``discover()`` is the library entry point; it prints nothing and returns a
-:class:`~nsctl.model.Snapshot`.  The sources run in the order of
-:data:`SOURCES`: per process (links first, then its container from its cgroup,
-then the bind mounts of its mount namespace so that fds opened through them
-are recognised, then fds, sockets, threads), then the host-wide passes.
+:class:`~nsctl.model.Snapshot`.  The engine (:mod:`nsctl.discovery.engine`)
+runs the sources of its list :data:`SOURCES` over a scan
+(:mod:`nsctl.discovery.scan`).
 """
 from __future__ import annotations
 
 from ..model import Snapshot
-from .bindmounts import BindMountSource
-from .containers import ContainerSource
-from .engine import Memo, Options, run, run_scan
-from .fds import FdSource
-from .hierarchy import HierarchySource
-from .procs import ProcessSource
-from .sockets import SocketSource
-from .tasks import ThreadSource
-
-SOURCES = [ProcessSource(), ContainerSource(), BindMountSource(), FdSource(), SocketSource(),
-           ThreadSource(), HierarchySource()]
+from .engine import SOURCES, run, run_scan
+from .scan import Memo, Options
 
 
 def discover(options: Options | None = None, **switches: bool) -> Snapshot:
@@ -30,7 +20,7 @@ def discover(options: Options | None = None, **switches: bool) -> Snapshot:
         if not hasattr(opts, name):
             raise TypeError(f"unknown discovery option {name!r}")
         setattr(opts, name, value)
-    return run(opts, SOURCES)
+    return run(opts)
 
 
 def rescan(memo: Memo | None, dirty: set[int] | None = None, options: Options | None = None
@@ -39,7 +29,7 @@ def rescan(memo: Memo | None, dirty: set[int] | None = None, options: Options | 
     any the memo lacks), take the rest over from ``memo`` (None: a full scan).
     Returns the snapshot, the memo for the next call, and whether everything could
     be taken over (False: the caller should scan fully soon)."""
-    scan = run_scan(options or Options(), SOURCES, memo, dirty)
+    scan = run_scan(options or Options(), memo, dirty)
     return scan.snap, scan.record, not scan.stale
 
 

@@ -24,81 +24,79 @@ TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need 
 from ..kernel import nsfs, procfs
 from ..kernel.errors import NsctlError
 from ..model import BINDMOUNT, Reference
-from .engine import Options, ProcHandle, Scan
+from .scan import ProcHandle, Scan
 
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
 
-class BindMountSource:
-    name = "bindmounts"
+def read(scan: Scan, proc: ProcHandle) -> None:
+    """The namespace files mounted in the process's mount namespace, read once per
+    mount namespace (through the first process found in it)."""
+    if proc.process is None:
+        return
+    mnt = proc.process.ns.get("mnt")
+    if mnt is None or mnt in scan.mnt_reader:
+        return
+    mounts = procfs.nsfs_mounts(procfs.read_mountinfo(proc.view))
+    scan.mnt_reader[mnt] = proc.pid
+    points = scan.nsfs_mountpoints[mnt] = set()
+    for root, point in mounts:
+        parsed = nsfs.parse_link(root)
+        if parsed is None:
+            continue
+        ns_type, ino = parsed
+        points.add(point)
+        if scan.wants_fd(ino):
+            # /proc/PID/root is that process's root, in its mount namespace.
+            scan.learn_from(lambda: nsfs.open_mounted_ns("root", point, proc.view, ino),
+                            ns_type)
+        # Staged: kept only if the process is still alive after its read.
+        proc.stage(ns_type, ino, Reference(BINDMOUNT, path=point, mntns=mnt))
 
-    def enabled(self, opts: Options) -> bool:
-        return opts.bindmounts
 
-    def read_process(self, scan: Scan, proc: ProcHandle) -> None:
-        if proc.process is None:
-            return
-        mnt = proc.process.ns.get("mnt")
-        if mnt is None or mnt in scan.mnt_reader:
-            return
-        mounts = procfs.nsfs_mounts(procfs.read_mountinfo(proc.view))
-        scan.mnt_reader[mnt] = proc.pid
-        points = scan.nsfs_mountpoints[mnt] = set()
-        for root, point in mounts:
-            parsed = nsfs.parse_link(root)
-            if parsed is None:
-                continue
-            ns_type, ino = parsed
-            points.add(point)
-            if scan.wants_fd(ino):
-                # /proc/PID/root is that process's root, in its mount namespace.
-                scan.learn_from(lambda: nsfs.open_mounted_ns("root", point, proc.view, ino),
-                                ns_type)
-            # Staged: kept only if the process is still alive after its read.
-            proc.stage(ns_type, ino, Reference(BINDMOUNT, path=point, mntns=mnt))
-
-    def finish(self, scan: Scan) -> None:
-        """Read the mount namespaces no process is in, until no new one turns up."""
-        while _take_over_foreign(scan) or self._read_foreign(scan):
-            pass
-        if scan.memo is not None:
-            held = scan.snap.namespaces
-            if any(ns.type == "mnt" and ns.refs and ino not in scan.mnt_reader
-                   for ino, ns in held.items()):
-                scan.stale = True   # one we have no fd for and no memo of: scan fully
-
-    def _read_foreign(self, scan: Scan) -> bool:
-        # Only mount namespaces something holds: one learned from a process that
-        # then exited may be gone, and would be pruned with its mounts' refs.
+def finish(scan: Scan) -> None:
+    """Read the mount namespaces no process is in, until no new one turns up."""
+    while _take_over_foreign(scan) or _read_foreign(scan):
+        pass
+    if scan.memo is not None:
         held = scan.snap.namespaces
-        todo = [ino for ino in scan.kept_fds
-                if ino not in scan.mnt_reader and ino in held and held[ino].refs]
-        if not todo:
-            return False
-        found_all = read_foreign_tables([scan.kept_fds[m] for m in todo], scan.resolved)
-        for mnt, found in zip(todo, found_all):
-            scan.mnt_reader[mnt] = 0
-            if isinstance(found, NsctlError):
-                scan.problem_from(found, f"mount namespace {mnt}: bind mounts")
-                continue
-            points = scan.nsfs_mountpoints[mnt] = set()
-            kept = scan.record.foreign[mnt] = []
-            for root, point, path_fd in found:
-                try:
-                    parsed = nsfs.parse_link(root)
-                    if parsed is None:
-                        continue
-                    points.add(point)
-                    ino = parsed[1]
-                    if path_fd is not None:
-                        scan.learn_from(lambda: nsfs.reopen_ns(path_fd, ino, point), parsed[0])
-                    _add(scan, parsed[0], ino, point, mnt)
-                    kept.append((parsed[0], ino, point))
-                finally:
-                    if path_fd is not None:
-                        os.close(path_fd)
-        return True
+        if any(ns.type == "mnt" and ns.refs and ino not in scan.mnt_reader
+               for ino, ns in held.items()):
+            scan.stale = True   # one we have no fd for and no memo of: scan fully
+
+
+def _read_foreign(scan: Scan) -> bool:
+    # Only mount namespaces something holds: one learned from a process that
+    # then exited may be gone, and would be pruned with its mounts' refs.
+    held = scan.snap.namespaces
+    todo = [ino for ino in scan.kept_fds
+            if ino not in scan.mnt_reader and ino in held and held[ino].refs]
+    if not todo:
+        return False
+    found_all = read_foreign_tables([scan.kept_fds[m] for m in todo], scan.resolved)
+    for mnt, found in zip(todo, found_all):
+        scan.mnt_reader[mnt] = 0
+        if isinstance(found, NsctlError):
+            scan.problem_from(found, f"mount namespace {mnt}: bind mounts")
+            continue
+        points = scan.nsfs_mountpoints[mnt] = set()
+        kept = scan.record.foreign[mnt] = []
+        for root, point, path_fd in found:
+            try:
+                parsed = nsfs.parse_link(root)
+                if parsed is None:
+                    continue
+                points.add(point)
+                ino = parsed[1]
+                if path_fd is not None:
+                    scan.learn_from(lambda: nsfs.reopen_ns(path_fd, ino, point), parsed[0])
+                _add(scan, parsed[0], ino, point, mnt)
+                kept.append((parsed[0], ino, point))
+            finally:
+                if path_fd is not None:
+                    os.close(path_fd)
+    return True
 
 
 def _take_over_foreign(scan: Scan) -> bool:

@@ -28,36 +28,33 @@ Namespaces are labelled afterwards (``finish``), by the rule of
 from __future__ import annotations
 
 from ..kernel import procfs
-from .engine import Options, ProcHandle, Scan
+from .scan import ProcHandle, Scan
 
 
-class ContainerSource:
-    name = "containers"
+def read(scan: Scan, proc: ProcHandle) -> None:
+    """The container the process is in, from its cgroup (for which processes: see above)."""
+    process = proc.process
+    if process is None:
+        return
+    own = scan.snap.own
+    if scan.cgroup_everywhere is None:
+        scan.cgroup_everywhere = _in_container("/proc/self")
+    if process.ns.get("mnt") == own.get("mnt") and \
+            process.ns.get("cgroup") == own.get("cgroup") and \
+            not (scan.cgroup_everywhere and process.cmdline):
+        return
+    from . import cgroup_names as containers  # its table compiles on first use: hosts without any pay nothing
 
-    def enabled(self, opts: Options) -> bool:
-        return opts.containers and opts.processes
+    process.container = containers.parse(procfs.read_text("cgroup", proc.view))
 
-    def read_process(self, scan: Scan, proc: ProcHandle) -> None:
-        process = proc.process
-        if process is None:
-            return
-        own = scan.snap.own
-        if scan.cgroup_everywhere is None:
-            scan.cgroup_everywhere = _in_container("/proc/self")
-        if process.ns.get("mnt") == own.get("mnt") and \
-                process.ns.get("cgroup") == own.get("cgroup") and \
-                not (scan.cgroup_everywhere and process.cmdline):
-            return
-        from . import cgroup_names as containers  # its table compiles on first use: hosts without any pay nothing
 
-        process.container = containers.parse(procfs.read_text("cgroup", proc.view))
+def finish(scan: Scan) -> None:
+    """Label the namespaces with the containers of the processes in them."""
+    snap = scan.snap
+    if any(p.container is not None for p in snap.processes.values()):
+        from . import cgroup_names as containers
 
-    def finish(self, scan: Scan) -> None:
-        snap = scan.snap
-        if any(p.container is not None for p in snap.processes.values()):
-            from . import cgroup_names as containers
-
-            containers.label_namespaces(snap)
+        containers.label_namespaces(snap)
 
 
 def _in_container(path: str) -> bool:

@@ -1,71 +1,18 @@
-"""Source: owners and parents (NS_GET_USERNS, NS_GET_PARENT), up to the top.
+"""Source: the namespace hierarchy, once every reference is known.
 
-:func:`resolve` runs the first time any source holds an fd for a namespace;
-walking up through the returned fds finds ancestors that nothing but a child
-keeps alive (hidden ancestors).  :class:`HierarchySource` then, once all
-references are known, drops what nothing holds and adds the 'child' references.
+Owners and parents (NS_GET_USERNS, NS_GET_PARENT) are resolved as each namespace
+is first learned (:meth:`nsctl.discovery.scan.Scan.learn`); this pass then drops
+what nothing holds any more and adds the 'child' references.
 """
 from __future__ import annotations
 
-import os
-TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
-
-from ..kernel import nsfs
-from ..kernel.errors import AccessDenied, NsctlError, Unsupported
-from ..model import CHILD, Namespace, Reference, Snapshot
-
-if TYPE_CHECKING:
-    from .engine import Options, Scan
+from ..model import CHILD, Reference, Snapshot
+from .scan import Scan
 
 
-def resolve(scan: "Scan", ns: Namespace, fd: int) -> None:
-    """Fill id, owner, parent and owner UID of ``ns`` from its open fd."""
-    ns.id = nsfs.ns_id(fd)
-    owner_fd = None
-    if "NS_GET_USERNS" not in scan.unsupported:
-        try:
-            owner_fd = nsfs.owning_userns(fd)
-        except AccessDenied:
-            pass  # owned from outside our user namespace: not ours to see
-        except Unsupported as exc:  # kernels before 4.9: no owners, say so once
-            scan.unsupported.add("NS_GET_USERNS")
-            scan.problem("unsupported", str(exc))
-    if owner_fd is not None:
-        try:
-            ns.owner = scan.learn(owner_fd, "user")
-        finally:
-            os.close(owner_fd)
-    if ns.type == "user":
-        ns.parent = ns.owner  # a user namespace's owner is its parent
-        try:
-            ns.owner_uid = nsfs.owner_uid(fd)
-        except NsctlError:
-            pass
-    else:
-        if ns.owner is not None:
-            ns.owner_uid = scan.snap.namespaces[ns.owner].owner_uid
-        if ns.type == "pid" and "NS_GET_PARENT" not in scan.unsupported:
-            try:
-                parent_fd = nsfs.parent_ns(fd)
-            except Unsupported as exc:
-                scan.unsupported.add("NS_GET_PARENT")
-                scan.problem("unsupported", str(exc))
-                return
-            if parent_fd is not None:
-                try:
-                    ns.parent = scan.learn(parent_fd, "pid")
-                finally:
-                    os.close(parent_fd)
-
-
-class HierarchySource:
-    name = "hierarchy"
-
-    def enabled(self, opts: "Options") -> bool:
-        return True  # pruning runs always; the ioctls only with opts.hierarchy
-
-    def finish(self, scan: "Scan") -> None:
-        prune_and_link(scan.snap)
+def finish(scan: Scan) -> None:
+    """Prune and link (always; the ioctls of the hierarchy run with ``opts.hierarchy``)."""
+    prune_and_link(scan.snap)
 
 
 def prune_and_link(snap: Snapshot) -> None:

@@ -6,7 +6,7 @@ import os
 from ..kernel import nsfs, pidfd, procfs
 from ..kernel.errors import NoSuchProcess
 from ..model import PROCESS, Process, Reference
-from .engine import Options, ProcHandle, Scan
+from .scan import ProcHandle, Scan
 
 LINKS: tuple[str, ...] = tuple(nsfs.LINK_TYPE)
 
@@ -50,51 +50,46 @@ def _read_links(scan: Scan, base_fd: int) -> dict[str, int] | None:
     return ns
 
 
-class ProcessSource:
-    name = "processes"
-
-    def enabled(self, opts: Options) -> bool:
-        return opts.processes
-
-    def read_process(self, scan: Scan, proc: ProcHandle) -> None:
-        dirfd = proc.dirfd
-        ns = _read_links(scan, dirfd)
-        if ns is None:
-            # A link the kernel has (we do) is missing: either the process is exiting,
-            # or only its main thread has exited and its other threads live on with
-            # the namespaces; then one of them stands for the process.
-            for tid in procfs.list_tasks(dirfd):
-                if tid == proc.pid:
-                    continue
-                try:
-                    view = procfs.open_dir(f"task/{tid}", dirfd)
-                except FileNotFoundError:
-                    continue
-                ns = _read_links(scan, view)
-                if ns is not None:
-                    proc.view = view
-                    break
-                os.close(view)
-            else:
-                raise NoSuchProcess(f"pid {proc.pid}: exiting")
-        comm, state, ppid, starttime, proc.threads = procfs.read_stat(dirfd)
-        try:
-            cmdline = procfs.read_cmdline(dirfd)
-        except OSError:
-            cmdline = []
-        uid = os.stat(dirfd).st_uid
-        nspid = None
-        if ns.get("pid") != scan.snap.own.get("pid"):
-            fields = procfs.read_status_fields(dirfd, ("NSpid",))
-            if "NSpid" in fields:
-                nspid = [int(x) for x in fields["NSpid"].split()]
-        proc.process = Process(pid=proc.pid, ppid=ppid, comm=comm, cmdline=cmdline, uid=uid,
-                               starttime=starttime, ns=ns, nspid=nspid, state=state,
-                               pidns_pending="pid_for_children" not in ns
-                               and "pid_for_children" in scan.snap.own,
-                               pidfd_ino=pidfd.inode(proc.pidfd))
-        for link, ino in ns.items():
-            ns_type = nsfs.LINK_TYPE[link]
-            if link != ns_type and ns.get(ns_type) == ino:
-                continue  # pid_for_children equal to pid: the process ref covers it
-            proc.stage(ns_type, ino, Reference(kind=PROCESS, pid=proc.pid, link=link))
+def read(scan: Scan, proc: ProcHandle) -> None:
+    """The process's namespace links and its facts (stat, cmdline, owner, NSpid)."""
+    dirfd = proc.dirfd
+    ns = _read_links(scan, dirfd)
+    if ns is None:
+        # A link the kernel has (we do) is missing: either the process is exiting,
+        # or only its main thread has exited and its other threads live on with
+        # the namespaces; then one of them stands for the process.
+        for tid in procfs.list_tasks(dirfd):
+            if tid == proc.pid:
+                continue
+            try:
+                view = procfs.open_dir(f"task/{tid}", dirfd)
+            except FileNotFoundError:
+                continue
+            ns = _read_links(scan, view)
+            if ns is not None:
+                proc.view = view
+                break
+            os.close(view)
+        else:
+            raise NoSuchProcess(f"pid {proc.pid}: exiting", pid=proc.pid)
+    comm, state, ppid, starttime, proc.threads = procfs.read_stat(dirfd)
+    try:
+        cmdline = procfs.read_cmdline(dirfd)
+    except OSError:
+        cmdline = []
+    uid = os.stat(dirfd).st_uid
+    nspid = None
+    if ns.get("pid") != scan.snap.own.get("pid"):
+        fields = procfs.read_status_fields(dirfd, ("NSpid",))
+        if "NSpid" in fields:
+            nspid = procfs.parse_pids(fields["NSpid"], "status: NSpid")
+    proc.process = Process(pid=proc.pid, ppid=ppid, comm=comm, cmdline=cmdline, uid=uid,
+                           starttime=starttime, ns=ns, nspid=nspid, state=state,
+                           pidns_pending="pid_for_children" not in ns
+                           and "pid_for_children" in scan.snap.own,
+                           pidfd_ino=pidfd.inode(proc.pidfd))
+    for link, ino in ns.items():
+        ns_type = nsfs.LINK_TYPE[link]
+        if link != ns_type and ns.get(ns_type) == ino:
+            continue  # pid_for_children equal to pid: the process ref covers it
+        proc.stage(ns_type, ino, Reference(kind=PROCESS, pid=proc.pid, link=link))

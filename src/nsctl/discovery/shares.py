@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from array import array
 
+from ..kernel.errors import UNSUPPORTED
 from ..kernel.forked import Forked
 from ..model import Namespace, Problem, Process, Reference
 
@@ -31,7 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
 
-    from .engine import Scan
+    from .scan import Scan
 
 SHARE_FROM = 300   # processes from which a second core pays for itself (~even at 270 here)
 TAKE = 16          # PIDs a worker takes from the pipe at a time
@@ -261,11 +262,11 @@ def _merge(scan: "Scan", parts: list[Part]) -> None:
     for pid, process, staged, read in entries:
         scan.take_over(pid, (process, staged, read))
     # Each share says once what this kernel lacks: say it once in all.
-    said = {p.what for p in scan.snap.problems if p.reason == "unsupported"}
+    said = {p.what for p in scan.snap.problems if p.reason == UNSUPPORTED}
     problems = sorted((p for part in parts for p in part.problems),
                       key=lambda p: p[2] if p[2] is not None else 0)
     for reason, what, pid in problems:
-        if reason == "unsupported":
+        if reason == UNSUPPORTED:
             if what in said:
                 continue
             said.add(what)

@@ -8,45 +8,41 @@ from __future__ import annotations
 import os
 
 from ..kernel import pidfd, sockets
-from ..kernel.errors import AccessDenied, NoSuchProcess, NsctlError
+from ..kernel.errors import DENIED, AccessDenied, NoSuchProcess, NsctlError
 from ..model import SOCKET, Reference
-from .engine import Options, ProcHandle, Scan
+from .scan import ProcHandle, Scan
+
 
 _PREFIX = "socket:["
 
 
-class SocketSource:
-    name = "sockets"
-
-    def enabled(self, opts: Options) -> bool:
-        return opts.sockets
-
-    def read_process(self, scan: Scan, proc: ProcHandle) -> None:
-        if not proc.fds:
-            return
-        cache = scan.socket_netns
-        for fd, text in proc.fds:
-            if not text.startswith(_PREFIX):
-                continue
-            sock = int(text[len(_PREFIX):-1])
-            netns = cache.get(sock)
-            if netns is None:
+def read(scan: Scan, proc: ProcHandle) -> None:
+    """The network namespace of each of the process's sockets."""
+    if not proc.fds:
+        return
+    cache = scan.socket_netns
+    for fd, text in proc.fds:
+        if not text.startswith(_PREFIX):
+            continue
+        sock = int(text[len(_PREFIX):-1])
+        netns = cache.get(sock)
+        if netns is None:
+            try:
+                copy = pidfd.get_fd(proc.pidfd, fd)
+            except NoSuchProcess:
+                continue  # closed meanwhile
+            except AccessDenied:
+                scan.problem(DENIED, f"pid {proc.pid}: sockets: cannot copy socket fds",
+                             proc.pid)
+                return
+            try:
+                nsfd = sockets.socket_netns(copy)
                 try:
-                    copy = pidfd.get_fd(proc.pidfd, fd)
-                except NoSuchProcess:
-                    continue  # closed meanwhile
-                except AccessDenied:
-                    scan.problem("denied", f"pid {proc.pid}: sockets: cannot copy socket fds",
-                                 proc.pid)
-                    return
-                try:
-                    nsfd = sockets.socket_netns(copy)
-                    try:
-                        netns = cache[sock] = scan.learn(nsfd, "net")
-                    finally:
-                        os.close(nsfd)
-                except (OSError, NsctlError):
-                    continue
+                    netns = cache[sock] = scan.learn(nsfd, "net")
                 finally:
-                    os.close(copy)
-            proc.stage("net", netns, Reference(kind=SOCKET, pid=proc.pid, fd=fd, socket=sock))
+                    os.close(nsfd)
+            except (OSError, NsctlError):
+                continue
+            finally:
+                os.close(copy)
+        proc.stage("net", netns, Reference(kind=SOCKET, pid=proc.pid, fd=fd, socket=sock))

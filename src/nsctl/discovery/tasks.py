@@ -18,7 +18,7 @@ from fcntl import ioctl as _ioctl
 
 from ..kernel import nsfs, procfs
 from ..model import THREAD, Namespace, Reference
-from .engine import Options, ProcHandle, Scan
+from .scan import ProcHandle, Scan
 
 THREAD_LINKS: tuple[str, ...] = ("mnt", "net", "uts", "ipc", "cgroup")
 PARALLEL_MIN_THREADS = 4000   # below this, forking costs more than it saves
@@ -29,30 +29,25 @@ TAKE_TIDS = 256               # threads a worker takes from the queue at a time 
 Found = list  # list[tuple[int, str, int]]
 
 
-class ThreadSource:
-    name = "threads"
-
-    def enabled(self, opts: Options) -> bool:
-        return opts.threads
-
-    def read_process(self, scan: Scan, proc: ProcHandle) -> None:
-        if proc.process is None or proc.threads == 1:
-            return   # one thread: it is the process (listing task/ costs ~1.5 us a thread)
-        own = {link: f"{link}:[{ino}]" for link, ino in proc.process.ns.items()
-               if link in THREAD_LINKS}
-        task_fd = procfs.open_dir("task", dir_fd=proc.dirfd)
-        try:
-            workers = min(os.cpu_count() or 1, 8)
-            if proc.threads >= PARALLEL_MIN_THREADS and workers > 1:
-                found = _scan_parallel(scan, task_fd, proc.pid, proc.threads, own, workers)
-            else:
-                tids = [tid for tid in procfs.list_tasks(proc.dirfd) if tid != proc.pid]
-                found = _scan(scan, task_fd, tids, own)
-        finally:
-            os.close(task_fd)
-        pid = proc.pid
-        proc.staged.extend([(link, ino, Reference(THREAD, pid, tid, None, link))
-                            for tid, link, ino in found])
+def read(scan: Scan, proc: ProcHandle) -> None:
+    """The threads of the process whose namespaces differ from its own."""
+    if proc.process is None or proc.threads == 1:
+        return   # one thread: it is the process (listing task/ costs ~1.5 us a thread)
+    own = {link: f"{link}:[{ino}]" for link, ino in proc.process.ns.items()
+           if link in THREAD_LINKS}
+    task_fd = procfs.open_dir("task", dir_fd=proc.dirfd)
+    try:
+        workers = min(os.cpu_count() or 1, 8)
+        if proc.threads >= PARALLEL_MIN_THREADS and workers > 1:
+            found = _scan_parallel(scan, task_fd, proc.pid, proc.threads, own, workers)
+        else:
+            tids = [tid for tid in procfs.list_tasks(proc.dirfd) if tid != proc.pid]
+            found = _scan(scan, task_fd, tids, own)
+    finally:
+        os.close(task_fd)
+    pid = proc.pid
+    proc.staged.extend([(link, ino, Reference(THREAD, pid, tid, None, link))
+                        for tid, link, ino in found])
 
 
 def _c_module():

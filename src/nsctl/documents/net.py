@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..model import Namespace, Snapshot
 from .describe import describe_ref, representative
+from .problems import gaps
 
 RUN_NETNS = "/run/netns/"
 
@@ -51,7 +52,7 @@ def topology(snap: Snapshot, views: dict[int, dict]) -> dict:
         namespaces.append({"ns": ino, "id": ns.id, "name": names[ino][0],
                            "named_by": names[ino][1], "ours": ino == own,
                            "nprocs": len(ns.pids), **view})
-    return {"namespaces": namespaces, "links": links(views, names)}
+    return {"namespaces": namespaces, "links": links(views, names), **gaps(snap)}
 
 
 def _by_index(view: dict) -> dict[int, dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..kernel.errors import NsctlError
 from ..model import Namespace, Snapshot
 from ..query import pidmap
+from .problems import gaps
 
 
 class NotPidNamespace(NsctlError):
@@ -28,7 +29,7 @@ def translation(pid: int, snap: Snapshot, from_ns: Namespace | None, to_ns: Name
     """``pid`` (meant in ``from_ns``, default ours) as ``to_ns`` sees it."""
     result = pidmap.translate(pid, snap, from_ns, to_ns, tgid=tgid, via=via)
     return {"pid": pid, "from": (from_ns or snap.namespaces[snap.own["pid"]]).ino,
-            "to": to_ns.ino, "result": result}
+            "to": to_ns.ino, "result": result, **gaps(snap)}
 
 
 def levels(pid: int, snap: Snapshot, from_ns: Namespace | None, tgid: bool = False,
@@ -39,4 +40,4 @@ def levels(pid: int, snap: Snapshot, from_ns: Namespace | None, tgid: bool = Fal
     found = pidmap.levels_of(ours, snap, tgid=tgid)
     base = pidmap.own_level()
     return {"pid": pid, "levels": [{"ns": ns, "level": base + i, "pid": p}
-                                   for i, (ns, p) in enumerate(found)]}
+                                   for i, (ns, p) in enumerate(found)], **gaps(snap)}

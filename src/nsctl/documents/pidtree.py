@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..model import Process, Snapshot
 from ..query.pidmap import PidNsInfo, pid_namespaces
+from .problems import gaps
 
 
 def _process_forest(snap: Snapshot, ns_ino: int) -> tuple[list[Process], dict[int, list[Process]]]:
@@ -50,4 +51,4 @@ def build(snap: Snapshot, top: int | None) -> tuple[list[dict], dict[int, PidNsI
 
 def document(snap: Snapshot, top: int | None = None) -> dict:
     """The document (from the PID namespace ``top`` down, or all)."""
-    return {"pid_namespaces": build(snap, top)[0], "partial": snap.partial}
+    return {"pid_namespaces": build(snap, top)[0], **gaps(snap)}

@@ -3,6 +3,7 @@ namespace, its stable path, its PID namespace facts, its processes and what it s
 from __future__ import annotations
 
 from ..model import Namespace, Snapshot
+from .problems import gaps
 
 
 def stored_view(ns: Namespace, snap: Snapshot) -> dict | None:
@@ -41,6 +42,7 @@ def document(ns: Namespace, snap: Snapshot, with_view: bool = False) -> dict:
         doc["pid_namespace"] = pid_namespaces(snap)[ns.ino].to_dict()
     doc["processes"] = [snap.processes[p].to_dict() for p in sorted(ns.pids)
                         if p in snap.processes]
+    doc.update(gaps(snap))
     if with_view:
         doc["view"] = view(ns, snap)
     return doc

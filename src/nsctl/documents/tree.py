@@ -6,6 +6,7 @@ The branches (:class:`Branch`) are also what the command line draws as text.
 from __future__ import annotations
 
 from ..model import Namespace, Snapshot
+from .problems import gaps
 
 
 class Branch:
@@ -79,4 +80,4 @@ def to_json(branch: Branch, snap: Snapshot, paths: dict[int, str] | None = None)
 
 def document(snap: Snapshot, pid: bool = False) -> dict:
     """The document: the user namespace tree, or with ``pid`` the PID one."""
-    return {"tree": [to_json(b, snap) for b in branches(snap, pid)], "partial": snap.partial}
+    return {"tree": [to_json(b, snap) for b in branches(snap, pid)], **gaps(snap)}

@@ -27,7 +27,7 @@ def open_pidfd(pid: int) -> int:
     try:
         return os.pidfd_open(pid)
     except OSError as exc:
-        raise classify(exc, f"pid {pid}") from exc
+        raise classify(exc, f"pid {pid}", pid) from exc
 
 
 def open_task_pidfd(pid: int) -> int:
@@ -37,11 +37,11 @@ def open_task_pidfd(pid: int) -> int:
     except OSError as exc:
         # Not a thread-group leader: EINVAL on older kernels, ENOENT on 6.18.
         if exc.errno not in (errno.EINVAL, errno.ENOENT):
-            raise classify(exc, f"pid {pid}") from exc
+            raise classify(exc, f"pid {pid}", pid) from exc
     try:
         return os.pidfd_open(pid, os.O_EXCL)  # PIDFD_THREAD == O_EXCL
     except OSError as exc:
-        raise classify(exc, f"pid {pid}") from exc
+        raise classify(exc, f"pid {pid}", pid) from exc
 
 
 def inode(pidfd: int) -> int:

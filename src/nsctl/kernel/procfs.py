@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import os
 
+from .errors import Unparsable
+
 PROC = "/proc"
 #: Flags for a directory fd used only as the base of *at() calls.
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_PATH", 0)
@@ -48,26 +50,34 @@ def read_text(name: str, dir_fd: int | None = None, records: bool = False) -> st
 
 
 def read_stat(dir_fd: int) -> tuple[str, str, int, int, int]:
-    """(comm, state, ppid, starttime, threads) from /proc/PID/stat; comm may hold
-    spaces and ')'."""
-    text = read_text("stat", dir_fd)
-    left = text.index("(")
-    right = text.rindex(")")
-    comm = text[left + 1:right]
-    fields = text[right + 2:].split()
-    # fields[0] is field 3 (state), fields[1] ppid, fields[17] num_threads (20),
-    # fields[19] starttime (22): see proc_pid_stat(5).
-    return comm, fields[0], int(fields[1]), int(fields[19]), int(fields[17])
+    """(comm, state, ppid, starttime, threads) from /proc/PID/stat (:func:`parse_stat`)."""
+    return parse_stat(read_text("stat", dir_fd))
+
+
+def parse_stat(text: str) -> tuple[str, str, int, int, int]:
+    """(comm, state, ppid, starttime, threads) of a /proc/PID/stat text; comm may hold
+    spaces, parentheses and newlines (the process names itself), so it runs from the
+    first '(' to the last ')'.  Unparsable if the text is not of that form."""
+    try:
+        left = text.index("(")
+        right = text.rindex(")")
+        fields = text[right + 2:].split()
+        # fields[0] is field 3 (state), fields[1] ppid, fields[17] num_threads (20),
+        # fields[19] starttime (22): see proc_pid_stat(5).
+        return text[left + 1:right], fields[0], int(fields[1]), int(fields[19]), int(fields[17])
+    except (IndexError, ValueError):
+        raise Unparsable("stat: not in the form of proc_pid_stat(5)") from None
 
 
 def starttime(pid: int, proc_fd: int) -> int | None:
-    """When process ``pid`` started (clock ticks after boot), None if it is gone:
-    with the PID, what names one process across two scans (PIDs are reused)."""
+    """When process ``pid`` started (clock ticks after boot), None if it is gone (or
+    its stat can't be parsed): with the PID, what names one process across two scans
+    (PIDs are reused)."""
     try:
         text = read_text(f"{pid}/stat", proc_fd)
-    except OSError:
+        return int(text[text.rindex(")") + 2:].split(None, 20)[19])
+    except (OSError, IndexError, ValueError):
         return None
-    return int(text[text.rindex(")") + 2:].split(None, 20)[19])
 
 
 def read_mountinfo(dir_fd: int) -> str:
@@ -115,6 +125,15 @@ def read_status_fields(dir_fd: int, keys: tuple[str, ...]) -> dict[str, str]:
         end = text.find("\n", start)
         out[key] = text[start:end if end >= 0 else len(text)].strip()
     return out
+
+
+def parse_pids(value: str, what: str) -> list[int]:
+    """The PIDs of a status field such as NSpid ("12\t1"); Unparsable if one is not
+    a number."""
+    try:
+        return [int(x) for x in value.split()]
+    except ValueError:
+        raise Unparsable(f"{what}: not a list of PIDs") from None
 
 
 _self_fd: str | None = None
