@@ -23,11 +23,7 @@ ENTRY_POINTS = {"nsctl.__main__"}
 
 # (rule, importer, imported) for a rule on one import; ("cycle", module, ...) names a
 # strongly connected component by its modules, sorted.
-ALLOWED: set[tuple[str, ...]] = {
-    # issue 15, "discovery has a declared source interface": sources import the engine
-    # (for its Scan and Options types) that imports them.
-    ("cycle", "nsctl.discovery.engine", "nsctl.discovery.hierarchy", "nsctl.discovery.shares"),
-}
+ALLOWED: set[tuple[str, ...]] = set()
 
 
 def module_name(path: Path) -> str:
