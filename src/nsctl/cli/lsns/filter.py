@@ -17,7 +17,7 @@ from .filter_syntax import BOOLEAN, FLOAT, NUMBER, STRING, U64_MAX, Expr, Filter
 TYPE_CHECKING = False  # typing is for type checkers only (import cost)
 
 if TYPE_CHECKING:
-    from typing import Callable
+    from typing import Any, Callable
 
     from .filter_syntax import Node
 
@@ -124,52 +124,53 @@ def _literal(p: Param) -> _Value:
     return _Value(p.type or STRING, p.value)
 
 
+#: Conversions between value types other than from a cell's text (see _from_string).
+_CONVERT: dict[tuple[str, str], Callable[[Any], object]] = {
+    (NUMBER, STRING): str,
+    (NUMBER, FLOAT): float,
+    (NUMBER, BOOLEAN): lambda x: x > 0,
+    (FLOAT, STRING): lambda x: f"{x:g}",
+    (FLOAT, NUMBER): int,
+    (FLOAT, BOOLEAN): lambda x: x > 0.0,
+    (BOOLEAN, STRING): lambda x: "true" if x else "false",
+    (BOOLEAN, NUMBER): lambda x: 1 if x else 0,
+    (BOOLEAN, FLOAT): lambda x: 1.0 if x else 0.0,
+}
+
+
 def _cast(v: _Value, to: str, what: str | None = None) -> _Value:
     if v.type == to:
         return v
+    if v.type == STRING and to in (NUMBER, FLOAT, BOOLEAN):
+        return _from_string(v, to, what)
+    convert = _CONVERT.get((v.type, to))
+    if convert is None:
+        raise FilterError(f"failed to apply filter: cannot compare {v.type} with {to}")
+    # A converted copy of a value is never "empty" in libsmartcols.
+    return _Value(to, convert(v.value))
+
+
+def _from_string(v: _Value, to: str, what: str | None) -> _Value:
+    """A text (a cell's, or a string literal) as a number, float or (``to`` is
+    neither) boolean; an empty cell stays empty."""
     x = v.value
-    if v.type == STRING:
-        if to == NUMBER:
-            if x is None:
-                return _Value(NUMBER, 0, v.empty)
-            if not re.fullmatch(r"\s*\+?[0-9]+", x) or int(x) > U64_MAX:
-                raise FilterError(f"failed to apply filter: {what or 'value'} {x!r} is not "
-                                  "a number")
-            return _Value(NUMBER, int(x), v.empty)
-        if to == FLOAT:
-            if x is None:
-                return _Value(FLOAT, 0.0, v.empty)
-            try:
-                return _Value(FLOAT, float(x), v.empty)
-            except ValueError:
-                raise FilterError(f"failed to apply filter: {what or 'value'} {x!r} is not "
-                                  "a number") from None
-        if to == BOOLEAN:
-            ok = bool(x) and (x.lower() in ("1", "true") or x[:1] in ("y", "Y"))
-            return _Value(BOOLEAN, ok, v.empty)
-    if v.type == NUMBER:
-        # A converted copy of a number is never "empty" in libsmartcols.
-        if to == STRING:
-            return _Value(STRING, str(x))
-        if to == FLOAT:
-            return _Value(FLOAT, float(x))
-        if to == BOOLEAN:
-            return _Value(BOOLEAN, x > 0)
-    if v.type == FLOAT:
-        if to == STRING:
-            return _Value(STRING, f"{x:g}")
-        if to == NUMBER:
-            return _Value(NUMBER, int(x))
-        if to == BOOLEAN:
-            return _Value(BOOLEAN, x > 0.0)
-    if v.type == BOOLEAN:
-        if to == STRING:
-            return _Value(STRING, "true" if x else "false")
-        if to == NUMBER:
-            return _Value(NUMBER, 1 if x else 0)
-        if to == FLOAT:
-            return _Value(FLOAT, 1.0 if x else 0.0)
-    raise FilterError(f"failed to apply filter: cannot compare {v.type} with {to}")
+    if to == NUMBER:
+        if x is None:
+            return _Value(NUMBER, 0, v.empty)
+        if not re.fullmatch(r"\s*\+?[0-9]+", x) or int(x) > U64_MAX:
+            raise FilterError(f"failed to apply filter: {what or 'value'} {x!r} is not "
+                              "a number")
+        return _Value(NUMBER, int(x), v.empty)
+    if to == FLOAT:
+        if x is None:
+            return _Value(FLOAT, 0.0, v.empty)
+        try:
+            return _Value(FLOAT, float(x), v.empty)
+        except ValueError:
+            raise FilterError(f"failed to apply filter: {what or 'value'} {x!r} is not "
+                              "a number") from None
+    ok = bool(x) and (x.lower() in ("1", "true") or x[:1] in ("y", "Y"))
+    return _Value(BOOLEAN, ok, v.empty)
 
 
 def _node_type(node: Node) -> str:
