@@ -62,20 +62,19 @@ For more details see lsns(8).
 """
 
 
-
 class Config:
     """One run of the command, as lsns.c's struct lsns holds it."""
 
     __slots__ = ("json", "raw", "force_list", "no_headings", "no_trunc", "no_wrap", "persist",
                  "pid", "ns", "outarg", "columns", "types", "tree", "filter", "source")
 
-    def __init__(self, json: bool = False, raw: bool = False, no_headings: bool = False) -> None:
-        self.json = json
-        self.raw = raw
+    def __init__(self) -> None:
+        self.json = False
+        self.raw = False
         self.force_list = False
-        self.no_headings = no_headings
+        self.no_headings = False
         self.no_trunc = False
-        self.no_wrap = raw
+        self.no_wrap = False
         self.persist = False
         self.pid = 0                          # -p: only namespaces this process is in
         self.ns = 0                           # NAMESPACE argument: its processes
