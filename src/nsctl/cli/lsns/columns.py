@@ -5,15 +5,18 @@ column types all come from :data:`COLUMNS`; each column has one getter that
 turns a row (a namespace, plus the process the row is about) into the cell
 text, or None for an empty cell.  Getters use only plain data and the few
 look-ups a :class:`RowSource` offers (user names, NETNSID, bind mounts).
+The flags are the layout's (:mod:`.layout`).
 """
 from __future__ import annotations
+
+from .layout import RIGHT, TRUNC, WRAP, Line, Style, Table, render, utf8_locale
 
 TYPE_CHECKING = False  # typing is for type checkers only (import cost)
 
 if TYPE_CHECKING:
     from typing import Callable, Protocol
 
-    from ..model import Namespace, Process
+    from ...model import Namespace, Process
 
     class RowSource(Protocol):
         """What getters may ask beyond the row itself."""
@@ -23,12 +26,6 @@ if TYPE_CHECKING:
         def user_name(self, uid: int) -> str: ...
         def netnsid(self, ns: Namespace) -> str | None: ...
         def nsfs(self, ns: Namespace) -> list[str]: ...
-
-# Column flags (libsmartcols' SCOLS_FL_*).
-RIGHT = 1      # right-aligned
-TRUNC = 2      # may be truncated to fit a terminal
-WRAP = 4       # multi-line cell (one bind mount path per line)
-TREE = 8       # carries the tree drawing (set per run, never in the table)
 
 
 class Row:
@@ -135,3 +132,13 @@ def find(name: str) -> Column | None:
     if not name.isascii():
         return None
     return BY_NAME.get(name.upper())
+
+
+def list_columns(raw: bool, json: bool) -> str:
+    """--list-columns: the column table itself (name, type, description)."""
+    table = Table("lsns-columns", [("HOLDER", RIGHT, 0, "string"), ("TYPE", 0, 0, "string"),
+                                   ("DESCRIPTION", 0, 0, "string")],
+                  json=json, raw=raw, no_headings=True)
+    for col in COLUMNS:
+        table.add(Line([col.name, col.type_label, col.help], None))
+    return render(table, Style(utf8_locale(), False, 80))
