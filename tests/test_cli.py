@@ -13,10 +13,9 @@ import time
 from functools import partial
 
 import pytest
-import topology
-from topology import root_only
+from support import cli, processes, root_only
 
-nsctl = partial(topology.run_nsctl, check=True)
+nsctl = partial(cli.run_nsctl, check=True)
 
 
 def ino(path: str) -> int:
@@ -47,7 +46,7 @@ class Spawned:
 
     def close(self) -> None:
         # The whole subtree: unshare --fork leaves a child that outlives a killed parent.
-        topology.terminate([self.pid] + topology.descendants(self.pid))
+        processes.terminate([self.pid] + processes.descendants(self.pid))
         self.proc.returncode = 0  # reaped above; keep Popen from waiting again
 
 

@@ -11,8 +11,7 @@ import os
 from contextlib import ExitStack
 
 import pytest
-import topology
-from topology import root_only
+from support import namespaces, processes, root_only, syscalls
 
 from nsctl.kernel.enter import visit_each
 from nsctl.kernel.errors import NsctlError
@@ -30,15 +29,15 @@ def test_each_target_is_visited_in_its_place(workers):
     with ExitStack() as stack:
         fds = []
         for _ in range(7):
-            child = stack.enter_context(topology.Child(topology._unshare_and_wait,
-                                                       topology.CLONE_NEWNET))
+            child = stack.enter_context(processes.Child(namespaces.unshare_and_wait,
+                                                        syscalls.CLONE_NEWNET))
             fd = os.open(f"/proc/{child.ready()['pid']}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             stack.callback(os.close, fd)
             fds.append(fd)
         not_a_namespace = os.open("/", os.O_RDONLY | os.O_CLOEXEC)
         stack.callback(os.close, not_a_namespace)
-        targets = [[(fd, topology.CLONE_NEWNET)] for fd in fds]
-        targets.insert(3, [(not_a_namespace, topology.CLONE_NEWNET)])
+        targets = [[(fd, syscalls.CLONE_NEWNET)] for fd in fds]
+        targets.insert(3, [(not_a_namespace, syscalls.CLONE_NEWNET)])
         results = visit_each(targets, _where, workers)
 
         assert len(results) == len(targets)
