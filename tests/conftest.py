@@ -4,13 +4,16 @@ After each test, the autouse fixture ``leaves_nothing_behind`` fails the test
 (an error at teardown) if it left any of these, and then removes them so the
 next test starts clean:
 
-- a process descended from this pytest process (running or unreaped);
+- a process descended from this pytest process (running or unreaped; the
+  pytest process is a child subreaper, so orphans of its children count too),
+  or a thread of the pytest process;
 - a mount under this session's temp dirs, or an nsfs mount / /run/netns entry
   of ours (see :class:`support.leaks.LeakScope`: only names under our tag unless
   NSCTL_TEST_STRICT_LEAKS=1, since others run tests on this machine too);
 - a file under this session's temp dirs (tmp_path, tmp_path_factory and
   TMPDIR all point there);
-- an fd of this pytest process on a namespace.
+- an fd of this pytest process, whatever it is open on (a namespace, a pipe,
+  a socket, a memfd, an eventfd, a file...).
 
 Resources therefore live in function-scoped fixtures (or ``with`` blocks):
 a module- or session-scoped one would count as left behind by the test that
@@ -30,8 +33,7 @@ from support import leaks, syscalls  # noqa: E402  (needs the path above)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if os.geteuid() == 0:
-        syscalls.set_child_subreaper()
+    syscalls.set_child_subreaper()   # needs no privilege
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -1,12 +1,19 @@
-"""What a test may leave behind, and the check that it left nothing (see tests/conftest.py)."""
+"""What a test may leave behind, and the check that it left nothing (see tests/conftest.py).
+
+:meth:`LeakScope.capture` takes stock of everything of this pytest process's
+that can outlive a test; :meth:`LeakScope.new_since` is what a test added, and
+:meth:`LeakScope.clean` undoes it so the next test starts clean.
+"""
 from __future__ import annotations
 
+import gc
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from support.processes import comm, descendants, ppid_map, terminate
-from support.syscalls import LINK_TYPE, umount
+from support.syscalls import umount
 
 
 # --- what a test may leave behind ------------------------------------------------------------
@@ -19,10 +26,12 @@ class Residue:
     mounts: dict[int, str] = field(default_factory=dict)      # mount id -> "fstype at point"
     netns_names: set[str] = field(default_factory=set)        # /run/netns entries
     files: set[str] = field(default_factory=set)              # under our temp dirs
-    ns_fds: dict[int, str] = field(default_factory=dict)      # our own fds on nsfs
+    fds: dict[int, str] = field(default_factory=dict)         # our own fds -> what they are
+    threads: dict[int, str] = field(default_factory=dict)     # our threads but the main one
 
     def __bool__(self) -> bool:
-        return any((self.processes, self.mounts, self.netns_names, self.files, self.ns_fds))
+        return any((self.processes, self.mounts, self.netns_names, self.files, self.fds,
+                    self.threads))
 
     def describe(self) -> str:
         parts = []
@@ -35,9 +44,11 @@ class Residue:
             parts.append("/run/netns entries " + ", ".join(sorted(self.netns_names)))
         if self.files:
             parts.append("files " + ", ".join(sorted(self.files)))
-        if self.ns_fds:
-            parts.append("namespace fds " + ", ".join(f"{fd} -> {t}" for fd, t in
-                                                      sorted(self.ns_fds.items())))
+        if self.fds:
+            parts.append("fds " + ", ".join(f"{fd} -> {t}" for fd, t in sorted(self.fds.items())))
+        if self.threads:
+            parts.append("threads " + ", ".join(f"{t} ({c})" for t, c in
+                                                sorted(self.threads.items())))
         return "; ".join(parts)
 
 
@@ -45,10 +56,12 @@ RUN_NETNS = "/run/netns"
 
 
 class LeakScope:
-    """Which mounts, /run/netns entries and files count as this pytest process's.
+    """What counts as this pytest process's: its descendants (running or unreaped), its
+    threads, every fd it has open (namespace files, pipes, sockets, memfds, eventfds,
+    plain files...), and the mounts, /run/netns entries and files that are ours.
 
-    Other people run tests on this machine at the same time, so only what lies
-    under our temp dirs, or in /run/netns under our tag, is ours; with
+    Other people run tests on this machine at the same time, so only the mounts
+    and files under our temp dirs, or in /run/netns under our tag, are ours; with
     ``strict`` (NSCTL_TEST_STRICT_LEAKS=1, for CI) every new nsfs mount and
     /run/netns entry is.
     """
@@ -62,6 +75,9 @@ class LeakScope:
         return any(path == r or path.startswith(r + "/") for r in self.tmp_roots)
 
     def capture(self) -> Residue:
+        # An object nothing refers to any more (a socket in a reference cycle, say) is
+        # not a leak: let the collector close what it holds before the fds are listed.
+        gc.collect()
         res = Residue()
         me = os.getpid()
         parents = ppid_map()
@@ -86,13 +102,19 @@ class LeakScope:
         for root in self.tmp_roots:
             for dirpath, _dirs, files in os.walk(root):
                 res.files.update(os.path.join(dirpath, f) for f in files)
-        for name in os.listdir("/proc/self/fd"):
-            try:
-                text = os.readlink(f"/proc/self/fd/{name}")
-            except OSError:
-                continue
-            if text.partition(":[")[0] in LINK_TYPE:
-                res.ns_fds[int(name)] = text
+        listing = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for name in os.listdir(listing):
+                fd = int(name)
+                if fd == listing:
+                    continue
+                try:
+                    res.fds[fd] = os.readlink(name, dir_fd=listing)
+                except OSError:
+                    continue   # closed meanwhile
+        finally:
+            os.close(listing)
+        res.threads = _threads()
         return res
 
     @staticmethod
@@ -102,7 +124,10 @@ class LeakScope:
             mounts={m: d for m, d in after.mounts.items() if m not in before.mounts},
             netns_names=after.netns_names - before.netns_names,
             files=after.files - before.files,
-            ns_fds={fd: t for fd, t in after.ns_fds.items() if before.ns_fds.get(fd) != t},
+            fds={fd: t for fd, t in after.fds.items() if before.fds.get(fd) != t},
+            # A thread that has just ended its work may still be on its way out.
+            threads={t: c for t, c in after.threads.items()
+                     if t in _wait_threads_gone(set(after.threads) - set(before.threads), 1.0)},
         )
 
     @staticmethod
@@ -124,11 +149,17 @@ class LeakScope:
                 os.unlink(path)
             except OSError:
                 pass
-        for fd in left.ns_fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        # An fd a Python object still owns is not closed but pointed at /dev/null: the
+        # object's own close() later must not close some other test's fd of that number.
+        devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            for fd in left.fds:
+                if fd != devnull:
+                    os.dup2(devnull, fd, inheritable=False)
+        finally:
+            os.close(devnull)
+        # A thread cannot be stopped from outside: it is reported, and given a moment.
+        _wait_threads_gone(set(left.threads), timeout=5.0)
 
 
 def unescape(text: str) -> str:
@@ -136,7 +167,6 @@ def unescape(text: str) -> str:
         return text
     import re
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
-
 
 
 def _describe_process(pid: int, ppid: int | None) -> str:
@@ -147,3 +177,27 @@ def _describe_process(pid: int, ppid: int | None) -> str:
     except OSError:
         state = "?"
     return f"{comm(pid) or '?'}, state {state}, parent {ppid}"
+
+
+def _threads() -> dict[int, str]:
+    """tid -> name of this process's threads other than the main one."""
+    out = {}
+    for tid in _live_tids():
+        try:
+            out[tid] = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+        except OSError:
+            continue   # gone meanwhile
+    return out
+
+
+def _live_tids() -> set[int]:
+    me = os.getpid()
+    return {int(t) for t in os.listdir(f"/proc/{me}/task")} - {me}
+
+
+def _wait_threads_gone(tids: set[int], timeout: float) -> set[int]:
+    """Wait until none of ``tids`` is left, for ``timeout`` seconds at most; those left."""
+    deadline = time.monotonic() + timeout
+    while (left := tids & _live_tids()) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return left
