@@ -91,3 +91,10 @@ def scratch(tmp_path):
             os.unlink(os.path.join(dirpath, name))
         for name in dirs:
             os.rmdir(os.path.join(dirpath, name))
+
+
+@pytest.fixture
+def scr(scratch):
+    """``scratch`` as the kernel spells it (symlinks resolved), for comparing with paths
+    nsctl and /proc print."""
+    return scratch.resolve()

@@ -49,11 +49,6 @@ RUNS = {
 }
 
 
-@pytest.fixture
-def scr(scratch):
-    return scratch.resolve()
-
-
 def _trapping(scr: Path, then: str = "die") -> str:
     """A shell that writes the name of each forwarded signal it gets to ``got`` and
     then dies of it (``then="die"``: status 128+N) or runs ``then``; ``ready`` once its
