@@ -61,25 +61,28 @@ def _trapping(scr: Path, then: str = "die") -> str:
     return "; ".join(traps) + f"; echo ready > {scr}/ready; {IDLE}"
 
 
-def _new_namespaces(pid: int, nsctl: int) -> dict[str, int]:
-    """The namespaces of ``pid`` that are not nsctl's: type -> inode."""
+def _new_namespaces(pid: int, nsctl: int) -> dict[str, tuple[int, int | None]]:
+    """The namespaces of ``pid`` that are not nsctl's: type -> (inode, NS_GET_ID id)."""
     out = {}
     for t in TYPES:
         ino = nsfacts.link_ino(pid, t)
         if ino != nsfacts.link_ino(nsctl, t):
-            out[t] = ino
+            out[t] = (ino, nsfacts.facts(f"/proc/{pid}/ns/{t}").id)
     return out
 
 
-def _in_namespaces(spaces: dict[str, int]) -> list[int]:
-    """Every process on the host that is in one of ``spaces``."""
+def _in_namespaces(spaces: dict[str, tuple[int, int | None]]) -> list[int]:
+    """Every process on the host that is in one of ``spaces``.  The inode is checked
+    first, then the id: once a namespace is gone its inode may be another's (this host
+    runs other tests too), its id never is."""
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        for t, ino in spaces.items():
+        for t, (ino, ns_id) in spaces.items():
             try:
-                if os.stat(f"/proc/{name}/ns/{t}").st_ino == ino:
+                if os.stat(f"/proc/{name}/ns/{t}").st_ino == ino and \
+                        nsfacts.facts(f"/proc/{name}/ns/{t}").id == ns_id:
                     out.append(int(name))
                     break
             except OSError:
