@@ -23,6 +23,8 @@ from support.syscalls import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE
                               new_userns, set_child_subreaper, set_comm, unshare)
 
 
+# --- threads: each in a uts namespace of its own, made and dropped all the time ---------------
+
 def _thread_churn(chan: Channel, width: int) -> None:
     """Threads coming and going, ``width`` at a time, each in a uts namespace of its own
     for 0-20 ms; on any message, the NS_GET_ID of every uts namespace they made."""

@@ -4,7 +4,8 @@ Each topology is a context manager that builds namespaces with the calls of
 :mod:`support.syscalls` (or util-linux unshare(1)), learns what it built with
 :mod:`support.nsfacts`, and kills and reaps all it started and undoes every
 mount and file at the end, also when the test fails half-way.  The functions
-named ``_verb`` are what the helper children run.
+whose first argument is a :class:`~support.processes.Channel` are what the
+helper children run.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from support.syscalls import (CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEW
                               CLONE_NEWUTS, bind_mount, check, libc, make_rprivate, new_userns,
                               setns, umount, unshare)
 
+
+# --- what the helper children run ------------------------------------------------------------
 
 def unshare_net_on_cue(chan: Channel) -> None:
     """Say our PID, wait for a word, then unshare a new network namespace (no fork, no
