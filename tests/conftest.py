@@ -4,13 +4,16 @@ After each test, the autouse fixture ``leaves_nothing_behind`` fails the test
 (an error at teardown) if it left any of these, and then removes them so the
 next test starts clean:
 
-- a process descended from this pytest process (running or unreaped);
+- a process descended from this pytest process (running or unreaped; the
+  pytest process is a child subreaper, so orphans of its children count too),
+  or a thread of the pytest process;
 - a mount under this session's temp dirs, or an nsfs mount / /run/netns entry
-  of ours (see :class:`topology.LeakScope`: only names under our tag unless
+  of ours (see :class:`support.leaks.LeakScope`: only names under our tag unless
   NSCTL_TEST_STRICT_LEAKS=1, since others run tests on this machine too);
 - a file under this session's temp dirs (tmp_path, tmp_path_factory and
   TMPDIR all point there);
-- an fd of this pytest process on a namespace.
+- an fd of this pytest process, whatever it is open on (a namespace, a pipe,
+  a socket, a memfd, an eventfd, a file...).
 
 Resources therefore live in function-scoped fixtures (or ``with`` blocks):
 a module- or session-scoped one would count as left behind by the test that
@@ -26,12 +29,11 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import topology  # noqa: E402  (needs the path above)
+from support import leaks, syscalls  # noqa: E402  (needs the path above)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if os.geteuid() == 0:
-        topology.set_child_subreaper()
+    syscalls.set_child_subreaper()   # needs no privilege
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -46,7 +48,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def leak_scope(tmp_path_factory: pytest.TempPathFactory) -> topology.LeakScope:
+def leak_scope(tmp_path_factory: pytest.TempPathFactory) -> leaks.LeakScope:
     """Point TMPDIR at this session's temp dir, and say what counts as ours."""
     base = tmp_path_factory.getbasetemp()
     tmp = base / "TMPDIR"
@@ -57,7 +59,7 @@ def leak_scope(tmp_path_factory: pytest.TempPathFactory) -> topology.LeakScope:
     # Strict (every new nsfs mount and /run/netns entry counts) in CI, where nothing
     # else runs tests on the machine; scoped to our own names otherwise.
     strict = os.environ.get("NSCTL_TEST_STRICT_LEAKS", "1" if os.environ.get("CI") else "0") == "1"
-    yield topology.LeakScope([base], tag=netns_tag(), strict=strict)
+    yield leaks.LeakScope([base], tag=netns_tag(), strict=strict)
     tempfile.tempdir = saved_tempdir
     if saved_env is None:
         os.environ.pop("TMPDIR", None)
@@ -71,7 +73,7 @@ def netns_tag() -> str:
 
 
 @pytest.fixture(autouse=True)
-def leaves_nothing_behind(leak_scope: topology.LeakScope) -> None:
+def leaves_nothing_behind(leak_scope: leaks.LeakScope) -> None:
     before = leak_scope.capture()
     yield
     left = leak_scope.new_since(before, leak_scope.capture())
@@ -89,3 +91,10 @@ def scratch(tmp_path):
             os.unlink(os.path.join(dirpath, name))
         for name in dirs:
             os.rmdir(os.path.join(dirpath, name))
+
+
+@pytest.fixture
+def scr(scratch):
+    """``scratch`` as the kernel spells it (symlinks resolved), for comparing with paths
+    nsctl and /proc print."""
+    return scratch.resolve()

@@ -20,7 +20,9 @@ from typing import Iterator
 
 import pytest
 
-from topology import descendants, netns_bindmount, root_only, terminate
+from support import root_only
+from support.namespaces import netns_bindmount
+from support.processes import descendants, terminate
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,6 +1,6 @@
 """Discovery while namespaces come and go: no exception, and nothing reported that never was.
 
-A churner (tests/topology.py: churn) runs its workers inside a user
+A churner (tests/support/churn.py) runs its workers inside a user
 namespace of its own, so every namespace they make is owned, directly or
 through nested user namespaces, by that one user namespace, which nobody
 else on the host can create namespaces in.  Every worker logs each state it
@@ -16,8 +16,8 @@ import time
 import pytest
 
 import nsctl
-import topology
-from topology import root_only
+import support.churn
+from support import namespaces, root_only
 
 pytestmark = root_only
 
@@ -58,7 +58,8 @@ def test_discover_while_namespaces_churn(scratch, monkeypatch, how):
 
         monkeypatch.setattr(shares, "read_shared", spy)
     # A pinned netns: every mount namespace the workers make copies that bind mount.
-    with topology.netns_bindmount(scratch, "pinned") as pin, topology.churn(scratch) as churn:
+    with namespaces.netns_bindmount(scratch, "pinned") as pin, \
+            support.churn.churn(scratch) as churn:
         errors = []
         threads_cost = [0.0]
 
@@ -94,7 +95,8 @@ def test_incremental_watch_while_namespaces_churn(scratch):
     from nsctl.timeline.watch import Watcher
 
     # A long interval: nearly every rescan is one triggered by process events.
-    with topology.netns_bindmount(scratch, "pinned") as pin, topology.churn(scratch) as churn, \
+    with namespaces.netns_bindmount(scratch, "pinned") as pin, \
+            support.churn.churn(scratch) as churn, \
             Watcher(interval=3.0, handle_signals=False) as watcher:
         watcher.start()
 
@@ -181,7 +183,7 @@ def _check(snaps: list, log: list[dict], summary: dict, user, pinned, costs: lis
         # A churn process in this snapshot: its PID in the log and its name ours (this host
         # may wrap PIDs quickly; a PID the log knows may belong to someone else by now).
         workers = {pid for pid, proc in snap.processes.items()
-                   if pid in by_task and proc.comm in topology.CHURN_COMMS}
+                   if pid in by_task and proc.comm in support.churn.CHURN_COMMS}
 
         def had(r) -> set[tuple[str, int]] | None:
             """What the task behind a process or thread reference ever had, if it is ours.

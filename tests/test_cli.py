@@ -13,10 +13,9 @@ import time
 from functools import partial
 
 import pytest
-import topology
-from topology import root_only
+from support import cli, processes, root_only
 
-nsctl = partial(topology.run_nsctl, check=True)
+nsctl = partial(cli.run_nsctl, check=True)
 
 
 def ino(path: str) -> int:
@@ -47,7 +46,7 @@ class Spawned:
 
     def close(self) -> None:
         # The whole subtree: unshare --fork leaves a child that outlives a killed parent.
-        topology.terminate([self.pid] + topology.descendants(self.pid))
+        processes.terminate([self.pid] + processes.descendants(self.pid))
         self.proc.returncode = 0  # reaped above; keep Popen from waiting again
 
 
@@ -70,20 +69,23 @@ def netns_file(tmp_path):
     """A network namespace kept alive only by a bind mount in our mount namespace."""
     path = tmp_path / "pinned-net"
     path.touch()
-    subprocess.run(["unshare", f"--net={path}", "true"], check=True)
+    subprocess.run(["unshare", f"--net={path}", "true"], check=True, timeout=30)
     try:
         yield str(path), ino(str(path))
     finally:
-        subprocess.run(["umount", str(path)], check=True)
+        subprocess.run(["umount", str(path)], check=True, timeout=30)
         path.unlink()
 
 
-def test_help_is_fast_and_lists_commands():
+def test_help_lists_commands_and_imports_nothing_heavy():
+    """`nsctl --help` names the commands without importing discovery, rich or ctypes
+    (what would make it slow to print)."""
     code = ("import sys; from nsctl.cli.main import main\n"
             "try: main(['--help'])\nexcept SystemExit: pass\n"
             "heavy = [m for m in ('rich', 'nsctl.discovery', 'ctypes') if m in sys.modules]\n"
             "print('HEAVY', heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60).stdout
     assert "ls" in out and "tree" in out and "show" in out and "lsns" in out
     assert "HEAVY []" in out
 
@@ -98,7 +100,8 @@ def test_plain_listing_imports_nothing_heavy():
             "heavy = [m for m in ('shutil', 'ctypes', 'typing', 'dataclasses', 'orjson')"
             " if m in sys.modules]\n"
             "print('HEAVY', heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60).stdout
     assert "HEAVY []" in out, out
 
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import topology
 
 from nsctl.discovery import cgroup_names as containers
 from nsctl.model import Container, Namespace, Process, Snapshot
+from support import cli, leaks, nsfacts, processes, syscalls
 
-nsctl = partial(topology.run_nsctl, check=True)
+nsctl = partial(cli.run_nsctl, check=True)
 
 H1 = "0123456789abcdef" * 4
 H2 = "fedcba9876543210" * 4
@@ -189,7 +189,7 @@ def _hierarchies() -> dict[str, Path]:
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         head, _, tail = line.partition(" - ")
         fstype, _source, options = (tail.split(" ") + ["", ""])[:3]
-        point = Path(topology._unescape(head.split(" ")[4]))
+        point = Path(leaks.unescape(head.split(" ")[4]))
         if fstype == "cgroup2":
             out.setdefault("v2", point)
         elif fstype == "cgroup" and "name=systemd" in options.split(","):
@@ -259,27 +259,27 @@ def cgroups() -> Iterator[Cgroups]:
             assert not mine.exists(), f"cgroup left behind: {mine}"
 
 
-NS_FLAGS = topology.CLONE_NEWNS | topology.CLONE_NEWUTS | topology.CLONE_NEWIPC
+NS_FLAGS = syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
 
 
-def _container_payload(chan: topology.Channel, flags: int, join_net: int | None) -> None:
+def _container_payload(chan: processes.Channel, flags: int, join_net: int | None) -> None:
     """As a runtime starts a container: wait to be put in its cgroup, then unshare."""
     chan.send({"pid": os.getpid()})
     chan.recv()
     if join_net is not None:
         fd = os.open(f"/proc/{join_net}/ns/net", os.O_RDONLY)
-        topology.setns(fd, topology.CLONE_NEWNET)
+        syscalls.setns(fd, syscalls.CLONE_NEWNET)
         os.close(fd)
-    topology.unshare(flags)
+    syscalls.unshare(flags)
     chan.send({"ready": True})
     chan.wait_closed()
 
 
-def payload(stack: ExitStack, cgroup: Path, flags: int = NS_FLAGS | topology.CLONE_NEWNET,
+def payload(stack: ExitStack, cgroup: Path, flags: int = NS_FLAGS | syscalls.CLONE_NEWNET,
             join_net: int | None = None) -> int:
     """A helper process moved into ``cgroup`` that then unshares ``flags`` (and joins
     ``join_net``'s network namespace); ``stack`` kills and reaps it."""
-    child = stack.enter_context(topology.Child(_container_payload, flags, join_net))
+    child = stack.enter_context(processes.Child(_container_payload, flags, join_net))
     child.ready()
     (cgroup / "cgroup.procs").write_text(str(child.pid))
     child.send({})
@@ -303,34 +303,34 @@ def test_docker_with_host_cgroupns_is_labelled(cgroups):
     group = cgroups.make("v2", f"system.slice/docker-{cid}.scope")
     with ExitStack() as stack:
         pid = payload(stack, group)
-        assert topology.link_ino(pid, "cgroup") == topology.link_ino("self", "cgroup")
+        assert nsfacts.link_ino(pid, "cgroup") == nsfacts.link_ino("self", "cgroup")
         procs, spaces = ls_json()
         want = {"engine": "docker", "id": cid, "name": None, "pod": None}
         assert procs[pid]["container"] == want
         for link in ("mnt", "net", "uts", "ipc"):
-            assert spaces[topology.link_ino(pid, link)]["container"] == want, link
+            assert spaces[nsfacts.link_ino(pid, link)]["container"] == want, link
         for link in ("user", "cgroup", "pid"):   # the host's, shared with everyone
-            assert spaces[topology.link_ino(pid, link)]["container"] is None, link
+            assert spaces[nsfacts.link_ino(pid, link)]["container"] is None, link
         assert procs[os.getpid()]["container"] is None
 
         doc = json.loads(nsctl("show", f"container:{cid[:10]}/net", "--json").stdout)
-        assert doc["ns"] == topology.link_ino(pid, "net")
+        assert doc["ns"] == nsfacts.link_ino(pid, "net")
         assert doc["container"] == want
         # enter --all container:ID enters the container's namespaces
         inside = nsctl("enter", "--all", f"container:{cid[:10]}", "--",
                        "readlink", "/proc/self/ns/net", "/proc/self/ns/uts").stdout.split()
-        assert inside == [f"net:[{topology.link_ino(pid, 'net')}]",
-                          f"uts:[{topology.link_ino(pid, 'uts')}]"]
+        assert inside == [f"net:[{nsfacts.link_ino(pid, 'net')}]",
+                          f"uts:[{nsfacts.link_ino(pid, 'uts')}]"]
         text = nsctl("show", f"container:{cid[:10]}/uts").stdout
         assert f"container: docker {cid}" in _squeezed(text)
 
         table = nsctl("ls", "-t", "net").stdout.splitlines()
         assert table[0].split()[:7] == ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY",
                                         "CONTAINER"]
-        row = next(r for r in table if r.split()[0] == str(topology.link_ino(pid, "net")))
+        row = next(r for r in table if r.split()[0] == str(nsfacts.link_ino(pid, "net")))
         assert f"docker:{cid[:12]}" in row.split()
         tree = nsctl("tree").stdout
-        assert f"net:[{topology.link_ino(pid, 'net')}] [docker:{cid[:12]}]" in tree
+        assert f"net:[{nsfacts.link_ino(pid, 'net')}] [docker:{cid[:12]}]" in tree
         tree_doc = json.loads(nsctl("tree", "--json").stdout)
         assert want in _tree_containers(tree_doc["tree"])
 
@@ -350,15 +350,15 @@ def test_podman_with_private_cgroupns(cgroups):
     cid = new_id()
     group = cgroups.make("v2", f"machine.slice/libpod-{cid}.scope")
     with ExitStack() as stack:
-        pid = payload(stack, group, NS_FLAGS | topology.CLONE_NEWNET |
-                                       topology.CLONE_NEWCGROUP)
-        assert topology.link_ino(pid, "cgroup") != topology.link_ino("self", "cgroup")
+        pid = payload(stack, group, NS_FLAGS | syscalls.CLONE_NEWNET |
+                                       syscalls.CLONE_NEWCGROUP)
+        assert nsfacts.link_ino(pid, "cgroup") != nsfacts.link_ino("self", "cgroup")
         procs, spaces = ls_json()
         want = {"engine": "podman", "id": cid, "name": None, "pod": None}
         assert procs[pid]["container"] == want
-        assert spaces[topology.link_ino(pid, "cgroup")]["container"] == want
+        assert spaces[nsfacts.link_ino(pid, "cgroup")]["container"] == want
         doc = json.loads(nsctl("show", f"container:{cid[:8]}/cgroup", "--json").stdout)
-        assert doc["ns"] == topology.link_ino(pid, "cgroup")
+        assert doc["ns"] == nsfacts.link_ino(pid, "cgroup")
 
 
 @needs["v2"]
@@ -372,7 +372,7 @@ def test_nspawn_name_is_unescaped_and_resolves(cgroups):
         assert procs[pid]["container"] == {"engine": "nspawn", "id": name, "name": name,
                                            "pod": None}
         doc = json.loads(nsctl("show", f"container:{name}/uts", "--json").stdout)
-        assert doc["ns"] == topology.link_ino(pid, "uts")
+        assert doc["ns"] == nsfacts.link_ino(pid, "uts")
         assert f"nspawn:{name}" in nsctl("ls", "-t", "uts").stdout
 
 
@@ -391,7 +391,7 @@ def test_cgroup_v1_layouts(cgroups, layout, engine):
         assert procs[pid]["container"]["engine"] == engine
         assert procs[pid]["container"]["id"] == ident
         doc = json.loads(nsctl("show", f"container:{ident[:9]}/net", "--json").stdout)
-        assert doc["ns"] == topology.link_ino(pid, "net")
+        assert doc["ns"] == nsfacts.link_ino(pid, "net")
 
 
 @needs["v2"]
@@ -407,15 +407,15 @@ def test_kubernetes_pod_shares_its_network_namespace(cgroups):
         app_group = cgroups.make("v2", f"{pod}/cri-containerd-{app_id}.scope")
         pause = payload(stack, pause_group)
         app = payload(stack, app_group, NS_FLAGS, join_net=pause)
-        net = topology.link_ino(pause, "net")
-        assert topology.link_ino(app, "net") == net
+        net = nsfacts.link_ino(pause, "net")
+        assert nsfacts.link_ino(app, "net") == net
         procs, spaces = ls_json()
         assert procs[app]["container"] == {"engine": "containerd", "id": app_id, "name": None,
                                            "pod": uid}
         assert spaces[net]["container"] == {"engine": "containerd", "id": None, "name": None,
                                             "pod": uid}
-        assert spaces[topology.link_ino(app, "mnt")]["container"]["id"] == app_id
-        assert spaces[topology.link_ino(pause, "mnt")]["container"]["id"] == pause_id
+        assert spaces[nsfacts.link_ino(app, "mnt")]["container"]["id"] == app_id
+        assert spaces[nsfacts.link_ino(pause, "mnt")]["container"]["id"] == pause_id
         doc = json.loads(nsctl("show", f"container:{app_id[:12]}/net", "--json").stdout)
         assert doc["ns"] == net
         text = nsctl("show", f"net:[{net}]").stdout
@@ -431,12 +431,12 @@ def test_host_namespaces_shared_with_a_container_are_not_its(cgroups):
     group = cgroups.make("v2", f"system.slice/docker-{cid}.scope")
     with ExitStack() as stack:
         pid = payload(stack, group, NS_FLAGS)
-        net = topology.link_ino(pid, "net")
-        assert net == topology.link_ino("self", "net")
+        net = nsfacts.link_ino(pid, "net")
+        assert net == nsfacts.link_ino("self", "net")
         procs, spaces = ls_json()
         assert procs[pid]["container"]["id"] == cid
         assert spaces[net]["container"] is None
-        assert spaces[topology.link_ino(pid, "mnt")]["container"]["id"] == cid
+        assert spaces[nsfacts.link_ino(pid, "mnt")]["container"]["id"] == cid
         text = nsctl("show", f"net:[{net}]").stdout
         assert f"container: - (shared with docker:{cid[:12]}: 1 proc)" in _squeezed(text)
         doc = json.loads(nsctl("show", f"container:{cid[:12]}/net", "--json").stdout)
@@ -450,7 +450,7 @@ def test_process_in_host_namespaces_is_not_read(cgroups):
     cid = new_id()
     group = cgroups.make("v2", f"system.slice/docker-{cid}.scope")
     with ExitStack() as stack:
-        pid = payload(stack, group, topology.CLONE_NEWUTS)
+        pid = payload(stack, group, syscalls.CLONE_NEWUTS)
         procs, _spaces = ls_json()
         assert procs[pid]["container"] is None
         proc = nsctl("show", f"container:{cid[:12]}/net", check=False)

@@ -1,4 +1,4 @@
-"""nsctl.discover() against real topologies built by the fixtures (tests/topology.py).
+"""nsctl.discover() against real topologies built by the fixtures (tests/support/).
 
 Every expected value comes from the fixture's own reading of the kernel
 (os.stat of nsfs files, NS_GET_* ioctls, /proc/PID/status), never from nsctl.
@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import nsctl
-import topology
-from topology import NS_LINKS, LINK_TYPE, NsFacts, facts, link_ino, root_only
+from support import churn, namespaces, nsfacts, processes, root_only, syscalls
+from support.nsfacts import facts, link_ino, NsFacts
+from support.syscalls import LINK_TYPE, NS_LINKS
 
 pytestmark = root_only
 
@@ -86,7 +87,7 @@ def refs(ns) -> list[dict]:
     reference from a process outside this pytest's tree may come and go.  Any
     other reference, and every one from our own processes, must be as expected.
     """
-    ours = {os.getpid(), *topology.descendants(os.getpid())}
+    ours = {os.getpid(), *processes.descendants(os.getpid())}
     return sorted((r.to_dict() for r in ns.refs if r.kind != "fd" or r.pid in ours), key=_key)
 
 
@@ -177,7 +178,7 @@ def test_nsctl_reports_no_fd_of_its_own():
 
 @pytest.mark.parametrize("keep", ["process", "fd"])
 def test_nested_user_namespaces_with_hidden_ancestors(keep, scan_how):
-    with topology.nested_userns(3, keep=keep) as t:
+    with namespaces.nested_userns(3, keep=keep) as t:
         a, b, c = t.levels
         # What the fixture itself learned with NS_GET_PARENT.
         assert (a.parent, b.parent, c.parent) == (t.top.ino, a.ino, b.ino)
@@ -202,7 +203,7 @@ def test_nested_user_namespaces_with_hidden_ancestors(keep, scan_how):
 
 @pytest.mark.parametrize("how", ["bind", "unshare"], ids=["mount-bind", "unshare-net=FILE"])
 def test_netns_held_by_bindmount(scratch, how):
-    with topology.netns_bindmount(scratch, how=how) as t:
+    with namespaces.netns_bindmount(scratch, how=how) as t:
         snap = nsctl.discover()
         ns = find(snap, t.net)
         assert_same(ns, t.net)
@@ -214,7 +215,7 @@ def test_netns_held_by_bindmount(scratch, how):
 
 @pytest.mark.parametrize("keep", ["process", "fd", "bindmount"])
 def test_netns_bindmount_in_other_mount_namespace(scratch, keep, scan_how):
-    with topology.foreign_mount_netns(scratch, keep=keep) as t:
+    with namespaces.foreign_mount_netns(scratch, keep=keep) as t:
         snap = nsctl.discover()
         net = find(snap, t.net)
         assert_same(net, t.net)
@@ -234,7 +235,7 @@ def test_netns_bindmount_in_other_mount_namespace(scratch, keep, scan_how):
 def _listing_needs_kernel_and_build() -> None:
     from nsctl.discovery import tasks
 
-    if not topology.can_list_mounts():
+    if not syscalls.can_list_mounts():
         pytest.skip("this kernel has no listmount(2) (Linux 6.8+): nsctl enters instead")
     assert tasks._c_module() is not None, "nsctl.kernel._native was not built"
 
@@ -245,7 +246,7 @@ def test_a_foreign_mount_table_is_listed_without_entering_it(scratch):
     from nsctl.kernel import nsfs
 
     _listing_needs_kernel_and_build()
-    with topology.foreign_mount_table(scratch, count=600) as t:
+    with namespaces.foreign_mount_table(scratch, count=600) as t:
         fd = os.open(f"/proc/{t.holder}/fd/{t.holder_fd}", os.O_RDONLY | os.O_CLOEXEC)
         try:
             got = nsfs.mounted_namespaces(fd)
@@ -295,7 +296,7 @@ def test_foreign_mount_tables_with_and_without_entering(scratch, unknown, listin
         return real(mnt_fds, known)
 
     monkeypatch.setattr(bindmounts, "read_foreign_mounts", spy)
-    with topology.foreign_mount_table(scratch, count=3, unknown=unknown) as t:
+    with namespaces.foreign_mount_table(scratch, count=3, unknown=unknown) as t:
         snap = nsctl.discover()
         assert_same(find(snap, t.mnt), t.mnt)
         own = snap.namespaces[t.own_net]
@@ -317,7 +318,7 @@ def test_netns_held_by_fd(scan_how, listing, monkeypatch):
     from nsctl.kernel import procfs
 
     monkeypatch.setattr(procfs, "_self_fd", None if listing == "by-path" else "")
-    with topology.netns_held_by_fd() as t:
+    with namespaces.netns_held_by_fd() as t:
         assert t.link_text == f"net:[{t.net.ino}]"
         snap = nsctl.discover()
         ns = find(snap, t.net)
@@ -329,7 +330,7 @@ def test_netns_held_by_fd(scan_how, listing, monkeypatch):
 def test_netns_held_by_fd_opened_through_a_since_detached_bindmount(scratch):
     """`ip netns exec` has /run/netns/X open when `ip netns delete X` detaches the mount:
     the fd reads back as "/" and is all that keeps the netns alive."""
-    with topology.netns_held_by_fd(scratch, via="detached") as t:
+    with namespaces.netns_held_by_fd(scratch, via="detached") as t:
         assert t.link_text == "/"
         snap = nsctl.discover()
         ns = find(snap, t.net)
@@ -339,8 +340,8 @@ def test_netns_held_by_fd_opened_through_a_since_detached_bindmount(scratch):
 
 def test_fd_opened_through_a_bindmount(scratch):
     """An fd opened through a bind mount reads back as the mount's path, not net:[...]."""
-    with topology.netns_bindmount(scratch) as pin:
-        with topology.Child(topology._hold) as holder:
+    with namespaces.netns_bindmount(scratch) as pin:
+        with processes.Child(namespaces.hold) as holder:
             holder.send({"open": [pin.path]})
             fd = holder.ready()["fds"][0]
             assert os.readlink(f"/proc/{holder.pid}/fd/{fd}") == pin.path
@@ -355,7 +356,7 @@ def test_fd_opened_through_a_bindmount(scratch):
 
 @pytest.mark.parametrize("passed", [False, True], ids=["kept", "passed-over-scm-rights"])
 def test_netns_held_by_socket(passed, scan_how):
-    with topology.netns_held_by_socket(passed=passed) as t:
+    with namespaces.netns_held_by_socket(passed=passed) as t:
         assert os.readlink(f"/proc/{t.holder}/fd/{t.fd}") == f"socket:[{t.socket}]"
         assert link_ino(t.holder, "net") != t.net.ino
         snap = nsctl.discover()
@@ -368,7 +369,7 @@ def test_netns_held_by_socket(passed, scan_how):
 # --- 6. a thread in its own netns -------------------------------------------------------------
 
 def test_thread_in_its_own_netns(scan_how, thread_loop):
-    with topology.thread_netns() as t:
+    with namespaces.thread_netns() as t:
         assert t.net.ino != t.process_net
         snap = nsctl.discover(threads=True)
         ns = find(snap, t.net)
@@ -435,10 +436,10 @@ def test_many_threads_shared_among_workers(monkeypatch, worker, thread_loop):
             return real_write(fd, data)
 
         monkeypatch.setattr(os, "write", write)
-    with topology.threads_in_uts(24) as t:
-        children = topology.children_of(parent)
+    with namespaces.threads_in_uts(24) as t:
+        children = processes.children_of(parent)
         snap = nsctl.discover(threads=True)
-        assert topology.children_of(parent) == children
+        assert processes.children_of(parent) == children
         assert len({f.ino for f in t.uts.values()}) == 24
         for tid, want in t.uts.items():
             ns = find(snap, want)
@@ -454,7 +455,7 @@ def test_process_whose_main_thread_exited(threads, thread_loop):
     /proc/PID/ns/* are gone (ENOENT) and /proc/PID/mountinfo says EINVAL, yet the
     process is alive and its other threads hold its namespaces: here a netns that
     nothing else holds.  It is neither 'vanished' nor to be missed."""
-    with topology.leader_exited() as t:
+    with namespaces.leader_exited() as t:
         with pytest.raises(FileNotFoundError):
             os.readlink(f"/proc/{t.pid}/ns/net")
         assert os.path.exists(f"/proc/{t.pid}/task/{t.tid}")
@@ -469,7 +470,7 @@ def test_process_whose_main_thread_exited(threads, thread_loop):
 # --- 7. PID namespaces three deep -------------------------------------------------------------
 
 def test_pid_namespaces_three_deep(scan_how):
-    with topology.pid_chain(3) as t:
+    with namespaces.pid_chain(3) as t:
         levels = t.levels
         parents = [t.top.ino] + [lvl.ns.ino for lvl in levels[:-1]]
         assert [lvl.ns.parent for lvl in levels] == parents   # the fixture's NS_GET_PARENT
@@ -485,14 +486,14 @@ def test_pid_namespaces_three_deep(scan_how):
             if i + 1 < len(levels):
                 expected.append(ref("child", child=levels[i + 1].ns.ino, relation="parent"))
             same_refs(ns, *expected)
-        assert snap.processes[t.maker].nspid in (None, topology.nspid(t.maker))
+        assert snap.processes[t.maker].nspid in (None, nsfacts.nspid(t.maker))
         assert snap.processes[t.maker].ns["pid_for_children"] == levels[0].ns.ino
 
 
 # --- 8. time namespaces and the *_for_children links ------------------------------------------
 
 def test_time_namespace_from_unshare_time_fork():
-    with topology.unshare_command(["--time"]) as cmd:
+    with namespaces.unshare_command(["--time"]) as cmd:
         want = facts(f"/proc/{cmd.child}/ns/time")
         assert want.type == "time" and want.ino != link_ino("self", "time")
         assert link_ino(cmd.pid, "time") != want.ino
@@ -505,7 +506,7 @@ def test_time_namespace_from_unshare_time_fork():
 
 
 def test_for_children_links_after_unshare_and_fork():
-    with topology.for_children(fork=True) as t:
+    with namespaces.for_children(fork=True) as t:
         snap = nsctl.discover()
         for want, link in ((t.pid_ns, "pid"), (t.time_ns, "time")):
             ns = find(snap, want)
@@ -518,7 +519,7 @@ def test_for_children_links_after_unshare_and_fork():
 
 def test_time_for_children_without_fork():
     """After unshare(CLONE_NEWTIME) and no fork, only the time_for_children link holds it."""
-    with topology.for_children(fork=False) as t:
+    with namespaces.for_children(fork=False) as t:
         assert link_ino(t.maker, "time") != t.time_ns.ino
         snap = nsctl.discover()
         ns = find(snap, t.time_ns)
@@ -535,10 +536,10 @@ def test_a_pid_reused_every_few_ms_is_one_whole_process(scratch):
     its generation; discover() runs there meanwhile.  Whatever it reports under that
     PID must be one process: its name and its uts namespace from the same generation
     (or the uts it started with, read before its unshare)."""
-    with topology.pid_reuse_scan(scratch, seconds=2.0) as (report, log):
+    with churn.pid_reuse_scan(scratch, seconds=2.0) as (report, log):
         assert report["scans"] >= 3
         assert len(log) > 100, "the PID was not reused often enough to mean anything"
-        reused = sum(pid == topology.REUSED_PID for pid, _uts in log.values())
+        reused = sum(pid == churn.REUSED_PID for pid, _uts in log.values())
         assert reused > len(log) / 2
         assert report["seen"], "no scan met a generation"
         for pid, k, ppid, uts, missing in report["seen"]:
@@ -549,7 +550,7 @@ def test_a_pid_reused_every_few_ms_is_one_whole_process(scratch):
 
 # --- one process's odd /proc text is a problem of that process ------------------------
 
-def _named(chan: topology.Channel, name: bytes) -> None:
+def _named(chan: processes.Channel, name: bytes) -> None:
     """Name itself ``name`` (PR_SET_NAME: any bytes but NUL, 15 at most), say so,
     and wait until the test is done."""
     import ctypes
@@ -564,7 +565,7 @@ def test_a_comm_with_parens_spaces_and_newlines_parses():
     """A process may name itself anything: ')', '(', spaces and newlines in its comm
     must not shift the fields of /proc/PID/stat that follow it."""
     name = b") x (\n) 1 2 3 )"
-    with topology.Child(_named, name) as child:
+    with processes.Child(_named, name) as child:
         child.ready()
         with open(f"/proc/{child.pid}/comm", "rb") as f:
             assert f.read() == name + b"\n"   # the kernel keeps it as given
@@ -600,7 +601,7 @@ def test_an_unparsable_stat_is_a_problem_of_that_process_and_the_scan_goes_on(od
     """A /proc root (Options.proc) in which one real process's stat is an odd text
     and every other file of it is the kernel's: the scan records a problem for that
     process alone, and reads the other process in full."""
-    with topology.Child(_named, b"odd") as odd_one, topology.Child(_named, b"fine") as fine:
+    with processes.Child(_named, b"odd") as odd_one, processes.Child(_named, b"fine") as fine:
         odd_one.ready()
         fine.ready()
         real = Path(f"/proc/{odd_one.pid}")

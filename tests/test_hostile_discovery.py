@@ -41,9 +41,10 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import topology
 from conftest import netns_tag
-from topology import Child, root_only, run_nsctl
+from support import processes, root_only
+from support.cli import run_nsctl
+from support.processes import Child
 
 NOBODY = 65534
 SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
@@ -193,7 +194,7 @@ def hostile_mounts(held_by_fd: bool) -> Iterator[Hostile]:
                     proc.communicate(b"\n", timeout=TIMEOUT)
                 except (ValueError, OSError, subprocess.TimeoutExpired):
                     pass
-            topology.terminate([p.pid for p in procs if p.returncode is None])
+            processes.terminate([p.pid for p in procs if p.returncode is None])
             shutil.rmtree(top, ignore_errors=True)
 
 
@@ -319,7 +320,7 @@ def test_serve_builds_its_model_and_shows_the_namespace(hostile, tmp_path):
     """serve's refresher runs the same discovery: its first model arrives (a hung
     refresher would never send one) and holds the namespace, whose view is read
     through the clean mount."""
-    from servetopology import running_server
+    from support.serve import running_server
 
     with running_server("--max-age", "1", unix=str(tmp_path / "api.sock"), tcp=False,
                         timeout=TIMEOUT) as server:

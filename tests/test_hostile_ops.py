@@ -7,7 +7,7 @@ Pin directories must be root's alone, every step of the way, checked on each
 operation (nsctl.ops.trusteddir); the pin file is created O_EXCL|O_NOFOLLOW and
 the namespace mounted onto the opened file; unpin unmounts only the nsfs mount
 it checked, through its fd.  Evidence is the kernel's: /proc/self/mountinfo,
-stat of the files, NS_GET_ID through topology.facts.
+stat of the files, NS_GET_ID through support.nsfacts.facts.
 """
 from __future__ import annotations
 
@@ -23,14 +23,15 @@ from typing import Iterator
 import httpx
 import pytest
 
-import opstopology as ot
-import topology
 from conftest import netns_tag
-from opstopology import nsctl, ok, one_error
-from servetopology import running_server
-from topology import facts, link_ino
+import support
+from support import cli, namespaces, processes, syscalls
+from support import ops as ot
+from support.cli import nsctl, ok, one_error
+from support.nsfacts import facts, link_ino
+from support.serve import running_server
 
-pytestmark = topology.root_only
+pytestmark = support.root_only
 
 NOBODY = 65534
 SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
@@ -73,14 +74,14 @@ def place() -> Iterator[Place]:
         yield p
     finally:
         for point in sorted(ot.mounts_under(top), key=len, reverse=True):
-            topology.umount(point)   # safety net: a test that failed midway
+            syscalls.umount(point)   # safety net: a test that failed midway
         shutil.rmtree(top)
 
 
 @pytest.fixture
 def uts() -> Iterator[int]:
     """PID of a process alone in a new uts namespace."""
-    with topology.unshare_command(["--uts"]) as cmd:
+    with namespaces.unshare_command(["--uts"]) as cmd:
         yield cmd.child
 
 
@@ -224,7 +225,7 @@ def test_hostile_user_swapping_names_while_root_pins(place: Place, uts: int) -> 
                                stdin=subprocess.DEVNULL)
     fd = os.open(f"/proc/{uts}/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        ot.wait_for(lambda: (place.hostile / "ready").exists(), "the swapper to start", 15)
+        processes.wait_for(lambda: (place.hostile / "ready").exists(), "the swapper to start", 15)
         refused = 0
         deadline = time.monotonic() + 10
         while refused < 200 and time.monotonic() < deadline:
@@ -274,7 +275,7 @@ def test_unpin_of_a_symlink_leaves_its_target_mounted(place: Place, uts: int) ->
                                   else place.hostile / "dir")
         # A bind mount over the root-only file, named through a symlink: not a pin.
         (place.top / "copy").write_text("bound\n")
-        topology.bind_mount(place.top / "copy", place.shadow)
+        syscalls.bind_mount(place.top / "copy", place.shadow)
         try:
             (planted / "t").symlink_to(place.shadow)
             err = one_error(nsctl("unpin", planted / "t"))
@@ -285,7 +286,7 @@ def test_unpin_of_a_symlink_leaves_its_target_mounted(place: Place, uts: int) ->
                           "(no nsfs mount there)"
             assert ot.mounts_under(place.shadow) == [str(place.shadow)]
         finally:
-            topology.umount(place.shadow)
+            syscalls.umount(place.shadow)
         ok("unpin", victim_pin)
         assert not os.path.lexists(victim_pin) and str(victim_pin) not in ot.nsfs_mounts()
     finally:
@@ -307,7 +308,7 @@ def test_pin_in_a_root_dir_keeps_the_namespace_alive(place: Place, api: str,
 
     monkeypatch.setattr(mounts, "_has_open_tree", None if api == "open_tree" else False)
     path = place.good / "p"
-    with topology.unshare_command(["--uts"]) as cmd:
+    with namespaces.unshare_command(["--uts"]) as cmd:
         before = facts(f"/proc/{cmd.child}/ns/uts")
         fd = os.open(f"/proc/{cmd.child}/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -320,7 +321,7 @@ def test_pin_in_a_root_dir_keeps_the_namespace_alive(place: Place, api: str,
         assert ot.nsfs_mounts()[str(path)] == f"uts:[{before.ino}]"
         now = facts(path)
         assert (now.type, now.ino, now.id) == (before.type, before.ino, before.id)
-        ns = ot.ns_by_ino(ot.ls_json(), before.ino)
+        ns = cli.ns_by_ino(cli.ls_json(), before.ino)
         assert ns is not None and "bindmount" in ns["held_by"] and ns["pids"] == [], ns
         assert unpin(str(path)) == f"uts:[{before.ino}]"
         assert not os.path.lexists(path) and str(path) not in ot.nsfs_mounts()
@@ -394,9 +395,9 @@ def test_serve_checks_the_pin_dir_on_every_pin(place: Place, scratch: Path, uts:
 
 
 def _wait_listed(c: httpx.Client, ino: int) -> None:
-    ot.wait_for(lambda: any(n["ns"] == ino for n in
-                            c.get("/api/v1/namespaces").json()["namespaces"]),
-                "the server to list the namespace", timeout=30, step=0.1)
+    processes.wait_for(lambda: any(n["ns"] == ino for n in
+                                   c.get("/api/v1/namespaces").json()["namespaces"]),
+                       "the server to list the namespace", timeout=30, step=0.1)
 
 
 def test_a_missing_netns_style_dir_is_made_root_only(place: Place) -> None:

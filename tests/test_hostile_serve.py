@@ -1,7 +1,7 @@
 """``nsctl serve`` among hostile local users: each attack played for real.
 
 The attacker is uid 65534 (``setpriv --reuid 65534 --regid 65534
---clear-groups``) running tests/hostileclient.py against a real server process,
+--clear-groups``) running tests/support/hostile.py against a real server process,
 over loopback TCP or a unix socket only.  Other uids (4242, 4243, ...) stand for
 other local users.  Every step runs under a timeout and sends a bounded number
 of requests.  What is checked is what the clients see (statuses, bodies, when
@@ -33,18 +33,17 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-import topology
 from conftest import netns_tag
-from servetopology import EventReader, Server, running_server
-from topology import root_only
+from support import cli, root_only
+from support.serve import EventReader, running_server, Server
 
-nsctl = topology.run_nsctl
+nsctl = cli.run_nsctl
 
 NOBODY = 65534
 OTHERS = (4242, 4243, 4244, 4245, 4246, 4247, 4248)   # other local users
 TOKEN = "hostile-serve-token-0123456789"
 METRICS_TOKEN = "metrics-only-token-0123456789"
-CLIENT = (Path(__file__).parent / "hostileclient.py").read_text()
+CLIENT = (Path(__file__).parent / "support" / "hostile.py").read_text()
 DEFAULT_UNIX = "/run/nsctl/serve.sock"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import topology
 from conftest import netns_tag
-from servetopology import Server, helpers, running_server
-from topology import root_only
+from support import nsfacts, root_only
+from support.serve import helpers, running_server, Server
 
 NOBODY = 65534
 SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
@@ -140,7 +139,7 @@ def test_the_server_holds_no_capability_and_its_helpers_do(tmp_path: Path) -> No
         # Still the full model: every namespace of this test process is in it.
         found = {d["ns"] for d in server.json("/api/v1/namespaces")["namespaces"]}
         for link in ("net", "mnt", "uts", "ipc", "user", "pid", "cgroup"):
-            assert topology.link_ino(os.getpid(), link) in found, link
+            assert nsfacts.link_ino(os.getpid(), link) in found, link
 
 
 @root_only

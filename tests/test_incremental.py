@@ -13,8 +13,7 @@ import time
 from contextlib import ExitStack
 
 import pytest
-import topology
-from topology import root_only
+from support import namespaces, nsfacts, processes, root_only, syscalls
 
 from nsctl.discovery import discover, rescan
 from nsctl.model import Snapshot
@@ -52,21 +51,21 @@ def _settled_full_and_incremental(memo, dirty: set[int], pids: set[int], inos: s
 @root_only
 def test_incremental_rescan_equals_a_full_scan(scratch):
     with ExitStack() as stack:
-        users = stack.enter_context(topology.nested_userns(3, keep="fd"))
-        pinned = stack.enter_context(topology.netns_bindmount(scratch, "before"))
-        leaving = stack.enter_context(topology.unshare_command(["--net", "--ipc"]))
-        leaving_net = topology.link_ino(leaving.child, "net")
-        leaving_id = topology.facts(f"/proc/{leaving.child}/ns/net").id
+        users = stack.enter_context(namespaces.nested_userns(3, keep="fd"))
+        pinned = stack.enter_context(namespaces.netns_bindmount(scratch, "before"))
+        leaving = stack.enter_context(namespaces.unshare_command(["--net", "--ipc"]))
+        leaving_net = nsfacts.link_ino(leaving.child, "net")
+        leaving_id = nsfacts.facts(f"/proc/{leaving.child}/ns/net").id
         _snap, memo, complete = rescan(None)
         assert complete and leaving_net in _snap.namespaces
 
         # Between the scans: one process (and its namespaces) goes, two come.
         dirty = {leaving.pid, leaving.child}
         leaving.popen.kill()
-        topology.terminate([leaving.pid, leaving.child])
+        processes.terminate([leaving.pid, leaving.child])
         leaving.popen.wait(timeout=10)
-        fresh = stack.enter_context(topology.unshare_command(["--net", "--uts"]))
-        fresh_users = stack.enter_context(topology.nested_userns(2, keep="process"))
+        fresh = stack.enter_context(namespaces.unshare_command(["--net", "--uts"]))
+        fresh_users = stack.enter_context(namespaces.nested_userns(2, keep="process"))
         dirty |= {fresh.pid, fresh.child, fresh_users.pid}
 
         # Compared: the fixtures' processes and namespaces (the rest of a busy host
@@ -74,13 +73,13 @@ def test_incremental_rescan_equals_a_full_scan(scratch):
         pids = dirty | {users.holder, fresh_users.pid}
         inos = {level.ino for level in users.levels + fresh_users.levels} | \
             {pinned.net.ino, leaving_net} | \
-            {topology.link_ino(fresh.child, link) for link in ("net", "uts")}
+            {nsfacts.link_ino(fresh.child, link) for link in ("net", "uts")}
         inc, full = _settled_full_and_incremental(memo, dirty, pids, inos)
         assert _shape(inc, pids, inos) == _shape(full, pids, inos)
         assert len(_shape(inc, pids, inos)) >= len(inos) - 1   # all but the one gone
         # And what the kernel says: the new namespaces are there, held by their processes...
         for link in ("net", "uts"):
-            ino = topology.link_ino(fresh.child, link)
+            ino = nsfacts.link_ino(fresh.child, link)
             assert fresh.child in inc.namespaces[ino].pids
         for level in fresh_users.levels:
             assert inc.namespaces[level.ino].owner == level.owner
@@ -110,7 +109,7 @@ def _spawn_with_pid(pid: int, argv: list[str]) -> subprocess.Popen | None:
 
 def _wait_exec(pid: int, comm: str) -> None:
     deadline = time.monotonic() + 10
-    while topology._comm(pid) != comm:
+    while processes.comm(pid) != comm:
         assert time.monotonic() < deadline, f"pid {pid} never became {comm}"
         time.sleep(0.005)
 
@@ -134,7 +133,7 @@ def test_a_reused_pid_is_not_taken_for_the_old_process(tick):
         old = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         try:
             _wait_exec(old.pid, "sleep")
-            old_net = topology.link_ino(old.pid, "net")
+            old_net = nsfacts.link_ino(old.pid, "net")
             _snap, memo, _ = rescan(None)
             assert old_net in _snap.namespaces
         finally:
@@ -145,7 +144,7 @@ def test_a_reused_pid_is_not_taken_for_the_old_process(tick):
             continue
         try:
             _wait_exec(new.pid, "sleep")
-            new_net = topology.link_ino(new.pid, "net")
+            new_net = nsfacts.link_ino(new.pid, "net")
             if tick == "same":
                 with open(f"/proc/{new.pid}/stat") as f:
                     starttime = int(f.read().rsplit(")", 1)[1].split()[19])
@@ -181,18 +180,18 @@ def test_watcher_reacts_to_process_and_mount_events_without_full_rescans(scratch
                         return event, time.monotonic() - start
             raise AssertionError("no such event within 5 s")
 
-        with topology.unshare_command(["--uts"]) as cmd:
-            uts = topology.link_ino(cmd.child, "uts")
+        with namespaces.unshare_command(["--uts"]) as cmd:
+            uts = nsfacts.link_ino(cmd.child, "uts")
             born, born_latency = until(lambda e: e["event"] == "born" and e["ns"] == uts)
             path = scratch / "pin"
             path.touch()
             try:
-                topology.bind_mount(f"/proc/{cmd.child}/ns/uts", path)
+                syscalls.bind_mount(f"/proc/{cmd.child}/ns/uts", path)
                 try:
                     pinned, pin_latency = until(
                         lambda e: e["event"] == "pinned" and e.get("path") == str(path))
                 finally:
-                    topology.umount(path)
+                    syscalls.umount(path)
                 assert pinned["ns"] == uts
                 until(lambda e: e["event"] == "unpinned" and e.get("path") == str(path))
             finally:
@@ -210,7 +209,7 @@ def test_rolling_rescan_finds_what_makes_no_event():
     a process that unshares (no event at all) is still seen within a round of slices."""
     from nsctl.timeline.watch import Watcher
 
-    with topology.Child(topology.unshare_net_on_cue) as mover, \
+    with processes.Child(namespaces.unshare_net_on_cue) as mover, \
             Watcher(interval=0.01, handle_signals=False) as watcher:
         pid = mover.ready()["pid"]
         watcher.start()
@@ -218,7 +217,7 @@ def test_rolling_rescan_finds_what_makes_no_event():
             pytest.skip(f"a full scan here is too quick to need slices ({watcher.full_seconds}s)")
         mover.send({})
         assert mover.ready() == {"moved": True}
-        new_net = topology.link_ino(pid, "net")
+        new_net = nsfacts.link_ino(pid, "net")
         round_trip = watcher.slices * watcher.interval
         start = time.monotonic()
         deadline = start + 10 * round_trip + 5

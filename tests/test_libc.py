@@ -9,7 +9,8 @@ import os
 import pytest
 
 from nsctl.kernel import libc
-from topology import Child, root_only
+from support import root_only
+from support.processes import Child
 
 CLONE_NEWUTS = 0x04000000
 

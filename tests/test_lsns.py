@@ -16,7 +16,7 @@ initial namespaces, which never change), never at a whole listing.  Every
 fixture kills and reaps what it started and undoes its mounts, files and
 links (conftest.py checks that after each test); the topologies that need a
 helper process holding an fd, a socket or a foreign mount come from
-topology.py.
+tests/support/.
 """
 from __future__ import annotations
 
@@ -30,8 +30,7 @@ import time
 
 import pytest
 
-import topology
-from topology import root_only
+from support import namespaces, processes, root_only
 
 LSNS = "/usr/bin/lsns"
 needs_lsns = pytest.mark.skipif(not os.access(LSNS, os.X_OK),
@@ -150,7 +149,7 @@ class Spawned:
 
     def close(self) -> None:
         """Kill it and everything it started; reap them all (we are a subreaper)."""
-        topology.terminate([self.pid] + topology.descendants(self.pid))
+        processes.terminate([self.pid] + processes.descendants(self.pid))
         self.proc.wait(timeout=10)
 
 
@@ -171,7 +170,7 @@ def spawn():
 @pytest.fixture
 def netns_file(scratch):
     """A network namespace that only a bind mount in our mount namespace keeps alive."""
-    with topology.netns_bindmount(scratch, "pinned-net") as pinned:
+    with namespaces.netns_bindmount(scratch, "pinned-net") as pinned:
         yield pinned.path, pinned.net.ino
 
 
@@ -456,8 +455,8 @@ def test_netnsid_matches_lsns(spawn, veth):
 def test_namespaces_without_processes_are_listed(netns_file):
     path, pinned = netns_file
     cols = "NS,TYPE,NPROCS,PID,COMMAND,NSFS,PATH,USER"
-    with topology.netns_held_by_fd(via="proc") as by_fd, \
-            topology.netns_held_by_socket() as by_socket:
+    with namespaces.netns_held_by_fd(via="proc") as by_fd, \
+            namespaces.netns_held_by_socket() as by_socket:
         rows = {r["ns"]: r for r in nsctl_json("-t", "net", "-o", cols)}
         persistent = {r["ns"]: r for r in nsctl_json("-P", "-o", "NS,NPROCS")}
         held, sock = by_fd.net.ino, by_socket.net.ino
@@ -473,14 +472,14 @@ def test_namespaces_without_processes_are_listed(netns_file):
 
 @root_only
 def test_namespace_held_by_fd_of_a_detached_mount_is_listed(scratch):
-    with topology.netns_held_by_fd(scratch, via="detached") as by_fd:
+    with namespaces.netns_held_by_fd(scratch, via="detached") as by_fd:
         rows = {r["ns"]: r for r in nsctl_json("-t", "net", "-o", "NS,NPROCS")}
     assert rows.get(by_fd.net.ino) == {"ns": by_fd.net.ino, "nprocs": 0}
 
 
 @root_only
 def test_nsfs_names_bind_mounts_in_other_mount_namespaces(scratch):
-    with topology.foreign_mount_netns(scratch) as foreign:
+    with namespaces.foreign_mount_netns(scratch) as foreign:
         with open(f"/proc/{foreign.pid}/mountinfo") as f:   # the kernel: mounted in there
             assert any(line.split()[4] == foreign.path and f"net:[{foreign.net.ino}]" in line
                        for line in f)

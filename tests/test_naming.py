@@ -1,6 +1,6 @@
 """Stable paths (nsctl.query.naming): the same topology built twice gets the same names.
 
-The topologies are real: a helper process (tests/topology.Child) pinned to one
+The topologies are real: a helper process (tests/processes.Child) pinned to one
 CPU unshares user, net and uts namespaces and makes sibling and nested user
 namespaces, holding every one of them by an open fd, and reports their inodes
 as the kernel gives them (os.fstat).  NS_GET_ID ids are handed out from
@@ -23,10 +23,11 @@ import time
 import pytest
 
 import nsctl
-import topology
 from nsctl.model import Namespace, Snapshot
 from nsctl.query.naming import parse, resolve_path, stable_paths
-from topology import CLONE_NEWNET, CLONE_NEWUTS, Child, root_only
+from support import nsfacts, processes, root_only, syscalls
+from support.processes import Child
+from support.syscalls import CLONE_NEWNET, CLONE_NEWUTS
 
 
 def one_cpu() -> int:
@@ -44,7 +45,7 @@ def _user_in_child() -> int:
     if pid == 0:
         code = 1
         try:
-            topology.new_userns()
+            syscalls.new_userns()
             os.write(ready_w, b"x")
             os.read(done_r, 1)
             code = 0
@@ -61,7 +62,7 @@ def _user_in_child() -> int:
     return fd
 
 
-def _build(chan: topology.Channel, cpu: int) -> None:
+def _build(chan: processes.Channel, cpu: int) -> None:
     """The topology, in this order (expected paths relative to U, the first user ns):
 
     U                 (new user ns)          .
@@ -77,21 +78,21 @@ def _build(chan: topology.Channel, cpu: int) -> None:
     def hold(name: str, link: str) -> None:
         held[name] = os.open(f"/proc/self/ns/{link}", os.O_RDONLY)
 
-    topology.new_userns()
+    syscalls.new_userns()
     hold("U", "user")
-    topology.unshare(CLONE_NEWNET)
+    syscalls.unshare(CLONE_NEWNET)
     hold("U/netA", "net")
-    topology.unshare(CLONE_NEWUTS)
+    syscalls.unshare(CLONE_NEWUTS)
     hold("U/uts", "uts")
-    topology.unshare(CLONE_NEWNET)
+    syscalls.unshare(CLONE_NEWNET)
     hold("U/netB", "net")
-    topology.unshare(CLONE_NEWNET)
+    syscalls.unshare(CLONE_NEWNET)
     hold("U/netC", "net")
     held["U/userX"] = _user_in_child()
     held["U/userY"] = _user_in_child()
-    topology.new_userns()
+    syscalls.new_userns()
     hold("U/V", "user")
-    topology.unshare(CLONE_NEWNET | CLONE_NEWUTS)
+    syscalls.unshare(CLONE_NEWNET | CLONE_NEWUTS)
     hold("U/V/net", "net")
     hold("U/V/uts", "uts")
     chan.send({"pid": os.getpid(),
@@ -104,7 +105,7 @@ EXPECTED = {"U": ".", "U/netA": "./net.0", "U/uts": "./uts.0", "U/netB": "./net.
             "U/V": "./user.2", "U/V/net": "./user.2/net.0", "U/V/uts": "./user.2/uts.0"}
 
 
-def _spacer(chan: topology.Channel, wanted: list[int]) -> None:
+def _spacer(chan: processes.Channel, wanted: list[int]) -> None:
     """Take the inode numbers in ``wanted`` once they are free (nsfs hands out the
     lowest free number), so that the next build cannot reuse them: make uts
     namespaces, keeping those that land on a wanted number or below one."""
@@ -112,9 +113,9 @@ def _spacer(chan: topology.Channel, wanted: list[int]) -> None:
     left, kept = set(wanted), []
     deadline = time.monotonic() + 10
     while left and time.monotonic() < deadline:
-        topology.unshare(CLONE_NEWUTS)
+        syscalls.unshare(CLONE_NEWUTS)
         fd = os.open("/proc/self/ns/uts", os.O_RDONLY)
-        topology.setns(home, CLONE_NEWUTS)
+        syscalls.setns(home, CLONE_NEWUTS)
         ino = os.fstat(fd).st_ino
         if ino in left or ino < max(left):
             left.discard(ino)
@@ -189,14 +190,14 @@ def test_same_topology_built_twice_gets_the_same_names():
 def test_ranks_follow_creation_order_on_one_cpu():
     """Three sibling netns of the host's user namespace, made one after the other on
     one CPU: their ids increase, and so do their ranks (others' netns may fall between)."""
-    def three_netns(chan: topology.Channel, cpu: int) -> None:
+    def three_netns(chan: processes.Channel, cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
         fds = []
         for _ in range(3):
-            topology.unshare(CLONE_NEWNET)
+            syscalls.unshare(CLONE_NEWNET)
             fds.append(os.open("/proc/self/ns/net", os.O_RDONLY))
         chan.send({"ns": [os.fstat(fd).st_ino for fd in fds],
-                   "ids": [topology.ns_id(fd) for fd in fds]})
+                   "ids": [nsfacts.ns_id(fd) for fd in fds]})
         chan.wait_closed()
 
     with Child(three_netns, one_cpu()) as maker:

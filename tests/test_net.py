@@ -13,13 +13,14 @@ import subprocess
 import sys
 from functools import partial
 
-import topology
-import viewtopology as vt
 from conftest import netns_tag
+import support
+from support import cli, namespaces, nsfacts
+from support import views as vt
 
-nsctl = partial(topology.run_nsctl, check=True)
+nsctl = partial(cli.run_nsctl, check=True)
 
-pytestmark = topology.root_only
+pytestmark = support.root_only
 
 
 def net_json() -> dict:
@@ -51,7 +52,7 @@ def test_net_json_names_interfaces_and_the_veth_link():
         assert (a["name"], a["named_by"]) == (pair.a_name, "netns")
         assert b["named_by"] == "process"
         assert b["name"] == f"{comm(pair.b_pid)} ({pair.b_pid})"
-        assert entry(doc, topology.link_ino("self", "net"))["ours"] is True
+        assert entry(doc, nsfacts.link_ino("self", "net"))["ours"] is True
         for view, kernel in ((a, a_dev), (b, b_dev)):
             mine = {i["name"]: i for i in view["interfaces"]}
             assert {n: i["index"] for n, i in mine.items()} == \
@@ -110,7 +111,7 @@ def test_net_text_and_dot():
 
 
 def test_netns_without_a_process_is_listed_and_named_by_its_holder(scratch):
-    with topology.netns_bindmount(scratch) as pinned, topology.netns_held_by_fd() as held:
+    with namespaces.netns_bindmount(scratch) as pinned, namespaces.netns_held_by_fd() as held:
         doc = net_json()
         bound = entry(doc, pinned.net.ino)
         assert bound["named_by"] == "holder" and pinned.path in bound["name"]
@@ -159,7 +160,7 @@ def test_ls_does_not_import_pyroute2():
 
 
 def test_no_sysfs_skips_only_the_sysfs_part():
-    with topology.netns_held_by_fd() as held:
+    with namespaces.netns_held_by_fd() as held:
         doc = json.loads(nsctl("net", "--json", "--no-sysfs").stdout)
         view = entry(doc, held.net.ino)
         assert view["sysfs"] is None and view["sysfs_agrees"] is None

@@ -1,7 +1,7 @@
 """PID namespaces: pidtree, PID translation (nsctl pid and the library), init and status,
 pending pid_for_children, and the errors users can make.
 
-The topologies come from :mod:`pidtopology` (built on :mod:`topology`); every
+The topologies come from :mod:`support.pid`; every
 expected value is what the kernel itself says: NSpid/NStgid of
 /proc/PID/status, os.stat of /proc/PID/ns/pid, NS_GET_PARENT, /proc/PID/stat.
 nsctl's answers are compared with those, never with what nsctl computed.
@@ -17,14 +17,15 @@ import sys
 import pytest
 
 import nsctl
-import pidtopology as pt
-import topology
 from nsctl.query import pidmap as pidns
 from nsctl.kernel.errors import NoSuchProcess
 from nsctl.kernel.pidns import NotVisible
 from nsctl.query.spec import resolve
+import support
+from support import nsfacts, syscalls
+from support import pid as pt
 
-pytestmark = topology.root_only
+pytestmark = support.root_only
 
 VIAS = ["ioctl", "proc"]
 
@@ -67,13 +68,13 @@ def error_line(proc: subprocess.CompletedProcess, codes=(1,)) -> str:
     return lines[0]
 
 
-def own_pidns() -> topology.NsFacts:
-    return topology.facts("/proc/self/ns/pid")
+def own_pidns() -> nsfacts.NsFacts:
+    return nsfacts.facts("/proc/self/ns/pid")
 
 
 def own_level() -> int:
     """Our PID namespace's level, from the kernel: NS_GET_PARENT steps up to our top."""
-    return len(topology.ancestry("/proc/self/ns/pid")) - 1
+    return len(nsfacts.ancestry("/proc/self/ns/pid")) - 1
 
 
 # --- walking pidtree --json ------------------------------------------------------------------
@@ -136,13 +137,13 @@ def test_pidtree_three_levels_deep():
             by_ns.setdefault(name, []).append(task)
         for name, tasks in by_ns.items():
             node = nodes[ns[name].ino]
-            level = len(topology.ancestry(f"/proc/{tasks[0].pid}/ns/pid")) - 1
+            level = len(nsfacts.ancestry(f"/proc/{tasks[0].pid}/ns/pid")) - 1
             assert node["level"] == level, (name, node)
             assert node["parent"] == ns[name].parent, name
             assert node["status"] == "active", name
             if name == "L0":
                 assert node["level"] == base
-                assert node["init"] == 1 and topology.nspid(1)[-1] == 1
+                assert node["init"] == 1 and nsfacts.nspid(1)[-1] == 1
             else:
                 inits = [tk for tk in tasks if tk.nspid[-1] == 1]
                 assert len(inits) == 1, tasks
@@ -307,7 +308,7 @@ def test_translate_from_namespace_named_by_path(via, scratch):
         w2, w3 = t.tasks["W2"], t.tasks["W3"]
         pin = scratch / "pidns-L2"
         pin.touch()
-        topology.bind_mount(f"/proc/{t.pid('I2')}/ns/pid", pin)
+        syscalls.bind_mount(f"/proc/{t.pid('I2')}/ns/pid", pin)
         try:
             assert os.stat(pin).st_ino == t.ns["L2"].ino
             assert pid_cli(w2.nspid[2], "--from", pin, "--to", t.spec("L0"), via=via) == w2.pid
@@ -322,7 +323,7 @@ def test_translate_from_namespace_named_by_path(via, scratch):
             assert pidns.translate(w3.nspid[3], snap, from_ns, to_ns, via=via) == w3.nspid[2]
             assert pidns.translate(w2.nspid[2], snap, to_ns, via=via) == w2.pid
         finally:
-            topology.umount(pin)
+            syscalls.umount(pin)
 
 
 @pytest.mark.parametrize("via", VIAS)
@@ -372,7 +373,7 @@ def test_no_such_pid_in_namespace(via):
 def test_pidns_active_then_dead(how, scratch):
     with pt.pinned_pidns(scratch, how=how) as pin:
         ino = pin.ns.ino
-        assert topology.nspid(pin.init)[-1] == 1 and topology.nspid(pin.other)[-1] == 2
+        assert nsfacts.nspid(pin.init)[-1] == 1 and nsfacts.nspid(pin.other)[-1] == 2
         snap = nsctl.discover()
         info = pidns.pid_namespaces(snap)[ino]
         assert (info.status, info.init) == ("active", pin.init)
@@ -408,7 +409,7 @@ def test_pidns_dying(scratch):
     kernel has the init exiting (PF_EXITING, namespaces released) and waiting for it."""
     with pt.dying_pidns(scratch) as d:
         assert pt.is_exiting(d.init) and not os.path.exists(f"/proc/{d.init}/ns/net")
-        assert topology.link_ino(d.stuck, "pid") == d.ns.ino
+        assert nsfacts.link_ino(d.stuck, "pid") == d.ns.ino
         assert not pt.is_exiting(d.stuck) and pt.stat_fields(d.stuck)[0] == "D"
         snap = nsctl.discover()
         info = pidns.pid_namespaces(snap)[d.ns.ino]
@@ -429,7 +430,7 @@ def test_pid_for_children_pending_then_forked():
         # The kernel shows no pid_for_children until the new namespace has its init.
         with pytest.raises(FileNotFoundError):
             os.readlink(f"/proc/{p.pid}/ns/pid_for_children")
-        assert topology.link_ino(p.pid, "pid") == own.ino
+        assert nsfacts.link_ino(p.pid, "pid") == own.ino
 
         snap = nsctl.discover()
         proc = snap.processes[p.pid]
@@ -445,7 +446,7 @@ def test_pid_for_children_pending_then_forked():
         p.fork()
         child = pt.task_facts("C", p.child)
         assert child.ns.parent == own.ino and child.nspid[-1] == 1
-        assert topology.link_ino(p.pid, "pid_for_children") == child.ns.ino
+        assert nsfacts.link_ino(p.pid, "pid_for_children") == child.ns.ino
 
         snap = nsctl.discover()
         proc = snap.processes[p.pid]
@@ -501,7 +502,7 @@ def test_pid_of_a_process_that_refuses_root():
         pytest.skip("PID 1 lets us read its namespace links here")
     except PermissionError:
         pass
-    levels = topology.nspid(target)
+    levels = nsfacts.nspid(target)
     assert len(levels) == 1, "PID 1 is in our own PID namespace"
     proc = run("pid", target)
     assert proc.returncode == 0, proc.stderr

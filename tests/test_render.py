@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import nsctl
-from topology import children_of
+from support.processes import children_of
 from nsctl.cli import render
 from nsctl.model import Namespace, Reference
 

@@ -1,9 +1,9 @@
 """nsctl serve: a real server process, real namespaces, real clients.
 
-The fixtures (tests/topology.py) build namespaces and learn their inodes from
+The fixtures (tests/support/) build namespaces and learn their inodes from
 the kernel; the tests check that the API reports them, follows them as they
 come and go (also over the event stream), and refuses the wrong callers.
-Each test starts its own server (tests/servetopology.py) and stops it with
+Each test starts its own server (tests/support/serve.py) and stops it with
 SIGTERM, so nothing outlives the test.
 """
 from __future__ import annotations
@@ -23,12 +23,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import topology
-from topology import root_only
+from support import cli, namespaces, nsfacts, root_only, syscalls
 from conftest import netns_tag
-from servetopology import EventReader, Server, helpers, running_server, stop
+from support.serve import EventReader, Server, helpers, running_server, stop
 
-nsctl = topology.run_nsctl
+nsctl = cli.run_nsctl
 
 TOKEN = "s3cret-token-for-the-tests-0123"
 
@@ -61,11 +60,11 @@ def public_dir():
 
 @root_only
 def test_reports_fixture_namespaces_by_every_spec(scratch: Path) -> None:
-    with topology.netns_bindmount(scratch) as pinned, \
-            topology.unshare_command(["--uts", "--ipc"]) as cmd, \
+    with namespaces.netns_bindmount(scratch) as pinned, \
+            namespaces.unshare_command(["--uts", "--ipc"]) as cmd, \
             running_server() as server:
-        uts = topology.link_ino(cmd.child, "uts")
-        ipc = topology.link_ino(cmd.child, "ipc")
+        uts = nsfacts.link_ino(cmd.child, "uts")
+        ipc = nsfacts.link_ino(cmd.child, "ipc")
         doc = server.json("/api/v1/namespaces")
         found = inodes(doc)
         assert found[pinned.net.ino]["type"] == "net"
@@ -82,7 +81,7 @@ def test_reports_fixture_namespaces_by_every_spec(scratch: Path) -> None:
         both = server.json("/api/v1/namespaces", params=[("type", "uts"), ("type", "ipc")])
         assert {uts, ipc} <= set(inodes(both)) and \
             {d["type"] for d in both["namespaces"]} == {"uts", "ipc"}
-        links = {topology.link_ino(cmd.child, link) for link in topology.NS_LINKS
+        links = {nsfacts.link_ino(cmd.child, link) for link in syscalls.NS_LINKS
                  if os.path.exists(f"/proc/{cmd.child}/ns/{link}")}
         assert set(inodes(server.json("/api/v1/namespaces",
                                       params={"pid": cmd.child}))) == links
@@ -162,7 +161,7 @@ def test_documents_of_the_commands() -> None:
 
 @root_only
 def test_view_is_read_outside_the_server(scratch: Path) -> None:
-    with topology.netns_bindmount(scratch) as pinned, running_server() as server:
+    with namespaces.netns_bindmount(scratch) as pinned, running_server() as server:
         doc = server.json(f"/api/v1/namespaces/{pinned.net.ino}", params={"view": 1})
         view = doc["view"]
         assert view["type"] == "net"
@@ -198,7 +197,7 @@ def test_namespace_appears_and_goes_within_max_age(scratch: Path, trigger: str) 
         events.wait_for(lambda kind, data: kind == "generation", 10)
         gen = server.json("/api/v1/status")["generation"]
         # A bind mount makes no process event: only the periodic rescan sees it.
-        with topology.netns_bindmount(scratch, how="unshare") as pinned:
+        with namespaces.netns_bindmount(scratch, how="unshare") as pinned:
             ino = pinned.net.ino
             made = time.monotonic()
             wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")),
@@ -228,7 +227,7 @@ def test_net_views_are_kept_across_models_and_a_new_namespace_is_read_alone(
     with running_server("--max-age", "20", "--view-timeout", "600") as server:
         first = inodes(server.json("/api/v1/net", timeout=600))
         assert first[own]["read_at"]
-        with topology.netns_bindmount(scratch, how="unshare") as pinned:
+        with namespaces.netns_bindmount(scratch, how="unshare") as pinned:
             ino = pinned.net.ino
             # The list follows within the periodic rescan (max age 20 s); then /net has it.
             wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")), 40,
@@ -254,8 +253,8 @@ def test_diff_posted_and_since(scratch: Path) -> None:
         before = server.get("/api/v1/snapshot").content
         time.sleep(1.5)
         t0 = time.time()
-        with topology.unshare_command(["--net"]) as cmd:
-            ino = topology.link_ino(cmd.child, "net")
+        with namespaces.unshare_command(["--net"]) as cmd:
+            ino = nsfacts.link_ino(cmd.child, "net")
             wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")), 10,
                        "the new namespace")
             with server.client() as c:
@@ -529,7 +528,7 @@ def _as_nobody(sock: str, request: bytes, groups: list[int] = ()) -> tuple[int, 
     with only ``groups`` as its supplementary groups."""
     code = ("import json, sys\n"
             f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-            "from servetopology import raw_request\n"
+            "from support.serve import raw_request\n"
             f"print(json.dumps(raw_request({sock!r}, {request!r})))\n")
     grouping = [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
     r = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", *grouping,
@@ -564,10 +563,10 @@ def test_peer_credentials_decide_operations(public_dir: str, scratch: Path) -> N
     sock = os.path.join(public_dir, "ops.sock")
     pins = scratch / "pins"
     pins.mkdir()
-    with topology.unshare_command(["--net"]) as cmd, \
+    with namespaces.unshare_command(["--net"]) as cmd, \
             running_server("--allow-ops", "--unix-mode", "0666", "--pin-dir", str(pins),
                            unix=sock) as server:
-        ino = topology.link_ino(cmd.child, "net")
+        ino = nsfacts.link_ino(cmd.child, "net")
         wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")), 10, "the netns")
         target = str(pins / "blue")
         # Another uid: may read (the socket's mode let it connect), may not operate.
@@ -738,12 +737,12 @@ def test_ops_group_may_pin(public_dir: str, scratch: Path) -> None:
     sock = os.path.join(public_dir, "ops.sock")
     pins = scratch / "pins"
     pins.mkdir()
-    with topology.unshare_command(["--net"]) as cmd, \
+    with namespaces.unshare_command(["--net"]) as cmd, \
             running_server("--allow-ops", "--ops-group", group, "--pin-dir", str(pins),
                            unix=sock, tcp=False) as server:
         info = os.stat(sock)
         assert stat.S_IMODE(info.st_mode) == 0o660 and info.st_gid == NOBODY
-        ino = topology.link_ino(cmd.child, "net")
+        ino = nsfacts.link_ino(cmd.child, "net")
         wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")), 10, "the netns")
         _pinned_as_nobody(server, sock, ino, str(pins / "by-group"))
 
@@ -760,10 +759,10 @@ def test_ops_group_counts_the_groups_the_peer_has(public_dir: str, scratch: Path
     sock = os.path.join(public_dir, "ops.sock")
     pins = scratch / "pins"
     pins.mkdir()
-    with topology.unshare_command(["--net"]) as cmd, \
+    with namespaces.unshare_command(["--net"]) as cmd, \
             running_server("--allow-ops", "--ops-group", group.gr_name, "--unix-mode", "0666",
                            "--pin-dir", str(pins), unix=sock, tcp=False) as server:
-        ino = topology.link_ino(cmd.child, "net")
+        ino = nsfacts.link_ino(cmd.child, "net")
         wait_until(lambda: ino in inodes(server.json("/api/v1/namespaces")), 10, "the netns")
         target = str(pins / "by-supplementary-group")
         status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target))
@@ -778,16 +777,16 @@ def test_a_reconnecting_client_gets_what_it_missed() -> None:
     serve (here: from before it started) gets `reset`."""
     with running_server() as server:
         with EventReader(server) as first:
-            with topology.unshare_command(["--uts"]) as before:
+            with namespaces.unshare_command(["--uts"]) as before:
                 # Ids, not inodes: the kernel hands a freed inode to the next namespace.
-                seen_id = topology.facts(f"/proc/{before.child}/ns/uts").id
+                seen_id = nsfacts.facts(f"/proc/{before.child}/ns/uts").id
                 first.wait_for(lambda kind, data: kind == "born" and data["id"] == seen_id, 10)
                 born_at = first.ids[[(k, d.get("id")) for k, d in first.events]
                                     .index(("born", seen_id))]
                 assert born_at is not None
         # Away: one namespace goes (the one seen born), another comes.
-        with topology.unshare_command(["--net"]) as away:
-            missed = topology.facts(f"/proc/{away.child}/ns/net")
+        with namespaces.unshare_command(["--net"]) as away:
+            missed = nsfacts.facts(f"/proc/{away.child}/ns/net")
             wait_until(lambda: missed.id in {n["id"] for n in server.json(
                 "/api/v1/namespaces")["namespaces"]}, 10, "the new netns in the model")
             with EventReader(server, last_event_id=born_at) as again:

@@ -16,9 +16,9 @@ from contextlib import ExitStack
 import pytest
 
 import nsctl
-import topology
 from nsctl.discovery import shares
-from topology import Child, children_of, root_only
+from support import namespaces, root_only, syscalls
+from support.processes import Child, children_of
 
 pytestmark = root_only
 
@@ -38,9 +38,9 @@ def host(scratch):
     mount in a mount namespace that only an fd holds (its fd crosses over SCM_RIGHTS),
     one held by a socket, and user namespaces two of which only a child holds."""
     with ExitStack() as stack:
-        foreign = stack.enter_context(topology.foreign_mount_netns(scratch, keep="fd"))
-        socket = stack.enter_context(topology.netns_held_by_socket())
-        users = stack.enter_context(topology.nested_userns(3, keep="process"))
+        foreign = stack.enter_context(namespaces.foreign_mount_netns(scratch, keep="fd"))
+        socket = stack.enter_context(namespaces.netns_held_by_socket())
+        users = stack.enter_context(namespaces.nested_userns(3, keep="process"))
         yield [foreign.net, foreign.mnt, socket.net, *users.levels]
 
 
@@ -90,7 +90,7 @@ def test_a_failed_worker_has_its_processes_read_by_the_parent(monkeypatch, host)
 
 
 def _may_share_in_userns(chan) -> None:
-    topology.new_userns()   # root in there: every capability, none in the initial one
+    syscalls.new_userns()   # root in there: every capability, none in the initial one
     chan.send({"caps": open("/proc/self/status").read().split("CapEff:")[1].split()[0],
                "may": shares._may_pass_fds()})
 

@@ -25,11 +25,12 @@ from typing import Iterator
 
 import pytest
 
-import opstopology as ot
-import topology
-from opstopology import TYPES
+import support
+from support import cli, namespaces, nsfacts, processes
+from support import ops as ot
+from support.ops import TYPES
 
-pytestmark = topology.root_only
+pytestmark = support.root_only
 
 SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
            signal.SIGUSR2]
@@ -48,11 +49,6 @@ RUNS = {
 }
 
 
-@pytest.fixture
-def scr(scratch):
-    return scratch.resolve()
-
-
 def _trapping(scr: Path, then: str = "die") -> str:
     """A shell that writes the name of each forwarded signal it gets to ``got`` and
     then dies of it (``then="die"``: status 128+N) or runs ``then``; ``ready`` once its
@@ -65,25 +61,28 @@ def _trapping(scr: Path, then: str = "die") -> str:
     return "; ".join(traps) + f"; echo ready > {scr}/ready; {IDLE}"
 
 
-def _new_namespaces(pid: int, nsctl: int) -> dict[str, int]:
-    """The namespaces of ``pid`` that are not nsctl's: type -> inode."""
+def _new_namespaces(pid: int, nsctl: int) -> dict[str, tuple[int, int | None]]:
+    """The namespaces of ``pid`` that are not nsctl's: type -> (inode, NS_GET_ID id)."""
     out = {}
     for t in TYPES:
-        ino = topology.link_ino(pid, t)
-        if ino != topology.link_ino(nsctl, t):
-            out[t] = ino
+        ino = nsfacts.link_ino(pid, t)
+        if ino != nsfacts.link_ino(nsctl, t):
+            out[t] = (ino, nsfacts.facts(f"/proc/{pid}/ns/{t}").id)
     return out
 
 
-def _in_namespaces(spaces: dict[str, int]) -> list[int]:
-    """Every process on the host that is in one of ``spaces``."""
+def _in_namespaces(spaces: dict[str, tuple[int, int | None]]) -> list[int]:
+    """Every process on the host that is in one of ``spaces``.  The inode is checked
+    first, then the id: once a namespace is gone its inode may be another's (this host
+    runs other tests too), its id never is."""
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        for t, ino in spaces.items():
+        for t, (ino, ns_id) in spaces.items():
             try:
-                if os.stat(f"/proc/{name}/ns/{t}").st_ino == ino:
+                if os.stat(f"/proc/{name}/ns/{t}").st_ino == ino and \
+                        nsfacts.facts(f"/proc/{name}/ns/{t}").id == ns_id:
                     out.append(int(name))
                     break
             except OSError:
@@ -94,9 +93,10 @@ def _in_namespaces(spaces: dict[str, int]) -> list[int]:
 def _the(pids: list[int], comm: str) -> int:
     """The one process called ``comm`` whose parent is called otherwise (a shell's
     child between fork and exec has the shell's name)."""
-    parents = topology.ppid_map()
-    found = [p for p in pids if ot.comm(p) == comm and ot.comm(parents.get(p, 0)) != comm]
-    assert len(found) == 1, {p: ot.comm(p) for p in pids}
+    parents = processes.ppid_map()
+    found = [p for p in pids
+             if processes.comm(p) == comm and processes.comm(parents.get(p, 0)) != comm]
+    assert len(found) == 1, {p: processes.comm(p) for p in pids}
     return found[0]
 
 
@@ -142,7 +142,7 @@ def watching(pids: list[int]) -> Iterator[Watched]:
 
 
 def _gone_in_time(watched: Watched, what: str, timeout: float = 5) -> None:
-    ot.wait_for(lambda: not watched.running(), what, timeout=timeout, step=0.01)
+    processes.wait_for(lambda: not watched.running(), what, timeout=timeout, step=0.01)
 
 
 # === nsctl run ===================================================================================
@@ -153,7 +153,7 @@ def test_signal_to_run_reaches_the_command_and_nothing_is_left(flags, sig, scr):
     with ot.own_netns() as net, \
             ot.running(["run", *flags, "--", "sh", "-c", _trapping(scr)], prefix=net.prefix) as run:
         ot.wait_file(scr / "ready")
-        procs = [run.pid] + topology.descendants(run.pid)
+        procs = [run.pid] + processes.descendants(run.pid)
         spaces = _new_namespaces(_the(procs, "sh"), run.pid)
         assert ("--veth" in flags) == bool(_veths(net))
         with watching(procs) as watched:
@@ -161,7 +161,7 @@ def test_signal_to_run_reaches_the_command_and_nothing_is_left(flags, sig, scr):
             res = run.wait(timeout=20)
             assert (scr / "got").read_text() == f"{sig.name[3:]}\n", "what the command got"
             assert res.returncode == 128 + sig, res.stderr
-            assert ot.error_lines(res.stderr) == []
+            assert cli.error_lines(res.stderr) == []
             assert watched.running() == []
         assert _veths(net) == []
         assert _in_namespaces(spaces) == []
@@ -176,7 +176,7 @@ def test_run_passes_the_status_of_a_command_that_handles_the_signal(flags, scr):
         os.kill(run.pid, signal.SIGTERM)
         res = run.wait(timeout=20)
     assert (scr / "got").read_text() == "TERM\n"
-    assert (res.returncode, ot.error_lines(res.stderr)) == (7, [])
+    assert (res.returncode, cli.error_lines(res.stderr)) == (7, [])
 
 
 @pytest.mark.parametrize("flags", list(RUNS.values()), ids=list(RUNS))
@@ -185,7 +185,7 @@ def test_sigkill_of_run_takes_the_command_its_init_and_the_veth_with_it(flags, s
             ot.running(["run", *flags, "--", "sh", "-c", f"echo ready > {scr}/ready; exec sleep 60"],
                        prefix=net.prefix) as run:
         ot.wait_file(scr / "ready")
-        procs = [run.pid] + topology.descendants(run.pid)
+        procs = [run.pid] + processes.descendants(run.pid)
         spaces = _new_namespaces(_the(procs, "sleep"), run.pid)
         # nsctl, its child, the init (with --pid, or --time) and the command under it (--pid)
         assert len(procs) == 2 + ("--time" in flags or "--pid" in flags) + ("--pid" in flags)
@@ -195,8 +195,8 @@ def test_sigkill_of_run_takes_the_command_its_init_and_the_veth_with_it(flags, s
             _gone_in_time(watched, "every process of the run to die with nsctl")
             assert run.wait().returncode == -signal.SIGKILL   # (reaped by Popen, not by us)
         # The namespaces went with their last process, the veth pair with its network namespace.
-        ot.wait_for(lambda: not _veths(net), "the veth pair to go with its namespace", timeout=5,
-                    step=0.05)
+        processes.wait_for(lambda: not _veths(net), "the veth pair to go with its namespace",
+                           timeout=5, step=0.05)
     assert _in_namespaces(spaces) == []
 
 
@@ -211,14 +211,14 @@ def test_signal_before_the_command_starts_gives_the_run_up_and_undoes_it(scr):
         try:
             os.kill(run.pid, signal.SIGTERM)
             # nsctl gave up: it waits for its child to notice and go.
-            ot.wait_for(lambda: _wchan(run.pid) == "do_wait", "nsctl to wait for its child")
+            processes.wait_for(lambda: _wchan(run.pid) == "do_wait", "nsctl to wait for its child")
         finally:
             os.kill(child, signal.SIGCONT)
         res = run.wait(timeout=20)
-        assert (res.returncode, ot.error_lines(res.stderr)) == (143, [])
+        assert (res.returncode, cli.error_lines(res.stderr)) == (143, [])
         assert not (scr / "ran").exists(), "the command ran"
         assert _veths(net) == []
-        assert topology.descendants(os.getpid()) == [net.pid]
+        assert processes.descendants(os.getpid()) == [net.pid]
 
 
 def _wchan(pid: int) -> str:
@@ -236,10 +236,11 @@ def nobodys_user_and_uts() -> Iterator[int]:
     proc = subprocess.Popen([*SETPRIV, "unshare", "--user", "--uts", "sleep", "600"],
                             stdin=subprocess.DEVNULL)
     try:
-        ot.wait_for(lambda: ot.comm(proc.pid) == "sleep", "the target to start", timeout=10)
+        processes.wait_for(lambda: processes.comm(proc.pid) == "sleep", "the target to start",
+                           timeout=10)
         yield proc.pid
     finally:
-        topology.terminate([proc.pid])
+        processes.terminate([proc.pid])
         proc.wait(timeout=10)
 
 
@@ -258,7 +259,7 @@ def enter_target(kind: str) -> Iterator[list[str]]:
         with nobodys_user_and_uts() as pid:
             yield [s.replace("{pid}", str(pid)) for s in ENTER[kind]]
     else:
-        with topology.unshare_command(["--uts", "--pid"]) as cmd:
+        with namespaces.unshare_command(["--uts", "--pid"]) as cmd:
             yield [s.replace("{pid}", str(cmd.child)) for s in ENTER[kind]]
 
 
@@ -268,11 +269,11 @@ def test_sigterm_to_enter_reaches_the_command_and_its_status_comes_back(kind, th
     with enter_target(kind) as specs, \
             ot.running(["enter", *specs, "--", "sh", "-c", _trapping(scr, then)]) as run:
         ot.wait_file(scr / "ready")
-        with watching([run.pid] + topology.descendants(run.pid)) as watched:
+        with watching([run.pid] + processes.descendants(run.pid)) as watched:
             os.kill(run.pid, signal.SIGTERM)
             res = run.wait(timeout=20)
             assert (scr / "got").read_text() == "TERM\n"
-            assert (res.returncode, ot.error_lines(res.stderr)) == (status, [])
+            assert (res.returncode, cli.error_lines(res.stderr)) == (status, [])
             assert watched.running() == []
 
 
@@ -282,7 +283,7 @@ def test_sigkill_of_enter_leaves_no_child(kind, scr):
             ot.running(["enter", *specs, "--", "sh", "-c",
                         f"echo ready > {scr}/ready; exec sleep 60"]) as run:
         ot.wait_file(scr / "ready")
-        procs = [run.pid] + topology.descendants(run.pid)
+        procs = [run.pid] + processes.descendants(run.pid)
         assert len(procs) == (3 if kind == "pid" else 2), procs
         with watching(procs) as watched:
             os.kill(run.pid, signal.SIGKILL)
@@ -316,9 +317,9 @@ def test_ctrl_c_on_a_terminal_reaches_the_command_once(argv, scr):
     command's status comes back, and the script's shell has the terminal again."""
     master, slave = pty.openpty()
     try:
-        with topology.unshare_command(["--uts", "--pid"]) as target:
+        with namespaces.unshare_command(["--uts", "--pid"]) as target:
             argv = [a.replace("{pid}", str(target.child)) for a in argv]
-            nsctl = shlex.join([*ot.NSCTL, *argv, "--", sys.executable, "-c", COUNTER, str(scr)])
+            nsctl = shlex.join([*cli.NSCTL, *argv, "--", sys.executable, "-c", COUNTER, str(scr)])
             after = shlex.join([sys.executable, "-c", AFTER, str(scr)])
             script = f"{nsctl}; echo $? > {scr}/status; {after}"
             # setsid -c: a session of its own with the pty as its controlling terminal.
@@ -329,7 +330,7 @@ def test_ctrl_c_on_a_terminal_reaches_the_command_once(argv, scr):
                 os.write(master, b"\x03")
                 shell.wait(timeout=20)
             finally:
-                topology.terminate([shell.pid] + topology.descendants(shell.pid))
+                processes.terminate([shell.pid] + processes.descendants(shell.pid))
                 shell.wait(timeout=10)
         assert (scr / "got").read_text() == f"{int(signal.SIGINT)}\n", "SIGINTs the command got"
         assert (scr / "status").read_text() == "5\n", _drain(master)
@@ -360,7 +361,7 @@ class Pty:
         _drain(self.master)   # keep the terminal's buffer from filling
 
     def close(self) -> None:
-        topology.terminate([self.shell.pid] + topology.descendants(self.shell.pid))
+        processes.terminate([self.shell.pid] + processes.descendants(self.shell.pid))
         self.shell.wait(timeout=10)
         os.close(self.master)
         os.close(self.slave)
@@ -375,32 +376,34 @@ def test_ctrl_z_stops_the_job_and_fg_gives_the_command_the_terminal_again(argv, 
     """Ctrl-Z in an interactive shell: the command stops, and so does nsctl, so the shell
     sees its job stopped and has the terminal again; `fg` continues the command with the
     terminal, where Ctrl-C then reaches it once and its status comes back."""
-    with topology.unshare_command(["--uts", "--pid"]) as target:
+    with namespaces.unshare_command(["--uts", "--pid"]) as target:
         argv = [a.replace("{pid}", str(target.child)) for a in argv]
         term = Pty(scr)
         try:
-            line = shlex.join([*ot.NSCTL, *argv, "--", sys.executable, "-c", COUNTER, str(scr)])
+            line = shlex.join([*cli.NSCTL, *argv, "--", sys.executable, "-c", COUNTER, str(scr)])
             term.type(f"{line}\n".encode())
             ot.wait_file(scr / "ready")
             shell = term.shell.pid
-            nsctl = ot.wait_for(lambda: ot.children(shell), "nsctl under the shell")[0]
-            command_group = ot.wait_for(lambda: _tty_foreground(shell) not in (shell, nsctl)
-                                        and _tty_foreground(shell), "the command's group")
+            nsctl = processes.wait_for(lambda: processes.children(shell),
+                                       "nsctl under the shell")[0]
+            command_group = processes.wait_for(lambda: _tty_foreground(shell) not in (shell, nsctl)
+                                               and _tty_foreground(shell), "the command's group")
             term.type(b"\x1a")
             if stops:
-                ot.wait_for(lambda: ot.state(nsctl) == "T" and _tty_foreground(shell) == shell,
-                            "nsctl stopped and the terminal back with the shell", timeout=10)
+                processes.wait_for(lambda: processes.state(nsctl) == "T"
+                                   and _tty_foreground(shell) == shell,
+                                   "nsctl stopped and the terminal back with the shell", timeout=10)
                 term.type(f"echo $? > {scr}/stopped; fg\n".encode())
                 assert ot.wait_file(scr / "stopped") == f"{128 + signal.SIGTSTP}\n"
-                ot.wait_for(lambda: ot.state(nsctl) != "T" and
-                            _tty_foreground(shell) == command_group,
-                            "the command continued with the terminal", timeout=10)
+                processes.wait_for(lambda: processes.state(nsctl) != "T" and
+                                   _tty_foreground(shell) == command_group,
+                                   "the command continued with the terminal", timeout=10)
             else:
                 time.sleep(0.5)
-                assert (ot.state(nsctl), _tty_foreground(shell)) == ("S", command_group)
+                assert (processes.state(nsctl), _tty_foreground(shell)) == ("S", command_group)
             term.type(b"\x03")
             ot.wait_file(scr / "got", timeout=20)
-            ot.wait_for(lambda: not ot.children(shell), "the job to end")
+            processes.wait_for(lambda: not processes.children(shell), "the job to end")
             term.type(f"echo $? > {scr}/status\n".encode())
             assert ot.wait_file(scr / "status") == "5\n"
             assert (scr / "got").read_text() == f"{int(signal.SIGINT)}\n", "SIGINTs it got"

@@ -14,17 +14,17 @@ import socket
 from functools import partial
 
 import pytest
-import topology
-from topology import root_only
+from support import cli, namespaces, nsfacts, processes, root_only, syscalls
 
-nsctl = partial(topology.run_nsctl, check=True)
+nsctl = partial(cli.run_nsctl, check=True)
 
 
 @pytest.fixture
 def box(scratch):
     """A process (unshare's child) in new user, net, uts and PID namespaces, and a
     snapshot file taken while it runs."""
-    with topology.unshare_command(["--user", "--map-root-user", "--net", "--uts", "--pid"]) as cmd:
+    with namespaces.unshare_command(["--user", "--map-root-user", "--net", "--uts",
+                                     "--pid"]) as cmd:
         inos = {t: os.stat(f"/proc/{cmd.child}/ns/{t}").st_ino for t in ("user", "net", "uts",
                                                                             "pid")}
         path = str(scratch / "snap.json")
@@ -106,7 +106,7 @@ def test_tree_pidtree_show_lsns_from_snapshot_equal_live(box):
 @root_only
 def test_snapshot_outlives_the_namespaces(box, scratch):
     cmd, inos, path = box
-    topology.terminate([cmd.popen.pid] + topology.descendants(cmd.popen.pid))
+    processes.terminate([cmd.popen.pid] + processes.descendants(cmd.popen.pid))
     cmd.popen.wait(timeout=10)
     saved = _by_ns(json.loads(nsctl("ls", "--json", "--from", path).stdout))
     assert all(ino in saved for ino in inos.values())
@@ -144,7 +144,7 @@ def test_missing_snapshot_file(scratch):
 def test_views_in_a_snapshot_serve_net_show_and_interface_diff(scratch):
     """snapshot --views keeps what each network namespace sees: `net --from` prints it as
     live, `show --from` shows it, and diff sees a veth end move to another namespace."""
-    import viewtopology as vt
+    from support import views as vt
     from conftest import netns_tag
 
     tag = netns_tag()
@@ -181,8 +181,8 @@ def test_net_from_a_snapshot_without_views_is_refused(scratch):
     assert "holds no network views" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _named_uts(chan: topology.Channel, hostname: str) -> None:
-    topology.unshare(topology.CLONE_NEWUTS)
+def _named_uts(chan: processes.Channel, hostname: str) -> None:
+    syscalls.unshare(syscalls.CLONE_NEWUTS)
     socket.sethostname(hostname)
     chan.send({"pid": os.getpid()})
     chan.wait_closed()
@@ -195,10 +195,10 @@ def test_views_of_every_type_are_kept_and_shown_offline(scratch):
     the namespaces are gone."""
     path = str(scratch / "views.json")
     hostname = f"nsctl-view-{os.getpid()}"
-    with topology.Child(_named_uts, hostname) as named, \
-            topology.unshare_command(["--user", "--map-root-user"], fork=False) as mapped:
-        uts = topology.link_ino(named.ready()["pid"], "uts")
-        user = topology.link_ino(mapped.pid, "user")
+    with processes.Child(_named_uts, hostname) as named, \
+            namespaces.unshare_command(["--user", "--map-root-user"], fork=False) as mapped:
+        uts = nsfacts.link_ino(named.ready()["pid"], "uts")
+        user = nsfacts.link_ino(mapped.pid, "user")
         with open(f"/proc/{mapped.pid}/uid_map") as f:
             uid_map = [[int(x) for x in line.split()] for line in f if line.strip()]
         nsctl("snapshot", "--views", "-o", path)

@@ -12,9 +12,9 @@ import os
 import pytest
 
 import nsctl
-import topology
 from nsctl.discovery import tasks
-from topology import root_only
+import support.churn
+from support import namespaces, root_only
 
 pytestmark = root_only
 
@@ -41,7 +41,7 @@ def _threads(snap, pid: int) -> dict:
 
 
 def test_the_c_loop_finds_what_the_kernel_and_the_python_loop_find(monkeypatch, native):
-    with topology.threads_in_uts(12) as t:
+    with namespaces.threads_in_uts(12) as t:
         monkeypatch.setattr(tasks, "NATIVE", native)
         fds = _fds()
         with_c = nsctl.discover(threads=True)
@@ -60,7 +60,7 @@ def test_the_c_loop_finds_what_the_kernel_and_the_python_loop_find(monkeypatch, 
 def test_without_the_hierarchy_each_namespace_is_learned_the_general_way(monkeypatch, native):
     """With hierarchy off the C loop calls back for every new namespace (as for
     mount namespaces, which need an fd kept): found, but no id or owner asked."""
-    with topology.thread_netns() as t:
+    with namespaces.thread_netns() as t:
         got = {}
         for loop in (native, None):
             monkeypatch.setattr(tasks, "NATIVE", loop)
@@ -75,7 +75,7 @@ def test_without_the_hierarchy_each_namespace_is_learned_the_general_way(monkeyp
 def test_a_failing_callback_raises_and_leaves_no_fd(native):
     """An error in the model's callback reaches the caller as it was; the C loop
     closes what it opened on the way out."""
-    with topology.threads_in_uts(4) as t:
+    with namespaces.threads_in_uts(4) as t:
         task_fd = os.open(f"/proc/{t.pid}/task", os.O_RDONLY | os.O_DIRECTORY)
         try:
             tids = [tid for tid in map(int, os.listdir(task_fd)) if tid != t.pid]
@@ -100,7 +100,7 @@ def test_a_failing_callback_raises_and_leaves_no_fd(native):
 
 
 def test_a_thread_that_is_gone_is_skipped(native):
-    with topology.threads_in_uts(2) as t:
+    with namespaces.threads_in_uts(2) as t:
         task_fd = os.open(f"/proc/{t.pid}/task", os.O_RDONLY | os.O_DIRECTORY)
         try:
             tids = [tid for tid in map(int, os.listdir(task_fd)) if tid != t.pid]
@@ -143,7 +143,7 @@ def test_threads_that_come_and_go_meanwhile(monkeypatch, loop, parallel):
     our_user = os.stat("/proc/self/ns/user").st_ino
     fds = _fds()
     reported: dict[int, int] = {}   # NS_GET_ID -> owner, of thread-held uts namespaces
-    with topology.thread_churn() as churn:
+    with support.churn.thread_churn() as churn:
         deadline, scans = time.monotonic() + 2, 0
         while time.monotonic() < deadline or scans < 5:
             snap = nsctl.discover(threads=True)

@@ -17,7 +17,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from topology import root_only, run_nsctl, terminate
+from support import root_only
+from support.cli import run_nsctl
+from support.processes import terminate
 
 pytestmark = root_only
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

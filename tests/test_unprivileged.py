@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from topology import LINK_TYPE, NS_LINKS
+from support.syscalls import LINK_TYPE, NS_LINKS
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="needs root to switch to nobody (setpriv)")
@@ -29,16 +29,16 @@ TESTS = str(Path(__file__).resolve().parent)
 SCRIPT = r"""
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
-import topology
+from support import nsfacts, syscalls
 if sys.argv[2:] == ["userns"]:
     try:
-        topology.new_userns()
-        topology.unshare(topology.CLONE_NEWNET)
+        syscalls.new_userns()
+        syscalls.unshare(syscalls.CLONE_NEWNET)
     except OSError as exc:
         json.dump({"no_userns": str(exc)}, sys.stdout)
         sys.exit(0)
-own = {link: topology.facts(f"/proc/self/ns/{link}").__dict__
-       for link in topology.NS_LINKS if os.path.exists(f"/proc/self/ns/{link}")}
+own = {link: nsfacts.facts(f"/proc/self/ns/{link}").__dict__
+       for link in syscalls.NS_LINKS if os.path.exists(f"/proc/self/ns/{link}")}
 import nsctl
 snap = nsctl.discover()
 json.dump({"pid": os.getpid(), "uid": os.getuid(), "own": own, "snapshot": snap.to_dict()},
@@ -60,7 +60,7 @@ def as_nobody(argv: list[str], prefix: list[str] = ()) -> subprocess.CompletedPr
 def nobody_can_run_nsctl() -> None:
     """nobody must be able to run this venv's python and import nsctl and the test helpers."""
     probe = as_nobody([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                       "import nsctl, topology", TESTS])
+                       "import nsctl, support.nsfacts", TESTS])
     if probe.returncode != 0:
         pytest.skip(f"nobody cannot run {sys.executable} with nsctl and tests/ "
                     f"(a venv or checkout under a directory closed to others?): "

@@ -1,6 +1,6 @@
 """What each namespace sees (nsctl.views), against what the fixtures set and read back.
 
-Each test builds its namespaces (viewtopology.py, topology.py), learns what
+Each test builds its namespaces (support/views.py, support/namespaces.py), learns what
 is in them from the kernel itself (``ip -j``, /proc files read by the
 fixture's own processes), takes a snapshot and compares the view.
 """
@@ -14,15 +14,16 @@ from functools import partial
 
 import pytest
 
-import topology
-import viewtopology as vt
 from conftest import netns_tag
 from nsctl import discover
 from nsctl.views import read_view
+import support
+from support import cli, namespaces, nsfacts
+from support import views as vt
 
-nsctl = partial(topology.run_nsctl, check=True)
+nsctl = partial(cli.run_nsctl, check=True)
 
-pytestmark = topology.root_only
+pytestmark = support.root_only
 
 
 def view_of(ino: int) -> dict:
@@ -131,7 +132,7 @@ def test_views_follow_a_device_moved_to_a_third_namespace():
 
 
 def test_netns_held_only_by_a_bind_mount(scratch):
-    with topology.netns_bindmount(scratch) as pinned:
+    with namespaces.netns_bindmount(scratch) as pinned:
         vt.add_local_veth(pinned.path, "d0", "10.78.0.1/24")
         kernel = vt.links_of(pinned.path)
         view = view_of(pinned.net.ino)
@@ -144,7 +145,7 @@ def test_netns_held_only_by_a_bind_mount(scratch):
 
 
 def test_netns_held_only_by_an_fd():
-    with topology.netns_held_by_fd() as held:
+    with namespaces.netns_held_by_fd() as held:
         path = f"/proc/{held.holder}/fd/{held.fd}"
         vt.add_local_veth(path, "d1", "10.79.0.1/24")
         kernel = vt.links_of(path)
@@ -154,7 +155,7 @@ def test_netns_held_only_by_an_fd():
 
 
 def test_netns_held_only_by_a_socket():
-    with topology.netns_held_by_socket() as held:
+    with namespaces.netns_held_by_socket() as held:
         view = view_of(held.net.ino)
         assert set(by_name(view)) == {"lo"}
         assert view["sysfs_agrees"] is True
@@ -162,7 +163,7 @@ def test_netns_held_only_by_a_socket():
 
 def test_a_namespace_gone_before_it_is_viewed():
     """The snapshot still lists it, but nothing holds it any more: an error, not a raise."""
-    with topology.netns_held_by_fd() as held:
+    with namespaces.netns_held_by_fd() as held:
         snap = discover()
         ns = snap.namespaces[held.net.ino]
     view = read_view(ns, snap)
@@ -216,7 +217,7 @@ def test_ipc_counts():
         for key, count in held.facts.items():
             assert view[key] == count, key
         # Our own IPC namespace is another one: its counts are what we see here.
-        own = view_of(topology.link_ino("self", "ipc"))
+        own = view_of(nsfacts.link_ino("self", "ipc"))
         for key, name in (("msg_queues", "msg"), ("semaphore_sets", "sem"),
                           ("shm_segments", "shm")):
             with open(f"/proc/sysvipc/{name}") as f:
@@ -240,17 +241,17 @@ def test_cgroup_root():
 def test_mnt_count_and_nsfs_mounts(scratch):
     point = scratch / "point"
     point.mkdir()
-    with vt.mnt_ns(point) as held, topology.netns_bindmount(scratch) as pinned:
+    with vt.mnt_ns(point) as held, namespaces.netns_bindmount(scratch) as pinned:
         view = view_of(held.ino)
         assert view["mounts"] == held.facts["mounts"]
-        own = view_of(topology.link_ino("self", "mnt"))
+        own = view_of(nsfacts.link_ino("self", "mnt"))
         assert {"path": pinned.path, "type": "net", "ns": pinned.net.ino} in own["nsfs_mounts"]
         assert own["root"]["fstype"]
     point.rmdir()
 
 
 def test_pid_view():
-    with topology.pid_chain(depth=2) as chain:
+    with namespaces.pid_chain(depth=2) as chain:
         inner = chain.levels[-1]
         view = view_of(inner.ns.ino)
         assert view["level"] == len(inner.nspid) - 1

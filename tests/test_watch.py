@@ -19,10 +19,9 @@ import time
 from datetime import datetime
 
 import pytest
-import topology
-from topology import root_only
+from support import cli, namespaces, nsfacts, processes, root_only
 
-nsctl = topology.run_nsctl
+nsctl = cli.run_nsctl
 
 
 TRIGGERS = {"cnproc": [], "poll": ["--no-cnproc"]}
@@ -121,9 +120,9 @@ def test_watch_reports_birth_and_death_within_a_second(trigger):
             assert "polling every 0.5s" in watch.banner, watch.banner
         allowance = _scan_allowance()
         t0 = time.time()
-        with topology.unshare_command(["--net", "--uts"]) as cmd:
-            net = topology.link_ino(cmd.child, "net")
-            uts = topology.link_ino(cmd.child, "uts")
+        with namespaces.unshare_command(["--net", "--uts"]) as cmd:
+            net = nsfacts.link_ino(cmd.child, "net")
+            uts = nsfacts.link_ino(cmd.child, "uts")
             born = watch.wait_for(event="born", ns=net)
             born_latency = _when(born) - t0
             assert born["type"] == "net" and born["name"] == f"net:[{net}]"
@@ -146,12 +145,12 @@ def test_watch_reports_birth_and_death_within_a_second(trigger):
 @root_only
 def test_watch_process_entered_and_left():
     """A process that unshares (no fork, no exec: only the periodic rescan sees it)."""
-    with topology.Child(topology.unshare_net_on_cue) as mover, Watch() as watch:
+    with processes.Child(namespaces.unshare_net_on_cue) as mover, Watch() as watch:
         pid = mover.ready()["pid"]
-        host_net = topology.link_ino(pid, "net")
+        host_net = nsfacts.link_ino(pid, "net")
         mover.send({})
         assert mover.ready() == {"moved": True}
-        new_net = topology.link_ino(pid, "net")
+        new_net = nsfacts.link_ino(pid, "net")
         left = watch.wait_for(event="left", ns=host_net, pid=pid)
         assert left["ref"] == {"kind": "process", "pid": pid, "link": "net"}
         assert f"moved to net:[{new_net}]" in left["cause"]
@@ -163,8 +162,8 @@ def test_watch_process_entered_and_left():
 @root_only
 def test_watch_pin_and_unpin(scratch):
     path = str(scratch / "pinned-uts")
-    with topology.unshare_command(["--uts"]) as cmd, Watch() as watch:
-        uts = topology.link_ino(cmd.child, "uts")
+    with namespaces.unshare_command(["--uts"]) as cmd, Watch() as watch:
+        uts = nsfacts.link_ino(cmd.child, "uts")
         assert nsctl("pin", f"{cmd.child}/uts", path).returncode == 0
         try:
             pinned = watch.wait_for(event="pinned", ns=uts, path=path)
@@ -193,7 +192,7 @@ def test_watch_stops_by_itself_with_duration_and_count():
     try:
         assert "watching" in counted.stderr.readline()  # started: what comes now is an event
         started = time.monotonic()
-        with topology.unshare_command(["--uts"]):
+        with namespaces.unshare_command(["--uts"]):
             out, err = counted.communicate(timeout=120)
     finally:
         if counted.poll() is None:
@@ -207,8 +206,8 @@ def test_watch_stops_by_itself_with_duration_and_count():
 def _record_one(db: str, flags: list[str]) -> tuple[int, int]:
     """One recorder run that sees a namespace born and gone; (net inode, its id)."""
     with Watch("--record", db, *flags) as watch:
-        with topology.unshare_command(["--net"]) as cmd:
-            net = topology.link_ino(cmd.child, "net")
+        with namespaces.unshare_command(["--net"]) as cmd:
+            net = nsfacts.link_ino(cmd.child, "net")
             born = watch.wait_for(event="born", ns=net)
         watch.wait_for(event="gone", ns=net)
         watch.stop()
@@ -255,8 +254,8 @@ def test_two_recorders_share_one_database(scratch):
     db = str(scratch / "shared.db")
     with Watch("--record", db, "--snapshot-every", "0.2") as one, \
             Watch("--record", db, "--no-cnproc") as two:
-        with topology.unshare_command(["--net"]) as cmd:
-            net = topology.link_ino(cmd.child, "net")
+        with namespaces.unshare_command(["--net"]) as cmd:
+            net = nsfacts.link_ino(cmd.child, "net")
             one.wait_for(event="born", ns=net)
             two.wait_for(event="born", ns=net)
         one.wait_for(event="gone", ns=net)
@@ -294,8 +293,8 @@ def test_watch_falls_back_to_polling_where_cnproc_fails():
     the subscription fails, and watch polls instead (and still sees namespaces come and go)."""
     with Watch(prefix=["unshare", "--net"]) as watch:
         assert "polling every 0.5s (cn_proc" in watch.banner, watch.banner
-        with topology.unshare_command(["--uts"]) as cmd:
-            uts = topology.link_ino(cmd.child, "uts")
+        with namespaces.unshare_command(["--uts"]) as cmd:
+            uts = nsfacts.link_ino(cmd.child, "uts")
             born = watch.wait_for(event="born", ns=uts)
         watch.wait_for(event="gone", id=born["id"])
         watch.stop()

@@ -1,9 +1,9 @@
 """PID namespace topologies for test_pidns.py, and the fixtures' own view of them.
 
-Built on :mod:`topology` (Child, terminate, facts, ancestry...).  As there,
+Built on :mod:`support.processes` and :mod:`support.nsfacts`.  As there,
 nothing here goes through nsctl: every fact is read from the kernel itself
 (/proc/PID/status NSpid/NStgid, /proc/PID/stat, os.stat of /proc/PID/ns/pid,
-NS_GET_PARENT through :func:`topology.ancestry`).
+NS_GET_PARENT through :func:`support.nsfacts.ancestry`).
 
 Every helper process names itself ``tp<role>`` (its comm), and reports its
 role over the Child's channel once it is where it should be; a process forked
@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from topology import (CLONE_NEWNS, CLONE_NEWPID, Channel, Child, ChildError, NsFacts, _check,
-                      _hold, _libc, ancestry, bind_mount, descendants, facts, make_rprivate,
-                      set_comm, unshare, umount)
+from support.namespaces import hold
+from support.nsfacts import NsFacts, ancestry, facts
+from support.processes import Channel, Child, ChildError, descendants
+from support.syscalls import (CLONE_NEWNS, CLONE_NEWPID, bind_mount, check, libc, make_rprivate,
+                              set_comm, umount, unshare)
 
 PF_EXITING = 0x00000004      # task->flags: the task has started to exit (do_exit)
 
@@ -130,7 +132,7 @@ def _until_down(chan: Channel, victims: list[int], before: Callable[[], None] = 
     and say 'down'.
 
     The helper tears its tree down itself, before Child.stop() looks at it: stop()
-    running while the tree falls apart races topology.terminate (a process reaped
+    running while the tree falls apart races support.processes.terminate (a process reaped
     between its pidfd_open and its /proc/PID/stat read is waited for in vain).
     """
     try:
@@ -334,7 +336,7 @@ def pinned_pidns(directory: Path, how: str = "bindmount") -> Iterator[Pinned]:
             stack.callback(umount, path)
             pin.path = str(path)
         elif how == "fd":
-            holder = Child(_hold)
+            holder = Child(hold)
             stack.callback(holder.stop)
             holder.send({"open": [f"/proc/{init}/ns/pid"]})
             pin.holder, pin.holder_fd = holder.pid, holder.ready()["fds"][0]
@@ -406,7 +408,7 @@ def _fuse_daemon(chan: Channel, point: str) -> None:
     make_rprivate("/")
     dev = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
     opts = f"fd={dev},rootmode=40000,user_id=0,group_id=0".encode()
-    _check(_libc.mount(b"tpfuse", point.encode(), b"fuse", 0, opts), "mount fuse")
+    check(libc.mount(b"tpfuse", point.encode(), b"fuse", 0, opts), "mount fuse")
     unshare(CLONE_NEWPID)
     init = _spawn(chan, "I", lambda: _stuck_i(chan, dev, point))
     chan.send({"role": "D", "pid": os.getpid()})

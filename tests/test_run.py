@@ -1,10 +1,10 @@
-"""The commands that change things: pin/unpin, enter, run (and run's init).
+"""nsctl run: each flag, the init it starts, and failures that leave nothing behind.
 
 Everything is checked against what the kernel says, read by the test itself:
-os.stat inodes and NS_GET_ID of nsfs files (topology.facts), /proc/PID/* read from
+os.stat inodes and NS_GET_ID of nsfs files (support.nsfacts.facts), /proc/PID/* read from
 outside, /proc/self/mountinfo, ip(8) inside a network namespace the test made.
 What nsctl prints about itself is never taken as evidence.  Helpers live in
-:mod:`opstopology`; the autouse leak check of conftest.py checks that nothing
+:mod:`support.ops`; the autouse leak check of conftest.py checks that nothing
 (process, mount, file, /run/netns entry, fd) outlives a test.
 """
 from __future__ import annotations
@@ -20,16 +20,15 @@ from pathlib import Path
 
 import pytest
 
-import opstopology as ot
-import topology
-from conftest import netns_tag
-from opstopology import TYPES, nsctl, ok, one_error
-from topology import facts, link_ino
+import support
+from support import cli, namespaces, nsfacts, processes
+from support import ops as ot
+from support.cli import nsctl, ok, one_error
+from support.nsfacts import facts, link_ino
+from support.ops import TYPES
 
-pytestmark = topology.root_only
+pytestmark = support.root_only
 
-UNSHARE_ARG = {"mnt": "--mount", "net": "--net", "pid": "--pid", "uts": "--uts",
-               "ipc": "--ipc", "user": "--user", "cgroup": "--cgroup", "time": "--time"}
 SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
            signal.SIGUSR2]
 # A shell waiting for a trapped signal.  Not `sleep 30 & wait`: dash can miss a signal that
@@ -37,310 +36,8 @@ SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.
 IDLE = "while :; do sleep 0.05; done"
 
 
-@pytest.fixture
-def scr(scratch):
-    """tmp_path (emptied at the end by conftest's scratch), as the kernel spells it."""
-    return scratch.resolve()
-
-
 def own(ns_type: str) -> int:
     return link_ino("self", ns_type)
-
-
-# === pin / unpin ===============================================================================
-
-@pytest.mark.parametrize("ns_type", TYPES)
-def test_pin_outlives_the_process_and_unpin_lets_it_go(ns_type, scr):
-    path = scr / f"pinned-{ns_type}"
-    # A new namespace of the type, held by one process (for mnt: newer than ours, as the
-    # kernel wants; the pin lives in our mount namespace).
-    with topology.unshare_command([UNSHARE_ARG[ns_type]]) as cmd:
-        before = facts(f"/proc/{cmd.child}/ns/{ns_type}")
-        assert before.type == ns_type and before.ino != own(ns_type) and before.id is not None
-        ok("pin", f"{cmd.child}/{ns_type}", path)
-        assert ot.nsfs_mounts()[str(path)] == f"{ns_type}:[{before.ino}]"
-    # The process is gone (killed and reaped): only the pin holds the namespace now.
-    try:
-        now = facts(path)
-        assert (now.type, now.ino, now.id) == (before.type, before.ino, before.id)
-        doc = ot.ls_json()
-        ns = ot.ns_by_ino(doc, before.ino)
-        assert ns is not None, "the pinned namespace is not listed"
-        assert ns["id"] == before.id and ns["type"] == ns_type
-        # Only the pin holds it (an fd some other program on this machine holds for a
-        # moment, e.g. a scan of its own, is no process of ours: tolerated).
-        assert "bindmount" in ns["held_by"] and set(ns["held_by"]) <= {"bindmount", "fd"}, ns
-        assert ns["pids"] == [] and not any(r.get("pid") in _ours() for r in ns["refs"]), ns
-        assert {"kind": "bindmount", "path": str(path), "mntns": own("mnt")} in ns["refs"]
-
-        ok("unpin", path)
-        assert str(path) not in ot.nsfs_mounts()
-        assert not os.path.lexists(path)
-        with pytest.raises(FileNotFoundError):
-            os.open(path, os.O_RDONLY)
-        _gone(before.id)
-    finally:
-        ot.unpin_quietly(path)
-
-
-def _gone(ns_id: int) -> None:
-    """No namespace with this (never reused) NS_GET_ID is found any more.  Polled briefly:
-    another program on this machine may have had the pin open at the moment we unpinned."""
-    ot.wait_for(lambda: not ot.ns_with_id(ot.ls_json(), ns_id),
-                f"namespace id {ns_id} to be gone", timeout=5, step=0.1)
-
-
-def _ours() -> set[int]:
-    return {os.getpid(), *topology.descendants(os.getpid())}
-
-
-def test_pinned_netns_shows_in_ip_netns():
-    name = f"{netns_tag()}pin"
-    path = f"/run/netns/{name}"
-    try:
-        with ot.target(topology.CLONE_NEWNET, ifname="nsctlpin0") as t:
-            before = facts(f"/proc/{t.pid}/ns/net")
-            ok("pin", f"net:[{before.ino}]", path)
-        assert name in [n["name"] for n in _ip_netns_list()]
-        assert facts(path).ino == before.ino
-        # ip(8) reaches the pinned netns by its name: the fixture's veth pair is in it.
-        out = subprocess.run(["ip", "-n", name, "-j", "link"], capture_output=True, text=True,
-                             check=True, timeout=30).stdout
-        assert sorted(link["ifname"] for link in json.loads(out)) == ["lo", "nsctlpin0",
-                                                                      "nsctlpin0p"]
-        ok("unpin", path)
-        assert name not in [n["name"] for n in _ip_netns_list()]
-        assert path not in ot.nsfs_mounts() and not os.path.lexists(path)
-        _gone(before.id)
-    finally:
-        ot.unpin_quietly(path)
-
-
-def _ip_netns_list() -> list[dict]:
-    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True,
-                         check=True, timeout=30).stdout
-    return json.loads(out or "[]")
-
-
-def test_unpin_takes_the_path_pin_printed_through_a_symlinked_directory(scr):
-    """pin accepts PATH through a symlinked directory; unpin must accept the same PATH."""
-    (scr / "real").mkdir()
-    (scr / "link").symlink_to("real")
-    path = scr / "link" / "uts"
-    try:
-        with topology.unshare_command(["--uts"]) as cmd:
-            ino = link_ino(cmd.child, "uts")
-            ok("pin", f"{cmd.child}/uts", path)
-        assert facts(path).ino == ino
-        proc = nsctl("unpin", path)
-        assert proc.returncode == 0, \
-            f"unpin refuses the path pin was given: {ot.error_lines(proc.stderr)}"
-        assert str(scr / "real" / "uts") not in ot.nsfs_mounts()
-        assert not os.path.lexists(scr / "real" / "uts")
-    finally:
-        ot.unpin_quietly(scr / "real" / "uts")
-        (scr / "link").unlink()
-
-
-# --- pin and unpin errors: one line, exit 1, nothing changed ----------------------------------
-
-@pytest.mark.parametrize("spec, message", [
-    ("frob:[4026531840]", "unknown namespace type 'frob'"),
-    ("net:[1]", "not found"),
-    ("99999999/net", "no process with PID 99999999"),
-    ("1/frob", "unknown namespace type 'frob'"),
-    ("nonsense", "cannot read 'nonsense'"),
-    ("/etc/hostname", "not a namespace file"),
-])
-def test_pin_unknown_spec(spec, message, scr):
-    path = scr / "pin"
-    err = one_error(nsctl("pin", spec, path))
-    assert message in err
-    assert not os.path.lexists(path) and str(path) not in ot.nsfs_mounts()
-
-
-def test_pin_path_that_exists(scr):
-    path = scr / "taken"
-    path.write_text("keep\n")
-    st = path.stat()
-    err = one_error(nsctl("pin", f"{os.getpid()}/uts", path))
-    assert "exists" in err
-    assert path.read_text() == "keep\n" and path.stat().st_ino == st.st_ino
-    assert ot.mounts_under(path) == []
-
-
-def test_pin_parent_directory_missing(scr):
-    path = scr / "no-such-dir" / "pin"
-    err = one_error(nsctl("pin", f"{os.getpid()}/uts", path))
-    assert "no such directory" in err
-    assert not os.path.lexists(path.parent)
-
-
-def test_pin_own_mount_namespace_is_refused_and_leaves_no_file(scr):
-    path = scr / "mnt"
-    err = one_error(nsctl("pin", f"{os.getpid()}/mnt", path))
-    assert "bind mount failed" in err
-    assert not os.path.lexists(path) and ot.mounts_under(path) == []
-
-
-@pytest.mark.parametrize("what", ["/etc/hostname", "/proc", "regular", "missing"])
-def test_unpin_refuses_what_is_not_a_pin(what, scr):
-    if what == "regular":
-        path = scr / "plain"
-        path.write_text("keep\n")
-    elif what == "missing":
-        path = scr / "missing"
-    else:
-        path = Path(what)
-        if not path.exists():
-            pytest.skip(f"{path} does not exist here")
-    mounted = ot.mounts_under(path) if what != "missing" else []
-    existed = os.path.lexists(path)
-    err = one_error(nsctl("unpin", path))
-    assert ("no such file" if what == "missing" else "not a pinned namespace file") in err
-    assert os.path.lexists(path) == existed
-    assert ot.mounts_under(path) == mounted  # /proc is still mounted, and so on
-    if what == "regular":
-        assert path.read_text() == "keep\n"
-
-
-# === enter =====================================================================================
-
-HOSTNAME = "nsctl-enter-uts"
-IFNAME = "nsctlent0"
-
-
-@pytest.fixture
-def target():
-    """A process in new uts, net and ipc namespaces: a known hostname, a veth pair."""
-    flags = topology.CLONE_NEWUTS | topology.CLONE_NEWNET | topology.CLONE_NEWIPC
-    with ot.target(flags, hostname=HOSTNAME, ifname=IFNAME) as t:
-        yield t
-
-
-def test_enter_uts_sees_the_hostname(target):
-    assert ok("enter", f"{target.pid}/uts", "--", "hostname").stdout == f"{HOSTNAME}\n"
-    assert socket.gethostname() != HOSTNAME
-
-
-def test_enter_net_sees_the_fixtures_interfaces(target):
-    out = ok("enter", f"{target.pid}/net", "--", "ip", "-j", "link").stdout
-    by_name = {link["ifname"]: link for link in json.loads(out)}
-    assert sorted(by_name) == ["lo", IFNAME, f"{IFNAME}p"]
-    assert by_name[IFNAME]["link_type"] == "ether" and "UP" in by_name[IFNAME]["flags"]
-    assert by_name[IFNAME]["link"] == f"{IFNAME}p"        # the pair the fixture made
-
-
-def _ns_of_command(*enter_args: str) -> dict[str, str]:
-    """readlink /proc/self/ns/* of the command nsctl enter runs."""
-    out = ok("enter", *enter_args, "--", "readlink",
-             *[f"/proc/self/ns/{t}" for t in TYPES]).stdout.split()
-    return dict(zip(TYPES, out))
-
-
-def test_enter_several_specs_at_once(target):
-    got = _ns_of_command(f"{target.pid}/uts", f"{target.pid}/net", f"{target.pid}/ipc")
-    mine = ot.links("self")
-    for t in TYPES:
-        want = target.link(t) if t in ("uts", "net", "ipc") else mine[t]
-        assert got[t] == want, t
-    assert got["uts"] != mine["uts"] and got["net"] != mine["net"] and got["ipc"] != mine["ipc"]
-
-
-def test_enter_two_namespaces_of_one_type_is_an_error(target, scr):
-    err = one_error(nsctl("enter", f"{target.pid}/uts", f"{os.getpid()}/uts", "--", "touch",
-                          scr / "ran"))
-    assert "two uts namespaces" in err
-    assert not (scr / "ran").exists()
-
-
-@pytest.mark.parametrize("form", ["PID/TYPE", "type:[inode]", "pinned file", "inode", "id"])
-def test_enter_spec_forms(form, target, scr):
-    uts = facts(f"/proc/{target.pid}/ns/uts")
-    pinned = scr / "uts"
-    if form == "pinned file":
-        pinned.touch()
-        topology.bind_mount(f"/proc/{target.pid}/ns/uts", pinned)
-    try:
-        spec = {"PID/TYPE": f"{target.pid}/uts", "type:[inode]": f"uts:[{uts.ino}]",
-                "pinned file": str(pinned), "inode": str(uts.ino), "id": str(uts.id)}[form]
-        got = _ns_of_command(spec)
-        assert got["uts"] == f"uts:[{uts.ino}]"
-        assert {t: v for t, v in got.items() if t != "uts"} == \
-            {t: v for t, v in ot.links("self").items() if t != "uts"}
-        assert ok("enter", spec, "--", "hostname").stdout == f"{HOSTNAME}\n"
-    finally:
-        if form == "pinned file":
-            topology.umount(pinned)
-            pinned.unlink()
-
-
-def test_enter_all_takes_every_namespace_root_and_cwd():
-    args = ["--user", "--map-root", "--uts", "--ipc", "--net", "--mount", "--pid",
-            "--mount-proc", "--cgroup", "--time"]
-    with topology.unshare_command(args) as cmd:
-        want = ot.links(cmd.child)
-        mine = ot.links("self")
-        assert all(want[t] != mine[t] for t in TYPES)
-        script = ("readlink " + " ".join(f"/proc/self/ns/{t}" for t in TYPES) +
-                  "; grep NSpid /proc/self/status; readlink /proc/self/cwd; id -u")
-        out = ok("enter", "--all", str(cmd.child), "--", "sh", "-c", script).stdout.splitlines()
-        assert dict(zip(TYPES, out[:8])) == want
-        # /proc there is the target's own (--mount-proc): /proc/self resolving at all, with
-        # one level, means the command is a process of the target's PID namespace.
-        nspid = out[8].split()[1:]
-        assert len(nspid) == 1 and int(nspid[0]) > 1, out[8]
-        assert out[9] == os.readlink(f"/proc/{cmd.child}/cwd")
-        assert out[10] == "0"                     # root of the target's user namespace
-
-
-def test_enter_pid_namespace_forks_the_command_into_it():
-    with topology.unshare_command(["--pid"]) as cmd:
-        pidns = link_ino(cmd.child, "pid")
-        out = ok("enter", f"{cmd.child}/pid", "--", "sh", "-c",
-                 "readlink /proc/self/ns/pid; grep NSpid /proc/self/status").stdout.splitlines()
-        assert out[0] == f"pid:[{pidns}]"
-        levels = out[1].split()[1:]
-        assert len(levels) == 2 and int(levels[1]) > 1, out[1]   # sleep is 1 in there
-
-
-@pytest.mark.parametrize("ns_type", ["uts", "pid"])
-@pytest.mark.parametrize("script, code", [("exit 0", 0), ("exit 7", 7),
-                                          ("kill -TERM $$", 143), ("kill -USR1 $$", 138)])
-def test_enter_passes_the_exit_status_through(ns_type, script, code):
-    with topology.unshare_command(["--uts", "--pid"]) as cmd:
-        proc = nsctl("enter", f"{cmd.child}/{ns_type}", "--", "sh", "-c", script)
-        assert proc.returncode == code, proc.stderr
-        assert ot.error_lines(proc.stderr) == []
-
-
-@pytest.mark.parametrize("ns_type", ["uts", "pid"])
-def test_enter_command_not_found_is_127_and_one_line(ns_type):
-    with topology.unshare_command(["--uts", "--pid"]) as cmd:
-        err = one_error(nsctl("enter", f"{cmd.child}/{ns_type}", "--", "nsctl-no-such-command"),
-                        code=127)
-        assert "nsctl-no-such-command" in err
-
-
-def _baseline_sigign() -> str:
-    """SigIgn of a command started the ordinary way from here (subprocess restores the
-    dispositions Python changed for itself)."""
-    out = subprocess.run(["grep", "SigIgn", "/proc/self/status"], capture_output=True,
-                         text=True, check=True).stdout
-    return out.split()[1]
-
-
-@pytest.mark.parametrize("argv", [["enter", "{pid}/uts"], ["enter", "{pid}/pid"],
-                                  ["run", "--uts", "x"], ["run", "--pid"]])
-def test_command_starts_with_ordinary_signal_dispositions(argv):
-    """Python ignores SIGPIPE and SIGXFSZ for itself; the command must not inherit that
-    (`nsctl run ... -- sh -c 'yes | head -1'` would report a broken pipe)."""
-    with topology.unshare_command(["--uts", "--pid"]) as cmd:
-        argv = [a.replace("{pid}", str(cmd.child)) for a in argv]
-        out = ok(*argv, "--", "grep", "SigIgn", "/proc/self/status").stdout
-    ignored = int(out.split()[1], 16) & ~int(_baseline_sigign(), 16)
-    names = [signal.Signals(n).name for n in range(1, 64) if ignored & (1 << (n - 1))]
-    assert names == [], f"the command starts with these signals ignored: {names}"
 
 
 # === run: each flag =============================================================================
@@ -410,11 +107,11 @@ def test_run_pid_init_and_command_seen_from_outside(scr):
                     ) as run:
         ot.wait_file(scr / "ready")
         child, init = run.child(), run.init()
-        cmd = ot.wait_for(lambda: run.only_child(init), "the command")
+        cmd = processes.wait_for(lambda: run.only_child(init), "the command")
         pidns = link_ino(init, "pid")
         assert pidns != own("pid") and link_ino(cmd, "pid") == pidns
         assert link_ino(child, "pid") == own("pid")           # the unsharer stays out
-        assert topology.nspid(init)[1:] == [1] and topology.nspid(cmd)[1:] == [2]
+        assert nsfacts.nspid(init)[1:] == [1] and nsfacts.nspid(cmd)[1:] == [2]
         os.kill(init, signal.SIGTERM)
         assert run.wait().returncode == 128 + signal.SIGTERM
 
@@ -429,7 +126,7 @@ def test_run_user_map_root(scr):
                      f"id -u; id -g; echo ready > {scr}/ready; exec sleep 30"]) as run:
         ot.wait_file(scr / "ready")
         cmd = run.child()                     # no --pid: the child execs the command
-        ot.wait_for(lambda: ot.comm(cmd) == "sleep", "the command")
+        processes.wait_for(lambda: processes.comm(cmd) == "sleep", "the command")
         assert link_ino(cmd, "user") != own("user")
         assert Path(f"/proc/{cmd}/uid_map").read_text().split() == ["0", str(os.geteuid()), "1"]
         assert Path(f"/proc/{cmd}/gid_map").read_text().split() == ["0", str(os.getegid()), "1"]
@@ -443,7 +140,7 @@ def test_run_user_map_user_and_group(scr):
                      "-c", f"id -u; id -g; echo ready > {scr}/ready; exec sleep 30"]) as run:
         ot.wait_file(scr / "ready")
         cmd = run.child()
-        ot.wait_for(lambda: ot.comm(cmd) == "sleep", "the command")
+        processes.wait_for(lambda: processes.comm(cmd) == "sleep", "the command")
         assert Path(f"/proc/{cmd}/uid_map").read_text().split() == ["1234", str(os.geteuid()),
                                                                     "1"]
         assert Path(f"/proc/{cmd}/gid_map").read_text().split() == ["2345", str(os.getegid()),
@@ -484,7 +181,7 @@ def test_run_time_offsets_seen_from_outside(scr):
                      f"echo ready > {scr}/ready; exec sleep 30"]) as run:
         ot.wait_file(scr / "ready")
         cmd = run.init()        # --time without --pid: the init execs the command itself
-        ot.wait_for(lambda: ot.comm(cmd) == "sleep", "the command")
+        processes.wait_for(lambda: processes.comm(cmd) == "sleep", "the command")
         assert link_ino(cmd, "time") != own("time")
         offsets = {line.split()[0]: line.split()[1:] for line in
                    Path(f"/proc/{cmd}/timens_offsets").read_text().splitlines()}
@@ -516,7 +213,7 @@ def test_run_pin_every_new_namespace(scr):
         with ot.running(argv) as run:
             ot.wait_file(scr / "ready")
             init = run.init()
-            cmd = ot.wait_for(lambda: run.only_child(init), "the command")
+            cmd = processes.wait_for(lambda: run.only_child(init), "the command")
             assert sorted(os.listdir(pins)) == sorted(TYPES)
             held = {}
             for t in TYPES:
@@ -545,7 +242,7 @@ def test_init_reaps_an_orphan(scr):
         init = run.init()
 
         def orphan():
-            for pid in ot.children(init):
+            for pid in processes.children(init):
                 try:
                     if Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x001\x00":
                         return pid
@@ -553,13 +250,13 @@ def test_init_reaps_an_orphan(scr):
                     continue
             return None
 
-        orphan_pid = ot.wait_for(orphan, "the orphan under the init", timeout=5)
-        start = topology._starttime(orphan_pid)
+        orphan_pid = processes.wait_for(orphan, "the orphan under the init", timeout=5)
+        start = processes.starttime(orphan_pid)
         # Gone from /proc altogether (not a zombie) once it has exited.
-        ot.wait_for(lambda: topology._starttime(orphan_pid) != start, "the orphan to be reaped",
-                    timeout=10)
-        in_ns = [init] + topology.descendants(init)
-        zombies = [p for p in in_ns if ot.state(p) == "Z"]
+        processes.wait_for(lambda: processes.starttime(orphan_pid) != start,
+                           "the orphan to be reaped", timeout=10)
+        in_ns = [init] + processes.descendants(init)
+        zombies = [p for p in in_ns if processes.state(p) == "Z"]
         assert zombies == []
         assert run.popen.poll() is None             # the command still runs
         os.kill(init, signal.SIGTERM)
@@ -574,7 +271,7 @@ def test_init_forwards_signals_to_the_command(sig, scr):
     with ot.running(["run", "--pid", "--", "sh", "-c", script]) as run:
         ot.wait_file(scr / "ready")
         init = run.init()
-        assert topology.nspid(init)[1:] == [1]
+        assert nsfacts.nspid(init)[1:] == [1]
         os.kill(init, sig)
         res = run.wait()
     assert (scr / "got").read_text() == f"{sig.name[3:]}\n"
@@ -587,11 +284,12 @@ def test_init_exits_128_plus_n_when_the_command_dies_of_a_forwarded_signal(sig, 
                      f"echo ready > {scr}/ready; exec sleep 30"]) as run:
         ot.wait_file(scr / "ready")
         init = run.init()
-        ot.wait_for(lambda: [p for p in ot.children(init) if ot.comm(p) == "sleep"], "sleep")
+        processes.wait_for(lambda: [p for p in processes.children(init)
+                                    if processes.comm(p) == "sleep"], "sleep")
         os.kill(init, sig)
         res = run.wait()
     assert res.returncode == 128 + sig, res.stderr
-    assert ot.error_lines(res.stderr) == []
+    assert cli.error_lines(res.stderr) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT], ids=lambda s: s.name)
@@ -614,17 +312,17 @@ def test_terminal_signal_to_the_whole_job_reaches_only_the_command(argv, sig, sc
             f"open({str(scr / 'got')!r}, 'w').write(' '.join(map(str, got)) + '\\n')\n"
             "sys.exit(5)\n")
     try:
-        with topology.unshare_command(["--pid"]) as target:
+        with namespaces.unshare_command(["--pid"]) as target:
             argv = [a.replace("{pid}", str(target.child)) for a in argv]
             with ot.running([*argv, "--", sys.executable, "-c", code], session=True) as run:
                 ot.wait_file(scr / "ready")
                 os.killpg(run.pid, sig)
                 res = run.wait()
-        assert (res.returncode, ot.error_lines(res.stderr)) == (5, [])
+        assert (res.returncode, cli.error_lines(res.stderr)) == (5, [])
         assert (scr / "got").read_text() == f"{int(sig)}\n", "signals the command got"
         _assert_no_processes()
     finally:
-        topology.terminate(topology.descendants(os.getpid()))   # a stray init, if any
+        processes.terminate(processes.descendants(os.getpid()))   # a stray init, if any
 
 
 @pytest.mark.parametrize("flags", [["--pid"], ["--uts", "x"], ["--pid", "--time", "boottime=1"]],
@@ -634,15 +332,15 @@ def test_terminal_signal_to_the_whole_job_reaches_only_the_command(argv, sig, sc
 def test_run_exit_status(flags, script, code):
     proc = nsctl("run", *flags, "--", "sh", "-c", script)
     assert proc.returncode == code, proc.stderr
-    assert ot.error_lines(proc.stderr) == []
+    assert cli.error_lines(proc.stderr) == []
 
 
 # === run: failures leave nothing behind ======================================================
 
 def _assert_no_processes(keep: list[int] = ()) -> None:
-    left = [p for p in topology.descendants(os.getpid()) if p not in keep and
+    left = [p for p in processes.descendants(os.getpid()) if p not in keep and
             p not in _descendants_of(keep)]
-    assert left == [], {p: ot.comm(p) for p in left}
+    assert left == [], {p: processes.comm(p) for p in left}
 
 
 def _run_left_nothing(net, pins=None) -> None:
@@ -657,7 +355,7 @@ def _run_left_nothing(net, pins=None) -> None:
 def _descendants_of(pids) -> set[int]:
     out = set()
     for pid in pids:
-        out.update(topology.descendants(pid))
+        out.update(processes.descendants(pid))
     return out
 
 
@@ -757,7 +455,7 @@ def test_run_pin_failing_half_way_runs_nothing_and_leaves_nothing(pid, scr):
             _assert_no_processes()
         finally:
             # Don't let a stray init outlive the test (conftest would report it too).
-            topology.terminate(topology.descendants(os.getpid()))
+            processes.terminate(processes.descendants(os.getpid()))
             marker.unlink(missing_ok=True)
 
 

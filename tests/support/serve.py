@@ -22,6 +22,8 @@ from typing import Any, Iterator
 
 import httpx
 
+from support.processes import descendants
+
 _LISTENING = re.compile(r"listening on (?P<where>.*?)(?: \(|$)")
 
 
@@ -122,10 +124,8 @@ HELPER_ROLES = ("launcher", "refresher", "worker")
 def helpers(server: Server) -> dict[str, int]:
     """The server's helper processes now, by role (the argument after the interpreter's
     options that names it); the newest one of each role."""
-    import topology
-
     out: dict[str, int] = {}
-    for pid in topology.descendants(server.popen.pid):
+    for pid in descendants(server.popen.pid):
         try:
             argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
         except OSError:

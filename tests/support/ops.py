@@ -1,8 +1,8 @@
-"""What tests/test_ops.py needs on top of :mod:`topology`: nsctl as a subprocess, targets
-for ``nsctl enter``, a network namespace of the test's own to run ``nsctl run --veth`` in,
-and ``nsctl run`` running in the background with its init and command found from outside.
+"""What the tests of pin, enter and run need: targets for ``nsctl enter``, a network
+namespace of the test's own to run ``nsctl run --veth`` in, and ``nsctl run`` running in
+the background with its init and command found from outside.
 
-As in :mod:`topology`, every expected value is read from the kernel by the fixture itself
+As in :mod:`support.namespaces`, every expected value is read from the kernel by the fixture itself
 (os.stat of nsfs files, NS_GET_ID, /proc/PID/* read from outside, mountinfo), never taken
 from what nsctl printed.
 """
@@ -13,60 +13,18 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
-import topology
-from topology import Channel, Child, ppid_map, terminate, unshare
+from support.cli import NSCTL
+from support.leaks import unescape
+from support.namespaces import unshare_and_wait
+from support.processes import Channel, Child, children, descendants, terminate, wait_for
+from support.syscalls import CLONE_NEWNET, MS_BIND, bind_mount, check, libc, umount, unshare
 
-NSCTL = [sys.executable, "-m", "nsctl"]
-PARTIAL = "nsctl: partial result"
 TYPES = ("mnt", "net", "pid", "uts", "ipc", "user", "cgroup", "time")
-
-
-# --- nsctl as a user runs it -------------------------------------------------------------------
-
-def nsctl(*args: str | os.PathLike, timeout: float = 60, prefix: list[str] = (),
-          **kwargs) -> subprocess.CompletedProcess:
-    """``python -m nsctl ARGS`` (after ``prefix``, e.g. nsenter into a test netns)."""
-    return subprocess.run([*prefix, *NSCTL, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
-
-
-def error_lines(stderr: str) -> list[str]:
-    """stderr without the partial-result warning (pid 1 may be unreadable here)."""
-    return [line for line in stderr.splitlines() if not line.startswith(PARTIAL)]
-
-
-def ok(*args, **kwargs) -> subprocess.CompletedProcess:
-    proc = nsctl(*args, **kwargs)
-    assert proc.returncode == 0, (args, proc.returncode, proc.stdout, proc.stderr)
-    assert error_lines(proc.stderr) == [], proc.stderr
-    return proc
-
-
-def one_error(proc: subprocess.CompletedProcess, code: int = 1) -> str:
-    """The single stderr line of a failed command, checked: exit ``code``, no traceback."""
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    lines = error_lines(proc.stderr)
-    assert len(lines) == 1 and lines[0].startswith("nsctl: "), proc.stderr
-    return lines[0]
-
-
-def ls_json() -> dict:
-    return json.loads(ok("ls", "--json").stdout)
-
-
-def ns_by_ino(doc: dict, ino: int) -> dict | None:
-    return next((n for n in doc["namespaces"] if n["ns"] == ino), None)
-
-
-def ns_with_id(doc: dict, ns_id: int) -> list[dict]:
-    return [n for n in doc["namespaces"] if n["id"] == ns_id]
 
 
 # --- the kernel's view, read by the test -------------------------------------------------------
@@ -84,7 +42,7 @@ def nsfs_mounts() -> dict[str, str]:
         if tail.split()[0] != "nsfs":
             continue
         fields = head.split()
-        out[topology._unescape(fields[4])] = topology._unescape(fields[3])
+        out[unescape(fields[4])] = unescape(fields[3])
     return out
 
 
@@ -93,7 +51,7 @@ def mounts_under(directory: str | Path) -> list[str]:
     top = str(directory)
     out = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = topology._unescape(line.split()[4])
+        point = unescape(line.split()[4])
         if point == top or point.startswith(top + "/"):
             out.append(point)
     return out
@@ -103,41 +61,9 @@ def unpin_quietly(path: str | Path) -> None:
     """Safety net for a failed test: take a pin down without nsctl."""
     path = str(path)
     while path in nsfs_mounts():
-        topology.umount(path)
+        umount(path)
     if os.path.lexists(path):
         os.unlink(path)
-
-
-def state(pid: int) -> str | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2:].split()[0]
-
-
-def comm(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return None
-
-
-def children(pid: int) -> list[int]:
-    return sorted(p for p, pp in ppid_map().items() if pp == pid)
-
-
-def wait_for(pred: Callable[[], object], what: str, timeout: float = 15.0,
-             step: float = 0.005):
-    """Poll ``pred`` until it returns something true; fail with ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
 
 
 # --- targets for nsctl enter ---------------------------------------------------------------------
@@ -205,7 +131,7 @@ class OwnNet:
 @contextmanager
 def own_netns() -> Iterator[OwnNet]:
     """Keeps `nsctl run --veth` off the host: its end of the pair lands in here."""
-    with Child(topology._unshare_and_wait, topology.CLONE_NEWNET) as holder:
+    with Child(unshare_and_wait, CLONE_NEWNET) as holder:
         holder.ready()
         subprocess.run(["nsenter", f"--net=/proc/{holder.pid}/ns/net", "--", "ip", "link",
                         "set", "lo", "up"], check=True, timeout=30)
@@ -254,7 +180,7 @@ class Running:
 
     def close(self) -> None:
         if self.popen.poll() is None:
-            terminate([self.pid] + topology.descendants(self.pid))
+            terminate([self.pid] + descendants(self.pid))
             self.popen.returncode = -signal.SIGKILL   # reaped by terminate
         self.popen.communicate()
 
@@ -291,14 +217,14 @@ def read_only_dir(path: Path) -> Iterator[Path]:
     """``path`` made a read-only bind mount of itself: creating files in it fails (EROFS)."""
     path.mkdir()
     try:
-        topology.bind_mount(path, path)
+        bind_mount(path, path)
         try:
-            topology._check(topology._libc.mount(None, os.fsencode(path), None,
-                                                 topology.MS_BIND | MS_REMOUNT | MS_RDONLY,
+            check(libc.mount(None, os.fsencode(path), None,
+                                                 MS_BIND | MS_REMOUNT | MS_RDONLY,
                                                  None), f"remount ro {path}")
             yield path
         finally:
-            topology.umount(path)
+            umount(path)
     finally:
         path.rmdir()
 

@@ -1,6 +1,6 @@
 """Namespaces with something to see in them, for the view and ``nsctl net`` tests.
 
-As in topology.py, nothing here goes through nsctl: the fixtures set things
+As in support/namespaces.py, nothing here goes through nsctl: the fixtures set things
 up with ip(8), nsenter(1), unshare(2) and plain syscalls, and learn what the
 kernel made of it themselves (``ip -j`` output, /proc files read by the
 fixture's own processes).  Every context manager undoes all it made: /run/netns
@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from topology import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWTIME,
-                      CLONE_NEWUSER, CLONE_NEWUTS, Channel, Child, _hold, link_ino, make_rprivate,
-                      unshare)
+from support.namespaces import hold
+from support.nsfacts import link_ino
+from support.processes import Channel, Child
+from support.syscalls import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS,
+                              CLONE_NEWTIME, CLONE_NEWUSER, CLONE_NEWUTS, make_rprivate, unshare)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -230,7 +232,7 @@ def user_ns(uid_map: str, gid_map: str, keep: str = "process") -> Iterator[Held]
 
 def _only_an_fd_holds(stack: ExitStack, held: Held, maker: Child, path: str) -> None:
     """Hand the namespace at ``path`` to a child that keeps it open, then end its maker."""
-    holder = stack.enter_context(Child(_hold))
+    holder = stack.enter_context(Child(hold))
     holder.send({"open": [path]})
     held.holder, held.fd = holder.pid, holder.ready()["fds"][0]
     maker.stop()
