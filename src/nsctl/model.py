@@ -3,16 +3,27 @@
 Namespaces are keyed by inode: all namespace files live on one nsfs
 superblock, so within one boot the inode alone identifies a namespace.
 
-Plain classes with __slots__ rather than dataclasses: importing dataclasses
-(and with it inspect and typing) costs more than a whole small scan, and
-``nsctl ls`` must start fast.
+Each class's fields are one table: its annotated attributes, in order.  From
+it :func:`_record` builds, once at import, the class's __slots__, constructor,
+dict form, row (the tuple workers send) and loader from the dict form; and from
+the table of each kind of reference, that kind's dict form, JSON text and
+equality key.  The methods are compiled from generated source, so they run as
+fast as methods written out by hand.  Plain classes rather than dataclasses:
+importing dataclasses (and with it inspect and typing) costs more than a whole
+small scan, and ``nsctl ls`` must start fast.
 """
 from __future__ import annotations
 
 TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable, TypeVar, dataclass_transform
+
+    _C = TypeVar("_C", bound=type)
+else:
+    def dataclass_transform(**_options: object):
+        """Tells type checkers that _record makes constructors as dataclasses do."""
+        return lambda decorator: decorator
 
 # Kinds of reference that keep a namespace alive, in the order HELD-BY lists them.
 PROCESS = "process"
@@ -24,106 +35,270 @@ CHILD = "child"
 REF_KINDS: tuple[str, ...] = (PROCESS, THREAD, FD, SOCKET, BINDMOUNT, CHILD)
 
 
+def label(ns_type: str, ino: int) -> str:
+    """A namespace as the kernel names it in /proc/PID/ns links: ``net:[4026531840]``."""
+    return f"{ns_type}:[{ino}]"
+
+
+_REQUIRED = object()   # a field without a default: a required constructor parameter
+
+
+class _Field:
+    """One field of a class's table: its options (see :func:`field`), its name and type."""
+
+    __slots__ = ("default", "init", "initial", "key", "plain", "record", "missing", "name",
+                 "type", "optional")
+
+    def __init__(self, default: Any = _REQUIRED, init: bool = True, initial: str = "None",
+                 key: str | None = "", plain: bool = False, record: type | None = None,
+                 missing: Any = _REQUIRED) -> None:
+        self.default = default
+        self.init = init
+        self.initial = initial
+        self.key = key
+        self.plain = plain
+        self.record = record
+        self.missing = missing if missing is not _REQUIRED else default
+        self.name = ""
+        self.type = ""
+        self.optional = False
+
+
+def field(*, default: Any = _REQUIRED, init: bool = True, initial: str = "None",
+          key: str | None = "", plain: bool = False, record: type | None = None,
+          missing: Any = _REQUIRED) -> Any:
+    """A field's options in its class's table, where they differ from the plain field
+    (a constructor parameter, in the dict form under its own name).
+
+    ``default``: the constructor's default.  ``init=False``: neither a constructor
+    parameter nor in the row; each object starts with the value of the expression
+    ``initial`` (source text: ``"[]"`` gives each its own list).  ``key``: its name in
+    the dict form, None for none.  ``plain``: text whose JSON needs no escaping (a name
+    nsctl chose or the kernel gave).  ``record``: the record class of its value, whose
+    dict form nests in this one's and whose row stands in this one's row.
+    ``missing``: the value a dict form without the field loads as (else its default).
+    """
+    return _Field(default, init, initial, key, plain, record, missing)
+
+
+# Loading from the dict form (a snapshot file): a field's value made its declared type.
+_LOAD = {"int": "int({})", "str": "str({})", "bool": "bool({})", "list[str]": "list({})",
+         "dict[str, int]": "{{str(k): int(v) for k, v in {}.items()}}"}
+
+
+_TABLES: dict[str, tuple[_Field, ...]] = {}   # each record class's table, by class name
+
+
+def _read_table(cls: type) -> list[_Field]:
+    """The class's fields, in the order its annotations list them."""
+    fields = []
+    for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+        value = cls.__dict__.get(name, _REQUIRED)
+        f = value if isinstance(value, _Field) else _Field(default=value)
+        parts = [p.strip() for p in str(annotation).split("|")]
+        f.name, f.optional = name, "None" in parts
+        f.type = " | ".join(p for p in parts if p != "None")
+        if f.key == "":
+            f.key = name
+        fields.append(f)
+    return fields
+
+
+def _compile(source: str, scope: dict[str, Any]) -> dict[str, Any]:
+    """The functions ``source`` defines (source built here from a field table)."""
+    exec(compile(source, f"<nsctl.model {scope['__name__']}>", "exec"), scope)
+    return scope
+
+
+def _text_value(f: _Field, value: str, optional: bool) -> str | None:
+    """How JSON text writes a field whose value is the expression ``value`` (null
+    where ``optional`` and None), as part of an f-string; None where the encoder must
+    write it (text that may need escaping)."""
+    if f.type == "int":
+        return f'{{"null" if {value} is None else {value}}}' if optional else f"{{{value}}}"
+    if f.type == "str" and f.plain and not optional:
+        return f'"{{{value}}}"'
+    return None
+
+
+@dataclass_transform(field_specifiers=(field,))
+def _record(*, eq: bool = False) -> Callable[[_C], _C]:
+    """Build a class's __slots__ and methods from its table of fields (module docstring).
+
+    Made: ``__init__`` (the fields in table order, defaults as given); ``row()``, the
+    constructor's fields as plain values, and ``from_row(row)``; ``_fields_dict()``,
+    the fields that have a key, in table order (also ``to_dict`` unless the class
+    writes its own); ``from_dict(d)``; ``_fields_text()``, the same as compact JSON
+    text without braces, where every field can be written so; with ``eq``,
+    ``__eq__`` and ``__hash__`` on the row.
+    """
+    def build(cls: _C) -> _C:
+        fields = _read_table(cls)
+        name = cls.__name__
+        scope: dict[str, Any] = {"__name__": name}
+        for f in fields:
+            scope[f"_default_{f.name}"] = f.default
+            scope[f"_missing_{f.name}"] = None if f.missing is _REQUIRED else f.missing
+            if f.record is not None:
+                scope[f.record.__name__] = f.record
+        init = [f for f in fields if f.init]
+        params = ", ".join(f.name if f.default is _REQUIRED else f"{f.name}=_default_{f.name}"
+                           for f in init)
+        body = [f"    self.{f.name} = {f.name if f.init else f.initial}" for f in fields]
+        src = [f"def __init__(self, {params}):", *body, ""]
+
+        def row_value(f: _Field, value: str) -> str:
+            return value if f.record is None else f"({value}.row() if {value} is not None else None)"
+        src += ["def row(self):",
+                f"    return ({''.join(row_value(f, 'self.' + f.name) + ', ' for f in init)})", ""]
+        unrow = [f"row[{i}]" if f.record is None else
+                 f"({f.record.__name__}.from_row(row[{i}]) if row[{i}] is not None else None)"
+                 for i, f in enumerate(init)]
+        src += ["def from_row(cls, row):", f"    return cls({', '.join(unrow)})", ""]
+
+        keyed = [f for f in fields if f.key is not None]
+
+        def dict_value(f: _Field) -> str:
+            value = f"self.{f.name}"
+            if f.record is not None:
+                return f"{value}.to_dict() if {value} is not None else None"
+            return f"dict({value})" if f.type.startswith("dict[") else value
+        src += ["def _fields_dict(self):",
+                "    return {" + ", ".join(f"{f.key!r}: {dict_value(f)}" for f in keyed) + "}", ""]
+
+        def loaded(f: _Field) -> str:
+            if f.missing is _REQUIRED and not f.optional:
+                value = f"d[{f.key!r}]"
+            else:
+                value = f"d.get({f.key!r}, _missing_{f.name})"
+            if f.record is not None:
+                return f"{f.record.__name__}.from_dict({value}) if {value} else None"
+            return value if f.optional else _LOAD[f.type].format(value)
+        src += ["def from_dict(cls, d):",
+                f"    return cls({', '.join(loaded(f) for f in init if f.key is not None)})", ""]
+
+        texts = [_text_value(f, f"self.{f.name}", f.optional) for f in keyed]
+        if None not in texts:
+            text = ",".join(f'"{f.key}":{t}' for f, t in zip(keyed, texts))
+            src += ["def _fields_text(self):", f"    return f'{text}'", ""]
+        if eq:
+            src += ["def __eq__(self, other):",
+                    f"    return isinstance(other, {name}) and self.row() == other.row()", "",
+                    "def __hash__(self):", "    return hash(self.row())", ""]
+        made = _compile("\n".join(src), scope)
+        members = {k: v for k, v in vars(cls).items()
+                   if k not in ("__dict__", "__weakref__") and k not in made
+                   and not isinstance(v, _Field) and k not in [f.name for f in fields]}
+        members["__slots__"] = tuple(f.name for f in fields)
+        _TABLES[name] = tuple(fields)
+        for k in ("__init__", "row", "_fields_dict", "_fields_text", "__eq__", "__hash__"):
+            if k in made and k not in vars(cls):
+                members[k] = made[k]
+        members.setdefault("to_dict", made["_fields_dict"])
+        members["from_row"] = classmethod(made["from_row"])
+        members["from_dict"] = classmethod(made["from_dict"])
+        return type(name, cls.__bases__, members)   # type: ignore[return-value]
+    return build
+
+
+@_record()
 class Reference:
     """One thing that keeps a namespace alive, and where it is.
 
-    Which fields are set depends on ``kind``:
+    Which fields are set depends on ``kind`` (the table REF_FIELDS):
     process: pid, link ("net", or "pid_for_children" / "time_for_children");
     thread: pid, tid, link; fd: pid, fd; socket: pid, fd, socket (its inode);
     bindmount: path, mntns (the mount namespace the mount is in);
     child: child (inode of the namespace it owns or parents), relation ("owner"/"parent").
+    Its dict form and JSON text hold its kind's fields; two references are equal
+    when their kinds and their kind's fields are.
     """
 
-    __slots__ = ("kind", "pid", "tid", "fd", "link", "socket", "path", "mntns", "child",
-                 "relation")
-
-    def __init__(self, kind: str, pid: int | None = None, tid: int | None = None,
-                 fd: int | None = None, link: str | None = None, socket: int | None = None,
-                 path: str | None = None, mntns: int | None = None, child: int | None = None,
-                 relation: str | None = None) -> None:
-        self.kind = kind
-        self.pid = pid
-        self.tid = tid
-        self.fd = fd
-        self.link = link
-        self.socket = socket
-        self.path = path
-        self.mntns = mntns
-        self.child = child
-        self.relation = relation
+    kind: str = field(plain=True)
+    pid: int | None = None
+    tid: int | None = None
+    fd: int | None = None
+    link: str | None = field(default=None, plain=True)
+    socket: int | None = None
+    path: str | None = None
+    mntns: int | None = None
+    child: int | None = None
+    relation: str | None = field(default=None, plain=True)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind}
-        for key in _REF_FIELDS.get(self.kind, self.__slots__[1:]):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
-        return out
-
-    def row(self) -> tuple:
-        """Its fields as a tuple, in __slots__ order: ``Reference(*row)`` rebuilds it.
-        (Workers send rows: pickling slotted objects costs ~10x more.)"""
-        return (self.kind, self.pid, self.tid, self.fd, self.link, self.socket, self.path,
-                self.mntns, self.child, self.relation)
-
-    def fast_dict(self) -> dict[str, Any]:
-        """to_dict for the common kinds without the generic loop (JSON of big hosts)."""
-        make = _REF_DICT.get(self.kind)
-        return make(self) if make is not None else self.to_dict()
+        """``kind`` and its kind's fields that are set."""
+        return _REF_DICT.get(self.kind, _ref_all_dict)(self)
 
     def json_text(self) -> str | None:
-        """:meth:`fast_dict` as compact JSON text, written directly (see
+        """:meth:`to_dict` as compact JSON text, written directly (see
         :meth:`Namespace.json_text`); None for a bind mount (a path, which needs the
-        encoder's escaping) or where a field the kind always has is missing.  (Spelled
-        out per kind: a loop over _REF_FIELDS took 2.5 times as long, ~57 ms more for
-        the relationships interface's 60,000 thread references.)"""
-        kind = self.kind
-        if kind == THREAD:
-            if self.pid is None or self.tid is None or self.link is None:
-                return None
-            return f'{{"kind":"thread","pid":{self.pid},"tid":{self.tid},"link":"{self.link}"}}'
-        if kind == PROCESS:
-            if self.pid is None or self.link is None:
-                return None
-            return f'{{"kind":"process","pid":{self.pid},"link":"{self.link}"}}'
-        if kind == FD or kind == SOCKET:
-            if self.pid is None or self.fd is None:
-                return None
-            if kind == FD:
-                return f'{{"kind":"fd","pid":{self.pid},"fd":{self.fd}}}'
-            if self.socket is None:
-                return None
-            return f'{{"kind":"socket","pid":{self.pid},"fd":{self.fd},"socket":{self.socket}}}'
-        if kind == CHILD:
-            if self.child is None or self.relation is None:
-                return None
-            return f'{{"kind":"child","child":{self.child},"relation":"{self.relation}"}}'
-        return None
+        encoder's escaping) or where a field the kind always has is missing."""
+        make = _REF_TEXT.get(self.kind)
+        return make(self) if make is not None else None
+
+    def _key(self) -> tuple:
+        return _REF_KEY.get(self.kind, Reference.row)(self)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Reference) and self.to_dict() == other.to_dict()
+        return isinstance(other, Reference) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash(tuple(getattr(self, k) for k in self.__slots__))
+        return hash(self._key())
 
     def __repr__(self) -> str:
         return f"Reference({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
 
-# The fields each kind of reference sets (to_dict runs once per reference: keep it cheap).
-_REF_FIELDS: dict[str, tuple[str, ...]] = {
+# The fields each kind of reference sets, in the order its dict form lists them.
+REF_FIELDS: dict[str, tuple[str, ...]] = {
     PROCESS: ("pid", "link"), THREAD: ("pid", "tid", "link"), FD: ("pid", "fd"),
     SOCKET: ("pid", "fd", "socket"), BINDMOUNT: ("path", "mntns"), CHILD: ("child", "relation"),
 }
 
 
-_REF_DICT = {
-    PROCESS: lambda r: {"kind": PROCESS, "pid": r.pid, "link": r.link},
-    THREAD: lambda r: {"kind": THREAD, "pid": r.pid, "tid": r.tid, "link": r.link},
-    CHILD: lambda r: {"kind": CHILD, "child": r.child, "relation": r.relation},
-}
+def _ref_sparse(ref: Reference, keys: tuple[str, ...]) -> dict[str, Any]:
+    """``kind`` and those of ``keys`` that are set."""
+    out: dict[str, Any] = {"kind": ref.kind}
+    for key in keys:
+        value = getattr(ref, key)
+        if value is not None:
+            out[key] = value
+    return out
 
 
+def _ref_all_dict(ref: Reference) -> dict[str, Any]:
+    """The dict form of a reference of a kind nsctl doesn't know (from a snapshot)."""
+    return _ref_sparse(ref, Reference.__slots__[1:])
+
+
+def _ref_functions() -> tuple[dict[str, Callable[[Reference], Any]], ...]:
+    """Each kind's dict form, JSON text (where it can be written directly) and
+    equality key, compiled from REF_FIELDS: the set fields in one dict or f-string."""
+    table = {f.name: f for f in _TABLES["Reference"]}
+    src = []
+    for kind, keys in REF_FIELDS.items():
+        unpack = f"    {', '.join(keys)}, = {', '.join('r.' + k for k in keys)},"
+        unset = f"    if {' or '.join(k + ' is None' for k in keys)}:"
+        src += [f"def dict_{kind}(r):", unpack, unset,
+                f"        return _ref_sparse(r, {keys!r})",
+                "    return {" + ", ".join([f"'kind': {kind!r}"] + [f"{k!r}: {k}" for k in keys])
+                + "}", "",
+                f"def key_{kind}(r):", f"    return ({kind!r}, {''.join(f'r.{k}, ' for k in keys)})",
+                ""]
+        texts = [_text_value(table[k], k, False) for k in keys]   # (all set: checked first)
+        if None not in texts:
+            text = ",".join([f'"kind":"{kind}"'] + [f'"{k}":{t}' for k, t in zip(keys, texts)])
+            src += [f"def text_{kind}(r):", unpack, unset, "        return None",
+                    f"    return f'{{{{{text}}}}}'", ""]
+    made = _compile("\n".join(src), {"__name__": "Reference kinds", "_ref_sparse": _ref_sparse})
+    return tuple({kind: made[f"{what}_{kind}"] for kind in REF_FIELDS if f"{what}_{kind}" in made}
+                 for what in ("dict", "key", "text"))
+
+
+_REF_DICT, _REF_KEY, _REF_TEXT = _ref_functions()
+
+
+@_record(eq=True)
 class Container:
     """The container a process is in, as its cgroup path names it (no engine API asked).
 
@@ -133,14 +308,10 @@ class Container:
     cgroup path carries one (nspawn, LXC).  ``pod``: the Kubernetes pod UID.
     """
 
-    __slots__ = ("engine", "id", "name", "pod")
-
-    def __init__(self, engine: str, id: str | None, name: str | None = None,
-                 pod: str | None = None) -> None:
-        self.engine = engine
-        self.id = id
-        self.name = name
-        self.pod = pod
+    engine: str
+    id: str | None
+    name: str | None = None
+    pod: str | None = None
 
     @property
     def label(self) -> str:
@@ -150,50 +321,35 @@ class Container:
             return f"{self.engine}:pod-{(self.pod or '')[:8]}"
         return f"{self.engine}:{self.name or self.id[:12]}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"engine": self.engine, "id": self.id, "name": self.name, "pod": self.pod}
-
-    def _key(self) -> tuple[str, str | None, str | None, str | None]:
-        """Also its row: ``Container(*row)`` rebuilds it."""
-        return (self.engine, self.id, self.name, self.pod)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Container) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
     def __repr__(self) -> str:
         return f"Container({self.label})"
 
 
+@_record()
 class Namespace:
-    """One namespace: identity, relations and what holds it."""
+    """One namespace: identity, relations and what holds it.
 
-    __slots__ = ("ino", "type", "dev", "id", "owner", "parent", "owner_uid", "pids", "refs",
-                 "container")
+    Its row is its identity and relations, not what holds it."""
 
-    def __init__(self, ino: int, type: str, dev: int | None = None, id: int | None = None,
-                 owner: int | None = None, parent: int | None = None,
-                 owner_uid: int | None = None) -> None:
-        self.ino = ino
-        self.type = type
-        self.dev = dev
-        self.id = id                  # NS_GET_ID, None where the kernel lacks it
-        self.owner = owner            # inode of the owning user namespace
-        self.parent = parent          # inode of the parent (user and pid only)
-        self.owner_uid = owner_uid    # creator UID of the owning (or this) user namespace
-        self.pids: list[int] = []     # processes whose ns link points here
-        self.refs: list[Reference] = []
-        # The container (or Kubernetes pod) all its processes are in; see nsctl.discovery.cgroup_names.
-        self.container: Container | None = None
+    ino: int = field(key="ns")
+    type: str = field(plain=True)
+    dev: int | None = None
+    id: int | None = None          # NS_GET_ID, None where the kernel lacks it
+    owner: int | None = None       # inode of the owning user namespace
+    parent: int | None = None      # inode of the parent (user and pid only)
+    owner_uid: int | None = None   # creator UID of the owning (or this) user namespace
+    pids: list[int] = field(init=False, initial="[]", key=None)   # processes whose ns link points here
+    refs: list[Reference] = field(init=False, initial="[]", key=None)
+    # The container (or Kubernetes pod) all its processes are in; see nsctl.discovery.cgroup_names.
+    container: Container | None = field(init=False, key=None, record=Container)
 
     def __repr__(self) -> str:
-        return f"Namespace({self.type}:[{self.ino}] id={self.id} held_by={self.held_by})"
+        return f"Namespace({self.label} id={self.id} held_by={self.held_by})"
 
-    def row(self) -> tuple:
-        """Identity and relations (not what holds it): ``Namespace(*row)`` rebuilds them."""
-        return (self.ino, self.type, self.dev, self.id, self.owner, self.parent, self.owner_uid)
+    @property
+    def label(self) -> str:
+        """``type:[inode]``, as the kernel names it (and as a SPEC names it)."""
+        return label(self.type, self.ino)
 
     @property
     def held_by(self) -> list[str]:
@@ -211,31 +367,31 @@ class Namespace:
         refs = self.refs
         if len(refs) == 1:   # most namespaces of a big host: one thread or process each
             ref = refs[0]
-            held_by, ref_dicts = [ref.kind], [ref.fast_dict()]
+            held_by, ref_dicts = [ref.kind], [ref.to_dict()]
         else:
-            held_by, ref_dicts = self.held_by, [r.fast_dict() for r in refs]
-        return {
-            "ns": self.ino, "type": self.type, "dev": self.dev, "id": self.id,
-            "owner": self.owner, "parent": self.parent, "owner_uid": self.owner_uid,
-            "hidden": held_by == [CHILD], "held_by": held_by, "pids": sorted(self.pids),
-            "refs": ref_dicts,
-            "container": self.container.to_dict() if self.container else None,
-        }
+            held_by, ref_dicts = self.held_by, [r.to_dict() for r in refs]
+        out = self._fields_dict()
+        out["hidden"] = held_by == [CHILD]
+        out["held_by"] = held_by
+        out["pids"] = sorted(self.pids)
+        out["refs"] = ref_dicts
+        out["container"] = self.container.to_dict() if self.container else None
+        return out
 
     def json_text(self) -> str | None:
         """:meth:`to_dict` as compact JSON text, the very text json.dumps writes with
         separators (",", ":"), written directly: 2-3 times as fast as building the dict
-        and encoding it (the 60,000 thread namespaces of the relationships
-        interface's worst case).  For a live scan's
-        namespaces, whose fields are the numbers and names nsctl read from the
-        kernel; None where text needs the encoder's escaping: a container, or a
-        reference with a path."""
+        and encoding it.  For a live scan's namespaces, whose fields are the numbers
+        and names nsctl read from the kernel; None where text needs the encoder's
+        escaping: a container, or a reference with a path."""
         if self.container is not None:
             return None
         refs = self.refs
         if len(refs) == 1:   # most namespaces of a big host: one thread or process each
-            kind = refs[0].kind
-            texts = refs[0].json_text()
+            ref = refs[0]
+            kind = ref.kind
+            make = _REF_TEXT.get(kind)
+            texts = make(ref) if make is not None else None
             if texts is None:
                 return None
             held_by, hidden = f'"{kind}"', "true" if kind == CHILD else "false"
@@ -243,78 +399,43 @@ class Namespace:
             parts = [r.json_text() for r in refs]
             if None in parts:
                 return None
-            texts = ",".join(parts)
+            texts = ",".join(parts)   # type: ignore[arg-type]
             kinds = self.held_by
             held_by = ",".join([f'"{k}"' for k in kinds])
             hidden = "true" if kinds == [CHILD] else "false"
         pids = ",".join(map(str, sorted(self.pids))) if self.pids else ""
-        dev, ns_id, owner, parent, uid = (self.dev, self.id, self.owner, self.parent,
-                                          self.owner_uid)
-        return (f'{{"ns":{self.ino},"type":"{self.type}",'
-                f'"dev":{"null" if dev is None else dev},'
-                f'"id":{"null" if ns_id is None else ns_id},'
-                f'"owner":{"null" if owner is None else owner},'
-                f'"parent":{"null" if parent is None else parent},'
-                f'"owner_uid":{"null" if uid is None else uid},'
-                f'"hidden":{hidden},"held_by":[{held_by}],"pids":[{pids}],"refs":[{texts}],'
-                f'"container":null}}')
+        return (f'{{{self._fields_text()},"hidden":{hidden},"held_by":[{held_by}],'
+                f'"pids":[{pids}],"refs":[{texts}],"container":null}}')
 
 
+@_record()
 class Process:
     """What discovery read of one process, under its pidfd."""
 
-    __slots__ = ("pid", "ppid", "comm", "cmdline", "uid", "starttime", "ns", "nspid", "state",
-                 "pidns_pending", "container", "pidfd_ino")
-
-    def __init__(self, pid: int, ppid: int, comm: str, cmdline: list[str], uid: int,
-                 starttime: int, ns: dict[str, int], nspid: list[int] | None = None,
-                 state: str = "", pidns_pending: bool = False,
-                 container: Container | None = None, pidfd_ino: int | None = None) -> None:
-        self.pid = pid
-        self.ppid = ppid
-        self.comm = comm
-        self.cmdline = cmdline
-        self.uid = uid
-        self.starttime = starttime
-        self.ns = ns                  # ns link name -> inode, incl. *_for_children
-        self.nspid = nspid            # PID at each level, outermost first
-        self.state = state            # R, S, D, Z, ... from /proc/PID/stat
-        # unshare(CLONE_NEWPID) done, no child forked yet: the new PID namespace
-        # exists but the kernel shows no pid_for_children until it has an init.
-        self.pidns_pending = pidns_pending
-        self.container = container    # from /proc/PID/cgroup (discovery.containers)
-        # Its pidfd's inode when it was read: on pidfs (Linux 6.9) unique to the process
-        # for the whole boot, where starttime only has clock-tick (10 ms) resolution.
-        # Tells a rescan whether a PID still names this process; not in the JSON.
-        self.pidfd_ino = pidfd_ino
+    pid: int
+    ppid: int
+    comm: str
+    cmdline: list[str]
+    uid: int
+    starttime: int = field(missing=0)
+    ns: dict[str, int]             # ns link name -> inode, incl. *_for_children
+    nspid: list[int] | None = None   # PID at each level, outermost first
+    state: str = ""                # R, S, D, Z, ... from /proc/PID/stat
+    # unshare(CLONE_NEWPID) done, no child forked yet: the new PID namespace
+    # exists but the kernel shows no pid_for_children until it has an init.
+    pidns_pending: bool = False
+    container: Container | None = field(default=None, record=Container)   # /proc/PID/cgroup
+    # Its pidfd's inode when it was read: on pidfs (Linux 6.9) unique to the process
+    # for the whole boot, where starttime only has clock-tick (10 ms) resolution.
+    # Tells a rescan whether a PID still names this process; not in the JSON.
+    pidfd_ino: int | None = field(default=None, key=None)
 
     def __repr__(self) -> str:
         return f"Process({self.pid} {self.comm!r})"
 
-    def row(self) -> tuple:
-        """Its fields as a tuple: ``Process.from_row`` rebuilds it."""
-        return (self.pid, self.ppid, self.comm, self.cmdline, self.uid, self.starttime, self.ns,
-                self.nspid, self.state, self.pidns_pending,
-                self.container._key() if self.container is not None else None, self.pidfd_ino)
-
-    @classmethod
-    def from_row(cls, row: tuple) -> "Process":
-        container = row[10]
-        return cls(*row[:10], container=Container(*container) if container else None,
-                   pidfd_ino=row[11])
-
     @property
     def command(self) -> str:
         return " ".join(self.cmdline) if self.cmdline else self.comm
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "pid": self.pid, "ppid": self.ppid, "comm": self.comm, "cmdline": self.cmdline,
-            "uid": self.uid, "starttime": self.starttime, "ns": dict(self.ns),
-            "nspid": self.nspid, "state": self.state,
-            "pidns_pending": self.pidns_pending,
-            "container": self.container.to_dict() if self.container else None,
-        }
 
 
 class Problem:

@@ -96,12 +96,6 @@ def from_document(doc: object, where: str = "snapshot") -> Snapshot:
         raise SnapshotError(f"{where}: broken snapshot ({type(exc).__name__}: {exc})") from None
 
 
-def _container(data: dict | None) -> Container | None:
-    if not data:
-        return None
-    return Container(data["engine"], data.get("id"), data.get("name"), data.get("pod"))
-
-
 def _build(doc: dict) -> Snapshot:
     snap = Snapshot()
     snap.offline = True
@@ -116,18 +110,14 @@ def _build(doc: dict) -> Snapshot:
     snap.pid_inits = {int(ino): (int(pid), str(state))
                       for ino, pid, state in doc.get("pid_inits", [])}
     for d in doc["namespaces"]:
-        ns = Namespace(int(d["ns"]), str(d["type"]), d.get("dev"), d.get("id"), d.get("owner"),
-                       d.get("parent"), d.get("owner_uid"))
+        ns = Namespace.from_dict(d)
         ns.pids = [int(p) for p in d.get("pids", [])]
         ns.refs = [Reference(**{k: v for k, v in r.items()}) for r in d.get("refs", [])]
-        ns.container = _container(d.get("container"))
+        container = d.get("container")
+        ns.container = Container.from_dict(container) if container else None
         snap.namespaces[ns.ino] = ns
     for d in doc["processes"]:
-        proc = Process(int(d["pid"]), int(d["ppid"]), str(d["comm"]), list(d["cmdline"]),
-                       int(d["uid"]), int(d.get("starttime", 0)),
-                       {str(k): int(v) for k, v in d["ns"].items()}, d.get("nspid"),
-                       d.get("state", ""), bool(d.get("pidns_pending", False)),
-                       _container(d.get("container")))
+        proc = Process.from_dict(d)
         snap.processes[proc.pid] = proc
     snap.problems = [Problem(p["reason"], p["what"], p.get("pid")) for p in doc["problems"]]
     return snap
