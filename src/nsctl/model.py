@@ -35,7 +35,7 @@ CHILD = "child"
 REF_KINDS: tuple[str, ...] = (PROCESS, THREAD, FD, SOCKET, BINDMOUNT, CHILD)
 
 
-def label(ns_type: str, ino: int) -> str:
+def ns_label(ns_type: str, ino: int) -> str:
     """A namespace as the kernel names it in /proc/PID/ns links: ``net:[4026531840]``."""
     return f"{ns_type}:[{ino}]"
 
@@ -110,6 +110,26 @@ def _compile(source: str, scope: dict[str, Any]) -> dict[str, Any]:
     return scope
 
 
+class _Generated:
+    """A method written from a field table, compiled the first time it is looked up,
+    then put in the class in its place: compiling is the costly part of building a
+    method, and a command uses only a few of them."""
+
+    __slots__ = ("name", "sources", "scope", "wrap")
+
+    def __init__(self, name: str, sources: Callable[[], dict[str, str]],
+                 scope: dict[str, Any], wrap: Callable[[Any], Any] | None = None) -> None:
+        self.name = name
+        self.sources = sources   # every method's source, by name (built when asked)
+        self.scope = scope
+        self.wrap = wrap
+
+    def __get__(self, obj: object, cls: type) -> Any:
+        func = _compile(self.sources()[self.name], self.scope)[self.name]
+        setattr(cls, self.name, self.wrap(func) if self.wrap is not None else func)
+        return getattr(cls if obj is None else obj, self.name)
+
+
 def _text_value(f: _Field, value: str, optional: bool) -> str | None:
     """How JSON text writes a field whose value is the expression ``value`` (null
     where ``optional`` and None), as part of an f-string; None where the encoder must
@@ -121,16 +141,68 @@ def _text_value(f: _Field, value: str, optional: bool) -> str | None:
     return None
 
 
+def _sources(name: str, fields: list[_Field], eq: bool,
+             tail: tuple[str, ...]) -> dict[str, str]:
+    """The source of each method _record makes, by name."""
+    init = [f for f in fields if f.init]
+    keyed = [f for f in fields if f.key is not None]
+    params = ", ".join(f.name if f.default is _REQUIRED else f"{f.name}=_default_{f.name}"
+                       for f in init)
+    out = {"__init__": "\n".join([f"def __init__(self, {params}):"] +
+                                 [f"    self.{f.name} = {f.name if f.init else f.initial}"
+                                  for f in fields])}
+
+    def row_value(f: _Field) -> str:
+        value = f"self.{f.name}"
+        return value if f.record is None else f"({value}.row() if {value} is not None else None)"
+    out["row"] = f"def row(self):\n    return ({''.join(row_value(f) + ', ' for f in init)})"
+    unrow = [f"row[{i}]" if f.record is None else
+             f"({f.record.__name__}.from_row(row[{i}]) if row[{i}] is not None else None)"
+             for i, f in enumerate(init)]
+    out["from_row"] = f"def from_row(cls, row):\n    return cls({', '.join(unrow)})"
+
+    def dict_value(f: _Field) -> str:
+        value = f"self.{f.name}"
+        if f.record is not None:
+            return f"{value}.to_dict() if {value} is not None else None"
+        return f"dict({value})" if f.type.startswith("dict[") else value
+    entries = [f"{f.key!r}: {dict_value(f)}" for f in keyed] + [f"{k!r}: {k}" for k in tail]
+    for method in ("_fields_dict", "to_dict"):
+        out[method] = (f"def {method}({', '.join(('self', *tail))}):\n"
+                       f"    return {{{', '.join(entries)}}}")
+
+    def loaded(f: _Field) -> str:
+        if f.missing is _REQUIRED and not f.optional:
+            value = f"d[{f.key!r}]"
+        else:
+            value = f"d.get({f.key!r}, _missing_{f.name})"
+        if f.record is not None:
+            return f"{f.record.__name__}.from_dict({value}) if {value} else None"
+        return value if f.optional else _LOAD[f.type].format(value)
+    out["from_dict"] = (f"def from_dict(cls, d):\n    return cls("
+                        f"{', '.join(loaded(f) for f in init if f.key is not None)})")
+
+    texts = [_text_value(f, f"self.{f.name}", f.optional) for f in keyed]
+    if None not in texts:
+        text = ",".join(f'"{f.key}":{t}' for f, t in zip(keyed, texts))
+        out["_fields_text"] = f"def _fields_text(self):\n    return f'{text}'"
+    if eq:
+        out["__eq__"] = (f"def __eq__(self, other):\n"
+                         f"    return isinstance(other, {name}) and self.row() == other.row()")
+        out["__hash__"] = "def __hash__(self):\n    return hash(self.row())"
+    return out
+
+
 @dataclass_transform(field_specifiers=(field,))
-def _record(*, eq: bool = False) -> Callable[[_C], _C]:
+def _record(*, eq: bool = False, tail: tuple[str, ...] = ()) -> Callable[[_C], _C]:
     """Build a class's __slots__ and methods from its table of fields (module docstring).
 
     Made: ``__init__`` (the fields in table order, defaults as given); ``row()``, the
     constructor's fields as plain values, and ``from_row(row)``; ``_fields_dict()``,
-    the fields that have a key, in table order (also ``to_dict`` unless the class
-    writes its own); ``from_dict(d)``; ``_fields_text()``, the same as compact JSON
-    text without braces, where every field can be written so; with ``eq``,
-    ``__eq__`` and ``__hash__`` on the row.
+    the fields that have a key, in table order, then the keys ``tail`` with the values
+    it is given (also ``to_dict`` unless the class writes its own); ``from_dict(d)``;
+    ``_fields_text()``, the fields as compact JSON text without braces, where each
+    can be written so; with ``eq``, ``__eq__`` and ``__hash__`` on the row.
     """
     def build(cls: _C) -> _C:
         fields = _read_table(cls)
@@ -141,63 +213,29 @@ def _record(*, eq: bool = False) -> Callable[[_C], _C]:
             scope[f"_missing_{f.name}"] = None if f.missing is _REQUIRED else f.missing
             if f.record is not None:
                 scope[f.record.__name__] = f.record
-        init = [f for f in fields if f.init]
-        params = ", ".join(f.name if f.default is _REQUIRED else f"{f.name}=_default_{f.name}"
-                           for f in init)
-        body = [f"    self.{f.name} = {f.name if f.init else f.initial}" for f in fields]
-        src = [f"def __init__(self, {params}):", *body, ""]
-
-        def row_value(f: _Field, value: str) -> str:
-            return value if f.record is None else f"({value}.row() if {value} is not None else None)"
-        src += ["def row(self):",
-                f"    return ({''.join(row_value(f, 'self.' + f.name) + ', ' for f in init)})", ""]
-        unrow = [f"row[{i}]" if f.record is None else
-                 f"({f.record.__name__}.from_row(row[{i}]) if row[{i}] is not None else None)"
-                 for i, f in enumerate(init)]
-        src += ["def from_row(cls, row):", f"    return cls({', '.join(unrow)})", ""]
-
-        keyed = [f for f in fields if f.key is not None]
-
-        def dict_value(f: _Field) -> str:
-            value = f"self.{f.name}"
-            if f.record is not None:
-                return f"{value}.to_dict() if {value} is not None else None"
-            return f"dict({value})" if f.type.startswith("dict[") else value
-        src += ["def _fields_dict(self):",
-                "    return {" + ", ".join(f"{f.key!r}: {dict_value(f)}" for f in keyed) + "}", ""]
-
-        def loaded(f: _Field) -> str:
-            if f.missing is _REQUIRED and not f.optional:
-                value = f"d[{f.key!r}]"
-            else:
-                value = f"d.get({f.key!r}, _missing_{f.name})"
-            if f.record is not None:
-                return f"{f.record.__name__}.from_dict({value}) if {value} else None"
-            return value if f.optional else _LOAD[f.type].format(value)
-        src += ["def from_dict(cls, d):",
-                f"    return cls({', '.join(loaded(f) for f in init if f.key is not None)})", ""]
-
-        texts = [_text_value(f, f"self.{f.name}", f.optional) for f in keyed]
-        if None not in texts:
-            text = ",".join(f'"{f.key}":{t}' for f, t in zip(keyed, texts))
-            src += ["def _fields_text(self):", f"    return f'{text}'", ""]
-        if eq:
-            src += ["def __eq__(self, other):",
-                    f"    return isinstance(other, {name}) and self.row() == other.row()", "",
-                    "def __hash__(self):", "    return hash(self.row())", ""]
-        made = _compile("\n".join(src), scope)
+        names = [f.name for f in fields]
         members = {k: v for k, v in vars(cls).items()
-                   if k not in ("__dict__", "__weakref__") and k not in made
-                   and not isinstance(v, _Field) and k not in [f.name for f in fields]}
-        members["__slots__"] = tuple(f.name for f in fields)
+                   if k not in ("__dict__", "__weakref__") and k not in names}
+        members["__slots__"] = tuple(names)
+
+        made_sources: dict[str, str] = {}
+
+        def sources() -> dict[str, str]:
+            if not made_sources:
+                made_sources.update(_sources(name, fields, eq, tail))
+            return made_sources
+        made = ["__init__", "row", "from_row", "_fields_dict", "to_dict", "from_dict"]
+        if all(_text_value(f, "", f.optional) is not None for f in fields if f.key is not None):
+            made.append("_fields_text")
+        if eq:
+            made += ["__eq__", "__hash__"]
+        for method in made:
+            if method not in members:
+                wrap = classmethod if method.startswith("from_") else None
+                members[method] = _Generated(method, sources, scope, wrap)
         _TABLES[name] = tuple(fields)
-        for k in ("__init__", "row", "_fields_dict", "_fields_text", "__eq__", "__hash__"):
-            if k in made and k not in vars(cls):
-                members[k] = made[k]
-        members.setdefault("to_dict", made["_fields_dict"])
-        members["from_row"] = classmethod(made["from_row"])
-        members["from_dict"] = classmethod(made["from_dict"])
-        return type(name, cls.__bases__, members)   # type: ignore[return-value]
+        made_cls = scope[name] = type(name, cls.__bases__, members)
+        return made_cls   # type: ignore[return-value]
     return build
 
 
@@ -227,17 +265,17 @@ class Reference:
 
     def to_dict(self) -> dict[str, Any]:
         """``kind`` and its kind's fields that are set."""
-        return _REF_DICT.get(self.kind, _ref_all_dict)(self)
+        return _REF_DICT[self.kind](self)
 
     def json_text(self) -> str | None:
         """:meth:`to_dict` as compact JSON text, written directly (see
         :meth:`Namespace.json_text`); None for a bind mount (a path, which needs the
         encoder's escaping) or where a field the kind always has is missing."""
-        make = _REF_TEXT.get(self.kind)
+        make = _REF_TEXT[self.kind]
         return make(self) if make is not None else None
 
     def _key(self) -> tuple:
-        return _REF_KEY.get(self.kind, Reference.row)(self)
+        return _REF_KEY[self.kind](self)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Reference) and self._key() == other._key()
@@ -271,31 +309,65 @@ def _ref_all_dict(ref: Reference) -> dict[str, Any]:
     return _ref_sparse(ref, Reference.__slots__[1:])
 
 
-def _ref_functions() -> tuple[dict[str, Callable[[Reference], Any]], ...]:
-    """Each kind's dict form, JSON text (where it can be written directly) and
-    equality key, compiled from REF_FIELDS: the set fields in one dict or f-string."""
+def _ref_all_key(ref: Reference) -> tuple:
+    """The equality key of a reference of a kind nsctl doesn't know: all its fields."""
+    return ref.row()
+
+
+class _ByKind(dict):
+    """A function for each kind of reference, compiled from REF_FIELDS the first time
+    that kind asks (see _Generated); ``fallback`` for kinds nsctl doesn't know."""
+
+    def __init__(self, source: Callable[[str, tuple[str, ...]], str | None],
+                 fallback: Any) -> None:
+        super().__init__()
+        self.source = source
+        self.fallback = fallback
+
+    def __missing__(self, kind: str) -> Any:
+        keys = REF_FIELDS.get(kind)
+        source = self.source(kind, keys) if keys is not None else None
+        if source is None:
+            func = self.fallback
+        else:
+            func = _compile(source, {"__name__": f"Reference {kind}",
+                                     "_ref_sparse": _ref_sparse})["make"]
+        self[kind] = func
+        return func
+
+
+def _unpacked(keys: tuple[str, ...], if_unset: str) -> str:
+    """Source: the fields ``keys`` of reference ``r`` as locals; ``if_unset`` returned
+    where one of them is None."""
+    return (f"    {', '.join(keys)}, = {', '.join('r.' + k for k in keys)},\n"
+            f"    if {' or '.join(k + ' is None' for k in keys)}:\n        return {if_unset}\n")
+
+
+def _ref_dict_source(kind: str, keys: tuple[str, ...]) -> str:
+    """Source: the dict form of a reference of ``kind``, its set fields."""
+    entries = ", ".join([f"'kind': {kind!r}"] + [f"{k!r}: {k}" for k in keys])
+    return f"def make(r):\n{_unpacked(keys, f'_ref_sparse(r, {keys!r})')}    return {{{entries}}}"
+
+
+def _ref_text_source(kind: str, keys: tuple[str, ...]) -> str | None:
+    """Source: the JSON text of a reference of ``kind`` with all its fields set (else
+    None); no source where a field may need the encoder's escaping (a path)."""
     table = {f.name: f for f in _TABLES["Reference"]}
-    src = []
-    for kind, keys in REF_FIELDS.items():
-        unpack = f"    {', '.join(keys)}, = {', '.join('r.' + k for k in keys)},"
-        unset = f"    if {' or '.join(k + ' is None' for k in keys)}:"
-        src += [f"def dict_{kind}(r):", unpack, unset,
-                f"        return _ref_sparse(r, {keys!r})",
-                "    return {" + ", ".join([f"'kind': {kind!r}"] + [f"{k!r}: {k}" for k in keys])
-                + "}", "",
-                f"def key_{kind}(r):", f"    return ({kind!r}, {''.join(f'r.{k}, ' for k in keys)})",
-                ""]
-        texts = [_text_value(table[k], k, False) for k in keys]   # (all set: checked first)
-        if None not in texts:
-            text = ",".join([f'"kind":"{kind}"'] + [f'"{k}":{t}' for k, t in zip(keys, texts)])
-            src += [f"def text_{kind}(r):", unpack, unset, "        return None",
-                    f"    return f'{{{{{text}}}}}'", ""]
-    made = _compile("\n".join(src), {"__name__": "Reference kinds", "_ref_sparse": _ref_sparse})
-    return tuple({kind: made[f"{what}_{kind}"] for kind in REF_FIELDS if f"{what}_{kind}" in made}
-                 for what in ("dict", "key", "text"))
+    texts = [_text_value(table[k], k, False) for k in keys]
+    if None in texts:
+        return None
+    text = ",".join([f'"kind":"{kind}"'] + [f'"{k}":{t}' for k, t in zip(keys, texts)])
+    return f"def make(r):\n{_unpacked(keys, 'None')}    return f'{{{{{text}}}}}'"
 
 
-_REF_DICT, _REF_KEY, _REF_TEXT = _ref_functions()
+def _ref_key_source(kind: str, keys: tuple[str, ...]) -> str:
+    """Source: the equality key of a reference of ``kind``: its kind and its fields."""
+    return f"def make(r):\n    return ({kind!r}, {''.join(f'r.{k}, ' for k in keys)})"
+
+
+_REF_DICT = _ByKind(_ref_dict_source, _ref_all_dict)
+_REF_TEXT = _ByKind(_ref_text_source, None)
+_REF_KEY = _ByKind(_ref_key_source, _ref_all_key)
 
 
 @_record(eq=True)
@@ -325,11 +397,12 @@ class Container:
         return f"Container({self.label})"
 
 
-@_record()
+@_record(tail=("hidden", "held_by", "pids", "refs", "container"))
 class Namespace:
     """One namespace: identity, relations and what holds it.
 
-    Its row is its identity and relations, not what holds it."""
+    Its row is its identity and relations, not what holds it; its dict form adds
+    what holds it (``tail``)."""
 
     ino: int = field(key="ns")
     type: str = field(plain=True)
@@ -349,7 +422,7 @@ class Namespace:
     @property
     def label(self) -> str:
         """``type:[inode]``, as the kernel names it (and as a SPEC names it)."""
-        return label(self.type, self.ino)
+        return ns_label(self.type, self.ino)
 
     @property
     def held_by(self) -> list[str]:
@@ -370,13 +443,8 @@ class Namespace:
             held_by, ref_dicts = [ref.kind], [ref.to_dict()]
         else:
             held_by, ref_dicts = self.held_by, [r.to_dict() for r in refs]
-        out = self._fields_dict()
-        out["hidden"] = held_by == [CHILD]
-        out["held_by"] = held_by
-        out["pids"] = sorted(self.pids)
-        out["refs"] = ref_dicts
-        out["container"] = self.container.to_dict() if self.container else None
-        return out
+        return self._fields_dict(held_by == [CHILD], held_by, sorted(self.pids), ref_dicts,
+                                 self.container.to_dict() if self.container else None)
 
     def json_text(self) -> str | None:
         """:meth:`to_dict` as compact JSON text, the very text json.dumps writes with
@@ -390,7 +458,7 @@ class Namespace:
         if len(refs) == 1:   # most namespaces of a big host: one thread or process each
             ref = refs[0]
             kind = ref.kind
-            make = _REF_TEXT.get(kind)
+            make = _REF_TEXT[kind]
             texts = make(ref) if make is not None else None
             if texts is None:
                 return None
