@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     snap = discover_from_args(args)
     ns = resolve(args.spec, snap)
     path = pin(ns, snap, args.path)
-    print(f"{ns.type}:[{ns.ino}] pinned at {path}")
+    print(f"{ns.label} pinned at {path}")
     return 0
 
 

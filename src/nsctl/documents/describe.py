@@ -13,7 +13,7 @@ from ..model import Namespace, Process, Reference, Snapshot
 
 
 def ns_name(ns: Namespace) -> str:
-    return f"{ns.type}:[{ns.ino}]"
+    return ns.label
 
 
 def as_reference(ref: Reference | dict) -> Reference:

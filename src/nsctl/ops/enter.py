@@ -103,7 +103,7 @@ def _child(fds, root_fd, cwd_fd, argv, err_w, setns, relay: Relay) -> None:
             try:
                 setns(fd, nsfs.CLONE_FLAGS[ns.type])
             except OSError as exc:
-                fail(f"setns into {ns.type}:[{ns.ino}]: {exc.strerror}")
+                fail(f"setns into {ns.label}: {exc.strerror}")
             entered.add(ns.type)
         relay.arm()   # entering a user namespace owned by another user clears it
         if root_fd is not None:

@@ -158,5 +158,5 @@ def open_namespace(ns: Namespace, snap: Snapshot) -> int:
                 fd = _via_ref(ref, ns, snap)
                 if fd is not None:
                     return fd
-    raise Unreachable(f"{ns.type}:[{ns.ino}]: cannot open it any more (gone, or not ours "
+    raise Unreachable(f"{ns.label}: cannot open it any more (gone, or not ours "
                       "to open)")

@@ -184,13 +184,13 @@ def to_ours(pid: int, from_ns: Namespace, snap: Snapshot, tgid: bool = False,
         try:
             return _by_ioctl(pidns.pid_from_ns, from_ns, snap, pid, tgid)
         except NotVisible:
-            raise NoSuchProcess(f"no process with PID {pid} in pid:[{from_ns.ino}]") from None
+            raise NoSuchProcess(f"no process with PID {pid} in {from_ns.label}") from None
         except Unsupported:
             if via == IOCTL:
                 raise
     depth = len(chain(snap, from_ns.ino)) - 1
     if depth < 0:
-        raise Unsupported(f"pid:[{from_ns.ino}] is not our PID namespace or below it: "
+        raise Unsupported(f"{from_ns.label} is not our PID namespace or below it: "
                           "NSpid cannot name PIDs there")
     for candidate in _tasks_below(snap, from_ns.ino):
         try:
@@ -199,7 +199,7 @@ def to_ours(pid: int, from_ns: Namespace, snap: Snapshot, tgid: bool = False,
             continue
         if len(levels) > depth and levels[depth] == pid:
             return candidate if not tgid else nspid_of(candidate, tgid=True)[0]
-    raise NoSuchProcess(f"no process with PID {pid} in pid:[{from_ns.ino}]")
+    raise NoSuchProcess(f"no process with PID {pid} in {from_ns.label}")
 
 
 def _tasks_below(snap: Snapshot, ns_ino: int) -> list[int]:
@@ -238,7 +238,7 @@ def from_ours(pid: int, to_ns: Namespace, snap: Snapshot, tgid: bool = False,
         try:
             return _by_ioctl(pidns.pid_in_ns, to_ns, snap, pid, tgid)
         except NotVisible:
-            raise NotVisible(f"{pid} is not visible from pid:[{to_ns.ino}] (a process is "
+            raise NotVisible(f"{pid} is not visible from {to_ns.label} (a process is "
                              "visible only in its own PID namespace and its ancestors)") from None
         except Unsupported:
             if via == IOCTL:
@@ -248,7 +248,7 @@ def from_ours(pid: int, to_ns: Namespace, snap: Snapshot, tgid: bool = False,
     path = chain(snap, ns_ino)
     if to_ns.ino in path:
         return levels[path.index(to_ns.ino)]
-    raise NotVisible(f"{pid} is not visible from pid:[{to_ns.ino}] (a process is visible "
+    raise NotVisible(f"{pid} is not visible from {to_ns.label} (a process is visible "
                      "only in its own PID namespace and its ancestors)")
 
 

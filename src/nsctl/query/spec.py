@@ -125,8 +125,8 @@ def _by_number(spec: str, snap: Snapshot) -> Namespace | None:
     candidates = {ns.ino: ns for ns in ([by_ino] if by_ino else []) + by_id}
     if len(candidates) > 1:
         raise SpecError(f"{spec} is ambiguous: it is the inode of "
-                        f"{by_ino.type}:[{by_ino.ino}] and the id of "
-                        f"{by_id[0].type}:[{by_id[0].ino}]; write type:[inode] instead")
+                        f"{by_ino.label} and the id of "
+                        f"{by_id[0].label}; write type:[inode] instead")
     if not candidates:
         raise NotFound(f"no namespace with inode or id {spec}")
     return next(iter(candidates.values()))

@@ -50,7 +50,7 @@ def _container_matches(query: str, ns: Namespace, snap: Snapshot) -> bool:
 
 def _search_text(ns: Namespace, snap: Snapshot, paths: dict[int, str]) -> str:
     """What ``q`` looks in: name, stable path, bind-mount paths, container, commands."""
-    parts = [f"{ns.type}:[{ns.ino}]", paths.get(ns.ino) or ""]
+    parts = [ns.label, paths.get(ns.ino) or ""]
     parts.extend(r.path for r in ns.refs if r.path)
     if ns.container is not None:
         parts.append(ns.container.label)

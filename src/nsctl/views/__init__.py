@@ -39,7 +39,7 @@ def read_view(ns: Namespace, snap: Snapshot) -> dict:
         with Context(ns, snap) as ctx:
             out.update(module.view(ctx))
     except Exception as exc:  # one line for the user, never a traceback
-        out = {"type": ns.type, "error": error_text(exc, f"{ns.type}:[{ns.ino}]")}
+        out = {"type": ns.type, "error": error_text(exc, f"{ns.label}")}
     return out
 
 

@@ -116,7 +116,7 @@ class Context:
         enter = [] if ours else [(self.fd(), nsfs.CLONE_FLAGS[self.ns.type])]
         items = run_inside(enter, wrapped)
         if not items:
-            raise NsctlError(f"{self.ns.type}:[{self.ns.ino}]: the process reading it inside "
+            raise NsctlError(f"{self.ns.label}: the process reading it inside "
                              "the namespace failed")
         return [item for item, _fd in items]
 
