@@ -14,7 +14,7 @@ small scan, and ``nsctl ls`` must start fast.
 """
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
     from typing import Any, Callable, TypeVar, dataclass_transform

@@ -2,8 +2,8 @@
 
 argparse builds a help formatter for every ``add_argument`` (to check the
 option's metavar), and the formatter asks shutil for the terminal's width:
-importing shutil (and with it bz2, lzma and fnmatch) took ~3.5 ms of every
-command here.  This formatter asks the same question of os directly.
+importing shutil (and with it bz2, lzma and fnmatch) is a cost every command
+would pay.  This formatter asks the same question of os directly.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import os
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
     from typing import Callable
 

@@ -11,7 +11,7 @@ import sys
 
 from .cells import cell_width, safe, terminal_width, truncate
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
     from typing import Callable, Sequence
 
@@ -54,14 +54,13 @@ class Rows:
         return [convert(x) for x in self.items[start:stop]]
 
 
-# From this many rows on, a forked child converts and encodes a share of them:
-# converting 60,000 namespaces to dicts takes ~0.2 s, writing their text directly
-# (Rows.text) ~0.08 s, forking even a big nsctl ~8 ms.
+# From this many rows on, a forked child converts and encodes a share of them: below
+# it, the fork costs more than the share saves (bench/README.md, "Costs behind
+# thresholds in the code").
 PARALLEL_ROWS = 4000
-# From this many rows on (converted to dicts), orjson encodes them: 6-8 times as
-# fast as the standard library's C encoder (0.04 s against 0.32-0.46 s for 60,000
-# namespaces), but importing it takes ~28 ms (dataclasses, inspect, uuid), more
-# than it saves below.
+# From this many rows on (converted to dicts), orjson encodes them: it is several
+# times as fast as the standard library's encoder, but its import costs more than it
+# saves below this (same section).
 ORJSON_ROWS = 20000
 
 

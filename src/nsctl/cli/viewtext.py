@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..model import Snapshot
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
     from typing import Any, Callable
 

@@ -10,7 +10,7 @@ from ..kernel import nsfs
 from ..kernel.errors import NsctlError
 from ..model import Namespace, Snapshot
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable
 

@@ -1,7 +1,7 @@
 """What every JSON document ends with: whether the result is partial, and why."""
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
     from typing import Any
 

@@ -1,7 +1,7 @@
 """Stable names: a namespace named by where it sits, not by its inode or id.
 
 Inode numbers and NS_GET_ID ids change from boot to boot and host to host
-(and inodes are reused within a boot).  Following the idea in the 2016
+(and inodes are reused within a boot).  Following the idea in the
 "discover relationships between namespaces" thread (the namespace
 relationships interface), namespaces
 form a tree in which user namespaces are directories and every other

@@ -18,7 +18,7 @@ from ..kernel import nsfs, pidfd, procfs
 from ..kernel.errors import NsctlError, classify
 from ..model import Namespace, Snapshot
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable
 

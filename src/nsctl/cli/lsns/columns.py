@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .layout import RIGHT, TRUNC, WRAP, Line, Style, Table, render, utf8_locale
 
-TYPE_CHECKING = False  # typing is for type checkers only (import cost)
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
     from typing import Callable, Protocol

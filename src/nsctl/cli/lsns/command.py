@@ -13,7 +13,7 @@ from .layout import Style, render
 from .options import PROG, UsageError, parse_args
 from .rows import Builder, Source, build_rows, make_table
 
-TYPE_CHECKING = False  # typing is for type checkers only (import cost)
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
     from .options import Config

@@ -14,7 +14,7 @@ import re
 from .filter_syntax import BOOLEAN, FLOAT, NUMBER, STRING, U64_MAX, Expr, FilterError, Param, \
     parse_tree
 
-TYPE_CHECKING = False  # typing is for type checkers only (import cost)
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
     from typing import Any, Callable

@@ -23,7 +23,7 @@ import re
 
 from ...kernel.errors import NsctlError
 
-TYPE_CHECKING = False  # typing is for type checkers only (import cost)
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
     from typing import Union

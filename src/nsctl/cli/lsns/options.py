@@ -12,7 +12,7 @@ from __future__ import annotations
 from ...kernel.errors import NsctlError
 from . import columns as C
 
-TYPE_CHECKING = False  # typing is for type checkers only (import cost)
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
     from typing import Callable, Iterator

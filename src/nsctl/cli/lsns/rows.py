@@ -13,7 +13,7 @@ from ...kernel.errors import NsctlError
 from . import columns as C
 from .layout import RIGHT, TREE, TRUNC, WRAP, Line, Table
 
-TYPE_CHECKING = False  # typing is for type checkers only (import cost)
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
     from typing import Iterator
