@@ -75,8 +75,9 @@ class Timer(Workdir):
         return ("cleaned: " + (", ".join(removed) + " removed; " if removed else "")
                 + "bytecode cached under the run's temp dir")
 
-    def run(self, argv: list[str]) -> Sample:
-        return run_once(argv, self.exe, self.env)
+    def run(self, argv: list[str], extra_env: dict[str, str] | None = None) -> Sample:
+        """``argv`` timed, in the cleaned environment plus ``extra_env``."""
+        return run_once(argv, self.exe, {**self.env, **extra_env} if extra_env else self.env)
 
 
 def run_once(argv: list[str], timeit: str | None = None,

@@ -2,10 +2,12 @@
 
     sudo .venv/bin/python bench/run.py                    # N = 100, 1000, 10000; 7 reps
     sudo .venv/bin/python bench/run.py --sizes 100 --reps 3
+    sudo .venv/bin/python bench/run.py --sizes 1000 --baseline main   # + an older commit
 
 For each N: build the topology (topology.py), run each tool once to warm
 caches, then R times each, alternating which goes first; tear down and check
-nothing was left.  Prints a markdown table and writes the full result as JSON
+nothing was left.  With ``--baseline REV`` REV's nsctl (baseline.py) is a third
+tool in the same loop, and a second table gives new/old.  Prints a markdown table and writes the full result as JSON
 to bench/results/run-<time>.json.  Exit status 1 if nsctl missed a namespace
 that lsns found, missed one the generator made, or anything was left behind.
 """
@@ -18,10 +20,12 @@ import platform
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from baseline import ab_envs, ab_markdown, ab_summary, checkout, short_commit  # noqa: E402
 from measure import (REPO, VENV_BIN, Stats, Timer, add_timing_args, describe,  # noqa: E402
                      lsns_argv, namespaces, nsctl_argv, profile)
 from topology import Topology, leftovers, log  # noqa: E402
@@ -38,7 +42,7 @@ PYTHON_START = {
 }
 
 
-def host_info() -> dict:
+def host_info(baseline: str | None = None) -> dict:
     def sh(*argv: str) -> str:
         try:
             return subprocess.run(argv, capture_output=True, text=True, cwd=REPO).stdout.strip()
@@ -55,6 +59,7 @@ def host_info() -> dict:
         "python": platform.python_version(),
         "lsns": sh("lsns", "--version"),
         "nsctl_commit": commit + (" (+ uncommitted changes in src/)" if dirty else ""),
+        "baseline_commit": short_commit(baseline) if baseline else None,
     }
 
 
@@ -131,30 +136,35 @@ def confirm_missing(timer: Timer, candidates: set[int], nsctl: list[str], lsns: 
     return left
 
 
-def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str],
-              warmup: bool, init_mounts: int, want_profile: bool = False) -> dict:
+def bench_one(timer: Timer, n: int, reps: int, tools: dict[str, list[str]],
+              envs: dict[str, dict[str, str]], warmup: bool, init_mounts: int,
+              want_profile: bool = False) -> dict:
+    """``tools``: nsctl, optionally baseline, and lsns, in the order of even reps (odd
+    reps run them the other way round); ``envs``: what each adds to the environment."""
+    nsctl, lsns = tools["nsctl"], tools["lsns"]
     topo = Topology(n, init_mounts=init_mounts)
-    runs: dict[str, list] = {"nsctl": [], "lsns": []}
+    runs: dict[str, list] = {name: [] for name in tools}
     starts: dict[str, list[float]] = {name: [] for name in PYTHON_START}
     load_before, cores_before = loadavg(), cores_available()
     with topo:
         created = topo.inodes()
-        tools = {"nsctl": nsctl, "lsns": lsns}
         if warmup:
-            for argv in [*tools.values(), *PYTHON_START.values()]:
+            for name, argv in tools.items():
+                timer.run(argv, envs.get(name))
+            for argv in PYTHON_START.values():
                 timer.run(argv)
         for r in range(reps):
-            order = ("nsctl", "lsns") if r % 2 == 0 else ("lsns", "nsctl")
+            order = list(tools) if r % 2 == 0 else list(tools)[::-1]
             for name in order:
-                sample = timer.run(tools[name])
+                sample = timer.run(tools[name], envs.get(name))
                 if sample.status != 0:
                     raise SystemExit(f"{describe(sample.argv)} exited {sample.status}: "
                                      f"{sample.err.decode(errors='replace')[-2000:]}")
                 runs[name].append(sample)
             for name, argv in PYTHON_START.items():
                 starts[name].append(timer.run(argv).wall)
-            log(f"N={n} rep {r + 1}/{reps}: nsctl {runs['nsctl'][-1].wall:.3f} s, "
-                f"lsns {runs['lsns'][-1].wall:.3f} s")
+            log(f"N={n} rep {r + 1}/{reps}: "
+                + ", ".join(f"{name} {runs[name][-1].wall:.3f} s" for name in tools))
         candidates = _missing(runs)
         confirmed = confirm_missing(timer, candidates, nsctl, lsns) if candidates else set()
         prof = profile(timer, ["ls", "--json"]) if want_profile else None
@@ -186,6 +196,10 @@ def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str]
         "loadavg_before_after": [load_before, loadavg()],
         "cores_available_before_after": [cores_before, cores_available()],
     }
+    if "baseline" in runs:
+        result["baseline"] = tool_summary(runs["baseline"], sets["baseline"])
+        result["created_found_by_baseline"] = min(len(created & s) for s in sets["baseline"])
+        result["ab"] = ab_summary(runs["nsctl"], runs["baseline"])
     if prof:
         result["profile"] = prof
     result["ratio_lsns_over_nsctl"] = round(result["lsns"]["wall_s"]["median"]
@@ -248,6 +262,9 @@ def markdown(results: list[dict], host: dict, nsctl_label: str) -> str:
                  "finishes before any Python program could print its first line. "
                  "Cores available: how many cores' worth two busy processes got just "
                  "before and after (2.00: both cores; 1.00: they took turns).")
+    if host.get("baseline_commit"):
+        lines += ["", ab_markdown([(str(r["n"]), r["ab"]) for r in results], "N",
+                                  host["nsctl_commit"], host["baseline_commit"])]
     return "\n".join(lines)
 
 
@@ -258,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=7, help="timed runs per tool and N (default 7)")
     ap.add_argument("--init-mounts", type=int, default=20,
                     help="bind mounts in our own mount namespace per topology (default 20)")
+    ap.add_argument("--baseline", metavar="REV", default=None,
+                    help="also time REV's nsctl (a temporary git worktree) in the same loop")
     add_timing_args(ap, "nsctl ls --json",
                     "after timing each N, run nsctl once under cProfile (top functions go "
                     "to results/run-<time>.profile.txt)", RESULTS)
@@ -269,18 +288,25 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     nsctl, label = nsctl_argv(threads=False, override=args.nsctl)
     lsns = lsns_argv()
-    host = host_info()
+    host = host_info(args.baseline)
     log(f"nsctl: {label} ({describe(nsctl)[:100]}); lsns: {describe(lsns)}")
 
     results = []
     with Timer(args.inherit_env) as timer:
         env_note = timer.env_note()
         log(f"environment of the timed commands: {env_note}")
-        for n in sizes:
-            results.append(bench_one(timer, n, args.reps, nsctl, lsns, not args.no_warmup,
-                                     args.init_mounts, args.profile))
-            if results[-1]["leftovers"]:
-                log(f"N={n}: LEFT BEHIND: {results[-1]['leftovers']}")
+        with (checkout(args.baseline, timer.dir / "baseline") if args.baseline
+              else nullcontext()) as old:
+            tools, envs = {"nsctl": nsctl, "lsns": lsns}, {}
+            if old:
+                envs = ab_envs(old, str(VENV_BIN / "python"), timer.dir, timer.env)
+                tools = {"nsctl": nsctl, "baseline": nsctl, "lsns": lsns}
+                log(f"baseline: {host['baseline_commit']} in {old}")
+            for n in sizes:
+                results.append(bench_one(timer, n, args.reps, tools, envs,
+                                         not args.no_warmup, args.init_mounts, args.profile))
+                if results[-1]["leftovers"]:
+                    log(f"N={n}: LEFT BEHIND: {results[-1]['leftovers']}")
 
     host["timed_env"] = env_note
     table = markdown(results, host, label)

@@ -22,8 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent.parent
-TIMEOUT = 300
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from baseline import REPO as HERE, TIMEOUT, check_imports, checkout, tree_env  # noqa: E402
 
 # Built inside each tree: the API documents as the routes write them (serve/app.py
 # encodes with json.dumps; /namespaces is documents.ls_text of the snapshot document).
@@ -59,32 +60,10 @@ json.dump(out, sys.stdout)
 
 
 def run(tree: Path, args: list[str], cwd: Path) -> tuple[int, bytes, bytes]:
-    env = dict(os.environ, PYTHONPATH=str(tree / "src"), NO_COLOR="1")
+    env = tree_env(tree, dict(os.environ, NO_COLOR="1"))
     proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
                           timeout=TIMEOUT, stdin=subprocess.DEVNULL)
     return proc.returncode, proc.stdout, proc.stderr
-
-
-def build_native(tree: Path) -> None:
-    """The C extension, compiled in place as setup.py would build it."""
-    import sysconfig
-
-    kernel = tree / "src" / "nsctl" / "kernel"
-    cc = (sysconfig.get_config_var("CC") or "cc").split()
-    subprocess.run([*cc, "-O2", "-Wall", "-Werror=implicit-function-declaration", "-fPIC",
-                    "-shared", f"-I{sysconfig.get_paths()['include']}", str(kernel / "_native.c"),
-                    "-o", str(kernel / f"_native{sysconfig.get_config_var('EXT_SUFFIX')}")],
-                   check=True, timeout=TIMEOUT, capture_output=True)
-
-
-def check_imports(tree: Path, cwd: Path) -> None:
-    """Each tree must run its own code, its C extension included."""
-    code = ("import nsctl, nsctl.kernel._native as n; print(nsctl.__file__); print(n.__file__)")
-    rc, out, err = run(tree, ["-c", code], cwd)
-    lines = out.decode().split()
-    if rc != 0 or len(lines) != 2 or not all(p.startswith(str(tree / "src")) for p in lines):
-        sys.exit(f"same_documents: {tree} does not import its own nsctl and C extension: "
-                 f"{(out + err).decode().strip()}")
 
 
 def specs_of(snapshot: Path) -> list[str]:
@@ -161,22 +140,17 @@ def main() -> int:
     p.add_argument("old_rev", metavar="OLD_REV")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nsctl-same-"))
-    old = work / "old"
     try:
-        subprocess.run(["git", "-C", str(HERE), "worktree", "add", "--detach", "-q", str(old),
-                        args.old_rev], check=True, timeout=TIMEOUT)
-        build_native(old)
-        for tree in (old, HERE):
-            check_imports(tree, work)
-        return compare(old, HERE, work)
+        with checkout(args.old_rev, work / "old") as old:
+            for tree in (old, HERE):
+                check_imports(tree, work)
+            return compare(old, HERE, work)
     except subprocess.CalledProcessError as exc:
-        print(f"same_documents: {' '.join(map(str, exc.cmd))} failed: "
-              f"{(exc.stderr or b'').decode().strip()[-300:]}", file=sys.stderr)
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        print(f"same_documents: {' '.join(map(str, exc.cmd))} failed: {err.strip()[-300:]}",
+              file=sys.stderr)
         return 2
     finally:
-        if old.exists():
-            subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(old)],
-                           timeout=TIMEOUT)
         shutil.rmtree(work, ignore_errors=True)
 
 

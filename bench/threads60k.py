@@ -9,8 +9,10 @@ on SIGTERM/SIGINT, and by the next run's sweep if this one was SIGKILLed).
 Times ``nsctl ls --json --threads`` (goal: under 1.5 s at 60,000) and, for
 reference, ``lsns -J`` (which does not read threads, so it sees one uts
 namespace for the whole process), and checks that nsctl reports every
-thread's uts namespace with its owner.  Prints a markdown table; the JSON
-goes to bench/results/threads-<time>.json.
+thread's uts namespace with its owner.  With ``--baseline REV`` REV's nsctl
+(baseline.py) is timed as a third tool in the same loop, and a second table
+gives new/old.  Prints a markdown table; the JSON goes to
+bench/results/threads-<time>.json.
 """
 from __future__ import annotations
 
@@ -19,11 +21,13 @@ import json
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import (Stats, Timer, add_timing_args, describe, lsns_argv,  # noqa: E402
+from baseline import ab_envs, ab_markdown, ab_summary, checkout  # noqa: E402
+from measure import (VENV_BIN, Stats, Timer, add_timing_args, describe, lsns_argv,  # noqa: E402
                      namespaces, nsctl_argv, profile)
 from run import RESULTS, host_info, loadavg  # noqa: E402
 from topology import HERE, Workdir, leftovers, log, read_sysctl  # noqa: E402
@@ -74,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads-count", type=int, default=60_000, help="threads (default 60000)")
     ap.add_argument("--reps", type=int, default=3, help="timed runs per tool (default 3)")
     ap.add_argument("--stack-kib", type=int, default=32, help="stack per thread (default 32)")
+    ap.add_argument("--baseline", metavar="REV", default=None,
+                    help="also time REV's nsctl (a temporary git worktree) in the same loop")
     add_timing_args(ap, "nsctl ls --json --threads",
                     "after timing, run nsctl once under cProfile, and once more with the "
                     "thread scan forced serial (cProfile sees no forked worker)", RESULTS)
@@ -96,28 +102,35 @@ def main(argv: list[str] | None = None) -> int:
 
     nsctl, label = nsctl_argv(threads=True, override=args.nsctl)
     lsns = lsns_argv()
-    host = host_info()
+    host = host_info(args.baseline)
     log(f"nsctl: {label} ({describe(nsctl)[:100]}); lsns: {describe(lsns)}")
-    tools = {"nsctl": nsctl, "lsns": lsns}
-    runs: dict[str, list] = {"nsctl": [], "lsns": []}
     load_before = loadavg()
-    with Timer(args.inherit_env) as timer:
+    with Timer(args.inherit_env) as timer, \
+            (checkout(args.baseline, timer.dir / "baseline") if args.baseline
+             else nullcontext()) as old:
         host["timed_env"] = timer.env_note()
+        # In the order of even reps; odd reps run them the other way round.
+        tools, envs = {"nsctl": nsctl, "lsns": lsns}, {}
+        if old:
+            envs = ab_envs(old, str(VENV_BIN / "python"), timer.dir, timer.env)
+            tools = {"nsctl": nsctl, "baseline": nsctl, "lsns": lsns}
+            log(f"baseline: {host['baseline_commit']} in {old}")
+        runs: dict[str, list] = {name: [] for name in tools}
         topo = ThreadsTopology(args.threads_count, args.stack_kib)
         with topo:
             created = topo.inodes()
             if not args.no_warmup:
-                for cmd in tools.values():
-                    timer.run(cmd)
+                for name, cmd in tools.items():
+                    timer.run(cmd, envs.get(name))
             for r in range(args.reps):
-                for name in (("nsctl", "lsns") if r % 2 == 0 else ("lsns", "nsctl")):
-                    sample = timer.run(tools[name])
+                for name in (list(tools) if r % 2 == 0 else list(tools)[::-1]):
+                    sample = timer.run(tools[name], envs.get(name))
                     if sample.status != 0:
                         raise SystemExit(f"{describe(sample.argv)} exited {sample.status}: "
                                          f"{sample.err.decode(errors='replace')[-2000:]}")
                     runs[name].append(sample)
-                log(f"rep {r + 1}/{args.reps}: nsctl {runs['nsctl'][-1].wall:.3f} s, "
-                    f"lsns {runs['lsns'][-1].wall:.3f} s")
+                log(f"rep {r + 1}/{args.reps}: "
+                    + ", ".join(f"{name} {runs[name][-1].wall:.3f} s" for name in tools))
             if args.profile:
                 profiles = [profile(timer, ["ls", "--json", "--threads"]),
                             profile(timer, ["ls", "--json", "--threads"],
@@ -154,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_before_after": [load_before, loadavg()],
         "sysctls_restored_to": topo.sysctl_expected,
     }
+    if "baseline" in runs:
+        old_sets = [set(namespaces(s)) for s in runs["baseline"]]
+        result["baseline_count"] = min(len(x) for x in old_sets)
+        result["baseline_uts_with_owner"] = min(uts_with_owner(s) for s in runs["baseline"])
+        result["created_found_by_baseline"] = min(len(created & x) for x in old_sets)
+        result["ab"] = ab_summary(runs["nsctl"], runs["baseline"])
     med = result["nsctl_wall_s"]["median"]
     ok_count = result["nsctl_uts_with_owner"] >= args.threads_count
     verdict = "met" if med < GOAL_S else "NOT met"
@@ -177,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{'yes' if ok_count else 'NO'}; threads started in {result['build_s']:.2f} s, "
           f"torn down in {result['teardown_s']:.2f} s; "
           + ("nothing left behind" if not left else "LEFT BEHIND: " + "; ".join(left)))
+    if "ab" in result:
+        print("\n" + ab_markdown([(str(args.threads_count), result["ab"])], "threads",
+                                  host["nsctl_commit"], host["baseline_commit"]))
+        print(f"\nold: {result['baseline_count']} namespaces, "
+              f"{result['baseline_uts_with_owner']} uts with owner, "
+              f"{result['created_found_by_baseline']} thread uts found")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / time.strftime("threads-%Y%m%d-%H%M%S.json")
     if args.profile:
