@@ -19,15 +19,16 @@ child's O_PATH handle is checked the same way, by nsfs.reopen_ns).
 from __future__ import annotations
 
 import os
-TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
 
 from ..kernel import nsfs, procfs
 from ..kernel.errors import NsctlError
 from ..model import BINDMOUNT, Reference
 from .scan import ProcHandle, Scan
 
+TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
 
 def read(scan: Scan, proc: ProcHandle) -> None:

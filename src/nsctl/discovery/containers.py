@@ -43,7 +43,8 @@ def read(scan: Scan, proc: ProcHandle) -> None:
             process.ns.get("cgroup") == own.get("cgroup") and \
             not (scan.cgroup_everywhere and process.cmdline):
         return
-    from . import cgroup_names as containers  # its table compiles on first use: hosts without any pay nothing
+    # The table compiles on first use: hosts without any container pay nothing.
+    from . import cgroup_names as containers
 
     process.container = containers.parse(procfs.read_text("cgroup", proc.view))
 

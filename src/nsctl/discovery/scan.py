@@ -12,14 +12,14 @@ ioctls (no pairwise comparisons).
 from __future__ import annotations
 
 import os
-TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
 
 from ..kernel import nsfs, procfs
 from ..kernel.errors import AccessDenied, NsctlError, Unsupported, classify
 from ..model import Namespace, Problem, Process, Reference, Snapshot
 
+TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 
 class Options:
@@ -122,7 +122,7 @@ class Scan:
         self.self_pid = os.getpid()
         self.nsfs_dev = nsfs.nsfs_dev()  # one superblock for all
 
-    def sub(self) -> "Scan":
+    def sub(self) -> Scan:
         """A scan of its own for one share of the processes (nsctl.discovery.shares):
         the same options and viewpoint, its own findings."""
         sub = Scan(self.opts)

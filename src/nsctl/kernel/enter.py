@@ -18,7 +18,8 @@ from .errors import NsctlError, classify
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
 
     # What the child's work function yields: a JSON-able item and an optional fd.
     Item = tuple[Any, int | None]
@@ -218,7 +219,7 @@ class Parked:
             self._stop = -1
             os.waitpid(self.pid, 0)
 
-    def __enter__(self) -> "Parked":
+    def __enter__(self) -> Parked:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,7 +37,7 @@ _OBJECT = {JSON: {"schema": {"type": "object"}}}   # OpenAPI: "answers a JSON ob
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 
 def iso(when: float) -> str:
@@ -61,7 +61,7 @@ def parse_since(text: str, now: float | None = None) -> float:
     try:
         when = datetime.fromisoformat(text.strip().replace("z", "Z"))
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         return when.timestamp()
     except (ValueError, OverflowError):
         raise ApiError(f"since: {text[:60]!r} is neither seconds ago nor an ISO time") from None
@@ -466,7 +466,7 @@ def create_app(service: Service) -> Guard:
                     try:
                         item = await asyncio.wait_for(queue.get(),
                                                       max(0.0, due - time.monotonic()))
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         item = (0, "")
                     if item is None:
                         return

@@ -34,7 +34,8 @@ from .state import Histogram
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Awaitable, Callable
+    from collections.abc import Awaitable, Callable
+    from typing import Any
 
     Scope = dict[str, Any]
     Receive = Callable[[], Awaitable[dict]]
@@ -52,7 +53,7 @@ class Peer(tuple):
     groups: tuple[int, ...] | None
 
     def __new__(cls, pid: int, uid: int, gid: int,
-                groups: tuple[int, ...] | None = None) -> "Peer":
+                groups: tuple[int, ...] | None = None) -> Peer:
         self = super().__new__(cls, (f"unix:pid={pid},uid={uid}", 0))
         self.pid, self.uid, self.gid, self.groups = pid, uid, gid, groups
         return self
@@ -85,7 +86,7 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\
          % (len(_BUSY_BODY), _BUSY_BODY))
 
 
-def peer_protocol(policy: "Policy"):
+def peer_protocol(policy: Policy):
     """uvicorn's h11 protocol, plus: a unix-socket connection's client is its
     :class:`Peer`; a peer holds at most ``policy.peer_connections`` connections (the
     next is answered 503 and closed); a connection that has not sent a request's
@@ -353,7 +354,7 @@ class Guard:
                 try:
                     body = await asyncio.wait_for(self._read_body(scope, receive),
                                                   max(30.0, 3 * self.policy.header_timeout))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await _refuse(counted, 408, "the request body came too slowly")
                     return
                 if body is None:

@@ -42,7 +42,7 @@ from .privileges import DirectSpawner, Launcher, LocalHelper, RemoteHelper
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
     Helper = LocalHelper | RemoteHelper
     Spawner = DirectSpawner | Launcher
@@ -101,7 +101,7 @@ class Stats:
         self.refresh_errors = 0
         self.refresher_restarts = 0
         self.last_error: str | None = None
-        self.events = {kind: 0 for kind in EVENTS}
+        self.events = dict.fromkeys(EVENTS, 0)
         self.trigger = "poll"
         self.why_no_cnproc: str | None = None
         self.last_scan = 0.0              # time.time() of the last scan that ended
