@@ -1,4 +1,5 @@
-"""Source: the container each process is in, from /proc/PID/cgroup (see nsctl.discovery.cgroup_names).
+"""Source: the container each process is in, from /proc/PID/cgroup
+(see nsctl.discovery.cgroup_names).
 
 Which processes are read.  /proc/PID/cgroup costs one more open and read per
 process, and a parse: measured here (2 cores, hybrid v1+v2 host, 10 lines

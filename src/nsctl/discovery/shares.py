@@ -238,7 +238,9 @@ def _collect(child: Forked, sock) -> Part | None:
                                                       FDS_PER_MESSAGE)
             if not msg:
                 break
-            fds.update(zip(array("q", msg), got))
+            # Fewer fds than inodes where the kernel truncated them (RLIMIT_NOFILE):
+            # an inode without its fd is simply not kept.
+            fds.update(zip(array("q", msg), got, strict=False))
     finally:
         sock.close()
     data = child.result()

@@ -97,7 +97,7 @@ def _visitor(targets: Sequence[Sequence[tuple[int, int]]], indexes: list[int],
             parent_sock.close()
             self_dir = os.open(f"/proc/{os.getpid()}",
                                os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_PATH)
-            for index, target in zip(indexes, targets):
+            for index, target in zip(indexes, targets, strict=True):
                 try:
                     for fd, flag in target:
                         setns(fd, flag)

@@ -51,7 +51,8 @@ class RunSpec:
                  ipc: bool = False, cgroup: bool = False, time: dict[str, float] | None = None,
                  veth: str | None = None, pin_dir: str | None = None) -> None:
         self.argv = argv
-        self.user, self.map_root, self.map_user, self.map_group = user, map_root, map_user, map_group
+        self.user, self.map_root = user, map_root
+        self.map_user, self.map_group = map_user, map_group
         self.pid, self.net, self.mount, self.uts = pid, net, mount, uts
         self.ipc, self.cgroup, self.time, self.veth, self.pin_dir = ipc, cgroup, time, veth, pin_dir
 

@@ -12,6 +12,7 @@ import os
 import time
 from collections import deque
 from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -305,10 +306,11 @@ def create_app(service: Service) -> Guard:
         })
 
     @app.get("/api/v1/namespaces", responses={200: {"content": _OBJECT}})
-    async def namespaces(type: list[str] | None = Query(None, description="only these types"),
-                         container: str | None = Query(None, max_length=256),
-                         pid: int | None = Query(None, ge=0),
-                         q: str | None = Query(None, max_length=256)) -> Response:
+    async def namespaces(
+            type: Annotated[list[str] | None, Query(description="only these types")] = None,
+            container: Annotated[str | None, Query(max_length=256)] = None,
+            pid: Annotated[int | None, Query(ge=0)] = None,
+            q: Annotated[str | None, Query(max_length=256)] = None) -> Response:
         """``nsctl ls --json``, its namespaces narrowed by type, container, a process's
         PID, or a substring of name, command, container or stable path."""
         model = service.model()
@@ -392,8 +394,8 @@ def create_app(service: Service) -> Guard:
         return _json(await run_in_threadpool(compare))
 
     @app.get("/api/v1/diff", responses={200: {"content": _OBJECT}})
-    async def diff_since(since: str = Query(..., max_length=64,
-                                            description="seconds ago, or an ISO time")
+    async def diff_since(since: Annotated[str, Query(max_length=64,
+                                                     description="seconds ago, or an ISO time")]
                          ) -> Response:
         """``nsctl diff --json`` of the model the server had at ``since`` against now."""
         from ..documents.snapshot import from_document
@@ -543,7 +545,8 @@ def _add_ops(app: FastAPI, service: Service) -> None:
         return _json({"pinned": pinned, "ns": ns.ino, "type": ns.type, "id": ns.id}, 201)
 
     @app.delete("/api/v1/pins", responses={200: {"content": _OBJECT}})
-    async def unpin(request: Request, path: str = Query(..., max_length=4096)) -> Response:
+    async def unpin(request: Request,
+                    path: Annotated[str, Query(max_length=4096)]) -> Response:
         """Undo a pin (``nsctl unpin PATH``); refuses anything but a pinned namespace
         file in an allowed directory."""
         authorize(request)

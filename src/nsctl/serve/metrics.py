@@ -76,7 +76,7 @@ def histogram(out: Exposition, name: str, help_text: str,
     """One histogram family: for each label set, its buckets, +Inf, sum and count."""
     out.family(name, "histogram", help_text)
     for labels, h in series.items():
-        for bound, count in zip(h.bounds, h.buckets):
+        for bound, count in zip(h.bounds, h.buckets, strict=True):
             out.sample(f"{name}_bucket", count, **dict(labels), le=repr(float(bound)))
         out.sample(f"{name}_bucket", h.count, **dict(labels), le="+Inf")
         out.sample(f"{name}_sum", round(h.sum, 6), **dict(labels))

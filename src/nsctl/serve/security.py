@@ -279,9 +279,8 @@ def redacted_target(scope: Scope) -> str:
     parts = []
     for part in query.split("&") if query else ():
         key, sep, _value = part.partition("=")
-        if sep and unquote_plus(key).lower() in _SECRET_KEYS:
-            part = f"{key}=REDACTED"
-        parts.append(part)
+        secret = sep and unquote_plus(key).lower() in _SECRET_KEYS
+        parts.append(f"{key}=REDACTED" if secret else part)
     path = scope.get("path", "")
     return f"{path}?{'&'.join(parts)}" if query else path
 
