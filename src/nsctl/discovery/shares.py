@@ -30,6 +30,7 @@ from ..model import Namespace, Problem, Process, Reference
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable
 
     from .scan import Scan
@@ -118,7 +119,7 @@ def read_shared(scan: Scan, pids: list[int], read: Callable[[Scan, int], None],
     queue = pid_queue(pids)
     if queue < 0:
         return False
-    children: list[tuple[Forked, object]] = []   # (worker, socket its fds come over)
+    children: list[tuple[Forked, socket.socket]] = []   # (worker, socket its fds come over)
     parts: list[Part] = []
     try:
         for _ in range(workers - 1):
@@ -201,7 +202,7 @@ def _read_share(scan: Scan, queue: int, read: Callable[[Scan, int], None],
 
 
 def _fork_worker(scan: Scan, queue: int, read: Callable[[Scan, int], None]
-                 ) -> tuple[Forked, object]:
+                 ) -> tuple[Forked, socket.socket]:
     import socket
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -227,7 +228,7 @@ def _fork_worker(scan: Scan, queue: int, read: Callable[[Scan, int], None]
     return child, ours
 
 
-def _collect(child: Forked, sock) -> Part | None:
+def _collect(child: Forked, sock: socket.socket) -> Part | None:
     """A worker's part, once it has sent everything and exited; None if it failed."""
     import socket
 
