@@ -39,6 +39,9 @@ _OBJECT = {JSON: {"schema": {"type": "object"}}}   # OpenAPI: "answers a JSON ob
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 
 def iso(when: float) -> str:
@@ -178,7 +181,7 @@ class Service:
             raise ApiError("starting: the first scan has not finished yet", 503)
         return model
 
-    def fresh(self, model: Model, key: str, build) -> object:
+    def fresh(self, model: Model, key: str, build: Callable[[], T]) -> T:
         """``build()`` cached on the model for the maximum age, or five times as long
         as it took to build (views can change without the model changing: an
         interface going up; reading a thousand network namespaces takes seconds)."""
@@ -193,21 +196,26 @@ class Service:
 
     async def document(self, key: str, build: Callable[[Snapshot], object],
                        model: Model | None = None) -> Response:
-        """``build(snapshot)`` as JSON, serialized once per model; built in a thread, so
-        a big host's first build after a change does not stall the event loop."""
+        """``build(snapshot)`` as JSON (:meth:`serialized`)."""
+        return _bytes(await self.serialized(key, build, model))
+
+    async def serialized(self, key: str, build: Callable[[Snapshot], object],
+                         model: Model | None = None) -> bytes:
+        """``build(snapshot)`` serialized once per model; built in a thread, so a big
+        host's first build after a change does not stall the event loop."""
         model = model or self.model()
-        body = model.cache.get(key)
+        body: bytes | None = model.cache.get(key)
         if body is None:
             body = await run_in_threadpool(
                 model.cached, key, lambda: json.dumps(build(model.snap)).encode())
-        return _bytes(body)
+        return body
 
     def body_budget(self) -> int:
         """Bytes that parsing one request body may build: room for a snapshot as big
         as the largest body allowed (about eight times its size)."""
         return max(64 << 20, 10 * self.policy.max_body)
 
-    async def call_worker(self, model: Model, request: dict) -> object:
+    async def call_worker(self, model: Model, request: dict) -> Any:
         return await run_in_threadpool(self.worker.call, model, request)
 
 
@@ -328,15 +336,15 @@ def create_app(service: Service) -> Guard:
         container:NAME-OR-ID/TYPE, or a stable path; never a file path."""
         model = service.model()
         ns = documents.find(spec, model.snap)
-        shown = await service.document(f"show:{ns.ino}",
-                                       lambda snap: documents.show(ns, snap), model)
+        shown = await service.serialized(f"show:{ns.ino}",
+                                         lambda snap: documents.show(ns, snap), model)
         if not view:
-            return shown
+            return _bytes(shown)
         request = {"op": "view", "ino": ns.ino}
         seen = await run_in_threadpool(service.fresh, model, f"view:{ns.ino}",
                                        lambda: service.worker.call(model, request))
         # The show document is an object: its view goes in as the last key, as in show.
-        return _bytes(shown.body[:-1] + b', "view": ' + json.dumps(seen).encode() + b"}")
+        return _bytes(shown[:-1] + b', "view": ' + json.dumps(seen).encode() + b"}")
 
     @app.get("/api/v1/tree", responses={200: {"content": _OBJECT}})
     async def tree() -> Response:

@@ -34,7 +34,7 @@ from .state import Histogram
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
     from typing import Any
 
     Scope = dict[str, Any]
@@ -59,7 +59,7 @@ class Peer(tuple):
         return self
 
 
-def peer_key(client: object) -> str:
+def peer_key(client: tuple[str, int] | None) -> str:
     """Who a client is for the limits: ``uid N`` on the unix socket; on TCP all of
     loopback is one peer (every local user shares it: they cannot be told apart
     there), an IPv4 address one, an IPv6 /64 one."""
@@ -102,7 +102,8 @@ def peer_protocol(policy: Policy):
         peer: str | None = None
         header_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
+        # asyncio.Transport, as H11Protocol narrows it (and ignores the same check).
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             sock = transport.get_extra_info("socket")
             if sock is not None and sock.family == socket.AF_UNIX:
@@ -231,7 +232,7 @@ class Buckets:
 
 
 async def _refuse(send: Send, status: int, message: str,
-                  headers: list[tuple[bytes, bytes]] = ()) -> None:
+                  headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),

@@ -43,7 +43,9 @@ from .privileges import DirectSpawner, Launcher, LocalHelper, RemoteHelper
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any, TypeVar
 
+    T = TypeVar("T")
     Helper = LocalHelper | RemoteHelper
     Spawner = DirectSpawner | Launcher
 
@@ -61,10 +63,10 @@ class Model:
         # The document's namespace entries by inode (each is Namespace.to_dict()).
         self.entries = {d["ns"]: d for d in self.doc["namespaces"]}
         self.scanned_at = scanned_at      # when the scan that found it ended (time.time())
-        self.cache: dict[str, object] = {}
+        self.cache: dict[str, Any] = {}   # what each key holds is its builder's business
         self.lock = threading.Lock()
 
-    def cached(self, key: str, build: Callable[[], object]) -> object:
+    def cached(self, key: str, build: Callable[[], T]) -> T:
         """``build()`` once per model (two racing builders just both build it)."""
         value = self.cache.get(key)
         if value is None:
@@ -425,7 +427,8 @@ class Worker:
             proc, self._proc = self._proc, None
             _stop_child(proc)
 
-    def call(self, model: Model, request: dict) -> object:
+    def call(self, model: Model, request: dict) -> Any:
+        """The helper's answer to ``request`` about ``model``: the JSON value the op returns."""
         with self._lock:
             if self._closed:
                 raise WorkerError("the server is stopping", 503)
