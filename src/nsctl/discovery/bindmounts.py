@@ -19,15 +19,17 @@ child's O_PATH handle is checked the same way, by nsfs.reopen_ns).
 from __future__ import annotations
 
 import os
-TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
+from functools import partial
 
 from ..kernel import nsfs, procfs
 from ..kernel.errors import NsctlError
 from ..model import BINDMOUNT, Reference
 from .scan import ProcHandle, Scan
 
+TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
 
 def read(scan: Scan, proc: ProcHandle) -> None:
@@ -49,7 +51,7 @@ def read(scan: Scan, proc: ProcHandle) -> None:
         points.add(point)
         if scan.wants_fd(ino):
             # /proc/PID/root is that process's root, in its mount namespace.
-            scan.learn_from(lambda: nsfs.open_mounted_ns("root", point, proc.view, ino),
+            scan.learn_from(partial(nsfs.open_mounted_ns, "root", point, proc.view, ino),
                             ns_type)
         # Staged: kept only if the process is still alive after its read.
         proc.stage(ns_type, ino, Reference(BINDMOUNT, path=point, mntns=mnt))
@@ -75,7 +77,7 @@ def _read_foreign(scan: Scan) -> bool:
     if not todo:
         return False
     found_all = read_foreign_tables([scan.kept_fds[m] for m in todo], scan.resolved)
-    for mnt, found in zip(todo, found_all):
+    for mnt, found in zip(todo, found_all, strict=True):
         scan.mnt_reader[mnt] = 0
         if isinstance(found, NsctlError):
             scan.problem_from(found, f"mount namespace {mnt}: bind mounts")
@@ -90,7 +92,7 @@ def _read_foreign(scan: Scan) -> bool:
                 points.add(point)
                 ino = parsed[1]
                 if path_fd is not None:
-                    scan.learn_from(lambda: nsfs.reopen_ns(path_fd, ino, point), parsed[0])
+                    scan.learn_from(partial(nsfs.reopen_ns, path_fd, ino, point), parsed[0])
                 _add(scan, parsed[0], ino, point, mnt)
                 kept.append((parsed[0], ino, point))
             finally:
@@ -136,7 +138,8 @@ def read_foreign_tables(mnt_fds: list[int], known: set[int]
             found[i] = [(root, point, None) for root, point in mounts]
     enter = [i for i, got in enumerate(found) if got is None]
     if enter:
-        for i, got in zip(enter, read_foreign_mounts([mnt_fds[i] for i in enter], known)):
+        for i, got in zip(enter, read_foreign_mounts([mnt_fds[i] for i in enter], known),
+                          strict=True):
             found[i] = got
     return found
 

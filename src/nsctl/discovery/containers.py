@@ -1,4 +1,5 @@
-"""Source: the container each process is in, from /proc/PID/cgroup (see nsctl.discovery.cgroup_names).
+"""Source: the container each process is in, from /proc/PID/cgroup
+(see nsctl.discovery.cgroup_names).
 
 Which processes are read.  /proc/PID/cgroup costs one more open and read per
 process, and a parse: measured here (2 cores, hybrid v1+v2 host, 10 lines
@@ -43,7 +44,8 @@ def read(scan: Scan, proc: ProcHandle) -> None:
             process.ns.get("cgroup") == own.get("cgroup") and \
             not (scan.cgroup_everywhere and process.cmdline):
         return
-    from . import cgroup_names as containers  # its table compiles on first use: hosts without any pay nothing
+    # The table compiles on first use: hosts without any container pay nothing.
+    from . import cgroup_names as containers
 
     process.container = containers.parse(procfs.read_text("cgroup", proc.view))
 

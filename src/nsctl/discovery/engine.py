@@ -39,7 +39,7 @@ from .scan import Memo, Options, ProcHandle, Scan, Source
 
 TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
     Reader = tuple[str, Callable[[Scan, ProcHandle], None]]
 

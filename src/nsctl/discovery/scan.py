@@ -12,14 +12,20 @@ ioctls (no pairwise comparisons).
 from __future__ import annotations
 
 import os
-TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
 
 from ..kernel import nsfs, procfs
 from ..kernel.errors import AccessDenied, NsctlError, Unsupported, classify
 from ..model import Namespace, Problem, Process, Reference, Snapshot
 
+TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
+
+    # A namespace link or bind mount read, kept until the process is known alive:
+    # (type, inode, the reference to it).
+    Staged = tuple[str, int, Reference]
+    # What a Memo keeps of one process (see there).
+    MemoEntry = tuple[Process | None, list[Staged], tuple[int, set[str]] | None]
 
 
 class Options:
@@ -54,7 +60,7 @@ class ProcHandle:
         # task dir once the main thread has exited.
         self.view = dirfd
         self.process: Process | None = None
-        self.staged: list[tuple[str, int, Reference]] = []
+        self.staged: list[Staged] = []
         self.fds: list[tuple[int, str]] | None = None
         self.threads = 0   # as /proc/PID/stat counted them (0: not read)
 
@@ -86,8 +92,8 @@ class Source:
 class Memo:
     """What one scan read, for the next one to take over (see nsctl.discovery.engine).
 
-    ``procs``: pid -> (its Process, what it staged, the (mount ns, nsfs mount points)
-    read through it or None); ``foreign``: mount ns no process is in -> the
+    ``procs``: pid -> (its Process or None, what it staged, the (mount ns, nsfs
+    mount points) read through it or None); ``foreign``: mount ns no process is in -> the
     (type, inode, mount point) of the namespace files mounted in it; ``snap``: the
     scan's snapshot, for the hierarchy of the namespaces taken over.
     """
@@ -96,7 +102,7 @@ class Memo:
 
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
-        self.procs: dict[int, tuple[Process, list, tuple[int, set[str]] | None]] = {}
+        self.procs: dict[int, MemoEntry] = {}
         self.foreign: dict[int, list[tuple[str, int, str]]] = {}
 
 
@@ -122,7 +128,7 @@ class Scan:
         self.self_pid = os.getpid()
         self.nsfs_dev = nsfs.nsfs_dev()  # one superblock for all
 
-    def sub(self) -> "Scan":
+    def sub(self) -> Scan:
         """A scan of its own for one share of the processes (nsctl.discovery.shares):
         the same options and viewpoint, its own findings."""
         sub = Scan(self.opts)
@@ -293,15 +299,14 @@ class Scan:
             read = (mnt, self.nsfs_mountpoints.get(mnt, set()))
         self.record.procs[proc.pid] = (process, proc.staged, read)
 
-    def _commit_refs(self, pid: int, staged: list[tuple[str, int, Reference]]) -> None:
+    def _commit_refs(self, pid: int, staged: list[Staged]) -> None:
         for ns_type, ino, ref in staged:
             ns = self.namespace(ns_type, ino)
             ns.refs.append(ref)
             if ref.kind == "process" and ref.link == ns_type:
                 ns.pids.append(pid)
 
-    def take_over(self, pid: int,
-                  entry: tuple[Process, list, tuple[int, set[str]] | None]) -> None:
+    def take_over(self, pid: int, entry: MemoEntry) -> None:
         """Commit what the memo has of a process that did nothing since."""
         process, staged, read = entry
         if read is not None and read[0] in self.mnt_reader:

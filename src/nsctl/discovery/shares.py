@@ -30,7 +30,8 @@ from ..model import Namespace, Problem, Process, Reference
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    import socket
+    from collections.abc import Callable
 
     from .scan import Scan
 
@@ -83,7 +84,7 @@ class Part:
         self.kept = kept                # mount ns inode -> fd kept for the bind-mount pass
 
     @classmethod
-    def of(cls, sub: "Scan", taken: list[int]) -> "Part":
+    def of(cls, sub: Scan, taken: list[int]) -> Part:
         return cls(taken, [ns.row() for ns in sub.learned],
                    [(pid, *entry) for pid, entry in sub.record.procs.items()],
                    [(p.reason, p.what, p.pid) for p in sub.snap.problems],
@@ -101,7 +102,7 @@ class Part:
                               self.unsupported))
 
     @classmethod
-    def from_bytes(cls, data: bytes, fds: dict[int, int]) -> "Part":
+    def from_bytes(cls, data: bytes, fds: dict[int, int]) -> Part:
         import marshal
 
         taken, learned, rows, problems, unsupported = marshal.loads(data)
@@ -111,14 +112,14 @@ class Part:
         return cls(taken, learned, procs, problems, unsupported, fds)
 
 
-def read_shared(scan: "Scan", pids: list[int], read: "Callable[[Scan, int], None]",
+def read_shared(scan: Scan, pids: list[int], read: Callable[[Scan, int], None],
                 workers: int) -> bool:
     """Read ``pids`` into ``scan`` with ``workers`` processes (this one included);
     False if the PIDs could not be queued (nothing was read: read them serially)."""
     queue = pid_queue(pids)
     if queue < 0:
         return False
-    children: list[tuple[Forked, object]] = []   # (worker, socket its fds come over)
+    children: list[tuple[Forked, socket.socket]] = []   # (worker, socket its fds come over)
     parts: list[Part] = []
     try:
         for _ in range(workers - 1):
@@ -178,7 +179,7 @@ def take(queue: int, count: int) -> list[int]:
     return list(array("i", os.read(queue, 4 * count)))
 
 
-def _read_share(scan: "Scan", queue: int, read: "Callable[[Scan, int], None]",
+def _read_share(scan: Scan, queue: int, read: Callable[[Scan, int], None],
                 pids: list[int] | None = None) -> Part:
     """Read PIDs taken from ``queue`` (or the given ``pids``) into a scan of their own."""
     sub = scan.sub()
@@ -200,8 +201,8 @@ def _read_share(scan: "Scan", queue: int, read: "Callable[[Scan, int], None]",
     return Part.of(sub, taken)
 
 
-def _fork_worker(scan: "Scan", queue: int, read: "Callable[[Scan, int], None]"
-                 ) -> tuple[Forked, object]:
+def _fork_worker(scan: Scan, queue: int, read: Callable[[Scan, int], None]
+                 ) -> tuple[Forked, socket.socket]:
     import socket
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -227,7 +228,7 @@ def _fork_worker(scan: "Scan", queue: int, read: "Callable[[Scan, int], None]"
     return child, ours
 
 
-def _collect(child: Forked, sock) -> Part | None:
+def _collect(child: Forked, sock: socket.socket) -> Part | None:
     """A worker's part, once it has sent everything and exited; None if it failed."""
     import socket
 
@@ -238,7 +239,9 @@ def _collect(child: Forked, sock) -> Part | None:
                                                       FDS_PER_MESSAGE)
             if not msg:
                 break
-            fds.update(zip(array("q", msg), got))
+            # Fewer fds than inodes where the kernel truncated them (RLIMIT_NOFILE):
+            # an inode without its fd is simply not kept.
+            fds.update(zip(array("q", msg), got, strict=False))
     finally:
         sock.close()
     data = child.result()
@@ -249,7 +252,7 @@ def _collect(child: Forked, sock) -> Part | None:
     return Part.from_bytes(data, fds)
 
 
-def _merge(scan: "Scan", parts: list[Part]) -> None:
+def _merge(scan: Scan, parts: list[Part]) -> None:
     """Commit the parts into ``scan`` as a serial scan would have (module docstring)."""
     resolved, namespaces = scan.resolved, scan.snap.namespaces
     for part in parts:

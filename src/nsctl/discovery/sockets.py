@@ -12,7 +12,6 @@ from ..kernel.errors import DENIED, AccessDenied, NoSuchProcess, NsctlError
 from ..model import SOCKET, Reference
 from .scan import ProcHandle, Scan
 
-
 _PREFIX = "socket:["
 
 

@@ -76,7 +76,7 @@ class Listener:
             pass
         self.sock.close()
 
-    def __enter__(self) -> "Listener":
+    def __enter__(self) -> Listener:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,7 +18,8 @@ from .errors import NsctlError, classify
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
 
     # What the child's work function yields: a JSON-able item and an optional fd.
     Item = tuple[Any, int | None]
@@ -60,12 +61,12 @@ def visit_each(targets: Sequence[Sequence[tuple[int, int]]],
             indexes = list(range(share, len(targets), workers))
             pid, sock = _visitor([targets[i] for i in indexes], indexes, work)
             children.append((pid, sock))
-            selector.register(sock, selectors.EVENT_READ)
+            selector.register(sock, selectors.EVENT_READ, sock)
         open_socks = len(children)
         while open_socks:
             for key, _mask in selector.select():
-                if not _receive(key.fileobj, results):
-                    selector.unregister(key.fileobj)
+                if not _receive(key.data, results):
+                    selector.unregister(key.data)
                     open_socks -= 1
     except BaseException:
         for bucket in results:
@@ -96,10 +97,10 @@ def _visitor(targets: Sequence[Sequence[tuple[int, int]]], indexes: list[int],
             parent_sock.close()
             self_dir = os.open(f"/proc/{os.getpid()}",
                                os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_PATH)
-            for index, target in zip(indexes, targets):
+            for index, target in zip(indexes, targets, strict=True):
                 try:
-                    for fd, flag in target:
-                        setns(fd, flag)
+                    for ns_fd, flag in target:
+                        setns(ns_fd, flag)
                 except OSError as exc:
                     child_sock.send(json.dumps([index, "error", exc.errno]).encode())
                     continue
@@ -218,7 +219,7 @@ class Parked:
             self._stop = -1
             os.waitpid(self.pid, 0)
 
-    def __enter__(self) -> "Parked":
+    def __enter__(self) -> Parked:
         return self
 
     def __exit__(self, *exc: object) -> None:

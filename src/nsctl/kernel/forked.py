@@ -12,7 +12,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 
 class Forked:
@@ -21,7 +21,7 @@ class Forked:
 
     __slots__ = ("pid", "memfd")
 
-    def __init__(self, produce: "Callable[[], bytes]", name: str = "nsctl-share") -> None:
+    def __init__(self, produce: Callable[[], bytes], name: str = "nsctl-share") -> None:
         self.memfd = os.memfd_create(name, os.MFD_CLOEXEC)
         try:
             self.pid = os.fork()

@@ -22,7 +22,7 @@ SYS_UNSHARE = 272 if os.uname().machine == "x86_64" else 97
 
 
 @lru_cache(maxsize=1)
-def libc() -> "ctypes.CDLL":
+def libc() -> ctypes.CDLL:
     import ctypes
 
     lib = ctypes.CDLL(None, use_errno=True)

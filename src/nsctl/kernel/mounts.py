@@ -11,7 +11,7 @@ from .libc import libc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterator
+    from collections.abc import Iterator
 
 MS_RDONLY = 1
 MS_NOSUID = 2

@@ -20,7 +20,7 @@ from .errors import NsctlError, classify
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 RTM_NEWNSID = 88
 RTM_GETNSID = 90
@@ -57,7 +57,7 @@ class NetnsIds:
     def close(self) -> None:
         self._sock.close()
 
-    def __enter__(self) -> "NetnsIds":
+    def __enter__(self) -> NetnsIds:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -77,7 +77,7 @@ class NetnsIds:
                 found = _parse_reply(data, seq)
                 if found is not None:
                     return found
-        except (OSError, socket.timeout) as exc:
+        except (TimeoutError, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno is not None:
                 raise classify(exc, "RTM_GETNSID") from exc
             raise NsctlError("RTM_GETNSID: no answer") from exc

@@ -26,7 +26,7 @@ from .errors import AccessDenied, NotANamespace, NsctlError, Unsupported, classi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 # CLONE_NEW* flags, which NS_GET_NSTYPE returns.
 CLONE_NEWNS = 0x00020000

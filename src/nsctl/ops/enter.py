@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 import signal
 
-from ..query.handles import open_namespace
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
 from ..model import Namespace, Snapshot
+from ..query.handles import open_namespace
 from .relay import Relay, exit_code
 
 # Order of setns() calls for the types other than user: mnt last, so that paths

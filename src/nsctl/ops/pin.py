@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 import stat
 
-from ..query.handles import open_namespace
 from ..kernel import nsfs, procfs
 from ..kernel.errors import AccessDenied, NsctlError
 from ..kernel.mounts import MNT_DETACH, bind_fd, umount_fd
 from ..model import Namespace, Snapshot
+from ..query.handles import open_namespace
 from .trusteddir import UntrustedDirectory, open_trusted_dir
 
 NETNS_DIR = "/run/netns"   # made on first use, as `ip netns add` does

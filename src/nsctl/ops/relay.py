@@ -27,6 +27,15 @@ import signal
 
 from ..kernel import caps
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+    from typing import Any
+
+    # A signal disposition, as signal.signal takes and returns it.
+    Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2)
 
@@ -104,7 +113,7 @@ class Relay:
         self.started = False
         self.stop_early = stop_early
         self.kept: list[int] = []
-        self.saved: dict[int, object] = {}
+        self.saved: dict[int, Handler] = {}
         self.watch: ParentWatch | None = None
         self.terminal = Terminal()
 
@@ -212,6 +221,7 @@ class Relay:
         while True:
             info = os.waitid(os.P_ALL if reap_others else os.P_PID, 0 if reap_others else pid,
                              os.WEXITED | os.WSTOPPED | os.WNOWAIT)
+            assert info is not None   # None only with WNOHANG
             stopped = info.si_code == os.CLD_STOPPED
             if stopped or info.si_pid != pid:   # a stop reported, or an orphan's end: take it
                 os.waitid(os.P_PID, info.si_pid, os.WSTOPPED if stopped else os.WEXITED)

@@ -34,6 +34,14 @@ from ..kernel.errors import NsctlError
 from ..kernel.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, mount
 from .relay import Relay, Stopped, exit_code
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar, TypeVarTuple
+
+    Args = TypeVarTuple("Args")
+    Result = TypeVar("Result")
+
 
 class RunError(NsctlError):
     """A step of `nsctl run` failed; everything done before it was undone."""
@@ -51,7 +59,8 @@ class RunSpec:
                  ipc: bool = False, cgroup: bool = False, time: dict[str, float] | None = None,
                  veth: str | None = None, pin_dir: str | None = None) -> None:
         self.argv = argv
-        self.user, self.map_root, self.map_user, self.map_group = user, map_root, map_user, map_group
+        self.user, self.map_root = user, map_root
+        self.map_user, self.map_group = map_user, map_group
         self.pid, self.net, self.mount, self.uts = pid, net, mount, uts
         self.ipc, self.cgroup, self.time, self.veth, self.pin_dir = ipc, cgroup, time, veth, pin_dir
 
@@ -170,7 +179,8 @@ def _run(spec: RunSpec, relay: Relay) -> int:
             _send(parent_sock, go=True, veth=veth)
             msg = _expect(reader, "ready")
             if spec.pin_dir is not None:
-                _step("pin the new namespaces", _pin_all, spec, msg["holder"], undo)
+                _step("pin the new namespaces", _pin_all, spec.types(), spec.pin_dir,
+                      msg["holder"], undo)
             if relay.kept:  # a Stopped that some library code swallowed on the way
                 raise Stopped(relay.kept[0])
             relay.start()   # from here a signal is passed on, no longer a reason to give up
@@ -188,10 +198,10 @@ def _run(spec: RunSpec, relay: Relay) -> int:
             _undo(undo)
             raise
         status = relay.wait()
-        msg = reader.get()
-        if msg is not None and "error" in msg:  # the init or the command could not start
+        last = reader.get()
+        if last is not None and "error" in last:  # the init or the command could not start
             _undo(undo)
-            error = RunError(f"{msg['step']}: {msg['error']}")
+            error = RunError(f"{last['step']}: {last['error']}")
             error.exit_status = exit_code(status) or 1  # 127: the command could not be run
             raise error
         if spec.pin_dir is None:
@@ -213,7 +223,7 @@ def _expect(reader: _Reader, step: str) -> dict:
     return msg
 
 
-def _step(what: str, func, *args):
+def _step(what: str, func: Callable[[*Args], Result], *args: *Args) -> Result:
     try:
         return func(*args)
     except RunError:
@@ -252,13 +262,13 @@ def _add_veth(spec: str, pid: int, undo: list) -> dict:
             "peer_address": outer}
 
 
-def _pin_all(spec: RunSpec, holder: int, undo: list) -> None:
+def _pin_all(types: list[str], pin_dir: str, holder: int, undo: list) -> None:
     from .pin import pin_fd
 
-    for t in spec.types():
+    for t in types:
         fd = nsfs.open_ns(f"/proc/{holder}/ns/{t}")
         try:
-            undo.append(("pin", pin_fd(fd, os.path.join(os.path.abspath(spec.pin_dir), t))))
+            undo.append(("pin", pin_fd(fd, os.path.join(os.path.abspath(pin_dir), t))))
         finally:
             os.close(fd)
 

@@ -11,7 +11,8 @@ import json
 import os
 import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,7 +38,10 @@ _OBJECT = {JSON: {"schema": {"type": "object"}}}   # OpenAPI: "answers a JSON ob
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 
 def iso(when: float) -> str:
@@ -61,7 +65,7 @@ def parse_since(text: str, now: float | None = None) -> float:
     try:
         when = datetime.fromisoformat(text.strip().replace("z", "Z"))
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         return when.timestamp()
     except (ValueError, OverflowError):
         raise ApiError(f"since: {text[:60]!r} is neither seconds ago nor an ISO time") from None
@@ -177,7 +181,7 @@ class Service:
             raise ApiError("starting: the first scan has not finished yet", 503)
         return model
 
-    def fresh(self, model: Model, key: str, build) -> object:
+    def fresh(self, model: Model, key: str, build: Callable[[], T]) -> T:
         """``build()`` cached on the model for the maximum age, or five times as long
         as it took to build (views can change without the model changing: an
         interface going up; reading a thousand network namespaces takes seconds)."""
@@ -192,21 +196,26 @@ class Service:
 
     async def document(self, key: str, build: Callable[[Snapshot], object],
                        model: Model | None = None) -> Response:
-        """``build(snapshot)`` as JSON, serialized once per model; built in a thread, so
-        a big host's first build after a change does not stall the event loop."""
+        """``build(snapshot)`` as JSON (:meth:`serialized`)."""
+        return _bytes(await self.serialized(key, build, model))
+
+    async def serialized(self, key: str, build: Callable[[Snapshot], object],
+                         model: Model | None = None) -> bytes:
+        """``build(snapshot)`` serialized once per model; built in a thread, so a big
+        host's first build after a change does not stall the event loop."""
         model = model or self.model()
-        body = model.cache.get(key)
+        body: bytes | None = model.cache.get(key)
         if body is None:
             body = await run_in_threadpool(
                 model.cached, key, lambda: json.dumps(build(model.snap)).encode())
-        return _bytes(body)
+        return body
 
     def body_budget(self) -> int:
         """Bytes that parsing one request body may build: room for a snapshot as big
         as the largest body allowed (about eight times its size)."""
         return max(64 << 20, 10 * self.policy.max_body)
 
-    async def call_worker(self, model: Model, request: dict) -> object:
+    async def call_worker(self, model: Model, request: dict) -> Any:
         return await run_in_threadpool(self.worker.call, model, request)
 
 
@@ -305,10 +314,11 @@ def create_app(service: Service) -> Guard:
         })
 
     @app.get("/api/v1/namespaces", responses={200: {"content": _OBJECT}})
-    async def namespaces(type: list[str] | None = Query(None, description="only these types"),
-                         container: str | None = Query(None, max_length=256),
-                         pid: int | None = Query(None, ge=0),
-                         q: str | None = Query(None, max_length=256)) -> Response:
+    async def namespaces(
+            type: Annotated[list[str] | None, Query(description="only these types")] = None,
+            container: Annotated[str | None, Query(max_length=256)] = None,
+            pid: Annotated[int | None, Query(ge=0)] = None,
+            q: Annotated[str | None, Query(max_length=256)] = None) -> Response:
         """``nsctl ls --json``, its namespaces narrowed by type, container, a process's
         PID, or a substring of name, command, container or stable path."""
         model = service.model()
@@ -326,15 +336,15 @@ def create_app(service: Service) -> Guard:
         container:NAME-OR-ID/TYPE, or a stable path; never a file path."""
         model = service.model()
         ns = documents.find(spec, model.snap)
-        shown = await service.document(f"show:{ns.ino}",
-                                       lambda snap: documents.show(ns, snap), model)
+        shown = await service.serialized(f"show:{ns.ino}",
+                                         lambda snap: documents.show(ns, snap), model)
         if not view:
-            return shown
+            return _bytes(shown)
         request = {"op": "view", "ino": ns.ino}
         seen = await run_in_threadpool(service.fresh, model, f"view:{ns.ino}",
                                        lambda: service.worker.call(model, request))
         # The show document is an object: its view goes in as the last key, as in show.
-        return _bytes(shown.body[:-1] + b', "view": ' + json.dumps(seen).encode() + b"}")
+        return _bytes(shown[:-1] + b', "view": ' + json.dumps(seen).encode() + b"}")
 
     @app.get("/api/v1/tree", responses={200: {"content": _OBJECT}})
     async def tree() -> Response:
@@ -392,8 +402,8 @@ def create_app(service: Service) -> Guard:
         return _json(await run_in_threadpool(compare))
 
     @app.get("/api/v1/diff", responses={200: {"content": _OBJECT}})
-    async def diff_since(since: str = Query(..., max_length=64,
-                                            description="seconds ago, or an ISO time")
+    async def diff_since(since: Annotated[str, Query(max_length=64,
+                                                     description="seconds ago, or an ISO time")]
                          ) -> Response:
         """``nsctl diff --json`` of the model the server had at ``since`` against now."""
         from ..documents.snapshot import from_document
@@ -466,7 +476,7 @@ def create_app(service: Service) -> Guard:
                     try:
                         item = await asyncio.wait_for(queue.get(),
                                                       max(0.0, due - time.monotonic()))
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         item = (0, "")
                     if item is None:
                         return
@@ -543,7 +553,8 @@ def _add_ops(app: FastAPI, service: Service) -> None:
         return _json({"pinned": pinned, "ns": ns.ino, "type": ns.type, "id": ns.id}, 201)
 
     @app.delete("/api/v1/pins", responses={200: {"content": _OBJECT}})
-    async def unpin(request: Request, path: str = Query(..., max_length=4096)) -> Response:
+    async def unpin(request: Request,
+                    path: Annotated[str, Query(max_length=4096)]) -> Response:
         """Undo a pin (``nsctl unpin PATH``); refuses anything but a pinned namespace
         file in an allowed directory."""
         authorize(request)

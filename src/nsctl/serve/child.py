@@ -148,8 +148,8 @@ class NetViews:
         self.sysfs: bool | None = None
 
     def get(self, snap, sysfs: bool, max_age: float) -> dict[int, dict]:
-        from ..views.net import name_peers, read_all
         from ..timeline.watch import iso_now
+        from ..views.net import name_peers, read_all
 
         if sysfs != self.sysfs:
             self.views, self.sysfs = {}, sysfs
@@ -187,8 +187,8 @@ class _Worker:
         self.net_views = NetViews()
 
     def model(self):
-        from ..kernel.errors import NsctlError
         from ..documents.snapshot import from_document
+        from ..kernel.errors import NsctlError
 
         if self.snap is None:
             if self.text is None:

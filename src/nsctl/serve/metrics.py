@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .. import __version__
-from ..model import REF_KINDS
 from ..kernel import nsfs
+from ..model import REF_KINDS
 from .security import Guard
 from .state import Histogram, Model, Store
 
@@ -40,8 +40,8 @@ class Exposition:
 
 def _model_families(out: Exposition, model: Model) -> None:
     snap = model.snap
-    by_type = {t: 0 for t in nsfs.NS_TYPES}
-    by_holder = {k: 0 for k in REF_KINDS}
+    by_type = dict.fromkeys(nsfs.NS_TYPES, 0)
+    by_holder = dict.fromkeys(REF_KINDS, 0)
     hidden = 0
     for ns in snap.namespaces.values():
         by_type[ns.type] = by_type.get(ns.type, 0) + 1
@@ -76,7 +76,7 @@ def histogram(out: Exposition, name: str, help_text: str,
     """One histogram family: for each label set, its buckets, +Inf, sum and count."""
     out.family(name, "histogram", help_text)
     for labels, h in series.items():
-        for bound, count in zip(h.bounds, h.buckets):
+        for bound, count in zip(h.bounds, h.buckets, strict=True):
             out.sample(f"{name}_bucket", count, **dict(labels), le=repr(float(bound)))
         out.sample(f"{name}_bucket", h.count, **dict(labels), le="+Inf")
         out.sample(f"{name}_sum", round(h.sum, 6), **dict(labels))

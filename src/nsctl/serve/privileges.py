@@ -324,7 +324,8 @@ def launcher(argv: list[str]) -> int:
     while True:
         pidfds = [c.pidfd for c in children.values() if c.pidfd is not None]
         polling = any(c.pidfd is None for c in children.values())
-        ready, _, _ = select.select([sock, *pidfds], [], [], 0.5 if polling else None)
+        watched: list[socket.socket | int] = [sock, *pidfds]
+        ready, _, _ = select.select(watched, [], [], 0.5 if polling else None)
         for pid, child in list(children.items()):
             if (child.pidfd in ready or child.pidfd is None) and child.popen.poll() is not None:
                 _reaped(children.pop(pid))
@@ -382,9 +383,9 @@ def _answer(sock: socket.socket, data: bytes, children: dict[int, _Child]) -> No
             answer: dict = {"pid": child.popen.pid}
         elif op == "signal":
             pid, sig = int(request["pid"]), signal.Signals(int(request["signal"]))
-            child = children.get(pid)
+            known = children.get(pid)
             # Only a helper of ours that is not reaped yet: its pid (and group) is still it.
-            if child is not None and child.popen.returncode is None:
+            if known is not None and known.popen.returncode is None:
                 try:
                     os.killpg(pid, sig)
                 except ProcessLookupError:

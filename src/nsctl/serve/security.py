@@ -34,7 +34,8 @@ from .state import Histogram
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
+    from typing import Any
 
     Scope = dict[str, Any]
     Receive = Callable[[], Awaitable[dict]]
@@ -52,13 +53,13 @@ class Peer(tuple):
     groups: tuple[int, ...] | None
 
     def __new__(cls, pid: int, uid: int, gid: int,
-                groups: tuple[int, ...] | None = None) -> "Peer":
+                groups: tuple[int, ...] | None = None) -> Peer:
         self = super().__new__(cls, (f"unix:pid={pid},uid={uid}", 0))
         self.pid, self.uid, self.gid, self.groups = pid, uid, gid, groups
         return self
 
 
-def peer_key(client: object) -> str:
+def peer_key(client: tuple[str, int] | None) -> str:
     """Who a client is for the limits: ``uid N`` on the unix socket; on TCP all of
     loopback is one peer (every local user shares it: they cannot be told apart
     there), an IPv4 address one, an IPv6 /64 one."""
@@ -85,7 +86,7 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\
          % (len(_BUSY_BODY), _BUSY_BODY))
 
 
-def peer_protocol(policy: "Policy"):
+def peer_protocol(policy: Policy):
     """uvicorn's h11 protocol, plus: a unix-socket connection's client is its
     :class:`Peer`; a peer holds at most ``policy.peer_connections`` connections (the
     next is answered 503 and closed); a connection that has not sent a request's
@@ -101,7 +102,8 @@ def peer_protocol(policy: "Policy"):
         peer: str | None = None
         header_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
+        # asyncio.Transport, as H11Protocol narrows it (and ignores the same check).
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             sock = transport.get_extra_info("socket")
             if sock is not None and sock.family == socket.AF_UNIX:
@@ -230,7 +232,7 @@ class Buckets:
 
 
 async def _refuse(send: Send, status: int, message: str,
-                  headers: list[tuple[bytes, bytes]] = ()) -> None:
+                  headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
@@ -278,9 +280,8 @@ def redacted_target(scope: Scope) -> str:
     parts = []
     for part in query.split("&") if query else ():
         key, sep, _value = part.partition("=")
-        if sep and unquote_plus(key).lower() in _SECRET_KEYS:
-            part = f"{key}=REDACTED"
-        parts.append(part)
+        secret = sep and unquote_plus(key).lower() in _SECRET_KEYS
+        parts.append(f"{key}=REDACTED" if secret else part)
     path = scope.get("path", "")
     return f"{path}?{'&'.join(parts)}" if query else path
 
@@ -353,7 +354,7 @@ class Guard:
                 try:
                     body = await asyncio.wait_for(self._read_body(scope, receive),
                                                   max(30.0, 3 * self.policy.header_timeout))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await _refuse(counted, 408, "the request body came too slowly")
                     return
                 if body is None:

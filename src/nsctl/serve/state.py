@@ -42,8 +42,10 @@ from .privileges import DirectSpawner, Launcher, LocalHelper, RemoteHelper
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
+    from typing import Any, TypeVar
 
+    T = TypeVar("T")
     Helper = LocalHelper | RemoteHelper
     Spawner = DirectSpawner | Launcher
 
@@ -61,10 +63,10 @@ class Model:
         # The document's namespace entries by inode (each is Namespace.to_dict()).
         self.entries = {d["ns"]: d for d in self.doc["namespaces"]}
         self.scanned_at = scanned_at      # when the scan that found it ended (time.time())
-        self.cache: dict[str, object] = {}
+        self.cache: dict[str, Any] = {}   # what each key holds is its builder's business
         self.lock = threading.Lock()
 
-    def cached(self, key: str, build: Callable[[], object]) -> object:
+    def cached(self, key: str, build: Callable[[], T]) -> T:
         """``build()`` once per model (two racing builders just both build it)."""
         value = self.cache.get(key)
         if value is None:
@@ -101,7 +103,7 @@ class Stats:
         self.refresh_errors = 0
         self.refresher_restarts = 0
         self.last_error: str | None = None
-        self.events = {kind: 0 for kind in EVENTS}
+        self.events = dict.fromkeys(EVENTS, 0)
         self.trigger = "poll"
         self.why_no_cnproc: str | None = None
         self.last_scan = 0.0              # time.time() of the last scan that ended
@@ -425,7 +427,8 @@ class Worker:
             proc, self._proc = self._proc, None
             _stop_child(proc)
 
-    def call(self, model: Model, request: dict) -> object:
+    def call(self, model: Model, request: dict) -> Any:
+        """The helper's answer to ``request`` about ``model``: the JSON value the op returns."""
         with self._lock:
             if self._closed:
                 raise WorkerError("the server is stopping", 503)
