@@ -22,8 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import (REPO, VENV_BIN, Stats, Timer, add_timing_args, describe,  # noqa: E402
-                     lsns_argv, namespaces, nsctl_argv, profile)
+from measure import (  # noqa: E402
+    REPO,
+    VENV_BIN,
+    Stats,
+    Timer,
+    add_timing_args,
+    describe,
+    lsns_argv,
+    namespaces,
+    nsctl_argv,
+    profile,
+)
 from topology import Topology, leftovers, log  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

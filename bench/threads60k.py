@@ -23,8 +23,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import (Stats, Timer, add_timing_args, describe, lsns_argv,  # noqa: E402
-                     namespaces, nsctl_argv, profile)
+from measure import (  # noqa: E402
+    Stats,
+    Timer,
+    add_timing_args,
+    describe,
+    lsns_argv,
+    namespaces,
+    nsctl_argv,
+    profile,
+)
 from run import RESULTS, host_info, loadavg  # noqa: E402
 from topology import HERE, Workdir, leftovers, log, read_sysctl  # noqa: E402
 

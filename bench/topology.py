@@ -369,7 +369,7 @@ class Plan:
     bindmount_init: int
 
     @classmethod
-    def for_n(cls, n: int, mix: dict[str, float] | None = None, init_mounts: int = 20) -> "Plan":
+    def for_n(cls, n: int, mix: dict[str, float] | None = None, init_mounts: int = 20) -> Plan:
         mix = mix or DEFAULT_MIX
         total = sum(mix.values())
         proc = round(n * mix.get("process", 0) / total)

@@ -16,10 +16,9 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-
 from support import root_only
 from support.namespaces import netns_bindmount
 from support.processes import descendants, terminate
@@ -85,7 +84,7 @@ def _listening(proc: subprocess.Popen, lines: queue.Queue, timeout: float = 60.0
 
 
 @pytest.fixture
-def browser() -> Iterator["playwright.Browser"]:
+def browser() -> Iterator[playwright.Browser]:
     """Chromium; Playwright gives it a throwaway profile under TMPDIR and removes it
     on close (the leak check would see it otherwise)."""
     before = set(descendants(os.getpid()))

@@ -14,10 +14,10 @@ import os
 import time
 
 import pytest
-
-import nsctl
 import support.churn
 from support import namespaces, root_only
+
+import nsctl
 
 pytestmark = root_only
 

@@ -14,16 +14,16 @@ import errno
 import json
 import os
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from support import cli, leaks, nsfacts, processes, syscalls
 
 from nsctl.discovery import cgroup_names as containers
 from nsctl.model import Container, Namespace, Process, Snapshot
-from support import cli, leaks, nsfacts, processes, syscalls
 
 nsctl = partial(cli.run_nsctl, check=True)
 

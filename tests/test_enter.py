@@ -18,7 +18,6 @@ import subprocess
 from contextlib import ExitStack
 
 import pytest
-
 import support
 from support import cli, namespaces, processes, syscalls
 from support import ops as ot

@@ -35,10 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from conftest import netns_tag
@@ -291,8 +291,8 @@ def test_show_and_net_reach_the_namespace_through_the_clean_mount(hostile):
 
 def _api(chan, net: int) -> None:
     import nsctl
-    from nsctl.query.handles import open_namespace
     from nsctl.kernel import nsfs
+    from nsctl.query.handles import open_namespace
 
     snap = nsctl.discover()
     ns = snap.namespaces[net]

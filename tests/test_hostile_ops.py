@@ -17,14 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
-
-from conftest import netns_tag
 import support
+from conftest import netns_tag
 from support import cli, namespaces, processes, syscalls
 from support import ops as ot
 from support.cli import nsctl, ok, one_error

@@ -27,15 +27,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 from conftest import netns_tag
 from support import cli, root_only
-from support.serve import EventReader, running_server, Server
+from support.serve import EventReader, Server, running_server
 
 nsctl = cli.run_nsctl
 

@@ -29,7 +29,6 @@ import sys
 import time
 
 import pytest
-
 from support import namespaces, processes, root_only
 
 LSNS = "/usr/bin/lsns"

@@ -21,13 +21,13 @@ import sys
 import time
 
 import pytest
+from support import nsfacts, processes, root_only, syscalls
+from support.processes import Child
+from support.syscalls import CLONE_NEWNET, CLONE_NEWUTS
 
 import nsctl
 from nsctl.model import Namespace, Snapshot
 from nsctl.query.naming import parse, resolve_path, stable_paths
-from support import nsfacts, processes, root_only, syscalls
-from support.processes import Child
-from support.syscalls import CLONE_NEWNET, CLONE_NEWUTS
 
 
 def one_cpu() -> int:

@@ -15,15 +15,15 @@ import subprocess
 import sys
 
 import pytest
-
-import nsctl
-from nsctl.query import pidmap as pidns
-from nsctl.kernel.errors import NoSuchProcess
-from nsctl.kernel.pidns import NotVisible
-from nsctl.query.spec import resolve
 import support
 from support import nsfacts, syscalls
 from support import pid as pt
+
+import nsctl
+from nsctl.kernel.errors import NoSuchProcess
+from nsctl.kernel.pidns import NotVisible
+from nsctl.query import pidmap as pidns
+from nsctl.query.spec import resolve
 
 pytestmark = support.root_only
 

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import support
 from support import cli, namespaces, nsfacts, processes
 from support import ops as ot

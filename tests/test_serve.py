@@ -18,13 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from support import cli, namespaces, nsfacts, root_only, syscalls
 from conftest import netns_tag
+from support import cli, namespaces, nsfacts, root_only, syscalls
 from support.serve import EventReader, Server, helpers, running_server, stop
 
 nsctl = cli.run_nsctl
@@ -265,7 +265,7 @@ def test_diff_posted_and_since(scratch: Path) -> None:
             since = server.json("/api/v1/diff", params={"since": f"{time.time() - t0 + 0.5:.3f}"})
             assert ino in {d["ns"] for d in since["appeared"]}
             assert since["from"]["generation"] < since["to"]["generation"]
-            iso = datetime.fromtimestamp(t0 - 0.3, timezone.utc).isoformat()
+            iso = datetime.fromtimestamp(t0 - 0.3, UTC).isoformat()
             assert ino in {d["ns"] for d in server.json("/api/v1/diff",
                                                         params={"since": iso})["appeared"]}
         with server.client() as c:

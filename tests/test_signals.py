@@ -19,12 +19,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 import support
 from support import cli, namespaces, nsfacts, processes
 from support import ops as ot

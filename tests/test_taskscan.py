@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 
 import pytest
+import support.churn
+from support import namespaces, root_only
 
 import nsctl
 from nsctl.discovery import tasks
-import support.churn
-from support import namespaces, root_only
 
 pytestmark = root_only
 

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support.syscalls import LINK_TYPE, NS_LINKS
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,

@@ -13,13 +13,13 @@ import sys
 from functools import partial
 
 import pytest
-
-from conftest import netns_tag
-from nsctl import discover
-from nsctl.views import read_view
 import support
+from conftest import netns_tag
 from support import cli, namespaces, nsfacts
 from support import views as vt
+
+from nsctl import discover
+from nsctl.views import read_view
 
 nsctl = partial(cli.run_nsctl, check=True)
 

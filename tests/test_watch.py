@@ -88,7 +88,7 @@ class Watch:
         assert self.proc.returncode == 0, (self.proc.returncode, err)
         return err
 
-    def __enter__(self) -> "Watch":
+    def __enter__(self) -> Watch:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,18 +16,29 @@ import subprocess
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from support.nsfacts import NsFacts, ancestry, facts, facts_of_fd, link_ino, nspid
-from support.processes import (Channel, Child, ChildError, comm, descendants, ppid_map,
-                               terminate)
-from support.syscalls import (CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
-                              CLONE_NEWUTS, bind_mount, check, libc, make_rprivate, new_userns,
-                              setns, umount, unshare)
-
+from support.processes import Channel, Child, ChildError, comm, descendants, ppid_map, terminate
+from support.syscalls import (
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWTIME,
+    CLONE_NEWUTS,
+    bind_mount,
+    check,
+    libc,
+    make_rprivate,
+    new_userns,
+    setns,
+    umount,
+    unshare,
+)
 
 # --- what the helper children run ------------------------------------------------------------
 
@@ -361,7 +372,7 @@ def foreign_mount_netns(directory: Path, keep: str = "process") -> Iterator[Fore
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
-                import pytest   # the setup's own bind, not nsctl: nothing of nsctl's is hidden
+                import pytest  # the setup's own bind, not nsctl: nothing of nsctl's is hidden
 
                 pytest.skip("the kernel refused to bind-mount a newer mount namespace's file "
                             "(EINVAL; Linux 6.18 does so for about half of them once they were "

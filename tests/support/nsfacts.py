@@ -11,8 +11,14 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.syscalls import (NS_GET_ID, NS_GET_NSTYPE, NS_GET_OWNER_UID, NS_GET_PARENT,
-                              NS_GET_USERNS, TYPE_OF_FLAG)
+from support.syscalls import (
+    NS_GET_ID,
+    NS_GET_NSTYPE,
+    NS_GET_OWNER_UID,
+    NS_GET_PARENT,
+    NS_GET_USERNS,
+    TYPE_OF_FLAG,
+)
 
 
 def ns_id(fd: int) -> int | None:

@@ -13,10 +13,10 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from support.cli import NSCTL
 from support.leaks import unescape

@@ -20,16 +20,25 @@ import struct
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from support.namespaces import hold
 from support.nsfacts import NsFacts, ancestry, facts
 from support.processes import Channel, Child, ChildError, descendants
-from support.syscalls import (CLONE_NEWNS, CLONE_NEWPID, bind_mount, check, libc, make_rprivate,
-                              set_comm, umount, unshare)
+from support.syscalls import (
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    bind_mount,
+    check,
+    libc,
+    make_rprivate,
+    set_comm,
+    umount,
+    unshare,
+)
 
 PF_EXITING = 0x00000004      # task->flags: the task has started to exit (do_exit)
 

@@ -16,8 +16,9 @@ import signal
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from support.syscalls import set_comm
 
@@ -219,7 +220,7 @@ class Child:
         self.chan.close()
         terminate(tree, grace=grace)
 
-    def __enter__(self) -> "Child":
+    def __enter__(self) -> Child:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,9 +16,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -249,7 +250,7 @@ class EventReader:
         self._thread.join(timeout=5)
         self.sock.close()
 
-    def __enter__(self) -> "EventReader":
+    def __enter__(self) -> EventReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
