@@ -175,7 +175,7 @@ def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str]
 
     sets = {name: [set(namespaces(s)) for s in samples] for name, samples in runs.items()}
     missing = sorted(confirmed)
-    worst_pair = max(len(l - c) for l, c in zip(sets["lsns"], sets["nsctl"]))
+    worst_pair = max(len(seen - c) for seen, c in zip(sets["lsns"], sets["nsctl"], strict=True))
     result = {
         "n": n,
         "created": ncreated,
@@ -306,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "lsns_argv": lsns, "results": results}, indent=1) + "\n")
     log(f"wrote {path}")
     bad = [r for r in results
-           if r["lsns_not_in_nsctl"] or r["leftovers"] or r["created_found_by_nsctl"] < r["created"]]
+           if r["lsns_not_in_nsctl"] or r["leftovers"]
+           or r["created_found_by_nsctl"] < r["created"]]
     return 1 if bad else 0
 
 

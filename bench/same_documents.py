@@ -144,7 +144,7 @@ def compare(old: Path, new: Path, work: Path) -> int:
             print(f"           old: exit {a[0]}, {len(a[1])} bytes, {a[2][:200]!r}")
             print(f"           new: exit {b[0]}, {len(b[1])} bytes, {b[2][:200]!r}")
     api = [run(tree, ["-c", API_SCRIPT, str(snapshot), *specs], work) for tree in (old, new)]
-    for tree, (rc, out, err) in zip((old, new), api):
+    for tree, (rc, _out, err) in zip((old, new), api, strict=True):
         if rc != 0:
             print(f"DIFFERENT  API documents: {tree} failed: {err.decode().strip()[-300:]}")
             return 1

@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.concurrency} connections, {args.seconds:g} s per case\n")
     print("| request | req/s | p50 ms | p99 ms | max ms | body bytes | errors | load before |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
-    for name, c in result["cases"].items():
+    for c in result["cases"].values():
         print(f"| GET {c['path']} | {c['rps']:.0f} | {c['p50_ms']:.1f} | {c['p99_ms']:.1f} | "
               f"{c['max_ms']:.1f} | {c['bytes']} | {c['error_count']} | "
               f"{c['loadavg_before_after'][0]} |")

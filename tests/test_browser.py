@@ -34,7 +34,8 @@ SHOW_MS = 60_000      # a change reaches the page within a rescan (max-age 5 s) 
 pytestmark = [
     root_only,
     pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"needs Debian's chromium at {CHROMIUM} (scripts/setup test installs it)"),
+                       reason=f"needs Debian's chromium at {CHROMIUM} "
+                              "(scripts/setup test installs it)"),
 ]
 playwright = pytest.importorskip("playwright.sync_api",
                                  reason="needs Playwright (pip install -e '.[test]')")
@@ -149,7 +150,8 @@ def test_page_finds_shows_and_drops_a_namespace(server, browser, scratch):
         expect(details).to_have_attribute("data-selected", str(ino))
         expect(details.locator("h2")).to_have_text(f"net:[{ino}]")
         expect(details).to_contain_text(pinned.path)                      # what holds it
-        expect(details.locator("[data-view=net] .interfaces")).to_contain_text("lo", timeout=SHOW_MS)
+        expect(details.locator("[data-view=net] .interfaces")).to_contain_text(
+            "lo", timeout=SHOW_MS)
         # The topology has its box (the server's first /net reads every network
         # namespace: seconds on a host with a thousand); clearing the search keeps the
         # selection.

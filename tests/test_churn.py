@@ -18,6 +18,7 @@ import support.churn
 from support import namespaces, root_only
 
 import nsctl
+from nsctl.model import Reference
 
 pytestmark = root_only
 
@@ -185,7 +186,7 @@ def _check(snaps: list, log: list[dict], summary: dict, user, pinned, costs: lis
         workers = {pid for pid, proc in snap.processes.items()
                    if pid in by_task and proc.comm in support.churn.CHURN_COMMS}
 
-        def had(r) -> set[tuple[str, int]] | None:
+        def had(r: Reference, workers: set[int] = workers) -> set[tuple[str, int]] | None:
             """What the task behind a process or thread reference ever had, if it is ours.
 
             A process's links are those of its main thread, but once that has exited

@@ -475,8 +475,8 @@ def test_container_spec_errors(cgroups):
         ]
         for spec, message in cases:
             proc = nsctl("show", spec, check=False)
-            lines = [l for l in proc.stderr.splitlines()
-                     if not l.startswith("nsctl: partial result")]
+            lines = [line for line in proc.stderr.splitlines()
+                     if not line.startswith("nsctl: partial result")]
             assert proc.returncode == 1 and len(lines) == 1 and message in lines[0], \
                 (spec, proc.stderr)
         # A longer prefix picks one; the full id too.

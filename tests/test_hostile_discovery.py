@@ -538,7 +538,7 @@ def test_snapshot_refuses_a_fifo_a_symlink_and_another_users_file(scratch):
 
 @root_only
 def test_watch_record_refuses_a_fifo_a_symlink_and_another_users_file(scratch):
-    for kind, path in _hostile_files(scratch, "h.db").items():
+    for path in _hostile_files(scratch, "h.db").values():
         _refused(["watch", "--record", str(path), "--duration", "1"], path)
     assert (scratch / "symlink" / "victim").read_text() == "root's\n"
     assert (scratch / "other-user" / "h.db").read_text() == "theirs\n"

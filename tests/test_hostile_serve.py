@@ -30,13 +30,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from conftest import netns_tag
 from support import cli, root_only
 from support.serve import EventReader, Server, running_server
+
+if TYPE_CHECKING:
+    import schemathesis
 
 nsctl = cli.run_nsctl
 
@@ -243,7 +246,7 @@ def test_with_a_token_other_users_get_nothing(scratch: Path) -> None:
                       {"path": "/metrics", "headers": bearer_metrics},
                       {"path": "/api/v1/processes", "headers": bearer_metrics},
                       {"path": "/api/v1/processes", "headers": AUTH})
-        for path, answer in zip(paths + paths[:2], got):
+        for path, answer in zip(paths + paths[:2], got, strict=True):
             assert answer["status"] == 401, (path, answer)
             assert "missing or wrong bearer token" in error_line(answer)
         health, scrape, not_metrics, granted = got[len(paths) + 2:]
@@ -392,7 +395,7 @@ def test_cross_site_and_non_json_requests_are_refused(scratch: Path) -> None:
             ({**diff, "headers": AUTH, "body_type": "application/json; charset=utf-8"}, 200),
         ]
         got = answers(NOBODY, target, *(c for c, _ in cases))
-        for (case, status), answer in zip(cases, got):
+        for (case, status), answer in zip(cases, got, strict=True):
             assert answer["status"] == status, (case["headers"], answer["body"][:300])
             if status != 200:
                 error_line(answer)
@@ -601,7 +604,7 @@ def test_bad_input_is_a_4xx_with_one_line_never_a_500(scratch: Path, public_dir:
         ]
         got = answers(NOBODY, tcp_target(server), *tcp) + \
             answers(NOBODY, f"unix:{sock}", *unix)
-        for request, answer in zip(tcp + unix, got):
+        for request, answer in zip(tcp + unix, got, strict=True):
             what = (request["path"][:80], request.get("body", "")[:40])
             assert answer["status"] is not None and 400 <= answer["status"] < 500, \
                 (what, answer["status"], answer["body"][:300])
@@ -620,6 +623,32 @@ def test_bad_input_is_a_4xx_with_one_line_never_a_500(scratch: Path, public_dir:
 NOT_FUZZED = {("GET", "/api/v1/events")}
 
 
+def _fuzz(op: schemathesis.APIOperation, mode: schemathesis.GenerationMode,
+          client: httpx.Client, examples: int, sent: dict[tuple[str, str], set[int]],
+          route: tuple[str, str]) -> None:
+    """Send ``client`` what Schemathesis generates for ``op`` in ``mode`` (``examples``
+    cases at most), note each answer's status under ``route`` in ``sent``, and fail on
+    a 5xx."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    @given(case=op.as_strategy(generation_mode=mode))
+    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    def fuzz(case: schemathesis.Case) -> None:
+        kw = case.as_transport_kwargs(base_url=str(client.base_url))
+        body = kw.get("data")
+        response = client.request(
+            kw["method"], kw["url"], headers=kw.get("headers"),
+            params=kw.get("params"), json=kw.get("json"),
+            content=body.encode() if isinstance(body, str) else body,
+            timeout=30)
+        sent.setdefault(route, set()).add(response.status_code)
+        case.validate_response(response, checks=[not_a_server_error])
+
+    fuzz()
+
+
 @root_only
 def test_fuzzing_every_route_finds_no_server_error(scratch: Path, public_dir: str) -> None:
     """Schemathesis generates valid and invalid requests for each operation of the
@@ -627,9 +656,7 @@ def test_fuzzing_every_route_finds_no_server_error(scratch: Path, public_dir: st
     with a pin directory of this test's); none may be answered with a 5xx.
     Derandomized, so each run sends the same requests; about 400 in all."""
     import schemathesis
-    from hypothesis import HealthCheck, Phase, given, settings
     from schemathesis import GenerationMode
-    from schemathesis.checks import not_a_server_error
 
     token = secret(scratch / "token", TOKEN)
     sock = os.path.join(public_dir, "ops.sock")
@@ -656,22 +683,7 @@ def test_fuzzing_every_route_finds_no_server_error(scratch: Path, public_dir: st
             modes = [GenerationMode.POSITIVE] + ([GenerationMode.NEGATIVE] if inputs else [])
             with client:
                 for mode in modes:
-                    @given(case=op.as_strategy(generation_mode=mode))
-                    @settings(max_examples=25 if inputs else 1, derandomize=True,
-                              database=None, deadline=None, phases=[Phase.generate],
-                              suppress_health_check=list(HealthCheck))
-                    def fuzz(case) -> None:
-                        kw = case.as_transport_kwargs(base_url=str(client.base_url))
-                        body = kw.get("data")
-                        response = client.request(
-                            kw["method"], kw["url"], headers=kw.get("headers"),
-                            params=kw.get("params"), json=kw.get("json"),
-                            content=body.encode() if isinstance(body, str) else body,
-                            timeout=30)
-                        sent.setdefault(route, set()).add(response.status_code)
-                        case.validate_response(response, checks=[not_a_server_error])
-
-                    fuzz()
+                    _fuzz(op, mode, client, 25 if inputs else 1, sent, route)
         assert set(sent) == routes - NOT_FUZZED
         assert time.monotonic() - started < 60, sent
         assert os.listdir(pins) == []

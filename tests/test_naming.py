@@ -347,7 +347,7 @@ def test_sixty_thousand_namespaces_quickly():
     snap.namespaces[1] = Namespace(1, "user", id=1)
     snap.own = {"user": 1}
     ino = 2
-    for u in range(2000):
+    for _ in range(2000):
         user = Namespace(ino, "user", id=ino, owner=1, parent=1)
         snap.namespaces[ino] = user
         ino += 1

@@ -246,7 +246,7 @@ def test_translate_down(via):
         base = own_level()
         assert doc["levels"] == [{"ns": chain[base + i], "level": base + i, "pid": p}
                                  for i, p in enumerate(w3.nspid)]
-        assert pidns.levels_of(w3.pid, snap) == list(zip(chain[base:], w3.nspid))
+        assert pidns.levels_of(w3.pid, snap) == list(zip(chain[base:], w3.nspid, strict=True))
 
 
 @pytest.mark.parametrize("via", VIAS)

@@ -615,7 +615,8 @@ def test_pin_paths_are_checked(public_dir: str, scratch: Path) -> None:
            f"{pins}//x", "relative/x", "/etc/x", f"{pins}/..", f"{pins}/", "",
            "/run/netns/x", f"{pins}/a\nb"]
     try:
-        with running_server("--allow-ops", "--pin-dir", str(pins), unix=sock, tcp=False) as server, \
+        with running_server("--allow-ops", "--pin-dir", str(pins), unix=sock,
+                            tcp=False) as server, \
                 server.unix_client() as c:
             own = os.stat("/proc/self/ns/net").st_ino
             for path in bad:

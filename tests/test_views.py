@@ -102,7 +102,8 @@ def test_veth_pair_views(leak_scope):
         check_interfaces(a, a_dev)
         check_interfaces(b, b_dev)
         assert (("inet", pair.a_addr, pair.prefix) in
-                {(x["family"], x["address"], x["prefixlen"]) for x in by_name(a)["eth0"]["addresses"]})
+                {(x["family"], x["address"], x["prefixlen"])
+                 for x in by_name(a)["eth0"]["addresses"]})
         check_peer(a, a_dev["eth0"], pair.b_ino)
         check_peer(b, b_dev["eth0"], pair.a_ino)
         # Each end names the other by name too (RTM_GETLINK in the peer's namespace).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -141,8 +142,9 @@ def own_netns() -> Iterator[OwnNet]:
 # --- nsctl run in the background -----------------------------------------------------------------
 
 def _no_core() -> None:
-    import resource
-
+    """For ``preexec_fn``: no core file from a command the test kills.  It only makes one
+    system call (its import is done beforehand), so it is safe between fork and exec
+    even while the test runs threads."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
@@ -159,7 +161,8 @@ class Running:
         test can do what Ctrl-C does: signal the whole group)."""
         self.popen = subprocess.Popen([*prefix, *NSCTL, *map(str, argv)], cwd=cwd,
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, preexec_fn=_no_core,
+                                      stderr=subprocess.PIPE, text=True,
+                                      preexec_fn=_no_core,  # noqa: PLW1509 (see _no_core)
                                       start_new_session=session)
         self.pid = self.popen.pid
 

@@ -2,8 +2,8 @@
 
 :func:`running_server` starts ``python -m nsctl serve`` on a free loopback port
 (``--listen 127.0.0.1:0``, with ``--no-token`` unless a token is given; the port
-is read from the line it prints) and/or a unix socket, waits until the first model is served, and at the end stops it
-with SIGTERM and checks that it exited cleanly.
+is read from the line it prints) and/or a unix socket, waits until the first model is
+served, and at the end stops it with SIGTERM and checks that it exited cleanly.
 """
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def stop(popen: subprocess.Popen, timeout: float = 15.0) -> int:
     except subprocess.TimeoutExpired:
         popen.kill()
         popen.wait()
-        raise AssertionError(f"nsctl serve did not stop within {timeout}s of SIGTERM")
+        raise AssertionError(f"nsctl serve did not stop within {timeout}s of SIGTERM") from None
     finally:
         if popen.stderr is not None:
             popen.stderr.close()
