@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -122,7 +123,7 @@ def _missing(runs: dict[str, list]) -> set[int]:
     """Namespaces every lsns run saw and no nsctl run did."""
     lsns_sets = [set(namespaces(s)) for s in runs["lsns"]]
     nsctl_sets = [set(namespaces(s)) for s in runs["nsctl"]]
-    return set.intersection(*lsns_sets) - set.union(*nsctl_sets)
+    return set.intersection(*lsns_sets) - set[int]().union(*nsctl_sets)
 
 
 def confirm_missing(timer: Timer, candidates: set[int], nsctl: list[str], lsns: list[str],
@@ -169,6 +170,7 @@ def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str]
         confirmed = confirm_missing(timer, candidates, nsctl, lsns) if candidates else set()
         prof = profile(timer, ["ls", "--json"]) if want_profile else None
         build_s = topo.build_seconds
+        assert build_s is not None   # entering the topology built it
         summary = topo.summary()
         ncreated = len(topo.namespaces)
     left = leftovers(topo)
@@ -176,7 +178,7 @@ def bench_one(timer: Timer, n: int, reps: int, nsctl: list[str], lsns: list[str]
     sets = {name: [set(namespaces(s)) for s in samples] for name, samples in runs.items()}
     missing = sorted(confirmed)
     worst_pair = max(len(seen - c) for seen, c in zip(sets["lsns"], sets["nsctl"], strict=True))
-    result = {
+    result: dict[str, Any] = {
         "n": n,
         "created": ncreated,
         "created_by": summary,

@@ -119,6 +119,7 @@ def _start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
            if k not in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")}
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=env)
+    assert proc.stderr is not None   # stderr=PIPE
     ready, _, _ = select.select([proc.stderr], [], [], 60)
     line = proc.stderr.readline().decode() if ready else ""
     m = re.search(r"listening on (http://[0-9.]+:\d+)", line)

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "nsctl_uts_with_owner": min(uts_with_owner(s) for s in runs["nsctl"]),
         "created_found_by_nsctl": min(len(created & x) for x in nsctl_sets),
         "created_found_by_lsns": min(len(created & x) for x in lsns_sets),
-        "lsns_not_in_nsctl": len(set.intersection(*lsns_sets) - set.union(*nsctl_sets)),
+        "lsns_not_in_nsctl": len(set.intersection(*lsns_sets) - set[int]().union(*nsctl_sets)),
         "nsctl_stderr": sorted({s.err.decode(errors="replace").strip()
                                 for s in runs["nsctl"] if s.err})[:3],
         "leftovers": left,
