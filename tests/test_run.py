@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -336,7 +337,7 @@ def test_run_exit_status(flags, script, code):
 
 # === run: failures leave nothing behind ======================================================
 
-def _assert_no_processes(keep: list[int] = ()) -> None:
+def _assert_no_processes(keep: Sequence[int] = ()) -> None:
     left = [p for p in processes.descendants(os.getpid()) if p not in keep and
             p not in _descendants_of(keep)]
     assert left == [], {p: processes.comm(p) for p in left}

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -523,7 +524,7 @@ def test_help_does_not_import_the_web_stack() -> None:
 NOBODY = 65534
 
 
-def _as_nobody(sock: str, request: bytes, groups: list[int] = ()) -> tuple[int, dict]:
+def _as_nobody(sock: str, request: bytes, groups: Sequence[int] = ()) -> tuple[int, dict]:
     """The request sent by a process running as uid/gid 65534 (connects as that uid),
     with only ``groups`` as its supplementary groups."""
     code = ("import json, sys\n"
@@ -539,7 +540,7 @@ def _as_nobody(sock: str, request: bytes, groups: list[int] = ()) -> tuple[int, 
     return status, body
 
 
-def _pinned_as_nobody(server, sock: str, ino: int, target: str, groups: list[int] = ()) -> None:
+def _pinned_as_nobody(server, sock: str, ino: int, target: str, groups: Sequence[int] = ()) -> None:
     """Pin net:[ino] at ``target`` as uid 65534 (with ``groups``): it must work; then
     unpin it as root."""
     status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target), groups)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 import pytest
@@ -34,7 +35,7 @@ def _when(event: dict) -> float:
 class Watch:
     """``nsctl watch --json`` running; ``wait_for`` returns the first matching event."""
 
-    def __init__(self, *args: str, duration: float = 60.0, prefix: list[str] = ()) -> None:
+    def __init__(self, *args: str, duration: float = 60.0, prefix: Sequence[str] = ()) -> None:
         self.argv = [*prefix, sys.executable, "-m", "nsctl", "watch", "--json",
                      "--duration", str(duration), *args]
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

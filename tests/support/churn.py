@@ -46,7 +46,7 @@ def _thread_churn(chan: Channel, width: int) -> None:
     for 0-20 ms; on any message, the NS_GET_ID of every uts namespace they made."""
     import random
 
-    made: list[int] = []
+    made: list[int | None] = []   # (None where the kernel has no NS_GET_ID)
     lock = threading.Lock()
 
     def run(seed: int) -> None:

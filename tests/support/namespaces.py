@@ -458,6 +458,7 @@ def netns_held_by_fd(directory: Path | None = None, via: str = "proc") -> Iterat
                 holder.send({"open": [f"/proc/{maker.pid}/ns/net"]})
                 fd = holder.ready()["fds"][0]
             elif via == "detached":
+                assert directory is not None, "via='detached' needs a directory"
                 path = directory / "netns-detached"
                 path.touch()
                 try:

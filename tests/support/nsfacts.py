@@ -94,7 +94,7 @@ def facts(path: str | Path) -> NsFacts:
 def ancestry(path: str | Path) -> list[NsFacts]:
     """A user or PID namespace and its parents (NS_GET_PARENT), innermost first."""
     out = []
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     while fd is not None:
         try:
             out.append(facts_of_fd(fd))

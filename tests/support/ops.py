@@ -14,7 +14,7 @@ import resource
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +156,7 @@ class Running:
     """
 
     def __init__(self, argv: list[str], cwd: str | Path | None = None,
-                 prefix: list[str] = (), session: bool = False) -> None:
+                 prefix: Sequence[str] = (), session: bool = False) -> None:
         """session: in a process group of its own, as a shell's foreground job is (so the
         test can do what Ctrl-C does: signal the whole group)."""
         self.popen = subprocess.Popen([*prefix, *NSCTL, *map(str, argv)], cwd=cwd,

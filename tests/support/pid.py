@@ -423,8 +423,9 @@ def _fuse_daemon(chan: Channel, point: str) -> None:
     chan.send({"role": "D", "pid": os.getpid()})
 
     def serve() -> None:
+        watched: list[int | socket.socket] = [dev, chan.sock]
         while True:
-            ready = select.select([dev, chan.sock], [], [])[0]
+            ready = select.select(watched, [], [])[0]
             if chan.sock in ready:
                 chan.sock.recv(1 << 16, socket.MSG_DONTWAIT)
                 return                 # 'down', or the test closed its end

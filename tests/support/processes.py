@@ -16,7 +16,7 @@ import signal
 import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +124,7 @@ class Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
 
-    def send(self, obj: Any = None, fds: list[int] = ()) -> None:
+    def send(self, obj: Any = None, fds: Sequence[int] = ()) -> None:
         data = json.dumps(obj).encode()
         if fds:
             socket.send_fds(self.sock, [data], list(fds))
@@ -208,7 +208,7 @@ class Child:
             os.close(fd)
         return msg
 
-    def send(self, obj: Any = None, fds: list[int] = ()) -> None:
+    def send(self, obj: Any = None, fds: Sequence[int] = ()) -> None:
         self.chan.send(obj, fds)
 
     def stop(self, grace: float = 5.0) -> None:

@@ -38,6 +38,7 @@ class Server:
 
     def client(self, token: str | None = None, **kw: Any) -> httpx.Client:
         """An HTTP client for the TCP address (bearer ``token`` if given)."""
+        assert self.url is not None, "this server listens on no TCP address"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kw)
 
@@ -186,6 +187,7 @@ class EventReader:
             self.sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
             host = parts.netloc
         else:
+            assert server.unix is not None, "this server listens on neither TCP nor a unix socket"
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.connect(server.unix)
             host = "localhost"
