@@ -17,11 +17,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING
 
 import pytest
 from support import root_only
 from support.namespaces import netns_bindmount
 from support.processes import descendants, terminate
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -49,9 +53,15 @@ def server() -> Iterator[str]:
                              "--no-token"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None   # stderr=PIPE
     lines: queue.Queue = queue.Queue()
+
+    def read_all(stream: IO[str]) -> None:
+        for line in stream:
+            lines.put(line)
+
     # Read stderr to its end all along (a full pipe would stall the server).
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True)
+    reader = threading.Thread(target=read_all, args=(proc.stderr,), daemon=True)
     reader.start()
     try:
         yield _listening(proc, lines)
@@ -85,7 +95,7 @@ def _listening(proc: subprocess.Popen, lines: queue.Queue, timeout: float = 60.0
 
 
 @pytest.fixture
-def browser() -> Iterator[playwright.Browser]:
+def browser() -> Iterator[Browser]:
     """Chromium; Playwright gives it a throwaway profile under TMPDIR and removes it
     on close (the leak check would see it otherwise)."""
     before = set(descendants(os.getpid()))

@@ -471,7 +471,7 @@ def test_a_global_rate_limit_bounds_all_peers_together(public_dir: str) -> None:
                         unix=sock, tcp=False, ready=False) as server:
         wait_healthy(server)
         started = time.monotonic()
-        codes = []
+        codes: list[int | None] = []
         for uid in OTHERS:
             got = as_user(uid, {"do": "requests", "target": f"unix:{sock}",
                                 "path": "/api/v1/status", "count": 4})["answers"]
@@ -541,7 +541,7 @@ def test_the_access_log_never_holds_the_token(scratch: Path) -> None:
                         token=TOKEN, ready=False) as server:
         wait_healthy(server)
         target = tcp_target(server)
-        requests = [
+        requests: list[dict[str, Any]] = [
             {"path": f"/api/v1/events?token={TOKEN}", "head_only": True},
             {"path": f"/api/v1/events?x=1&token={TOKEN}&access_token={TOKEN}",
              "head_only": True},
@@ -579,7 +579,7 @@ def test_bad_input_is_a_4xx_with_one_line_never_a_500(scratch: Path, public_dir:
                         token=TOKEN) as server:
         json_body = {"Content-Type": "application/json"}
         deep = 100_000
-        tcp = [
+        tcp: list[dict[str, Any]] = [
             {"method": "POST", "path": "/api/v1/diff", "headers": {**AUTH, **json_body},
              "nested": deep},
             {"method": "POST", "path": "/api/v1/diff", "headers": {**AUTH, **json_body},
@@ -594,7 +594,7 @@ def test_bad_input_is_a_4xx_with_one_line_never_a_500(scratch: Path, public_dir:
             {"path": "/api/v1/namespaces/" + "9" * 5000, "headers": AUTH},
             {"path": "/api/v1/namespaces/" + "9" * 4000, "headers": AUTH},
         ]
-        unix = [
+        unix: list[dict[str, Any]] = [
             {"method": "POST", "path": "/api/v1/pins", "headers": json_body, "nested": deep},
             {"method": "POST", "path": "/api/v1/pins", "headers": json_body,
              "body": '{"spec": NESTED, "path": "x"}', "nested": deep, "nest": "object"},
@@ -657,6 +657,7 @@ def test_fuzzing_every_route_finds_no_server_error(scratch: Path, public_dir: st
     Derandomized, so each run sends the same requests; about 400 in all."""
     import schemathesis
     from schemathesis import GenerationMode
+    from schemathesis.core.result import Err
 
     token = secret(scratch / "token", TOKEN)
     sock = os.path.join(public_dir, "ops.sock")
@@ -667,7 +668,11 @@ def test_fuzzing_every_route_finds_no_server_error(scratch: Path, public_dir: st
                         token=TOKEN) as server:
         document = server.json("/openapi.json")
         schema = schemathesis.openapi.from_dict(document)
-        operations = [result.ok() for result in schema.get_all_operations()]
+        operations = []
+        for result in schema.get_all_operations():
+            if isinstance(result, Err):
+                raise AssertionError(f"an operation Schemathesis cannot read: {result.err()}")
+            operations.append(result.ok())
         routes = {(op.method.upper(), op.path) for op in operations}
         assert {("POST", "/api/v1/pins"), ("DELETE", "/api/v1/pins"),
                 ("POST", "/api/v1/diff")} <= routes, routes

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -360,8 +361,10 @@ def test_token_checked_on_every_api_request(scratch: Path) -> None:
             assert c.get("/api/v1/status").status_code == 200
             assert c.get("/metrics").status_code == 200
         # EventSource cannot send headers: the stream takes ?token=.
+        assert server.url is not None
         host = server.url.split("//")[1]
-        with socket.create_connection(tuple(host.split(":"))) as s:
+        hostname, port = host.rsplit(":", 1)
+        with socket.create_connection((hostname, int(port))) as s:
             s.sendall(f"GET /api/v1/events?token={TOKEN} HTTP/1.0\r\nHost: {host}\r\n\r\n"
                       .encode())
             assert s.recv(100).split()[1] == b"200"
@@ -423,6 +426,7 @@ def test_started_from_python(scratch: Path) -> None:
     popen = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server = Server(popen, None, sock)
+    assert popen.stderr is not None   # stderr=PIPE
     try:
         wait_until(lambda: os.path.exists(sock) or popen.poll() is not None, 30, "the socket")
         assert popen.poll() is None, popen.stderr.read().decode()
@@ -447,7 +451,8 @@ def test_config_errors_from_python_are_the_command_lines(scratch: Path) -> None:
     token = scratch / "token"
     token.write_text(TOKEN)
     token.chmod(0o644)
-    cases = [({"listen": "0.0.0.0:0"}, "--listen", "--listen 0.0.0.0:0"),
+    cases: list[tuple[dict[str, Any], str, str]] = [
+             ({"listen": "0.0.0.0:0"}, "--listen", "--listen 0.0.0.0:0"),
              ({"listen": "nonsense"}, "--listen", "--listen nonsense"),
              ({"listen": "127.0.0.1:0", "token_file": str(token)}, "--token-file",
               f"--listen 127.0.0.1:0 --token-file {token}"),
@@ -676,7 +681,7 @@ def test_tls(scratch: Path) -> None:
     try:
         with running_server("--tls-cert", str(cert), "--tls-key", str(key), "--token", TOKEN,
                             ready=False) as server:
-            assert server.url.startswith("https://")
+            assert server.url is not None and server.url.startswith("https://")
             with httpx.Client(base_url=server.url, verify=False, timeout=30,
                               headers={"Authorization": f"Bearer {TOKEN}"}) as c:
                 wait_until(lambda: c.get("/api/v1/status").status_code == 200, 60, "a model")

@@ -40,6 +40,8 @@ class Watch:
                      "--duration", str(duration), *args]
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None and self.proc.stderr is not None   # both PIPE
+        self.stdout, self.stderr = self.proc.stdout, self.proc.stderr
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[dict] = []
         self.banner = self._banner()
@@ -48,14 +50,14 @@ class Watch:
         self.started = time.time()
 
     def _banner(self, timeout: float = 60.0) -> str:
-        ready, _, _ = select.select([self.proc.stderr], [], [], timeout)
+        ready, _, _ = select.select([self.stderr], [], [], timeout)
         assert ready, "watch printed no start line"
-        line = self.proc.stderr.readline()
+        line = self.stderr.readline()
         assert line.startswith("nsctl watch: watching"), line
         return line
 
     def _read(self) -> None:
-        for line in self.proc.stdout:
+        for line in self.stdout:
             self.lines.put(json.loads(line))
         self.lines.put(None)
 
@@ -71,7 +73,7 @@ class Watch:
                 e = self.lines.get(timeout=left)
             except queue.Empty:
                 continue
-            assert e is not None, f"watch ended without event {match}: {self.proc.stderr.read()}"
+            assert e is not None, f"watch ended without event {match}: {self.stderr.read()}"
             self.seen.append(e)
             if all(e.get(k) == v for k, v in match.items()):
                 return e
@@ -82,9 +84,9 @@ class Watch:
             self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
         self.reader.join(timeout=30)
-        err = self.proc.stderr.read()
-        self.proc.stderr.close()
-        self.proc.stdout.close()
+        err = self.stderr.read()
+        self.stderr.close()
+        self.stdout.close()
         assert "Traceback" not in err, err
         assert self.proc.returncode == 0, (self.proc.returncode, err)
         return err
@@ -96,7 +98,7 @@ class Watch:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=60)
-        for f in (self.proc.stdout, self.proc.stderr):
+        for f in (self.stdout, self.stderr):
             if not f.closed:
                 f.close()
 

@@ -634,7 +634,7 @@ def for_children(fork: bool) -> Iterator[ForChildren]:
 class Command:
     popen: subprocess.Popen
     pid: int
-    child: int | None = None        # the process unshare(1) forked
+    child: int      # the one running sleep: what unshare(1) forked (itself, without --fork)
 
 
 @contextmanager
@@ -648,7 +648,6 @@ def unshare_command(args: list[str], fork: bool = True,
         argv = ["taskset", "--cpu-list", str(cpu), *argv]
     popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     try:
-        cmd = Command(popen=popen, pid=popen.pid)
         deadline = time.monotonic() + 10
         while True:
             watch = [p for p, pp in ppid_map().items() if pp == popen.pid] if fork else [popen.pid]
@@ -659,8 +658,7 @@ def unshare_command(args: list[str], fork: bool = True,
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{argv} did not start")
             time.sleep(0.005)
-        cmd.child = watch[0] if fork else None
-        yield cmd
+        yield Command(popen=popen, pid=popen.pid, child=watch[0])
     finally:
         terminate([popen.pid] + descendants(popen.pid))
         popen.wait(timeout=10)
