@@ -125,8 +125,10 @@ def test_parse(text: str, want: tuple | None) -> None:
 def test_v2_line_comes_first_then_name_systemd() -> None:
     text = (f"5:pids:/docker/{H2}\n1:name=systemd:/lxc/c1\n"
             f"0::/system.slice/docker-{H1}.scope\n")
-    assert containers.parse(text).id == H1
-    assert containers.parse(text.replace(f"0::/system.slice/docker-{H1}.scope", "0::/")).id == "c1"
+    both = containers.parse(text)
+    assert both is not None and both.id == H1
+    only_v1 = containers.parse(text.replace(f"0::/system.slice/docker-{H1}.scope", "0::/"))
+    assert only_v1 is not None and only_v1.id == "c1"
 
 
 def _squeezed(text: str) -> str:

@@ -97,7 +97,7 @@ class OpenWatch:
 
     def opened(self) -> list[str]:
         """What was opened since the last call."""
-        out = []
+        out: list[str] = []
         while True:
             try:
                 data = os.read(self.fd, 65536)
@@ -126,6 +126,7 @@ class Hostile:
 
 
 def _wait_line(proc: subprocess.Popen, expect: str) -> None:
+    assert proc.stdout is not None and proc.stderr is not None   # both PIPE
     ready, _w, _x = select.select([proc.stdout], [], [], TIMEOUT)
     line = proc.stdout.readline().decode() if ready else ""
     if line.strip() != expect:
