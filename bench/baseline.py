@@ -15,9 +15,9 @@ import statistics
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 300

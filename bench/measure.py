@@ -191,7 +191,7 @@ class Stats:
     maximum: float
 
     @classmethod
-    def of(cls, values: list[float]) -> "Stats":
+    def of(cls, values: list[float]) -> Stats:
         return cls(statistics.median(values), min(values), max(values))
 
 

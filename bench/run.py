@@ -22,12 +22,23 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baseline import ab_envs, ab_markdown, ab_summary, checkout, short_commit  # noqa: E402
-from measure import (REPO, VENV_BIN, Stats, Timer, add_timing_args, describe,  # noqa: E402
-                     lsns_argv, namespaces, nsctl_argv, profile)
+from measure import (  # noqa: E402
+    REPO,
+    VENV_BIN,
+    Stats,
+    Timer,
+    add_timing_args,
+    describe,
+    lsns_argv,
+    namespaces,
+    nsctl_argv,
+    profile,
+)
 from topology import Topology, leftovers, log  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -117,7 +128,7 @@ def _missing(runs: dict[str, list]) -> set[int]:
     """Namespaces every lsns run saw and no nsctl run did."""
     lsns_sets = [set(namespaces(s)) for s in runs["lsns"]]
     nsctl_sets = [set(namespaces(s)) for s in runs["nsctl"]]
-    return set.intersection(*lsns_sets) - set.union(*nsctl_sets)
+    return set.intersection(*lsns_sets) - set[int]().union(*nsctl_sets)
 
 
 def confirm_missing(timer: Timer, candidates: set[int], nsctl: list[str], lsns: list[str],
@@ -169,14 +180,15 @@ def bench_one(timer: Timer, n: int, reps: int, tools: dict[str, list[str]],
         confirmed = confirm_missing(timer, candidates, nsctl, lsns) if candidates else set()
         prof = profile(timer, ["ls", "--json"]) if want_profile else None
         build_s = topo.build_seconds
+        assert build_s is not None   # entering the topology built it
         summary = topo.summary()
         ncreated = len(topo.namespaces)
     left = leftovers(topo)
 
     sets = {name: [set(namespaces(s)) for s in samples] for name, samples in runs.items()}
     missing = sorted(confirmed)
-    worst_pair = max(len(l - c) for l, c in zip(sets["lsns"], sets["nsctl"]))
-    result = {
+    worst_pair = max(len(seen - c) for seen, c in zip(sets["lsns"], sets["nsctl"], strict=True))
+    result: dict[str, Any] = {
         "n": n,
         "created": ncreated,
         "created_by": summary,
@@ -322,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "lsns_argv": lsns, "results": results}, indent=1) + "\n")
     log(f"wrote {path}")
     bad = [r for r in results
-           if r["lsns_not_in_nsctl"] or r["leftovers"] or r["created_found_by_nsctl"] < r["created"]]
+           if r["lsns_not_in_nsctl"] or r["leftovers"]
+           or r["created_found_by_nsctl"] < r["created"]]
     return 1 if bad else 0
 
 

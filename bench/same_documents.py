@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from baseline import REPO as HERE, TIMEOUT, check_imports, checkout, tree_env  # noqa: E402
+from baseline import REPO as HERE  # noqa: E402
+from baseline import TIMEOUT, check_imports, checkout, tree_env
 
 # Built inside each tree: the API documents as the routes write them (serve/app.py
 # encodes with json.dumps; /namespaces is documents.ls_text of the snapshot document).
@@ -123,7 +124,7 @@ def compare(old: Path, new: Path, work: Path) -> int:
             print(f"           old: exit {a[0]}, {len(a[1])} bytes, {a[2][:200]!r}")
             print(f"           new: exit {b[0]}, {len(b[1])} bytes, {b[2][:200]!r}")
     api = [run(tree, ["-c", API_SCRIPT, str(snapshot), *specs], work) for tree in (old, new)]
-    for tree, (rc, out, err) in zip((old, new), api):
+    for tree, (rc, _out, err) in zip((old, new), api, strict=True):
         if rc != 0:
             print(f"DIFFERENT  API documents: {tree} failed: {err.decode().strip()[-300:]}")
             return 1

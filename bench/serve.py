@@ -119,6 +119,7 @@ def _start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
            if k not in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")}
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=env)
+    assert proc.stderr is not None   # stderr=PIPE
     ready, _, _ = select.select([proc.stderr], [], [], 60)
     line = proc.stderr.readline().decode() if ready else ""
     m = re.search(r"listening on (http://[0-9.]+:\d+)", line)
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.concurrency} connections, {args.seconds:g} s per case\n")
     print("| request | req/s | p50 ms | p99 ms | max ms | body bytes | errors | load before |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
-    for name, c in result["cases"].items():
+    for c in result["cases"].values():
         print(f"| GET {c['path']} | {c['rps']:.0f} | {c['p50_ms']:.1f} | {c['p99_ms']:.1f} | "
               f"{c['max_ms']:.1f} | {c['bytes']} | {c['error_count']} | "
               f"{c['loadavg_before_after'][0]} |")

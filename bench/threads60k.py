@@ -27,8 +27,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baseline import ab_envs, ab_markdown, ab_summary, checkout  # noqa: E402
-from measure import (VENV_BIN, Stats, Timer, add_timing_args, describe, lsns_argv,  # noqa: E402
-                     namespaces, nsctl_argv, profile)
+from measure import (  # noqa: E402
+    VENV_BIN,
+    Stats,
+    Timer,
+    add_timing_args,
+    describe,
+    lsns_argv,
+    namespaces,
+    nsctl_argv,
+    profile,
+)
 from run import RESULTS, host_info, loadavg  # noqa: E402
 from topology import HERE, Workdir, leftovers, log, read_sysctl  # noqa: E402
 
@@ -160,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "nsctl_uts_with_owner": min(uts_with_owner(s) for s in runs["nsctl"]),
         "created_found_by_nsctl": min(len(created & x) for x in nsctl_sets),
         "created_found_by_lsns": min(len(created & x) for x in lsns_sets),
-        "lsns_not_in_nsctl": len(set.intersection(*lsns_sets) - set.union(*nsctl_sets)),
+        "lsns_not_in_nsctl": len(set.intersection(*lsns_sets) - set[int]().union(*nsctl_sets)),
         "nsctl_stderr": sorted({s.err.decode(errors="replace").strip()
                                 for s in runs["nsctl"] if s.err})[:3],
         "leftovers": left,

@@ -49,8 +49,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TMP_ROOT = Path("/tmp")
@@ -158,7 +161,7 @@ class Workdir:
         self.namespaces: list[Created] = []        # what helpers reported they made
         self.sysctl_saved: dict[str, str] = {}
         self._open = False
-        self._old_handlers: dict[int, object] = {}
+        self._old_handlers: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
         self.teardown_seconds: float | None = None
 
     def _on_line(self, line: str) -> None:
@@ -369,7 +372,7 @@ class Plan:
     bindmount_init: int
 
     @classmethod
-    def for_n(cls, n: int, mix: dict[str, float] | None = None, init_mounts: int = 20) -> "Plan":
+    def for_n(cls, n: int, mix: dict[str, float] | None = None, init_mounts: int = 20) -> Plan:
         mix = mix or DEFAULT_MIX
         total = sum(mix.values())
         proc = round(n * mix.get("process", 0) / total)

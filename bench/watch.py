@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -42,8 +43,10 @@ class Watch:
         self.proc = subprocess.Popen([str(REPO / ".venv/bin/nsctl"), "watch", "--json", *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, text=True, env=env)
-        ready, _, _ = select.select([self.proc.stderr], [], [], 120)
-        self.banner = self.proc.stderr.readline().strip() if ready else ""
+        assert self.proc.stdout is not None and self.proc.stderr is not None   # both PIPE
+        self.stdout, self.stderr = self.proc.stdout, self.proc.stderr
+        ready, _, _ = select.select([self.stderr], [], [], 120)
+        self.banner = self.stderr.readline().strip() if ready else ""
         if not self.banner.startswith("nsctl watch: watching"):
             self.close()
             raise SystemExit(f"watch did not start: {self.banner!r}")
@@ -51,7 +54,7 @@ class Watch:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        for line in self.proc.stdout:
+        for line in self.stdout:
             self.lines.put((time.monotonic(), json.loads(line)))
 
     def wait_for(self, since: float, timeout: float = 30.0, **match) -> float | None:
@@ -118,7 +121,7 @@ def bench(n: int, reps: int) -> list[dict]:
                 rounds = [one_round(watch, pin_dir) for _ in range(reps)]
             finally:
                 watch.close()
-            row = {"n": n, "created": len(topo.namespaces), "mode": mode,
+            row: dict[str, Any] = {"n": n, "created": len(topo.namespaces), "mode": mode,
                    "banner": watch.banner, "rounds": rounds}
             for kind in KINDS:
                 values = [r[kind] for r in rounds]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 
 import pytest
 
@@ -48,7 +49,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def leak_scope(tmp_path_factory: pytest.TempPathFactory) -> leaks.LeakScope:
+def leak_scope(tmp_path_factory: pytest.TempPathFactory) -> Iterator[leaks.LeakScope]:
     """Point TMPDIR at this session's temp dir, and say what counts as ours."""
     base = tmp_path_factory.getbasetemp()
     tmp = base / "TMPDIR"
@@ -73,7 +74,7 @@ def netns_tag() -> str:
 
 
 @pytest.fixture(autouse=True)
-def leaves_nothing_behind(leak_scope: leaks.LeakScope) -> None:
+def leaves_nothing_behind(leak_scope: leaks.LeakScope) -> Iterator[None]:
     before = leak_scope.capture()
     yield
     left = leak_scope.new_since(before, leak_scope.capture())

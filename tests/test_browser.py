@@ -16,13 +16,16 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING
 
 import pytest
-
 from support import root_only
 from support.namespaces import netns_bindmount
 from support.processes import descendants, terminate
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -35,7 +38,8 @@ SHOW_MS = 60_000      # a change reaches the page within a rescan (max-age 5 s) 
 pytestmark = [
     root_only,
     pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"needs Debian's chromium at {CHROMIUM} (scripts/setup test installs it)"),
+                       reason=f"needs Debian's chromium at {CHROMIUM} "
+                              "(scripts/setup test installs it)"),
 ]
 playwright = pytest.importorskip("playwright.sync_api",
                                  reason="needs Playwright (pip install -e '.[test]')")
@@ -49,9 +53,15 @@ def server() -> Iterator[str]:
                              "--no-token"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None   # stderr=PIPE
     lines: queue.Queue = queue.Queue()
+
+    def read_all(stream: IO[str]) -> None:
+        for line in stream:
+            lines.put(line)
+
     # Read stderr to its end all along (a full pipe would stall the server).
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True)
+    reader = threading.Thread(target=read_all, args=(proc.stderr,), daemon=True)
     reader.start()
     try:
         yield _listening(proc, lines)
@@ -85,7 +95,7 @@ def _listening(proc: subprocess.Popen, lines: queue.Queue, timeout: float = 60.0
 
 
 @pytest.fixture
-def browser() -> Iterator["playwright.Browser"]:
+def browser() -> Iterator[Browser]:
     """Chromium; Playwright gives it a throwaway profile under TMPDIR and removes it
     on close (the leak check would see it otherwise)."""
     before = set(descendants(os.getpid()))
@@ -150,7 +160,8 @@ def test_page_finds_shows_and_drops_a_namespace(server, browser, scratch):
         expect(details).to_have_attribute("data-selected", str(ino))
         expect(details.locator("h2")).to_have_text(f"net:[{ino}]")
         expect(details).to_contain_text(pinned.path)                      # what holds it
-        expect(details.locator("[data-view=net] .interfaces")).to_contain_text("lo", timeout=SHOW_MS)
+        expect(details.locator("[data-view=net] .interfaces")).to_contain_text(
+            "lo", timeout=SHOW_MS)
         # The topology has its box (the server's first /net reads every network
         # namespace: seconds on a host with a thousand); clearing the search keeps the
         # selection.

@@ -14,10 +14,11 @@ import os
 import time
 
 import pytest
-
-import nsctl
 import support.churn
 from support import namespaces, root_only
+
+import nsctl
+from nsctl.model import Reference
 
 pytestmark = root_only
 
@@ -185,15 +186,18 @@ def _check(snaps: list, log: list[dict], summary: dict, user, pinned, costs: lis
         workers = {pid for pid, proc in snap.processes.items()
                    if pid in by_task and proc.comm in support.churn.CHURN_COMMS}
 
-        def had(r) -> set[tuple[str, int]] | None:
+        def had(r: Reference, workers: set[int] = workers) -> set[tuple[str, int]] | None:
             """What the task behind a process or thread reference ever had, if it is ours.
 
             A process's links are those of its main thread, but once that has exited
             (as when the whole process exits) another thread's may stand for them.
             """
-            if r.kind not in ("process", "thread") or r.pid not in workers:
+            if r.kind not in ("process", "thread") or r.pid is None or r.pid not in workers:
                 return None
-            return by_task.get(r.tid, set()) if r.kind == "thread" else by_process[r.pid]
+            if r.kind == "thread":
+                assert r.tid is not None, "a thread reference without its tid"
+                return by_task.get(r.tid, set())
+            return by_process[r.pid]
 
         for ns in snap.namespaces.values():
             mine = _owned_by(snap, ns, user.ino) or any(had(r) is not None for r in ns.refs)
@@ -209,8 +213,8 @@ def _check(snaps: list, log: list[dict], summary: dict, user, pinned, costs: lis
                 bad("the churner's, but none of its workers made it", ns)
             churned += mine and ns.ino != user.ino
             for r in ns.refs:
-                known = had(r)
-                if known is not None and (r.link, ns.ino) not in known:
+                links = had(r)
+                if links is not None and (r.link, ns.ino) not in links:
                     bad("a worker never had this namespace", ns, r)
                 if r.kind == "bindmount" and r.mntns not in snap.namespaces:
                     bad("bind mount in a mount namespace missing from the snapshot", ns, r)

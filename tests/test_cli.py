@@ -163,7 +163,8 @@ def test_tree_marks_hidden_ancestors(spawn):
 
 @root_only
 def test_tree_pid(spawn):
-    s = spawn("unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "sleep", "600", final_comm="unshare")
+    s = spawn("unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "sleep", "600",
+              final_comm="unshare")
     child = None
     deadline = time.monotonic() + 5
     while child is None and time.monotonic() < deadline:
@@ -213,7 +214,8 @@ def test_show_accepts_every_spec_form(spawn, netns_file):
 def test_bad_input_is_one_line_and_exit_1(argv, message):
     proc = nsctl(*argv, check=False)
     assert proc.returncode == 1
-    lines = [l for l in proc.stderr.splitlines() if not l.startswith("nsctl: partial result")]
+    lines = [line for line in proc.stderr.splitlines()
+             if not line.startswith("nsctl: partial result")]
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -228,7 +230,7 @@ def test_output_that_cannot_be_written_is_one_line_and_exit_1(argv):
         proc = subprocess.run([sys.executable, "-m", "nsctl", *argv], stdout=full, env=env,
                               stderr=subprocess.PIPE, text=True, timeout=60)
     assert proc.returncode == 1
-    lines = [l for l in proc.stderr.splitlines() if "partial result" not in l]
+    lines = [line for line in proc.stderr.splitlines() if "partial result" not in line]
     assert len(lines) == 1 and lines[0].startswith("nsctl") \
         and lines[0].endswith(": No space left on device"), proc.stderr
 

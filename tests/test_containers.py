@@ -14,16 +14,16 @@ import errno
 import json
 import os
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from support import cli, leaks, nsfacts, processes, syscalls
 
 from nsctl.discovery import cgroup_names as containers
 from nsctl.model import Container, Namespace, Process, Snapshot
-from support import cli, leaks, nsfacts, processes, syscalls
 
 nsctl = partial(cli.run_nsctl, check=True)
 
@@ -125,8 +125,10 @@ def test_parse(text: str, want: tuple | None) -> None:
 def test_v2_line_comes_first_then_name_systemd() -> None:
     text = (f"5:pids:/docker/{H2}\n1:name=systemd:/lxc/c1\n"
             f"0::/system.slice/docker-{H1}.scope\n")
-    assert containers.parse(text).id == H1
-    assert containers.parse(text.replace(f"0::/system.slice/docker-{H1}.scope", "0::/")).id == "c1"
+    both = containers.parse(text)
+    assert both is not None and both.id == H1
+    only_v1 = containers.parse(text.replace(f"0::/system.slice/docker-{H1}.scope", "0::/"))
+    assert only_v1 is not None and only_v1.id == "c1"
 
 
 def _squeezed(text: str) -> str:
@@ -475,8 +477,8 @@ def test_container_spec_errors(cgroups):
         ]
         for spec, message in cases:
             proc = nsctl("show", spec, check=False)
-            lines = [l for l in proc.stderr.splitlines()
-                     if not l.startswith("nsctl: partial result")]
+            lines = [line for line in proc.stderr.splitlines()
+                     if not line.startswith("nsctl: partial result")]
             assert proc.returncode == 1 and len(lines) == 1 and message in lines[0], \
                 (spec, proc.stderr)
         # A longer prefix picks one; the full id too.

@@ -153,8 +153,8 @@ def _pins(path: Path) -> dict[str, tuple[str, list[str]]]:
     """name -> (version, hashes) of a requirements file in pip's hash-checking form."""
     text = path.read_text().replace("\\\n", " ")
     out = {}
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         m = _PIN.match(line)

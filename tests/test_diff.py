@@ -15,7 +15,8 @@ from support import cli, namespaces, nsfacts, processes, root_only
 nsctl = cli.run_nsctl
 
 
-def _ids(path: str) -> tuple[int, int]:
+def _ids(path: str) -> tuple[int, int | None]:
+    """Inode and NS_GET_ID (None where the kernel has no NS_GET_ID) of a namespace."""
     fd = os.open(path, os.O_RDONLY)
     try:
         return os.fstat(fd).st_ino, nsfacts.ns_id(fd)

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from support import churn, namespaces, nsfacts, processes, root_only, syscalls
+from support.nsfacts import NsFacts, facts, link_ino
+from support.syscalls import LINK_TYPE, NS_LINKS
 
 import nsctl
-from support import churn, namespaces, nsfacts, processes, root_only, syscalls
-from support.nsfacts import facts, link_ino, NsFacts
-from support.syscalls import LINK_TYPE, NS_LINKS
 
 pytestmark = root_only
 

@@ -22,7 +22,8 @@ SEED_NUMBER = re.compile(r"\bseeds?\s+0\d\d\b", re.IGNORECASE)
 
 
 def documents() -> list[Path]:
-    found = [ROOT / "README.md", ROOT / "bench" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = [ROOT / "README.md", ROOT / "bench" / "README.md",
+             *sorted((ROOT / "docs").glob("*.md"))]
     changelog = ROOT / "CHANGELOG.md"
     if changelog.exists():
         found.append(changelog)

@@ -18,7 +18,6 @@ import subprocess
 from contextlib import ExitStack
 
 import pytest
-
 import support
 from support import cli, namespaces, processes, syscalls
 from support import ops as ot
@@ -64,7 +63,7 @@ def test_each_target_is_visited_in_its_place(workers):
         passed = [fd for items in results for _item, fd in items if fd is not None]
         for fd in passed:
             stack.callback(os.close, fd)
-        for fd, items in zip(fds, results):
+        for fd, items in zip(fds, results, strict=True):
             expected = os.fstat(fd).st_ino
             # (items without an fd travel batched, after the ones with one)
             assert [item for item, fd in items if fd is None] == [{"net": expected}]
@@ -103,7 +102,7 @@ def _ns_of_command(*enter_args: str) -> dict[str, str]:
     """readlink /proc/self/ns/* of the command nsctl enter runs."""
     out = ok("enter", *enter_args, "--", "readlink",
              *[f"/proc/self/ns/{t}" for t in TYPES]).stdout.split()
-    return dict(zip(TYPES, out))
+    return dict(zip(TYPES, out, strict=True))
 
 
 def test_enter_several_specs_at_once(target):
@@ -153,7 +152,7 @@ def test_enter_all_takes_every_namespace_root_and_cwd():
         script = ("readlink " + " ".join(f"/proc/self/ns/{t}" for t in TYPES) +
                   "; grep NSpid /proc/self/status; readlink /proc/self/cwd; id -u")
         out = ok("enter", "--all", str(cmd.child), "--", "sh", "-c", script).stdout.splitlines()
-        assert dict(zip(TYPES, out[:8])) == want
+        assert dict(zip(TYPES, out[:len(TYPES)], strict=True)) == want
         # /proc there is the target's own (--mount-proc): /proc/self resolving at all, with
         # one level, means the command is a process of the target's PID namespace.
         nspid = out[8].split()[1:]

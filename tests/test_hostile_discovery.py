@@ -35,10 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from conftest import netns_tag
@@ -97,7 +97,7 @@ class OpenWatch:
 
     def opened(self) -> list[str]:
         """What was opened since the last call."""
-        out = []
+        out: list[str] = []
         while True:
             try:
                 data = os.read(self.fd, 65536)
@@ -126,6 +126,7 @@ class Hostile:
 
 
 def _wait_line(proc: subprocess.Popen, expect: str) -> None:
+    assert proc.stdout is not None and proc.stderr is not None   # both PIPE
     ready, _w, _x = select.select([proc.stdout], [], [], TIMEOUT)
     line = proc.stdout.readline().decode() if ready else ""
     if line.strip() != expect:
@@ -291,8 +292,8 @@ def test_show_and_net_reach_the_namespace_through_the_clean_mount(hostile):
 
 def _api(chan, net: int) -> None:
     import nsctl
-    from nsctl.query.handles import open_namespace
     from nsctl.kernel import nsfs
+    from nsctl.query.handles import open_namespace
 
     snap = nsctl.discover()
     ns = snap.namespaces[net]
@@ -538,7 +539,7 @@ def test_snapshot_refuses_a_fifo_a_symlink_and_another_users_file(scratch):
 
 @root_only
 def test_watch_record_refuses_a_fifo_a_symlink_and_another_users_file(scratch):
-    for kind, path in _hostile_files(scratch, "h.db").items():
+    for path in _hostile_files(scratch, "h.db").values():
         _refused(["watch", "--record", str(path), "--duration", "1"], path)
     assert (scratch / "symlink" / "victim").read_text() == "root's\n"
     assert (scratch / "other-user" / "h.db").read_text() == "theirs\n"

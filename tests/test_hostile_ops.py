@@ -17,14 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
-
-from conftest import netns_tag
 import support
+from conftest import netns_tag
 from support import cli, namespaces, processes, syscalls
 from support import ops as ot
 from support.cli import nsctl, ok, one_error
@@ -225,7 +224,7 @@ def test_hostile_user_swapping_names_while_root_pins(place: Place, uts: int) -> 
                                stdin=subprocess.DEVNULL)
     fd = os.open(f"/proc/{uts}/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        processes.wait_for(lambda: (place.hostile / "ready").exists(), "the swapper to start", 15)
+        processes.wait_for((place.hostile / "ready").exists, "the swapper to start", 15)
         refused = 0
         deadline = time.monotonic() + 10
         while refused < 200 and time.monotonic() < deadline:

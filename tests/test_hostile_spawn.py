@@ -20,13 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from conftest import netns_tag
 from support import nsfacts, root_only
-from support.serve import helpers, running_server, Server
+from support.serve import Server, helpers, running_server
 
 NOBODY = 65534
 SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]

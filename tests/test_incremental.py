@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Set as AbstractSet
 from contextlib import ExitStack
 
 import pytest
@@ -19,7 +20,7 @@ from nsctl.discovery import discover, rescan
 from nsctl.model import Snapshot
 
 
-def _shape(snap: Snapshot, pids: set[int] | None = None, inos: set[int] | None = None
+def _shape(snap: Snapshot, pids: set[int] | None = None, inos: AbstractSet[int] = frozenset()
            ) -> dict[int, tuple]:
     """Everything a reader sees of each namespace, in a form two scans can share;
     with ``pids`` and ``inos``, only the namespaces ``inos`` and the references of

@@ -7,10 +7,10 @@ import errno
 import os
 
 import pytest
-
-from nsctl.kernel import libc
 from support import root_only
 from support.processes import Child
+
+from nsctl.kernel import libc
 
 CLONE_NEWUTS = 0x04000000
 

@@ -29,7 +29,6 @@ import sys
 import time
 
 import pytest
-
 from support import namespaces, processes, root_only
 
 LSNS = "/usr/bin/lsns"
@@ -318,7 +317,8 @@ def test_raw_noheadings_and_table_lines_match_lsns(spawn):
             assert not any(line.lstrip().startswith("NS ") for line in ours)
         else:
             assert ours[0] == theirs[0]   # (PID's width follows the widest PID)
-            assert ours[0].startswith("        NS TYPE ") and ours[0].split()[2:] == ["PID", "COMMAND"]
+            assert ours[0].startswith("        NS TYPE ")
+            assert ours[0].split()[2:] == ["PID", "COMMAND"]
 
 
 @root_only

@@ -21,13 +21,13 @@ import sys
 import time
 
 import pytest
+from support import nsfacts, processes, root_only, syscalls
+from support.processes import Child
+from support.syscalls import CLONE_NEWNET, CLONE_NEWUTS
 
 import nsctl
 from nsctl.model import Namespace, Snapshot
 from nsctl.query.naming import parse, resolve_path, stable_paths
-from support import nsfacts, processes, root_only, syscalls
-from support.processes import Child
-from support.syscalls import CLONE_NEWNET, CLONE_NEWUTS
 
 
 def one_cpu() -> int:
@@ -347,7 +347,7 @@ def test_sixty_thousand_namespaces_quickly():
     snap.namespaces[1] = Namespace(1, "user", id=1)
     snap.own = {"user": 1}
     ino = 2
-    for u in range(2000):
+    for _ in range(2000):
         user = Namespace(ino, "user", id=ino, owner=1, parent=1)
         snap.namespaces[ino] = user
         ino += 1

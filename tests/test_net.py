@@ -13,8 +13,8 @@ import subprocess
 import sys
 from functools import partial
 
-from conftest import netns_tag
 import support
+from conftest import netns_tag
 from support import cli, namespaces, nsfacts
 from support import views as vt
 

@@ -9,8 +9,8 @@ nsctl opens /proc/PID: a directory fd, the file read relative to it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -15,15 +15,15 @@ import subprocess
 import sys
 
 import pytest
-
-import nsctl
-from nsctl.query import pidmap as pidns
-from nsctl.kernel.errors import NoSuchProcess
-from nsctl.kernel.pidns import NotVisible
-from nsctl.query.spec import resolve
 import support
 from support import nsfacts, syscalls
 from support import pid as pt
+
+import nsctl
+from nsctl.kernel.errors import NoSuchProcess
+from nsctl.kernel.pidns import NotVisible
+from nsctl.query import pidmap as pidns
+from nsctl.query.spec import resolve
 
 pytestmark = support.root_only
 
@@ -246,7 +246,7 @@ def test_translate_down(via):
         base = own_level()
         assert doc["levels"] == [{"ns": chain[base + i], "level": base + i, "pid": p}
                                  for i, p in enumerate(w3.nspid)]
-        assert pidns.levels_of(w3.pid, snap) == list(zip(chain[base:], w3.nspid))
+        assert pidns.levels_of(w3.pid, snap) == list(zip(chain[base:], w3.nspid, strict=True))
 
 
 @pytest.mark.parametrize("via", VIAS)

@@ -14,9 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from conftest import netns_tag
 import support
+from conftest import netns_tag
 from support import cli, namespaces, processes, syscalls
 from support import ops as ot
 from support.cli import nsctl, ok, one_error

@@ -13,9 +13,9 @@ import os
 import sys
 
 import pytest
+from support.processes import children_of
 
 import nsctl
-from support.processes import children_of
 from nsctl.cli import render
 from nsctl.model import Namespace, Reference
 

@@ -16,10 +16,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
 import support
 from support import cli, namespaces, nsfacts, processes
 from support import ops as ot
@@ -337,7 +337,7 @@ def test_run_exit_status(flags, script, code):
 
 # === run: failures leave nothing behind ======================================================
 
-def _assert_no_processes(keep: list[int] = ()) -> None:
+def _assert_no_processes(keep: Sequence[int] = ()) -> None:
     left = [p for p in processes.descendants(os.getpid()) if p not in keep and
             p not in _descendants_of(keep)]
     assert left == [], {p: processes.comm(p) for p in left}

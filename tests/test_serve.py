@@ -18,13 +18,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from support import cli, namespaces, nsfacts, root_only, syscalls
 from conftest import netns_tag
+from support import cli, namespaces, nsfacts, root_only, syscalls
 from support.serve import EventReader, Server, helpers, running_server, stop
 
 nsctl = cli.run_nsctl
@@ -265,7 +267,7 @@ def test_diff_posted_and_since(scratch: Path) -> None:
             since = server.json("/api/v1/diff", params={"since": f"{time.time() - t0 + 0.5:.3f}"})
             assert ino in {d["ns"] for d in since["appeared"]}
             assert since["from"]["generation"] < since["to"]["generation"]
-            iso = datetime.fromtimestamp(t0 - 0.3, timezone.utc).isoformat()
+            iso = datetime.fromtimestamp(t0 - 0.3, UTC).isoformat()
             assert ino in {d["ns"] for d in server.json("/api/v1/diff",
                                                         params={"since": iso})["appeared"]}
         with server.client() as c:
@@ -359,8 +361,10 @@ def test_token_checked_on_every_api_request(scratch: Path) -> None:
             assert c.get("/api/v1/status").status_code == 200
             assert c.get("/metrics").status_code == 200
         # EventSource cannot send headers: the stream takes ?token=.
+        assert server.url is not None
         host = server.url.split("//")[1]
-        with socket.create_connection(tuple(host.split(":"))) as s:
+        hostname, port = host.rsplit(":", 1)
+        with socket.create_connection((hostname, int(port))) as s:
             s.sendall(f"GET /api/v1/events?token={TOKEN} HTTP/1.0\r\nHost: {host}\r\n\r\n"
                       .encode())
             assert s.recv(100).split()[1] == b"200"
@@ -422,6 +426,7 @@ def test_started_from_python(scratch: Path) -> None:
     popen = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server = Server(popen, None, sock)
+    assert popen.stderr is not None   # stderr=PIPE
     try:
         wait_until(lambda: os.path.exists(sock) or popen.poll() is not None, 30, "the socket")
         assert popen.poll() is None, popen.stderr.read().decode()
@@ -446,7 +451,8 @@ def test_config_errors_from_python_are_the_command_lines(scratch: Path) -> None:
     token = scratch / "token"
     token.write_text(TOKEN)
     token.chmod(0o644)
-    cases = [({"listen": "0.0.0.0:0"}, "--listen", "--listen 0.0.0.0:0"),
+    cases: list[tuple[dict[str, Any], str, str]] = [
+             ({"listen": "0.0.0.0:0"}, "--listen", "--listen 0.0.0.0:0"),
              ({"listen": "nonsense"}, "--listen", "--listen nonsense"),
              ({"listen": "127.0.0.1:0", "token_file": str(token)}, "--token-file",
               f"--listen 127.0.0.1:0 --token-file {token}"),
@@ -523,7 +529,7 @@ def test_help_does_not_import_the_web_stack() -> None:
 NOBODY = 65534
 
 
-def _as_nobody(sock: str, request: bytes, groups: list[int] = ()) -> tuple[int, dict]:
+def _as_nobody(sock: str, request: bytes, groups: Sequence[int] = ()) -> tuple[int, dict]:
     """The request sent by a process running as uid/gid 65534 (connects as that uid),
     with only ``groups`` as its supplementary groups."""
     code = ("import json, sys\n"
@@ -539,7 +545,7 @@ def _as_nobody(sock: str, request: bytes, groups: list[int] = ()) -> tuple[int, 
     return status, body
 
 
-def _pinned_as_nobody(server, sock: str, ino: int, target: str, groups: list[int] = ()) -> None:
+def _pinned_as_nobody(server, sock: str, ino: int, target: str, groups: Sequence[int] = ()) -> None:
     """Pin net:[ino] at ``target`` as uid 65534 (with ``groups``): it must work; then
     unpin it as root."""
     status, body = _as_nobody(sock, _post_pin(f"net:[{ino}]", target), groups)
@@ -615,7 +621,8 @@ def test_pin_paths_are_checked(public_dir: str, scratch: Path) -> None:
            f"{pins}//x", "relative/x", "/etc/x", f"{pins}/..", f"{pins}/", "",
            "/run/netns/x", f"{pins}/a\nb"]
     try:
-        with running_server("--allow-ops", "--pin-dir", str(pins), unix=sock, tcp=False) as server, \
+        with running_server("--allow-ops", "--pin-dir", str(pins), unix=sock,
+                            tcp=False) as server, \
                 server.unix_client() as c:
             own = os.stat("/proc/self/ns/net").st_ino
             for path in bad:
@@ -674,7 +681,7 @@ def test_tls(scratch: Path) -> None:
     try:
         with running_server("--tls-cert", str(cert), "--tls-key", str(key), "--token", TOKEN,
                             ready=False) as server:
-            assert server.url.startswith("https://")
+            assert server.url is not None and server.url.startswith("https://")
             with httpx.Client(base_url=server.url, verify=False, timeout=30,
                               headers={"Authorization": f"Bearer {TOKEN}"}) as c:
                 wait_until(lambda: c.get("/api/v1/status").status_code == 200, 60, "a model")

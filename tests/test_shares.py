@@ -14,11 +14,11 @@ import time
 from contextlib import ExitStack
 
 import pytest
+from support import namespaces, root_only, syscalls
+from support.processes import Child, children_of
 
 import nsctl
 from nsctl.discovery import shares
-from support import namespaces, root_only, syscalls
-from support.processes import Child, children_of
 
 pytestmark = root_only
 

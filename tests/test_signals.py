@@ -19,12 +19,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 import support
 from support import cli, namespaces, nsfacts, processes
 from support import ops as ot
@@ -182,8 +181,8 @@ def test_run_passes_the_status_of_a_command_that_handles_the_signal(flags, scr):
 @pytest.mark.parametrize("flags", list(RUNS.values()), ids=list(RUNS))
 def test_sigkill_of_run_takes_the_command_its_init_and_the_veth_with_it(flags, scr):
     with ot.own_netns() as net, \
-            ot.running(["run", *flags, "--", "sh", "-c", f"echo ready > {scr}/ready; exec sleep 60"],
-                       prefix=net.prefix) as run:
+            ot.running(["run", *flags, "--", "sh", "-c",
+                        f"echo ready > {scr}/ready; exec sleep 60"], prefix=net.prefix) as run:
         ot.wait_file(scr / "ready")
         procs = [run.pid] + processes.descendants(run.pid)
         spaces = _new_namespaces(_the(procs, "sleep"), run.pid)
@@ -324,7 +323,8 @@ def test_ctrl_c_on_a_terminal_reaches_the_command_once(argv, scr):
             script = f"{nsctl}; echo $? > {scr}/status; {after}"
             # setsid -c: a session of its own with the pty as its controlling terminal.
             shell = subprocess.Popen(["setsid", "-c", "sh", "-c", script], stdin=slave,
-                                     stdout=slave, stderr=slave, preexec_fn=ot._no_core)
+                                     stdout=slave, stderr=slave,
+                                     preexec_fn=ot._no_core)  # noqa: PLW1509 (see _no_core)
             try:
                 ot.wait_file(scr / "ready")
                 os.write(master, b"\x03")
@@ -354,7 +354,8 @@ class Pty:
         env = {"PATH": os.environ["PATH"], "PS1": "$ ", "TERM": "dumb", "HOME": str(scr)}
         self.shell = subprocess.Popen(["setsid", "-c", "bash", "--norc", "--noprofile", "-i"],
                                       stdin=self.slave, stdout=self.slave, stderr=self.slave,
-                                      env=env, preexec_fn=ot._no_core)
+                                      env=env,
+                                      preexec_fn=ot._no_core)  # noqa: PLW1509 (see _no_core)
 
     def type(self, data: bytes) -> None:
         os.write(self.master, data)

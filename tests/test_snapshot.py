@@ -144,8 +144,8 @@ def test_missing_snapshot_file(scratch):
 def test_views_in_a_snapshot_serve_net_show_and_interface_diff(scratch):
     """snapshot --views keeps what each network namespace sees: `net --from` prints it as
     live, `show --from` shows it, and diff sees a veth end move to another namespace."""
-    from support import views as vt
     from conftest import netns_tag
+    from support import views as vt
 
     tag = netns_tag()
     first, second = str(scratch / "a.json"), str(scratch / "b.json")

@@ -14,11 +14,11 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from conftest import netns_tag
 from support import root_only
 from support.leaks import RUN_NETNS, LeakScope, Residue

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 
 import pytest
+import support.churn
+from support import namespaces, root_only
 
 import nsctl
 from nsctl.discovery import tasks
-import support.churn
-from support import namespaces, root_only
 
 pytestmark = root_only
 
@@ -34,7 +34,8 @@ def _threads(snap, pid: int) -> dict:
     """What the snapshot says of the namespaces the threads of ``pid`` hold."""
     out = {}
     for ino, ns in snap.namespaces.items():
-        thread_refs = sorted((r.tid, r.link) for r in ns.refs if r.kind == "thread" and r.pid == pid)
+        thread_refs = sorted((r.tid, r.link) for r in ns.refs
+                             if r.kind == "thread" and r.pid == pid)
         if thread_refs:
             out[ino] = (ns.type, ns.id, ns.owner, ns.owner_uid, ns.dev, thread_refs)
     return out

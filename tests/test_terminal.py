@@ -16,7 +16,6 @@ import unicodedata
 from contextlib import contextmanager
 
 import pytest
-
 from support import root_only
 from support.cli import run_nsctl
 from support.processes import terminate

@@ -11,10 +11,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
 from support.syscalls import LINK_TYPE, NS_LINKS
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
@@ -51,7 +51,7 @@ def _env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
 
 
-def as_nobody(argv: list[str], prefix: list[str] = ()) -> subprocess.CompletedProcess:
+def as_nobody(argv: list[str], prefix: Sequence[str] = ()) -> subprocess.CompletedProcess:
     return subprocess.run([*SETPRIV, *prefix, *argv], capture_output=True, text=True,
                           timeout=60, cwd="/", env=_env())
 

@@ -13,13 +13,13 @@ import sys
 from functools import partial
 
 import pytest
-
-from conftest import netns_tag
-from nsctl import discover
-from nsctl.views import read_view
 import support
+from conftest import netns_tag
 from support import cli, namespaces, nsfacts
 from support import views as vt
+
+from nsctl import discover
+from nsctl.views import read_view
 
 nsctl = partial(cli.run_nsctl, check=True)
 
@@ -102,7 +102,8 @@ def test_veth_pair_views(leak_scope):
         check_interfaces(a, a_dev)
         check_interfaces(b, b_dev)
         assert (("inet", pair.a_addr, pair.prefix) in
-                {(x["family"], x["address"], x["prefixlen"]) for x in by_name(a)["eth0"]["addresses"]})
+                {(x["family"], x["address"], x["prefixlen"])
+                 for x in by_name(a)["eth0"]["addresses"]})
         check_peer(a, a_dev["eth0"], pair.b_ino)
         check_peer(b, b_dev["eth0"], pair.a_ino)
         # Each end names the other by name too (RTM_GETLINK in the peer's namespace).

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 import pytest
@@ -34,11 +35,13 @@ def _when(event: dict) -> float:
 class Watch:
     """``nsctl watch --json`` running; ``wait_for`` returns the first matching event."""
 
-    def __init__(self, *args: str, duration: float = 60.0, prefix: list[str] = ()) -> None:
+    def __init__(self, *args: str, duration: float = 60.0, prefix: Sequence[str] = ()) -> None:
         self.argv = [*prefix, sys.executable, "-m", "nsctl", "watch", "--json",
                      "--duration", str(duration), *args]
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None and self.proc.stderr is not None   # both PIPE
+        self.stdout, self.stderr = self.proc.stdout, self.proc.stderr
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[dict] = []
         self.banner = self._banner()
@@ -47,14 +50,14 @@ class Watch:
         self.started = time.time()
 
     def _banner(self, timeout: float = 60.0) -> str:
-        ready, _, _ = select.select([self.proc.stderr], [], [], timeout)
+        ready, _, _ = select.select([self.stderr], [], [], timeout)
         assert ready, "watch printed no start line"
-        line = self.proc.stderr.readline()
+        line = self.stderr.readline()
         assert line.startswith("nsctl watch: watching"), line
         return line
 
     def _read(self) -> None:
-        for line in self.proc.stdout:
+        for line in self.stdout:
             self.lines.put(json.loads(line))
         self.lines.put(None)
 
@@ -70,7 +73,7 @@ class Watch:
                 e = self.lines.get(timeout=left)
             except queue.Empty:
                 continue
-            assert e is not None, f"watch ended without event {match}: {self.proc.stderr.read()}"
+            assert e is not None, f"watch ended without event {match}: {self.stderr.read()}"
             self.seen.append(e)
             if all(e.get(k) == v for k, v in match.items()):
                 return e
@@ -81,21 +84,21 @@ class Watch:
             self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
         self.reader.join(timeout=30)
-        err = self.proc.stderr.read()
-        self.proc.stderr.close()
-        self.proc.stdout.close()
+        err = self.stderr.read()
+        self.stderr.close()
+        self.stdout.close()
         assert "Traceback" not in err, err
         assert self.proc.returncode == 0, (self.proc.returncode, err)
         return err
 
-    def __enter__(self) -> "Watch":
+    def __enter__(self) -> Watch:
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=60)
-        for f in (self.proc.stdout, self.proc.stderr):
+        for f in (self.stdout, self.stderr):
             if not f.closed:
                 f.close()
 

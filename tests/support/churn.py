@@ -10,18 +10,34 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from support.nsfacts import NsFacts, facts, link_ino, ns_id, related
 from support.processes import Channel, Child
-from support.syscalls import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS,
-                              CLONE_NEWPID, CLONE_NEWTIME, CLONE_NEWUTS, LINK_TYPE, NS_GET_NSTYPE,
-                              NS_GET_USERNS, NS_LINKS, TYPE_OF_FLAG, check, libc, make_rprivate,
-                              new_userns, set_child_subreaper, set_comm, unshare)
-
+from support.syscalls import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWTIME,
+    CLONE_NEWUTS,
+    LINK_TYPE,
+    NS_GET_NSTYPE,
+    NS_GET_USERNS,
+    NS_LINKS,
+    TYPE_OF_FLAG,
+    check,
+    libc,
+    make_rprivate,
+    new_userns,
+    set_child_subreaper,
+    set_comm,
+    unshare,
+)
 
 # --- threads: each in a uts namespace of its own, made and dropped all the time ---------------
 
@@ -30,7 +46,7 @@ def _thread_churn(chan: Channel, width: int) -> None:
     for 0-20 ms; on any message, the NS_GET_ID of every uts namespace they made."""
     import random
 
-    made: list[int] = []
+    made: list[int | None] = []   # (None where the kernel has no NS_GET_ID)
     lock = threading.Lock()
 
     def run(seed: int) -> None:

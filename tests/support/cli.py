@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 
 
 def run_nsctl(*args: str | os.PathLike, check: bool = False,
@@ -31,7 +32,7 @@ PARTIAL = "nsctl: partial result"
 
 # --- nsctl as a user runs it -------------------------------------------------------------------
 
-def nsctl(*args: str | os.PathLike, timeout: float = 60, prefix: list[str] = (),
+def nsctl(*args: str | os.PathLike, timeout: float = 60, prefix: Sequence[str] = (),
           **kwargs) -> subprocess.CompletedProcess:
     """``python -m nsctl ARGS`` (after ``prefix``, e.g. nsenter into a test netns)."""
     return subprocess.run([*prefix, *NSCTL, *map(str, args)], capture_output=True, text=True,

@@ -208,7 +208,7 @@ def do_bomb(args: dict) -> dict:
     return {"answers": [{"status": int(g.split()[1]) if g else None,
                          "body": g.partition(b"\r\n\r\n")[2].decode("utf-8", "replace")[:500],
                          "after": d, "sent": n}
-                        for g, d, n in zip(got, done, sent)],
+                        for g, d, n in zip(got, done, sent, strict=True)],
             "size": len(body)}
 
 
@@ -237,7 +237,7 @@ def do_hold(args: dict) -> None:
         if not reported and now - opened > args.get("settle", 1.0):
             busy = [g.split(b"\r\n")[0].decode("latin-1") for g in got if g]
             _say({"answered_at_once": busy,
-                  "held": sum(1 for c, g in zip(closed, got) if c is None and not g)})
+                  "held": sum(1 for c, g in zip(closed, got, strict=True) if c is None and not g)})
             reported = True
         if now >= next_byte:
             for i in range(min(args.get("trickle", 0), len(socks))):
@@ -248,7 +248,7 @@ def do_hold(args: dict) -> None:
                     except OSError:
                         pass
             next_byte = now + 0.5
-        open_ = [s for s, c in zip(socks, closed) if c is None]
+        open_ = [s for s, c in zip(socks, closed, strict=True) if c is None]
         if not open_ and reported:
             break
         readable, _, _ = select.select([*open_, sys.stdin] if reported else open_, [], [],
@@ -258,7 +258,7 @@ def do_hold(args: dict) -> None:
         _receive([s for s in readable if s is not sys.stdin], socks, got, closed, opened)
     for s in socks:
         s.close()
-    _say({"closed_after": [c for c, g in zip(closed, got) if not g],
+    _say({"closed_after": [c for c, g in zip(closed, got, strict=True) if not g],
           "trickled": [closed[i] for i in range(min(args.get("trickle", 0), len(socks)))]})
 
 

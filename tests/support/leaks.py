@@ -15,7 +15,6 @@ from pathlib import Path
 from support.processes import comm, descendants, ppid_map, terminate
 from support.syscalls import umount
 
-
 # --- what a test may leave behind ------------------------------------------------------------
 
 @dataclass

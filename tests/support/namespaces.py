@@ -16,18 +16,29 @@ import subprocess
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from support.nsfacts import NsFacts, ancestry, facts, facts_of_fd, link_ino, nspid
-from support.processes import (Channel, Child, ChildError, comm, descendants, ppid_map,
-                               terminate)
-from support.syscalls import (CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
-                              CLONE_NEWUTS, bind_mount, check, libc, make_rprivate, new_userns,
-                              setns, umount, unshare)
-
+from support.processes import Channel, Child, ChildError, comm, descendants, ppid_map, terminate
+from support.syscalls import (
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWTIME,
+    CLONE_NEWUTS,
+    bind_mount,
+    check,
+    libc,
+    make_rprivate,
+    new_userns,
+    setns,
+    umount,
+    unshare,
+)
 
 # --- what the helper children run ------------------------------------------------------------
 
@@ -361,7 +372,7 @@ def foreign_mount_netns(directory: Path, keep: str = "process") -> Iterator[Fore
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
-                import pytest   # the setup's own bind, not nsctl: nothing of nsctl's is hidden
+                import pytest  # the setup's own bind, not nsctl: nothing of nsctl's is hidden
 
                 pytest.skip("the kernel refused to bind-mount a newer mount namespace's file "
                             "(EINVAL; Linux 6.18 does so for about half of them once they were "
@@ -447,6 +458,7 @@ def netns_held_by_fd(directory: Path | None = None, via: str = "proc") -> Iterat
                 holder.send({"open": [f"/proc/{maker.pid}/ns/net"]})
                 fd = holder.ready()["fds"][0]
             elif via == "detached":
+                assert directory is not None, "via='detached' needs a directory"
                 path = directory / "netns-detached"
                 path.touch()
                 try:
@@ -622,7 +634,7 @@ def for_children(fork: bool) -> Iterator[ForChildren]:
 class Command:
     popen: subprocess.Popen
     pid: int
-    child: int | None = None        # the process unshare(1) forked
+    child: int      # the one running sleep: what unshare(1) forked (itself, without --fork)
 
 
 @contextmanager
@@ -636,7 +648,6 @@ def unshare_command(args: list[str], fork: bool = True,
         argv = ["taskset", "--cpu-list", str(cpu), *argv]
     popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     try:
-        cmd = Command(popen=popen, pid=popen.pid)
         deadline = time.monotonic() + 10
         while True:
             watch = [p for p, pp in ppid_map().items() if pp == popen.pid] if fork else [popen.pid]
@@ -647,8 +658,7 @@ def unshare_command(args: list[str], fork: bool = True,
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{argv} did not start")
             time.sleep(0.005)
-        cmd.child = watch[0] if fork else None
-        yield cmd
+        yield Command(popen=popen, pid=popen.pid, child=watch[0])
     finally:
         terminate([popen.pid] + descendants(popen.pid))
         popen.wait(timeout=10)

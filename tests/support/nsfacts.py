@@ -11,8 +11,14 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.syscalls import (NS_GET_ID, NS_GET_NSTYPE, NS_GET_OWNER_UID, NS_GET_PARENT,
-                              NS_GET_USERNS, TYPE_OF_FLAG)
+from support.syscalls import (
+    NS_GET_ID,
+    NS_GET_NSTYPE,
+    NS_GET_OWNER_UID,
+    NS_GET_PARENT,
+    NS_GET_USERNS,
+    TYPE_OF_FLAG,
+)
 
 
 def ns_id(fd: int) -> int | None:
@@ -88,7 +94,7 @@ def facts(path: str | Path) -> NsFacts:
 def ancestry(path: str | Path) -> list[NsFacts]:
     """A user or PID namespace and its parents (NS_GET_PARENT), innermost first."""
     out = []
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     while fd is not None:
         try:
             out.append(facts_of_fd(fd))

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from support.cli import NSCTL
 from support.leaks import unescape
@@ -141,8 +142,9 @@ def own_netns() -> Iterator[OwnNet]:
 # --- nsctl run in the background -----------------------------------------------------------------
 
 def _no_core() -> None:
-    import resource
-
+    """For ``preexec_fn``: no core file from a command the test kills.  It only makes one
+    system call (its import is done beforehand), so it is safe between fork and exec
+    even while the test runs threads."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
@@ -154,12 +156,13 @@ class Running:
     """
 
     def __init__(self, argv: list[str], cwd: str | Path | None = None,
-                 prefix: list[str] = (), session: bool = False) -> None:
+                 prefix: Sequence[str] = (), session: bool = False) -> None:
         """session: in a process group of its own, as a shell's foreground job is (so the
         test can do what Ctrl-C does: signal the whole group)."""
         self.popen = subprocess.Popen([*prefix, *NSCTL, *map(str, argv)], cwd=cwd,
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, preexec_fn=_no_core,
+                                      stderr=subprocess.PIPE, text=True,
+                                      preexec_fn=_no_core,  # noqa: PLW1509 (see _no_core)
                                       start_new_session=session)
         self.pid = self.popen.pid
 

@@ -20,16 +20,25 @@ import struct
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from support.namespaces import hold
 from support.nsfacts import NsFacts, ancestry, facts
 from support.processes import Channel, Child, ChildError, descendants
-from support.syscalls import (CLONE_NEWNS, CLONE_NEWPID, bind_mount, check, libc, make_rprivate,
-                              set_comm, umount, unshare)
+from support.syscalls import (
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    bind_mount,
+    check,
+    libc,
+    make_rprivate,
+    set_comm,
+    umount,
+    unshare,
+)
 
 PF_EXITING = 0x00000004      # task->flags: the task has started to exit (do_exit)
 
@@ -414,8 +423,9 @@ def _fuse_daemon(chan: Channel, point: str) -> None:
     chan.send({"role": "D", "pid": os.getpid()})
 
     def serve() -> None:
+        watched: list[int | socket.socket] = [dev, chan.sock]
         while True:
-            ready = select.select([dev, chan.sock], [], [])[0]
+            ready = select.select(watched, [], [])[0]
             if chan.sock in ready:
                 chan.sock.recv(1 << 16, socket.MSG_DONTWAIT)
                 return                 # 'down', or the test closed its end

@@ -16,8 +16,9 @@ import signal
 import socket
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from support.syscalls import set_comm
 
@@ -123,7 +124,7 @@ class Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
 
-    def send(self, obj: Any = None, fds: list[int] = ()) -> None:
+    def send(self, obj: Any = None, fds: Sequence[int] = ()) -> None:
         data = json.dumps(obj).encode()
         if fds:
             socket.send_fds(self.sock, [data], list(fds))
@@ -207,7 +208,7 @@ class Child:
             os.close(fd)
         return msg
 
-    def send(self, obj: Any = None, fds: list[int] = ()) -> None:
+    def send(self, obj: Any = None, fds: Sequence[int] = ()) -> None:
         self.chan.send(obj, fds)
 
     def stop(self, grace: float = 5.0) -> None:
@@ -219,7 +220,7 @@ class Child:
         self.chan.close()
         terminate(tree, grace=grace)
 
-    def __enter__(self) -> "Child":
+    def __enter__(self) -> Child:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,8 +2,8 @@
 
 :func:`running_server` starts ``python -m nsctl serve`` on a free loopback port
 (``--listen 127.0.0.1:0``, with ``--no-token`` unless a token is given; the port
-is read from the line it prints) and/or a unix socket, waits until the first model is served, and at the end stops it
-with SIGTERM and checks that it exited cleanly.
+is read from the line it prints) and/or a unix socket, waits until the first model is
+served, and at the end stops it with SIGTERM and checks that it exited cleanly.
 """
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -37,6 +38,7 @@ class Server:
 
     def client(self, token: str | None = None, **kw: Any) -> httpx.Client:
         """An HTTP client for the TCP address (bearer ``token`` if given)."""
+        assert self.url is not None, "this server listens on no TCP address"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kw)
 
@@ -146,7 +148,7 @@ def stop(popen: subprocess.Popen, timeout: float = 15.0) -> int:
     except subprocess.TimeoutExpired:
         popen.kill()
         popen.wait()
-        raise AssertionError(f"nsctl serve did not stop within {timeout}s of SIGTERM")
+        raise AssertionError(f"nsctl serve did not stop within {timeout}s of SIGTERM") from None
     finally:
         if popen.stderr is not None:
             popen.stderr.close()
@@ -185,6 +187,7 @@ class EventReader:
             self.sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
             host = parts.netloc
         else:
+            assert server.unix is not None, "this server listens on neither TCP nor a unix socket"
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.connect(server.unix)
             host = "localhost"
@@ -249,7 +252,7 @@ class EventReader:
         self._thread.join(timeout=5)
         self.sock.close()
 
-    def __enter__(self) -> "EventReader":
+    def __enter__(self) -> EventReader:
         return self
 
     def __exit__(self, *exc: object) -> None:

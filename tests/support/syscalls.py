@@ -10,7 +10,6 @@ import errno
 import os
 from pathlib import Path
 
-
 CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000

@@ -16,16 +16,26 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from support.namespaces import hold
 from support.nsfacts import link_ino
 from support.processes import Channel, Child
-from support.syscalls import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS,
-                              CLONE_NEWTIME, CLONE_NEWUSER, CLONE_NEWUTS, make_rprivate, unshare)
+from support.syscalls import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWTIME,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    make_rprivate,
+    unshare,
+)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
