@@ -43,7 +43,7 @@ def describe_ref(ref: Reference | dict, snap: Snapshot) -> str:
         where = "" if ref.mntns == snap.own.get("mnt") else f" in mnt:[{ref.mntns}]"
         return f"bind mount {ref.path}{where}"
     if kind == "child":
-        child = snap.namespaces.get(ref.child)
+        child = snap.namespaces.get(ref.child) if ref.child is not None else None
         name = ns_name(child) if child else str(ref.child)
         return f"{'child' if ref.relation == 'parent' else 'owned'} {name}"
     return kind

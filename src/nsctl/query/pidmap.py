@@ -54,10 +54,11 @@ def pid_namespaces(snap: Snapshot) -> dict[int, PidNsInfo]:
     own = snap.own_pid_level if snap.own_pid_level is not None else own_level()
     base = own - snap.level(snap.own.get("pid", -1))
     out = {ns.ino: PidNsInfo(ns) for ns in snap.of_type("pid")}
+    info: PidNsInfo | None
     for info in out.values():
         info.level = base + snap.level(info.ns.ino)
     for proc in snap.processes.values():
-        info = out.get(proc.ns.get("pid"))
+        info = out.get(proc.ns.get("pid", -1))
         if info is None:
             continue
         child_ns = proc.ns.get("pid_for_children")
