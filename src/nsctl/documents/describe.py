@@ -6,7 +6,7 @@ accepts a :class:`~nsctl.model.Reference` or its JSON form (a dict, as diffs car
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from ..kernel import nsfs
 from ..model import Namespace, Process, Reference, Snapshot
@@ -49,7 +49,7 @@ def describe_ref(ref: Reference | dict, snap: Snapshot) -> str:
     return kind
 
 
-@lru_cache(maxsize=None)
+@cache
 def user_name(uid: int | None) -> str:
     """The login name of ``uid``, its number when it has none, "" for None."""
     if uid is None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 
-from .handles import open_namespace
 from ..kernel import pidfd, pidns, procfs
 from ..kernel.errors import AccessDenied, NoSuchProcess, NsctlError, Unsupported
 from ..kernel.pidns import NotVisible
 from ..model import Namespace, Snapshot
+from .handles import open_namespace
 
 AUTO, IOCTL, PROC = "auto", "ioctl", "proc"
 
@@ -264,4 +264,4 @@ def translate(pid: int, snap: Snapshot, from_ns: Namespace | None = None,
 def levels_of(pid: int, snap: Snapshot, tgid: bool = False) -> list[tuple[int, int]]:
     """(PID namespace inode, PID there) from ours down to the task's own namespace."""
     ns_ino, nspid, nstgid = read_task(pid)
-    return list(zip(chain(snap, ns_ino), nstgid if tgid else nspid))
+    return list(zip(chain(snap, ns_ino), nstgid if tgid else nspid, strict=False))

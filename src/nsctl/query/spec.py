@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable
 
 from ..kernel import nsfs
 from ..kernel.errors import NoSuchProcess, NotANamespace, NsctlError
 from ..model import Namespace, Snapshot
+
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class SpecError(NsctlError):
