@@ -17,10 +17,29 @@ from __future__ import annotations
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
-    from typing import Any, Callable, TypeVar, dataclass_transform
+    from collections.abc import Callable
+    from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
     _C = TypeVar("_C", bound=type)
+
+    class _Record:
+        """The members :func:`_record` makes in every record class, as the type checker
+        sees them (the interpreter builds them at import, from the class's table)."""
+
+        __slots__: ClassVar[tuple[str, ...]]
+
+        def row(self) -> tuple[Any, ...]: ...
+
+        @classmethod
+        def from_row(cls, row: tuple[Any, ...]) -> Self: ...
+
+        def to_dict(self) -> dict[str, Any]: ...
+
+        @classmethod
+        def from_dict(cls, d: dict[str, Any]) -> Self: ...
 else:
+    _Record = object   # record classes have no base class of their own
+
     def dataclass_transform(**_options: object):
         """Tells type checkers that _record makes constructors as dataclasses do."""
         return lambda decorator: decorator
@@ -184,7 +203,7 @@ def _sources(name: str, fields: list[_Field], eq: bool,
 
     texts = [_text_value(f, f"self.{f.name}", f.optional) for f in keyed]
     if None not in texts:
-        text = ",".join(f'"{f.key}":{t}' for f, t in zip(keyed, texts))
+        text = ",".join(f'"{f.key}":{t}' for f, t in zip(keyed, texts, strict=True))
         out["_fields_text"] = f"def _fields_text(self):\n    return f'{text}'"
     if eq:
         out["__eq__"] = (f"def __eq__(self, other):\n"
@@ -240,7 +259,7 @@ def _record(*, eq: bool = False, tail: tuple[str, ...] = ()) -> Callable[[_C], _
 
 
 @_record()
-class Reference:
+class Reference(_Record):
     """One thing that keeps a namespace alive, and where it is.
 
     Which fields are set depends on ``kind`` (the table REF_FIELDS):
@@ -356,7 +375,7 @@ def _ref_text_source(kind: str, keys: tuple[str, ...]) -> str | None:
     texts = [_text_value(table[k], k, False) for k in keys]
     if None in texts:
         return None
-    text = ",".join([f'"kind":"{kind}"'] + [f'"{k}":{t}' for k, t in zip(keys, texts)])
+    text = ",".join([f'"kind":"{kind}"'] + [f'"{k}":{t}' for k, t in zip(keys, texts, strict=True)])
     return f"def make(r):\n{_unpacked(keys, 'None')}    return f'{{{{{text}}}}}'"
 
 
@@ -371,7 +390,7 @@ _REF_KEY = _ByKind(_ref_key_source, _ref_all_key)
 
 
 @_record(eq=True)
-class Container:
+class Container(_Record):
     """The container a process is in, as its cgroup path names it (no engine API asked).
 
     ``id``: the engine's container id (64 hex digits), or the name for engines
@@ -398,7 +417,7 @@ class Container:
 
 
 @_record(tail=("hidden", "held_by", "pids", "refs", "container"))
-class Namespace:
+class Namespace(_Record):
     """One namespace: identity, relations and what holds it.
 
     Its row is its identity and relations, not what holds it; its dict form adds
@@ -411,10 +430,18 @@ class Namespace:
     owner: int | None = None       # inode of the owning user namespace
     parent: int | None = None      # inode of the parent (user and pid only)
     owner_uid: int | None = None   # creator UID of the owning (or this) user namespace
-    pids: list[int] = field(init=False, initial="[]", key=None)   # processes whose ns link points here
+    # The processes whose ns link points here.
+    pids: list[int] = field(init=False, initial="[]", key=None)
     refs: list[Reference] = field(init=False, initial="[]", key=None)
     # The container (or Kubernetes pod) all its processes are in; see nsctl.discovery.cgroup_names.
     container: Container | None = field(init=False, key=None, record=Container)
+
+    if TYPE_CHECKING:
+        def _fields_dict(self, hidden: bool, held_by: list[str], pids: list[int],
+                         refs: list[dict[str, Any]],
+                         container: dict[str, Any] | None) -> dict[str, Any]: ...
+
+        def _fields_text(self) -> str: ...
 
     def __repr__(self) -> str:
         return f"Namespace({self.label} id={self.id} held_by={self.held_by})"
@@ -477,7 +504,7 @@ class Namespace:
 
 
 @_record()
-class Process:
+class Process(_Record):
     """What discovery read of one process, under its pidfd."""
 
     pid: int

@@ -6,7 +6,7 @@ accepts a :class:`~nsctl.model.Reference` or its JSON form (a dict, as diffs car
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from ..kernel import nsfs
 from ..model import Namespace, Process, Reference, Snapshot
@@ -43,13 +43,13 @@ def describe_ref(ref: Reference | dict, snap: Snapshot) -> str:
         where = "" if ref.mntns == snap.own.get("mnt") else f" in mnt:[{ref.mntns}]"
         return f"bind mount {ref.path}{where}"
     if kind == "child":
-        child = snap.namespaces.get(ref.child)
+        child = snap.namespaces.get(ref.child) if ref.child is not None else None
         name = ns_name(child) if child else str(ref.child)
         return f"{'child' if ref.relation == 'parent' else 'owned'} {name}"
     return kind
 
 
-@lru_cache(maxsize=None)
+@cache
 def user_name(uid: int | None) -> str:
     """The login name of ``uid``, its number when it has none, "" for None."""
     if uid is None:

@@ -12,7 +12,8 @@ from ..model import Namespace, Snapshot
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
 
 class UnknownType(NsctlError):
@@ -26,8 +27,8 @@ def parse_types(values: Iterable[str] | None) -> list[str] | None:
         return None
     out = []
     for value in values:
-        for t in value.split(","):
-            t = t.strip()
+        for name in value.split(","):
+            t = name.strip()
             if t not in nsfs.CLONE_FLAGS:
                 raise UnknownType(f"unknown namespace type {t!r} "
                                   f"(one of {', '.join(nsfs.NS_TYPES)})")

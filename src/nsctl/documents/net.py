@@ -24,7 +24,9 @@ def netns_name(ns: Namespace, snap: Snapshot) -> tuple[str, str]:
               and r.path.startswith(RUN_NETNS) and "/" not in r.path[len(RUN_NETNS):]]
     if pinned:
         pinned.sort(key=lambda r: (r.mntns != own_mnt, r.path))
-        return pinned[0].path[len(RUN_NETNS):], "netns"
+        path = pinned[0].path
+        assert path is not None   # pinned holds only references with a path
+        return path[len(RUN_NETNS):], "netns"
     container = getattr(ns, "container", None)
     if container is not None:
         return container.label, "container"

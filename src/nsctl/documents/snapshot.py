@@ -112,7 +112,7 @@ def _build(doc: dict) -> Snapshot:
     for d in doc["namespaces"]:
         ns = Namespace.from_dict(d)
         ns.pids = [int(p) for p in d.get("pids", [])]
-        ns.refs = [Reference(**{k: v for k, v in r.items()}) for r in d.get("refs", [])]
+        ns.refs = [Reference(**r) for r in d.get("refs", [])]
         container = d.get("container")
         ns.container = Container.from_dict(container) if container else None
         snap.namespaces[ns.ino] = ns

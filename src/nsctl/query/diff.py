@@ -38,7 +38,7 @@ def _same_refs(ns_a: Namespace, ns_b: Namespace, keys_a: dict, keys_b: dict) -> 
     refs_a, refs_b = ns_a.refs, ns_b.refs
     if len(refs_a) != len(refs_b):
         return False
-    for x, y in zip(refs_a, refs_b):
+    for x, y in zip(refs_a, refs_b, strict=True):
         if x is y:
             continue
         if x.kind != CHILD or y.kind != CHILD or x.relation != y.relation or \
@@ -130,8 +130,8 @@ def diff(a: Snapshot, b: Snapshot, by: str = BY_ID) -> dict:
                     pid == b.viewer_pid:
                 continue  # not the same process, or taken over unread by a rescan
             for link in sorted(p_a.ns.keys() | p_b.ns.keys()):
-                before = keys_a.get(p_a.ns.get(link)) if link in p_a.ns else None
-                after = keys_b.get(p_b.ns.get(link)) if link in p_b.ns else None
+                before = keys_a.get(p_a.ns[link]) if link in p_a.ns else None
+                after = keys_b.get(p_b.ns[link]) if link in p_b.ns else None
                 if before != after:
                     moved.append({"pid": pid, "comm": p_b.comm, "link": link,
                                   "from": p_a.ns.get(link), "to": p_b.ns.get(link)})

@@ -59,15 +59,18 @@ def _via_mount(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
     # Resolved inside the mount namespace's root through no symlink, and opened only
     # once it is the namespace (nsfs.open_mounted_ns): the path is in a table that
     # the namespace's owner controls.
+    path = ref.path
+    if path is None:   # a bind mount reference always has one
+        return None
     if ref.mntns == snap.own.get("mnt"):
-        fd = _open_mounted("/", ref.path, ns.ino)
+        fd = _open_mounted("/", path, ns.ino)
         if fd is not None:
             return fd
     mnt = snap.namespaces.get(ref.mntns) if ref.mntns is not None else None
     if mnt is None:
         return None
     for pid in mnt.pids:  # /proc/PID/root is that process's root, in its mount namespace
-        fd = _open_mounted(f"{procfs.PROC}/{pid}/root", ref.path, ns.ino)
+        fd = _open_mounted(f"{procfs.PROC}/{pid}/root", path, ns.ino)
         if fd is not None:
             return fd
     # No process in that mount namespace: an O_PATH fd from a forked child that enters it.
@@ -78,7 +81,7 @@ def _via_mount(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
         def work(_self_dir: int):
             top = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
-                yield None, nsfs.open_beneath(top, ref.path)
+                yield None, nsfs.open_beneath(top, path)
             except OSError:
                 return
             finally:
@@ -95,7 +98,7 @@ def _via_mount(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
             continue
         try:
             if found is None:
-                found = nsfs.reopen_ns(path_fd, ns.ino, ref.path)
+                found = nsfs.reopen_ns(path_fd, ns.ino, path)
         except NsctlError:
             pass
         finally:
@@ -104,6 +107,8 @@ def _via_mount(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
 
 
 def _via_socket(ref: Reference, ns: Namespace) -> int | None:
+    if ref.pid is None or ref.fd is None:   # a socket reference always has both
+        return None
     try:
         pfd = pidfd.open_pidfd(ref.pid)
     except NsctlError:
@@ -125,7 +130,7 @@ def _via_socket(ref: Reference, ns: Namespace) -> int | None:
 
 
 def _via_child(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
-    child = snap.namespaces.get(ref.child)
+    child = snap.namespaces.get(ref.child) if ref.child is not None else None
     if child is None:
         return None
     try:

@@ -112,10 +112,11 @@ def stable_paths(snap: Snapshot) -> StablePaths:
     top = _top(snap, [ns for (up, _t), members in groups.items() if up is None
                       for ns in members], key)
     rank: dict[int, int] = {}
-    for (up, _type), members in groups.items():
+    for (up, _type), group in groups.items():
+        members = group
         if up is None and top is not None and _type == "user":
             # The top is /user.0; the other parentless user namespaces rank under /?.
-            members = [ns for ns in members if ns is not top]
+            members = [ns for ns in group if ns is not top]
             rank[top.ino] = 0
         members.sort(key=key)
         for i, ns in enumerate(members):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 
-from .handles import open_namespace
 from ..kernel import pidfd, pidns, procfs
 from ..kernel.errors import AccessDenied, NoSuchProcess, NsctlError, Unsupported
 from ..kernel.pidns import NotVisible
 from ..model import Namespace, Snapshot
+from .handles import open_namespace
 
 AUTO, IOCTL, PROC = "auto", "ioctl", "proc"
 
@@ -54,10 +54,11 @@ def pid_namespaces(snap: Snapshot) -> dict[int, PidNsInfo]:
     own = snap.own_pid_level if snap.own_pid_level is not None else own_level()
     base = own - snap.level(snap.own.get("pid", -1))
     out = {ns.ino: PidNsInfo(ns) for ns in snap.of_type("pid")}
+    info: PidNsInfo | None
     for info in out.values():
         info.level = base + snap.level(info.ns.ino)
     for proc in snap.processes.values():
-        info = out.get(proc.ns.get("pid"))
+        info = out.get(proc.ns.get("pid", -1))
         if info is None:
             continue
         child_ns = proc.ns.get("pid_for_children")
@@ -263,4 +264,4 @@ def translate(pid: int, snap: Snapshot, from_ns: Namespace | None = None,
 def levels_of(pid: int, snap: Snapshot, tgid: bool = False) -> list[tuple[int, int]]:
     """(PID namespace inode, PID there) from ours down to the task's own namespace."""
     ns_ino, nspid, nstgid = read_task(pid)
-    return list(zip(chain(snap, ns_ino), nstgid if tgid else nspid))
+    return list(zip(chain(snap, ns_ino), nstgid if tgid else nspid, strict=False))

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable
 
 from ..kernel import nsfs
 from ..kernel.errors import NoSuchProcess, NotANamespace, NsctlError
 from ..model import Namespace, Snapshot
+
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class SpecError(NsctlError):
@@ -124,6 +127,7 @@ def _by_number(spec: str, snap: Snapshot) -> Namespace | None:
     by_id = [ns for ns in snap.namespaces.values() if ns.id == number]
     candidates = {ns.ino: ns for ns in ([by_ino] if by_ino else []) + by_id}
     if len(candidates) > 1:
+        assert by_ino is not None   # ids are unique: of two candidates, one has this inode
         raise SpecError(f"{spec} is ambiguous: it is the inode of "
                         f"{by_ino.label} and the id of "
                         f"{by_id[0].label}; write type:[inode] instead")

@@ -16,7 +16,7 @@ import os
 import re
 import sqlite3
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..kernel.errors import NsctlError
 
@@ -191,7 +191,7 @@ def parse_since(text: str, now: float | None = None) -> str:
         raise HistoryError(f"--since {text!r}: not an ISO time nor a relative one "
                            f"like 10m, 2h, 1d") from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return iso_now(when.timestamp())
 
 

@@ -19,8 +19,9 @@ processes is read again, sized so that reading it costs at most
 rest of a step, taking the other processes over and diffing, grows with the
 host); on a small host the slice is every process (a full rescan every
 interval), on one with ~10,000 namespaces about a seventh.  So no step ever
-costs a whole full scan, and an event waits for one step at most.  A full scan happens only at the start and when something could
-not be taken over (events lost, a mount namespace we hold no fd for).
+costs a whole full scan, and an event waits for one step at most.  A full scan
+happens only at the start and when something could not be taken over (events
+lost, a mount namespace we hold no fd for).
 
 Events are plain dicts::
 
@@ -40,8 +41,15 @@ import select
 import signal
 import time
 
-from ..query.diff import diff
 from ..model import Reference, Snapshot
+from ..query.diff import diff
+
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    from ..discovery.scan import Memo
+    from ..kernel.cnproc import Listener
+    from ..kernel.mounttables import MountTables
+    from ..ops.relay import Handler
 
 DEBOUNCE = 0.1          # seconds from a process event to the rescan it triggers
 FULL_COST = 4           # re-reading a slice takes at most 1/FULL_COST of an interval
@@ -116,8 +124,8 @@ def events_between(a: Snapshot, b: Snapshot, now: float | None = None) -> list[d
     for d in result["changed"]:
         ns = b.namespaces[d["ns"]]
         for key, where, proc_event, mount_event, hold_event, side, otherwise in directions:
-            for ref in d[key]:
-                ref = _plain(ref)
+            for entry in d[key]:
+                ref = _plain(entry)
                 kind, pid = ref["kind"], ref.get("pid")
                 text = ref_text(ref, where)
                 if kind == "process":
@@ -153,7 +161,7 @@ class Watcher:
         # Read every process again at least every `coverage` seconds (a bound on how old
         # what no event shows may get), however long that makes the rolling slices.
         self.coverage = coverage
-        self.listener = None
+        self.listener: Listener | None = None
         self.trigger = "poll"
         self.why_no_cnproc: str | None = None if cnproc else "disabled (--no-cnproc)"
         if cnproc:
@@ -172,25 +180,25 @@ class Watcher:
                     self.why_no_cnproc = "cn_proc: subscribed, but no process events arrive"
         self.stopping = False
         self._handle_signals = handle_signals
-        self._saved: dict[int, object] = {}
+        self._saved: dict[int, Handler] = {}
         self._wake_r = self._wake_w = -1
         self._saved_wakeup = -1
         self.scans = 0
         self.full_scans = 0
         self.process_events = 0
         self.snapshot: Snapshot | None = None
-        self.memo = None                 # what the last scan read, for the next (Memo)
+        self.memo: Memo | None = None    # what the last scan read, for the next
         self.dirty: set[int] = set()     # processes to read again at the next rescan
         self.full_due = 0.0              # 0: a full rescan is needed; inf after one
         self.full_seconds = 0.0          # how long the last full rescan took
         self.tick_due = 0.0              # monotonic time of the next periodic rescan
         self.slices = 1                  # the rolling rescan reads 1/slices per tick
         self._cursor = 0
-        self.mount_tables = None         # MountTables: the mount namespaces watched
+        self.mount_tables: MountTables | None = None   # the mount namespaces watched
         self._poll: select.poll | None = None
         self._lost = 0
 
-    def __enter__(self) -> "Watcher":
+    def __enter__(self) -> Watcher:
         if self._handle_signals:
             self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self._saved_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
@@ -235,7 +243,7 @@ class Watcher:
             self._fit_slices(self.interval)
         if not complete:
             self.full_due = 0.0
-        self._watch_mount_tables()
+        self._watch_mount_tables(self.memo)
         return snap
 
     def _fit_slices(self, tick: float) -> None:
@@ -245,12 +253,12 @@ class Watcher:
         if self.coverage is not None:
             self.slices = min(self.slices, max(1, int(self.coverage // self.interval)))
 
-    def _watch_mount_tables(self) -> None:
+    def _watch_mount_tables(self, memo: Memo) -> None:
         from ..kernel.mounttables import MountTables
 
         if self.mount_tables is None:
             self.mount_tables = MountTables(self._poller())
-        self.mount_tables.sync({read[0]: pid for pid, (_p, _s, read) in self.memo.procs.items()
+        self.mount_tables.sync({read[0]: pid for pid, (_p, _s, read) in memo.procs.items()
                                 if read is not None})
 
     def _poller(self) -> select.poll:
@@ -265,6 +273,7 @@ class Watcher:
 
     def _next_slice(self) -> set[int]:
         """The next 1/slices of the processes, round robin, to read again."""
+        assert self.memo is not None, "start() first"
         pids = sorted(self.memo.procs)
         if self.slices <= 1 or not pids:
             return set(pids)
@@ -301,7 +310,7 @@ class Watcher:
                 except BlockingIOError:
                     pass
             if self.listener is not None and self.listener.fileno() in fds:
-                if self._drain():
+                if self._drain(self.listener, poller):
                     due = min(due, time.monotonic() + DEBOUNCE)
             if self.mount_tables is not None:
                 changed = self.mount_tables.changed(ready)
@@ -311,14 +320,14 @@ class Watcher:
                     due = min(due, time.monotonic() + DEBOUNCE)
         return False
 
-    def _drain(self) -> int:
-        """Read the queued process events into ``dirty``; how many there were."""
-        listener = self.listener
+    def _drain(self, listener: Listener, poller: select.poll) -> int:
+        """Read the queued process events of ``listener`` (ours, registered in
+        ``poller``) into ``dirty``; how many there were."""
         try:
             n = listener.drain(self.dirty)
         except OSError:
             n = 1   # the connector broke: poll from now on
-            self._poll.unregister(listener.fileno())
+            poller.unregister(listener.fileno())
             listener.close()
             self.listener = None
             self.trigger = "poll"

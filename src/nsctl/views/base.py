@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import os
 
-from ..query.handles import open_namespace
 from ..kernel import nsfs, pidfd, procfs
 from ..kernel.errors import NsctlError, classify
 from ..model import Namespace, Snapshot
+from ..query.handles import open_namespace
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
 
 def error_text(exc: BaseException, what: str = "") -> str:
@@ -63,7 +64,7 @@ class Context:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "Context":
+    def __enter__(self) -> Context:
         return self
 
     def __exit__(self, *exc: object) -> None:

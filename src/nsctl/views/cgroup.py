@@ -78,7 +78,7 @@ def view(ctx: Context) -> dict:
     try:
         seen = ctx.inside(inside)[0]
         if picked is not None and isinstance(seen["process"], str) and \
-                _still_in(ctx, pid, picked[1]):
+                _still_in(ctx, picked[0], picked[1]):
             outside, inside_text, used = picked[2], seen["process"], pid
         else:
             outside, inside_text, used = _read("/proc/self/cgroup"), seen["self"], None

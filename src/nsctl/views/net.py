@@ -26,11 +26,15 @@ from __future__ import annotations
 
 import os
 
-from ..query.handles import open_namespace
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
 from ..model import Snapshot
+from ..query.handles import open_namespace
 from .base import Context, error_text
+
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop
 
 #: Kinds whose IFLA_LINK is a peer device (the other end of a pair), not a lower device.
 PAIRED = frozenset({"veth", "netkit", "vxcan"})
@@ -156,7 +160,7 @@ class Collector:
         self.fds = dict(candidates or {})
         self.tried: set[int] = set(self.fds)
         self.sysfs = sysfs
-        self.loop = None
+        self.loop: AbstractEventLoop | None = None
         self.nl = _load_pyroute2()
 
     def _candidates(self, current: int):
@@ -256,6 +260,7 @@ class Collector:
         if interfaces is not None and sysfs is not None:
             same = agree(interfaces, sysfs)
             if not same:  # a device came or went between the two reads: look once more
+                assert self.loop is not None   # the interfaces came through it
                 try:
                     again = self.loop.run_until_complete(self._netlink(current))
                     sysfs_again = _read_sysfs()
@@ -333,7 +338,7 @@ def read_all(snap: Snapshot, sysfs: bool = True,
         order = sorted(fds, key=lambda ino: ino != own)
         targets = [[] if ino == own else [(fds[ino], nsfs.CLONE_NEWNET)] for ino in order]
         results = visit_each(targets, work, workers_for(len(targets)))
-        for ino, result in zip(order, results):
+        for ino, result in zip(order, results, strict=True):
             if isinstance(result, NsctlError):
                 views[ino] = {"type": "net", "error": str(result)}
             elif not result:
@@ -354,7 +359,7 @@ def name_peers(views: dict[int, dict]) -> None:
     """Fill each cross-namespace link's ``ifname`` from the other namespace's view."""
     names = {ino: {i["index"]: i["name"] for i in v["interfaces"]}
              for ino, v in views.items() if isinstance(v.get("interfaces"), list)}
-    for ino, names_here in names.items():
+    for ino in names:
         for iface in views[ino]["interfaces"]:
             link = iface["link"]
             if link is not None and link["ifname"] is None and link["netns"] in names:
