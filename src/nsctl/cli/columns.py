@@ -5,13 +5,15 @@
 from __future__ import annotations
 
 import os
-TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
-if TYPE_CHECKING:
-    from typing import Callable
 
+from ..documents.describe import describe_ref, representative, user_name
 from ..model import Namespace, Snapshot
 from .common import UsageError
-from ..documents.describe import describe_ref, representative, user_name
+
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 class Column:
     """One column: its name, help text, fill function, alignment and terminal style.

@@ -13,7 +13,7 @@ from .cells import cell_width, safe, terminal_width, truncate
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
-    from typing import Callable, Sequence
+    from collections.abc import Callable, Sequence
 
 
 def printable(text: str) -> str:
@@ -277,9 +277,8 @@ def _terminal_table(headers: list[str], rows: list[list[str]], right: set[int],
 
     def line(row: list[str], style_of) -> str:
         out = []
-        for i, cell in enumerate(row):
-            if i == last:
-                cell = term.cut(cell, room)
+        for i, text in enumerate(row):
+            cell = term.cut(text, room) if i == last else text
             pad = " " * (widths[i] - cells(cell)) if i != last or i in right else ""
             painted = term.paint(cell, style_of(i))
             out.append(pad + painted if i in right else painted + pad)

@@ -5,7 +5,8 @@ from ..model import Snapshot
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 
 def _err(value: Any) -> str | None:

@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import re
 
-from .filter_syntax import BOOLEAN, FLOAT, NUMBER, STRING, U64_MAX, Expr, FilterError, Param, \
-    parse_tree
+from .filter_syntax import (
+    BOOLEAN,
+    FLOAT,
+    NUMBER,
+    STRING,
+    U64_MAX,
+    Expr,
+    FilterError,
+    Param,
+    parse_tree,
+)
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
     from .filter_syntax import Node
 

@@ -26,9 +26,9 @@ from ...kernel.errors import NsctlError
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
-    from typing import Union
+    from typing import TypeAlias
 
-    Node = Union["Param", "Expr"]
+    Node: TypeAlias = "Param | Expr"
 
 
 class FilterError(NsctlError):
@@ -138,7 +138,7 @@ class Expr:
 
 _LOGIC = ("AND", "OR")
 _COMPARE = ("EQ", "NE", "LT", "LE", "GT", "GE", "REG", "NREG")
-_PRECEDENCE = {op: 1 for op in _LOGIC} | {op: 2 for op in _COMPARE}
+_PRECEDENCE = dict.fromkeys(_LOGIC, 1) | dict.fromkeys(_COMPARE, 2)
 _NOT_PRECEDENCE = 2
 _NAMES = {"AND": "'and'", "OR": "'or'", "NOT": "'not'", "EQ": "'=='", "NE": "'!='",
           "LT": "'<'", "LE": "'<='", "GT": "'>'", "GE": "'>='", "REG": "'=~'", "NREG": "'!~'",

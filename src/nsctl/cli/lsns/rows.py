@@ -16,7 +16,7 @@ from .layout import RIGHT, TREE, TRUNC, WRAP, Line, Table
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
-    from typing import Iterator
+    from collections.abc import Iterator
 
     from ...model import Namespace, Process, Snapshot
     from .options import Config
@@ -216,7 +216,7 @@ def build_rows(cfg: Config, snap: Snapshot) -> dict[int, NsRow]:
     for ns in snap.namespaces.values():
         if ns.type not in cfg.types:
             continue
-        pids = sorted(set(p for p in ns.pids if p in snap.processes))
+        pids = sorted({p for p in ns.pids if p in snap.processes})
         proc = snap.processes[pids[0]] if pids else None
         rows[ns.ino] = NsRow(ns, pids, proc)
     return rows
