@@ -62,6 +62,7 @@ def _mounts(ns: Namespace, snap: Snapshot) -> str:
     paths = []
     for r in ns.refs:
         if r.kind == "bindmount":
+            assert r.path is not None  # a bind mount reference has its path
             paths.append(r.path if r.mntns == snap.own.get("mnt") else f"{r.path}@mnt:[{r.mntns}]")
     return ",".join(paths)
 

@@ -83,6 +83,7 @@ def main(argv: list[str]) -> int:
                 if recorder is not None:
                     recorder.events(events)
                     if time.monotonic() - recorder.last_snapshot >= args.snapshot_every:
+                        assert watcher.snapshot is not None  # set by start()
                         recorder.snapshot(to_document(watcher.snapshot))
                 for e in events:
                     out.write((json.dumps(e) if args.json else printable(event_line(e))) + "\n")
