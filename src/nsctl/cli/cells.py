@@ -20,7 +20,8 @@ def terminal_width(default: int = 80) -> int:
         columns = 0
     if columns <= 0:
         try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+            if sys.__stdout__ is not None:   # None: started without a stdout
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
         except (AttributeError, ValueError, OSError):
             columns = 0
     return columns if columns > 0 else default

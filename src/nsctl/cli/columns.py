@@ -5,13 +5,15 @@
 from __future__ import annotations
 
 import os
-TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
-if TYPE_CHECKING:
-    from typing import Callable
 
+from ..documents.describe import describe_ref, representative, user_name
 from ..model import Namespace, Snapshot
 from .common import UsageError
-from ..documents.describe import describe_ref, representative, user_name
+
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 class Column:
     """One column: its name, help text, fill function, alignment and terminal style.
@@ -60,6 +62,7 @@ def _mounts(ns: Namespace, snap: Snapshot) -> str:
     paths = []
     for r in ns.refs:
         if r.kind == "bindmount":
+            assert r.path is not None  # a bind mount reference has its path
             paths.append(r.path if r.mntns == snap.own.get("mnt") else f"{r.path}@mnt:[{r.mntns}]")
     return ",".join(paths)
 

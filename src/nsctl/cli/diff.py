@@ -1,11 +1,11 @@
 """``nsctl diff A B``: what changed between two snapshots (or a snapshot and ``now``)."""
 from __future__ import annotations
 
-from .args import command_parser
 from ..documents.diff import document
-from ..query.diff import BY_ID, BY_PATH
 from ..kernel.errors import NsctlError
 from ..model import Snapshot
+from ..query.diff import BY_ID, BY_PATH
+from .args import command_parser
 from .render import print_json, print_lines
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from .args import command_parser
 from ..kernel import nsfs
 from ..ops.enter import enter
 from ..query.spec import container_process, resolve
+from .args import command_parser
 from .common import UsageError, discover_from_args, split_command
 
 

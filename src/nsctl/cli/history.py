@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 
-from .args import command_parser
 from ..timeline.history import DEFAULT_DB, query
 from ..timeline.watch import EVENTS
+from .args import command_parser
 from .render import print_lines
 
 

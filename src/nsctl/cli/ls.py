@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..documents.ls import document, parse_types, select
+from ..model import Namespace
 from .args import command_parser
 from .columns import COLUMNS, drop_empty, parse_columns
 from .common import add_discovery_args, discover_from_args
-from ..documents.ls import document, parse_types, select
-from ..model import Namespace
 from .render import Rows, print_json, print_table
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .args import command_parser
 from ..documents.net import topology
+from .args import command_parser
 from .common import add_discovery_args, discover_from_args
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = command_parser(

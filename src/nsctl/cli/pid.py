@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .args import command_parser
 from ..documents.pid import levels, pid_namespace, translation
 from ..query import pidmap
+from .args import command_parser
 from .common import UsageError, discover_from_args
 from .render import print_json
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from .args import command_parser
 from ..documents.pid import pid_namespace
 from ..documents.pidtree import build, document
 from ..model import Process, Snapshot
 from ..query.pidmap import PidNsInfo
+from .args import command_parser
 from .common import add_discovery_args, discover_from_args
 from .render import Node, print_json, print_tree
 
@@ -42,7 +42,8 @@ def _ns_label(info: PidNsInfo, snap: Snapshot) -> tuple[str, str]:
     if info.ns.hidden:
         parts.append("hidden")
     if info.pending:
-        parts.append(f"new PID namespace pending (no child yet) in {', '.join(map(str, info.pending))}")
+        pending = ", ".join(map(str, info.pending))
+        parts.append(f"new PID namespace pending (no child yet) in {pending}")
     return f"pid:[{info.ns.ino}]", " · ".join(p for p in parts if p)
 
 

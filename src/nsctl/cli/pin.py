@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import os
 
-from .args import command_parser
 from ..ops.pin import PinError, check_pin_dir, pin, unpin
 from ..query.spec import resolve
+from .args import command_parser
 from .common import discover_from_args
 
 

@@ -13,7 +13,20 @@ from .cells import cell_width, safe, terminal_width, truncate
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
-    from typing import Callable, Sequence
+    from collections.abc import Callable, Sequence
+    from typing import Generic as _Generic
+    from typing import TypeVar
+
+    Item = TypeVar("Item")
+else:
+    class _Generic:
+        """``Rows`` is generic over its item type for the type checker only: at run
+        time ``_Generic[...]`` is this plain base, and ``typing`` is not imported."""
+
+        __slots__ = ()
+
+        def __class_getitem__(cls, _item: object) -> type:
+            return cls
 
 
 def printable(text: str) -> str:
@@ -28,7 +41,7 @@ def on_terminal() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-class Rows:
+class Rows(_Generic["Item"]):
     """A long list in a JSON document, kept as objects until it is encoded.
 
     ``print_json`` converts them (``convert(item)`` -> dict) while encoding, so
@@ -40,8 +53,8 @@ class Rows:
 
     __slots__ = ("items", "convert", "text")
 
-    def __init__(self, items: Sequence[object], convert: Callable[[object], object],
-                 text: Callable[[object], str | None] | None = None) -> None:
+    def __init__(self, items: Sequence[Item], convert: Callable[[Item], object],
+                 text: Callable[[Item], str | None] | None = None) -> None:
         self.items = items
         self.convert = convert
         self.text = text
@@ -83,12 +96,14 @@ def dumps(doc: object, pretty: bool = False, big: bool = False) -> bytes:
             pass
     import json
 
-    layout = {"indent": 2 if pretty else None, "check_circular": False,
-              "separators": (",", ": ") if pretty else (",", ":")}
+    indent = 2 if pretty else None
+    separators = (",", ": ") if pretty else (",", ":")
     try:
-        return json.dumps(doc, ensure_ascii=False, **layout).encode()
+        return json.dumps(doc, ensure_ascii=False, indent=indent, check_circular=False,
+                          separators=separators).encode()
     except UnicodeEncodeError:
-        return json.dumps(doc, **layout).encode()
+        return json.dumps(doc, indent=indent, check_circular=False,
+                          separators=separators).encode()
 
 
 def print_json(doc: object) -> None:
@@ -137,7 +152,7 @@ def _write_split(doc: dict) -> None:
     _write_bytes(b"".join(chunks))
 
 
-def _encode_shares(rows: Rows) -> list[bytes]:
+def _encode_shares(rows: Rows[Item]) -> list[bytes]:
     """The rows encoded without their brackets, in order, as consecutive shares."""
     n = len(rows)
     big = n >= ORJSON_ROWS
@@ -150,13 +165,15 @@ def _encode_shares(rows: Rows) -> list[bytes]:
     shares = min(os.cpu_count() or 1, 4, max(1, n // (PARALLEL_ROWS // 2)))
     if n < PARALLEL_ROWS or shares < 2:
         return [encode(0, n)]
+    from functools import partial
+
     from ..kernel.forked import Forked
 
     bounds = [n * i // shares for i in range(shares + 1)]
     children: list[Forked] = []   # shares 1..
     try:
         for k in range(1, shares):
-            children.append(Forked(lambda k=k: encode(bounds[k], bounds[k + 1]), "nsctl-json"))
+            children.append(Forked(partial(encode, bounds[k], bounds[k + 1]), "nsctl-json"))
         parts = [encode(bounds[0], bounds[1])]
         for k, child in enumerate(children, start=1):
             data = child.result()
@@ -168,11 +185,12 @@ def _encode_shares(rows: Rows) -> list[bytes]:
             child.abandon()
 
 
-def _encode_rows(rows: Rows, start: int, stop: int) -> bytes:
+def _encode_rows(rows: Rows[Item], start: int, stop: int) -> bytes:
     """Rows start..stop as the members of a JSON list (no brackets), in order: the
     text ``rows.text`` writes where it writes one, the other rows converted and
     encoded together in runs (with orjson for a run of ORJSON_ROWS or more)."""
     text, convert = rows.text, rows.convert
+    assert text is not None  # the caller encodes rows without a text function itself
     out: list[bytes] = []
     written: list[str] = []    # texts (ASCII: numbers and nsctl's names) not yet joined
     pending: list[object] = []  # dicts not yet encoded
@@ -277,9 +295,8 @@ def _terminal_table(headers: list[str], rows: list[list[str]], right: set[int],
 
     def line(row: list[str], style_of) -> str:
         out = []
-        for i, cell in enumerate(row):
-            if i == last:
-                cell = term.cut(cell, room)
+        for i, text in enumerate(row):
+            cell = term.cut(text, room) if i == last else text
             pad = " " * (widths[i] - cells(cell)) if i != last or i in right else ""
             painted = term.paint(cell, style_of(i))
             out.append(pad + painted if i in right else painted + pad)

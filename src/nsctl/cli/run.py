@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .args import command_parser
 from ..ops.run import DEFAULT_VETH, RunSpec, parse_time_offsets, run
+from .args import command_parser
 from .common import split_command
 
 

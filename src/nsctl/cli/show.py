@@ -4,14 +4,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from .args import command_parser
-from ..model import Namespace, Snapshot
-from ..query.spec import resolve
-from .render import print_json, print_lines
-from .common import add_discovery_args, discover_from_args
 from ..documents.describe import describe_ref, ns_name, user_name
 from ..documents.show import document, has_view, view
-
+from ..model import Namespace, Snapshot
+from ..query.spec import resolve
+from .args import command_parser
+from .common import add_discovery_args, discover_from_args
+from .render import print_json, print_lines
 
 MAX_LISTED = 20
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .args import command_parser
 from ..documents.snapshot import save, to_document
+from .args import command_parser
 from .common import discover_from_args
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from .args import command_parser
-from ..model import Namespace, Snapshot
-from .common import add_discovery_args, discover_from_args
 from ..documents.describe import describe_ref, ns_name
 from ..documents.tree import Branch, branches, document
+from ..model import Namespace, Snapshot
+from .args import command_parser
+from .common import add_discovery_args, discover_from_args
 from .render import Node, print_json, print_tree
 
 MAX_PROCS = 3  # processes named per namespace; the rest are counted

@@ -5,7 +5,8 @@ from ..model import Snapshot
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 
 def _err(value: Any) -> str | None:
@@ -31,17 +32,17 @@ def _net(view: dict, snap: Snapshot, ino: int) -> list[tuple[str, str]]:
 
     names = {ns.ino: netns_name(ns, snap) for ns in snap.of_type("net")}
     rows: list[tuple[str, str]] = []
-    ifaces = view.get("interfaces")
-    if _err(ifaces):
-        rows.append(("interfaces", _err(ifaces)))
+    ifaces = view["interfaces"]   # a net view has a list of them, or an error
+    if err := _err(ifaces):
+        rows.append(("interfaces", err))
     else:
         rows.append(("interfaces", f"{len(ifaces)} (netlink)"))
         for iface in ifaces:
             note = link_text(iface, ino, names)
             rows.append(("", interface_label(iface) + (f"  {note}" if note else "")))
     nsids = view.get("netnsids")
-    if _err(nsids):
-        rows.append(("netnsids", _err(nsids)))
+    if err := _err(nsids):
+        rows.append(("netnsids", err))
     elif nsids:
         rows.append(("netnsids", ", ".join(
             f"{n['nsid']} -> " + (f"{names[n['netns']][0]} net:[{n['netns']}]"
@@ -49,8 +50,8 @@ def _net(view: dict, snap: Snapshot, ino: int) -> list[tuple[str, str]]:
                                   f"net:[{n['netns']}]" if n["netns"] else "unknown")
             for n in nsids)))
     sysfs = view.get("sysfs")
-    if _err(sysfs):
-        rows.append(("sysfs", _err(sysfs)))
+    if err := _err(sysfs):
+        rows.append(("sysfs", err))
     elif sysfs is not None:
         agrees = view.get("sysfs_agrees")
         rows.append(("sysfs", f"/sys/class/net mounted inside: {len(sysfs)} devices, " +
@@ -65,8 +66,8 @@ def _uts(view: dict, _snap: Snapshot, _ino: int) -> list[tuple[str, str]]:
 
 
 def _idmap(value: Any) -> str:
-    if _err(value):
-        return _err(value)
+    if err := _err(value):
+        return err
     if not value:
         return "(none: unmapped)"
     return ", ".join(f"{a} -> {b} ({c})" for a, b, c in value)

@@ -4,12 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
-from .args import command_parser
-from ..kernel.errors import NsctlError
 import time
 
+from ..kernel.errors import NsctlError
 from ..timeline.history import DEFAULT_DB
+from .args import command_parser
 from .render import printable
 
 
@@ -55,8 +54,8 @@ def main(argv: list[str]) -> int:
     out = sys.stdout
     with Watcher(threads=args.threads, interval=args.interval,
                  cnproc=not args.no_cnproc) as watcher:
-        how = ("process events + every %gs" % args.interval if watcher.trigger == "cn_proc"
-               else "polling every %gs (%s)" % (args.interval, watcher.why_no_cnproc))
+        how = (f"process events + every {args.interval:g}s" if watcher.trigger == "cn_proc"
+               else f"polling every {args.interval:g}s ({watcher.why_no_cnproc})")
         try:
             if args.record:
                 from ..timeline.history import Recorder
@@ -84,6 +83,7 @@ def main(argv: list[str]) -> int:
                 if recorder is not None:
                     recorder.events(events)
                     if time.monotonic() - recorder.last_snapshot >= args.snapshot_every:
+                        assert watcher.snapshot is not None  # set by start()
                         recorder.snapshot(to_document(watcher.snapshot))
                 for e in events:
                     out.write((json.dumps(e) if args.json else printable(event_line(e))) + "\n")

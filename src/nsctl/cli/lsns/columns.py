@@ -14,7 +14,8 @@ from .layout import RIGHT, TRUNC, WRAP, Line, Style, Table, render, utf8_locale
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
-    from typing import Callable, Protocol
+    from collections.abc import Callable
+    from typing import Protocol
 
     from ...model import Namespace, Process
 

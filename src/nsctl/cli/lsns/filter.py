@@ -11,15 +11,28 @@ from __future__ import annotations
 
 import re
 
-from .filter_syntax import BOOLEAN, FLOAT, NUMBER, STRING, U64_MAX, Expr, FilterError, Param, \
-    parse_tree
+from .filter_syntax import (
+    BOOLEAN,
+    FLOAT,
+    NUMBER,
+    STRING,
+    U64_MAX,
+    Expr,
+    FilterError,
+    Param,
+    parse_tree,
+)
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any, TypeVar
 
-    from .filter_syntax import Node
+    from .filter_syntax import Node, Scalar
+
+    #: what a comparison orders: (0, "") or (1, text) for strings, else a number
+    Ordered = TypeVar("Ordered", "tuple[int, str]", float)
 
     #: fetch(column) -> the cell text of that column for the line tested (None: empty)
     Fetch = Callable[[str], "str | None"]
@@ -43,6 +56,7 @@ class Filter:
         """The column names the expression uses, as written, first use first."""
         seen: list[str] = []
         for p in self.holders:
+            assert p.column is not None  # a holder names its column
             if p.column not in seen:
                 seen.append(p.column)
         return seen
@@ -54,6 +68,7 @@ class Filter:
         unknown: list[str] = []
         used: list[str] = []
         for p in self.holders:
+            assert p.column is not None  # a holder names its column
             got = resolve(p.column)
             if got is None:
                 if p.column not in unknown:
@@ -104,7 +119,7 @@ def parse(text: str) -> Filter:
 class _Value:
     __slots__ = ("type", "value", "empty")
 
-    def __init__(self, type: str, value: object, empty: bool = False) -> None:
+    def __init__(self, type: str, value: Scalar, empty: bool = False) -> None:
         self.type = type
         self.value = value       # str | None, int, float or bool
         self.empty = empty
@@ -112,6 +127,7 @@ class _Value:
 
 def _fetch_holder(p: Param, fetch: Fetch) -> _Value:
     """A column's cell as the column's type: text, trimmed, then converted."""
+    assert p.column is not None  # a holder names its column
     data = fetch(p.column)
     if data is None or data == "":
         v = _Value(STRING, None, empty=True)
@@ -125,7 +141,7 @@ def _literal(p: Param) -> _Value:
 
 
 #: Conversions between value types other than from a cell's text (see _from_string).
-_CONVERT: dict[tuple[str, str], Callable[[Any], object]] = {
+_CONVERT: dict[tuple[str, str], Callable[[Any], Scalar]] = {
     (NUMBER, STRING): str,
     (NUMBER, FLOAT): float,
     (NUMBER, BOOLEAN): lambda x: x > 0,
@@ -154,6 +170,7 @@ def _from_string(v: _Value, to: str, what: str | None) -> _Value:
     """A text (a cell's, or a string literal) as a number, float or (``to`` is
     neither) boolean; an empty cell stays empty."""
     x = v.value
+    assert x is None or isinstance(x, str)  # a STRING value is text or None (empty)
     if to == NUMBER:
         if x is None:
             return _Value(NUMBER, 0, v.empty)
@@ -169,7 +186,7 @@ def _from_string(v: _Value, to: str, what: str | None) -> _Value:
         except ValueError:
             raise FilterError(f"failed to apply filter: {what or 'value'} {x!r} is not "
                               "a number") from None
-    ok = bool(x) and (x.lower() in ("1", "true") or x[:1] in ("y", "Y"))
+    ok = bool(x and (x.lower() in ("1", "true") or x[:1] in ("y", "Y")))
     return _Value(BOOLEAN, ok, v.empty)
 
 
@@ -179,12 +196,12 @@ def _node_type(node: Node) -> str:
     return node.type or STRING
 
 
-def _compare_type(e: Expr) -> str:
-    left, right = _node_type(e.left), _node_type(e.right)
+def _compare_type(left_node: Node, right_node: Node) -> str:
+    left, right = _node_type(left_node), _node_type(right_node)
     if left == right:
         return left
-    lh = isinstance(e.left, Param) and e.left.is_holder
-    rh = isinstance(e.right, Param) and e.right.is_holder
+    lh = isinstance(left_node, Param) and left_node.is_holder
+    rh = isinstance(right_node, Param) and right_node.is_holder
     kind = right if (lh and not rh) else left
     if kind == NUMBER and FLOAT in (left, right):
         kind = FLOAT
@@ -207,29 +224,39 @@ def _eval(node: Node, fetch: Fetch) -> bool:
             return bool(v.value)
         return bool(v.value)
     op = node.op
-    if op == "AND":
-        return _eval(node.left, fetch) and _eval(node.right, fetch)
-    if op == "OR":
-        return _eval(node.left, fetch) or _eval(node.right, fetch)
     if op == "NOT":
         return not _eval(node.right, fetch)
+    left_node = node.left
+    assert left_node is not None  # every operator but NOT has a left side
+    if op == "AND":
+        return _eval(left_node, fetch) and _eval(node.right, fetch)
+    if op == "OR":
+        return _eval(left_node, fetch) or _eval(node.right, fetch)
     if op in ("REG", "NREG"):
-        kind = _compare_type(node)
-        left = _operand(node.left, kind, fetch)
+        kind = _compare_type(left_node, node.right)
+        left = _operand(left_node, kind, fetch)
         text = left.value if left.type == STRING else _cast(left, STRING).value
-        hit = node.right.regex.search(text or "") is not None
+        assert text is None or isinstance(text, str)  # a STRING value is text or None
+        pattern = node.right
+        assert isinstance(pattern, Param) and pattern.regex is not None  # see _compile_regex
+        hit = pattern.regex.search(text or "") is not None
         return hit if op == "REG" else not hit
-    kind = _compare_type(node)
-    left = _operand(node.left, kind, fetch)
+    kind = _compare_type(left_node, node.right)
+    left = _operand(left_node, kind, fetch)
     right = _operand(node.right, kind, fetch)
     if kind != STRING and (left.empty or right.empty):
         return False
     a, b = left.value, right.value
     if kind == STRING:
+        assert (a is None or isinstance(a, str)) and (b is None or isinstance(b, str))
         # NULL (an empty cell) sorts before every string, equal only to NULL.
-        ka = (0, "") if a is None else (1, a)
-        kb = (0, "") if b is None else (1, b)
-        a, b = ka, kb
+        return _compare(op, (0, "") if a is None else (1, a), (0, "") if b is None else (1, b))
+    # Numbers, floats and booleans: _cast made both sides one of them, never None.
+    assert isinstance(a, (int, float)) and isinstance(b, (int, float))
+    return _compare(op, a, b)
+
+
+def _compare(op: str, a: Ordered, b: Ordered) -> bool:
     return {"EQ": a == b, "NE": a != b, "LT": a < b, "LE": a <= b,
             "GT": a > b, "GE": a >= b}[op]
 

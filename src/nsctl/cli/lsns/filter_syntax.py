@@ -26,9 +26,11 @@ from ...kernel.errors import NsctlError
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
-    from typing import Union
+    from typing import TypeAlias
 
-    Node = Union["Param", "Expr"]
+    Node: TypeAlias = "Param | Expr"
+    #: a literal's or a cell's value (None: an empty cell)
+    Scalar: TypeAlias = "str | int | float | bool | None"
 
 
 class FilterError(NsctlError):
@@ -67,7 +69,7 @@ U64_MAX = (1 << 64) - 1
 class Token:
     __slots__ = ("kind", "text", "pos", "value")
 
-    def __init__(self, kind: str, text: str, pos: int, value: object = None) -> None:
+    def __init__(self, kind: str, text: str, pos: int, value: Scalar = None) -> None:
         self.kind = kind      # AND OR NOT EQ ... NUMBER FLOAT STRING HOLDER TRUE FALSE ( ) ' END
         self.text = text
         self.pos = pos
@@ -116,7 +118,7 @@ class Param:
 
     __slots__ = ("type", "value", "column", "regex")
 
-    def __init__(self, type: str | None, value: object = None, column: str | None = None
+    def __init__(self, type: str | None, value: Scalar = None, column: str | None = None
                  ) -> None:
         self.type = type
         self.value = value
@@ -138,7 +140,7 @@ class Expr:
 
 _LOGIC = ("AND", "OR")
 _COMPARE = ("EQ", "NE", "LT", "LE", "GT", "GE", "REG", "NREG")
-_PRECEDENCE = {op: 1 for op in _LOGIC} | {op: 2 for op in _COMPARE}
+_PRECEDENCE = dict.fromkeys(_LOGIC, 1) | dict.fromkeys(_COMPARE, 2)
 _NOT_PRECEDENCE = 2
 _NAMES = {"AND": "'and'", "OR": "'or'", "NOT": "'not'", "EQ": "'=='", "NE": "'!='",
           "LT": "'<'", "LE": "'<='", "GT": "'>'", "GE": "'>='", "REG": "'=~'", "NREG": "'!~'",

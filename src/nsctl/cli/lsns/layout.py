@@ -12,8 +12,18 @@ from __future__ import annotations
 
 import os
 
-from ..cells import cell_width as _cell_width, nonblank as _nonblank, safe as _safe, \
-    truncate as _truncate
+from ..cells import (
+    cell_width as _cell_width,
+)
+from ..cells import (
+    nonblank as _nonblank,
+)
+from ..cells import (
+    safe as _safe,
+)
+from ..cells import (
+    truncate as _truncate,
+)
 
 # Column flags (libsmartcols' SCOLS_FL_*).
 RIGHT = 1      # right-aligned
@@ -299,7 +309,7 @@ class _TextLayout:
         out: list[str] = []
         if not self.no_headings:
             out.append(self._row([[name] for name, _f, _w, _j in self.cols], None))
-        for line, cells in zip(self.lines, self.texts):
+        for line, cells in zip(self.lines, self.texts, strict=True):
             out.append(self._row(cells, line))
         return "".join(s + "\n" for s in out)
 

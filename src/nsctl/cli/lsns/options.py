@@ -15,7 +15,7 @@ from . import columns as C
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
-    from typing import Callable, Iterator
+    from collections.abc import Callable, Iterator
 
     from .filter import Filter
 
@@ -215,7 +215,7 @@ def _getopt(argv: list[str], positionals: list[str]) -> Iterator[tuple[Option, s
 def _long_option(text: str, rest: Iterator[str]) -> tuple[Option, str | None]:
     """``--name``, ``--name=value`` or ``--name value``; ``name`` may be a prefix."""
     name, eq, value = text.partition("=")
-    matches = [name] if name in _BY_LONG else [l for l in _BY_LONG if l.startswith(name)]
+    matches = [name] if name in _BY_LONG else [long for long in _BY_LONG if long.startswith(name)]
     if not matches:
         raise UsageError(f"unrecognized option '--{name}'")
     if len(matches) > 1:

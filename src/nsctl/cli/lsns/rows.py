@@ -16,8 +16,10 @@ from .layout import RIGHT, TREE, TRUNC, WRAP, Line, Table
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 
 if TYPE_CHECKING:
-    from typing import Iterator
+    from collections.abc import Callable, Iterator
+    from typing import Literal
 
+    from ...kernel.netnsid import NetnsIds
     from ...model import Namespace, Process, Snapshot
     from .options import Config
 
@@ -42,7 +44,7 @@ class Source:
         self.nsfs_separator = nsfs_separator
         self._users: dict[int, str] = {}
         self._netnsid: dict[int, str | None] = {}
-        self._netlink = None
+        self._netlink: NetnsIds | Literal[False] | None = None  # False: none to be had
 
     def close(self) -> None:
         if self._netlink:
@@ -64,11 +66,11 @@ class Source:
         """Bind mount paths of ``ns``: those in our mount namespace first (in
         mount-table order), then those in other mount namespaces."""
         own = self.snap.own.get("mnt")
-        mounts = [r for r in ns.refs if r.kind == "bindmount" and r.path]
+        mounts = [r for r in ns.refs if r.kind == "bindmount"]
         mounts.sort(key=lambda r: r.mntns != own)
         out: list[str] = []
         for r in mounts:
-            if r.path not in out:
+            if r.path and r.path not in out:
                 out.append(r.path)
         return out
 
@@ -91,7 +93,9 @@ class Source:
             return None
         q = self._netlink
         nsid = None
-        ask = {"path": q.of_path, "mount": q.of_mount, "socket": q.of_socket}
+        # (each takes the arguments _netns_handles yields after its name)
+        ask: dict[str, Callable[..., int | None]] = {
+            "path": q.of_path, "mount": q.of_mount, "socket": q.of_socket}
         for how, *args in self._netns_handles(ns):
             nsid = ask[how](*args, expect_ino=ns.ino)
             if nsid is not None:
@@ -146,10 +150,11 @@ class Builder:
             pp = self._parent_proc(proc)
             parent = self.proc_outline.get(pp.pid) if pp is not None else None
         elif mode == "parent":
-            rel = self.rows.get(row.ns.parent) if row.ns.type in ("user", "pid") else None
+            up = row.ns.parent if row.ns.type in ("user", "pid") else None
+            rel = self.rows.get(up) if up is not None else None
             parent = rel.outline if rel is not None else None
         elif mode == "owner":
-            rel = self.rows.get(row.ns.owner)
+            rel = self.rows.get(row.ns.owner) if row.ns.owner is not None else None
             parent = rel.outline if rel is not None else None
         view = C.Row(row.ns, len(row.pids), proc, self.src)
         flt = self.cfg.filter
@@ -216,7 +221,7 @@ def build_rows(cfg: Config, snap: Snapshot) -> dict[int, NsRow]:
     for ns in snap.namespaces.values():
         if ns.type not in cfg.types:
             continue
-        pids = sorted(set(p for p in ns.pids if p in snap.processes))
+        pids = sorted({p for p in ns.pids if p in snap.processes})
         proc = snap.processes[pids[0]] if pids else None
         rows[ns.ino] = NsRow(ns, pids, proc)
     return rows
