@@ -7,9 +7,10 @@
 For each N: build the topology (topology.py), run each tool once to warm
 caches, then R times each, alternating which goes first; tear down and check
 nothing was left.  With ``--baseline REV`` REV's nsctl (baseline.py) is a third
-tool in the same loop, and a second table gives new/old.  Prints a markdown table and writes the full result as JSON
-to bench/results/run-<time>.json.  Exit status 1 if nsctl missed a namespace
-that lsns found, missed one the generator made, or anything was left behind.
+tool in the same loop, and a second table gives new/old.  Prints a markdown table
+and writes the full result as JSON to bench/results/run-<time>.json.  Exit status 1
+if nsctl missed a namespace that lsns found, missed one the generator made, or
+anything was left behind.
 """
 from __future__ import annotations
 
