@@ -26,7 +26,7 @@ from ..kernel.errors import NsctlError
 from ..model import BINDMOUNT, Reference
 from .scan import ProcHandle, Scan
 
-TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any

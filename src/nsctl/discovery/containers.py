@@ -1,13 +1,10 @@
 """Source: the container each process is in, from /proc/PID/cgroup
 (see nsctl.discovery.cgroup_names).
 
-Which processes are read.  /proc/PID/cgroup costs one more open and read per
-process, and a parse: measured here (2 cores, hybrid v1+v2 host, 10 lines
-per file) about 6-10 us to read and 4-8 us to parse, against ~120 us per
-host process and ~250 us per process in a mount namespace of its own for the
-whole scan; with 500 such processes in docker-<id>.scope cgroups, a scan took
-9-25 us more per labelled process (3-8%).  So it is read only for processes
-that can be in a container:
+Which processes are read.  /proc/PID/cgroup costs one more open, read and
+parse per process, a few percent of a scan (bench/README.md, "Costs behind
+thresholds in the code").  So it is read only for processes that can be in a
+container:
 
 - whose mount namespace differs from nsctl's, or
 - whose cgroup namespace differs from nsctl's, or

@@ -37,7 +37,7 @@ from ..model import Process, Snapshot
 from . import bindmounts, containers, fds, hierarchy, procs, shares, sockets, tasks
 from .scan import Memo, Options, ProcHandle, Scan, Source
 
-TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
     from collections.abc import Callable
 

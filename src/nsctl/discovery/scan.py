@@ -17,7 +17,7 @@ from ..kernel import nsfs, procfs
 from ..kernel.errors import AccessDenied, NsctlError, Unsupported, classify
 from ..model import Namespace, Problem, Process, Reference, Snapshot
 
-TYPE_CHECKING = False  # typing costs ~10 ms to import; only type checkers need it
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -32,7 +32,7 @@ Found = list  # list[tuple[int, str, int]]
 def read(scan: Scan, proc: ProcHandle) -> None:
     """The threads of the process whose namespaces differ from its own."""
     if proc.process is None or proc.threads == 1:
-        return   # one thread: it is the process (listing task/ costs ~1.5 us a thread)
+        return   # one thread: it is the process (task/ is not listed for it)
     own = {link: f"{link}:[{ino}]" for link, ino in proc.process.ns.items()
            if link in THREAD_LINKS}
     task_fd = procfs.open_dir("task", dir_fd=proc.dirfd)
@@ -64,7 +64,7 @@ NATIVE = _c_module()
 
 def _scan(scan: Scan, task_fd: int, tids: list[int], own: dict[str, str]) -> Found:
     """The hot loop of the worst case: the same system calls in C where it was
-    built (about 20 us a thread, against 35 us in Python), else in Python."""
+    built (faster by Python's wrapper costs: see kernel/_native.c), else in Python."""
     if NATIVE is not None:
         return _scan_native(scan, task_fd, tids, own)
     return _scan_python(scan, task_fd, tids, own)
@@ -201,7 +201,7 @@ def _scan_parallel(scan: Scan, task_fd: int, pid: int, threads: int, own: dict[s
     is no faster: two listings of one process's threads at once each take twice
     as long.)"""
     # Workers answer in marshal: both ends are one interpreter (forked), and for these
-    # plain rows it takes about half pickle's time (~25 ms less for 60,000 threads).
+    # plain rows it is faster than pickle.
     import marshal
 
     from ..kernel.forked import Forked

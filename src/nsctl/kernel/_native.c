@@ -7,7 +7,7 @@
  * without entering it (listmount, statmount; see below).
  *
  * pidfd_getfd, setns, unshare, openat2: the system calls Python 3.11's os module lacks.
- * Through ctypes they cost an import of ~5-15 ms on every `nsctl ls` that meets
+ * Through ctypes they cost an import of ctypes on every `nsctl ls` that meets
  * a socket in another process, which is every `nsctl ls` on a real host.
  *
  * scan_tasks: the hot loop of `nsctl ls --threads`.  The worst case named in
@@ -15,9 +15,8 @@
  * one process with 60,000 threads, each in a namespace of its own.  Per thread
  * the scan makes 7 system calls (open TID/ns, five readlinks, close) and per
  * new namespace 7 more (open, fstat, NS_GET_ID, NS_GET_USERNS, fstat, close,
- * close).  The kernel does that in about 20 us a thread here; Python's os
- * wrappers add some 15 us more (path conversion, str decoding, ints,
- * exceptions).  This makes the same calls, in the same order, with the same
+ * close).  Python's os wrappers add nearly as much again as the kernel's own
+ * time for them (path conversion, str decoding, ints, exceptions).  This makes the same calls, in the same order, with the same
  * outcome as the Python loop in nsctl.discovery.tasks, and calls back into
  * Python for all that builds the model:
  *

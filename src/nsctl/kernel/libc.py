@@ -1,7 +1,7 @@
 """The few system calls Python 3.11's os module lacks: pidfd_getfd, setns, unshare, openat2.
 
 From nsctl.kernel._native (C) where it was built; else through ctypes, loaded
-lazily: importing ctypes costs 5-15 ms that plain listing need not pay.
+lazily: importing ctypes is a cost plain listing need not pay.
 mount(2) and the new mount API go through ``libc()`` (nsctl.kernel.mounts).
 """
 from __future__ import annotations

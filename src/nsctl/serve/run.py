@@ -47,7 +47,7 @@ def run(config: Config) -> int:
 
 def bind_tcp(family: int, sockaddr: tuple, text: str) -> socket.socket:
     # proto given, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP
-    # (without it a small answer's body waits out the client's delayed ACK: 40 ms).
+    # (without it a small answer's body waits out the client's delayed ACK).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
