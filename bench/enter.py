@@ -61,7 +61,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="nsctl-bench-enter-") as tmp, Timer() as timer:
             timer.build()
             if args.baseline:
-                from baseline import checkout, check_imports, tree_env
+                from baseline import check_imports, checkout, tree_env
 
                 repo = Path(__file__).resolve().parent.parent
                 old = Path(tmp) / "old"

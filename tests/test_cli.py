@@ -203,6 +203,35 @@ def test_show_accepts_every_spec_form(spawn, netns_file):
 @pytest.mark.parametrize("argv, message", [
     (["ls", "-t", "bogus"], "unknown namespace type 'bogus'"),
     (["ls", "-o", "NS,NOPE"], "unknown column 'NOPE'"),
+    (["pid", "abc"], "not a PID: 'abc'"),
+])
+def test_usage_errors_are_one_line_and_exit_2(argv, message):
+    """Bad words on the command line exit 2, as argparse and util-linux give it."""
+    proc = nsctl(*argv, check=False)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines()
+             if not line.startswith("nsctl: partial result")]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_nsctl_alone_prints_usage_and_exits_2():
+    proc = nsctl(check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("usage: nsctl") and "enter" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["ls", "tree", "show", "pidtree", "pid", "pin", "unpin",
+                                     "enter", "run", "net", "snapshot", "diff", "watch",
+                                     "history", "serve"])
+def test_version_everywhere(command):
+    from nsctl import __version__
+
+    proc = nsctl(command, "--version")
+    assert proc.stdout == f"nsctl {command} {__version__}\n"
+
+
+@pytest.mark.parametrize("argv, message", [
     (["show", "net:[1]"], "not found"),
     (["show", "99999999/net"], "no process with PID 99999999"),
     (["show", "/etc/hostname"], "not a namespace file"),
@@ -231,7 +260,7 @@ def test_output_that_cannot_be_written_is_one_line_and_exit_1(argv):
                               stderr=subprocess.PIPE, text=True, timeout=60)
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.splitlines() if "partial result" not in line]
-    assert len(lines) == 1 and lines[0].startswith("nsctl") \
+    assert len(lines) == 1 and lines[0].startswith("lsns" if argv == ["lsns"] else "nsctl") \
         and lines[0].endswith(": No space left on device"), proc.stderr
 
 

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
     from ..ops.enter import Target
 
+    _Args = argparse.Namespace
+else:
+    _Args = object
+
 # nsenter's namespace options: short, long, type.
 NS_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("m", "mount", "mnt"), ("u", "uts", "uts"), ("i", "ipc", "ipc"), ("n", "net", "net"),
@@ -157,7 +161,7 @@ class _Targets:
         if all(o.ino != ns.ino for o, _fd in self.opened):
             self.opened.append((ns, fd))
 
-    def resolve_pending(self, args: argparse.Namespace | _Plain) -> None:
+    def resolve_pending(self, args: argparse.Namespace) -> None:
         """The SPECs that need the host's map: one scan for all of them."""
         if not self.pending:
             return
@@ -190,7 +194,7 @@ def _open_dir(value: str, target: int | None, which: str, option: str) -> int:
         raise UsageError(f"{option}: {path}: {exc.strerror}") from None
 
 
-class _Plain:
+class _Plain(_Args):
     """The arguments of the plain form, ``SPEC... [-- CMD ...]``, as argparse would
     give them: read without argparse, whose import and parser cost as much as the
     rest of entering a namespace."""
@@ -203,7 +207,7 @@ class _Plain:
         self.preserve_credentials = self.keep_caps = False
 
 
-def parse(argv: list[str]) -> tuple[argparse.Namespace | _Plain, list[str] | None]:
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str] | None]:
     """(the options, the command or None)."""
     words, command = split_argv(argv)
     if words and not any(w.startswith("-") for w in words):

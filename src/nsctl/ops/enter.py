@@ -106,9 +106,9 @@ def enter(targets: list[Namespace], snap: Snapshot, argv: list[str],
     finally:
         for _ns, fd in opened:
             os.close(fd)
-        for fd in (how.root_fd, how.cwd_fd):
-            if fd is not None:
-                os.close(fd)
+        for dir_fd in (how.root_fd, how.cwd_fd):
+            if dir_fd is not None:
+                os.close(dir_fd)
 
 
 def enter_opened(opened: list[tuple[Target, int]], argv: list[str], how: How) -> int:

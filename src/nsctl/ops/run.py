@@ -24,6 +24,7 @@ the user.
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
@@ -472,7 +473,8 @@ def _exec(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
         os.execvp(spec.argv[0], spec.argv)
     except OSError as exc:
         _send(sock, step=f"run {spec.argv[0]}", error=exc.strerror or str(exc))
-        os._exit(127)
+        # As the shells say it: 127 not found, 126 found but not runnable.
+        os._exit(127 if exc.errno == errno.ENOENT else 126)
 
 
 def _init(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
