@@ -283,3 +283,19 @@ def test_a_command_that_only_prints_leaves_without_the_interpreter_teardown(
 def test_unknown_command_is_a_usage_error():
     proc = nsctl("frobnicate", check=False)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+@root_only
+def test_ls_takes_lsns_task_raw_and_json_options(spawn):
+    """-p PID: only that process's namespaces (as the kernel links them); -r: lsns's raw
+    layout (one space between cells, blanks as \\x20); -J: the JSON document."""
+    s = spawn("unshare", "--uts", "sleep", "600")
+    want = sorted((ino(f"/proc/{s.pid}/ns/{t}"), t) for t in os.listdir(f"/proc/{s.pid}/ns")
+                  if t not in ("pid_for_children", "time_for_children"))
+    out = nsctl("ls", "-r", "-p", str(s.pid), "-o", "NS,TYPE").stdout.splitlines()
+    assert out[0] == "NS TYPE"
+    assert sorted((int(ns), t) for ns, t in (line.split(" ") for line in out[1:])) == want
+    doc = json.loads(nsctl("ls", "-J", "-p", str(s.pid)).stdout)
+    assert sorted((n["ns"], n["type"]) for n in doc["namespaces"]) == want
+    raw = nsctl("ls", "-r", "-n", "-t", "uts", "-o", "NS,COMMAND").stdout.splitlines()
+    assert f"{s.link('uts')} sleep\\x20600" in raw
