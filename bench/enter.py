@@ -9,8 +9,10 @@ alternating order, through the timeit launcher (measure.Timer):
 - ``python -c pass`` (this interpreter, started the way the nsctl script starts it),
 - ``python -c 'import re'``: where the ``nsctl`` script pip writes starts from (it
   imports re before nsctl),
+- ``unshare -n true`` and ``nsctl run -n true`` (a new network namespace, lo up),
 - with ``--baseline REV``: REV's ``python -m nsctl enter /run/netns/X -- true`` and
-  this tree's the same way (both through ``-m``, so only the code differs).
+  ``run --net -- true``, and this tree's the same way (both through ``-m``, so only the code
+  differs).
 
 Prints a markdown table (median and minimum wall time, CPU, each over the empty Python
 start) and exits 1 if nsctl enter by path takes more than 2x the empty Python start
@@ -56,6 +58,8 @@ def main() -> int:
             "nsctl enter FILE -- true": [str(VENV_BIN / "nsctl"), "enter", path, "--", "true"],
             "nsctl enter -t PID -n true": [str(VENV_BIN / "nsctl"), "enter", "-t",
                                            str(holder.pid), "-n", "true"],
+            "unshare -n true": [shutil.which("unshare") or "/usr/bin/unshare", "-n", "true"],
+            "nsctl run -n true": [str(VENV_BIN / "nsctl"), "run", "-n", "true"],
         }
         envs: dict[str, dict[str, str]] = {}
         with tempfile.TemporaryDirectory(prefix="nsctl-bench-enter-") as tmp, Timer() as timer:
@@ -72,8 +76,13 @@ def main() -> int:
                                                             "--", "true"]
                 cases["new: python -m nsctl enter FILE"] = list(
                     cases["old: python -m nsctl enter FILE"])
-                envs["old: python -m nsctl enter FILE"] = tree_env(old, timer.env)
-                envs["new: python -m nsctl enter FILE"] = tree_env(repo, timer.env)
+                cases["old: python -m nsctl run --net"] = [py, "-m", "nsctl", "run", "--net",
+                                                           "--", "true"]
+                cases["new: python -m nsctl run --net"] = list(
+                    cases["old: python -m nsctl run --net"])
+                for what in ("enter FILE", "run --net"):
+                    envs[f"old: python -m nsctl {what}"] = tree_env(old, timer.env)
+                    envs[f"new: python -m nsctl {what}"] = tree_env(repo, timer.env)
             try:
                 samples = _measure(timer, cases, envs, args.reps)
             finally:

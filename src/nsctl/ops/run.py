@@ -258,10 +258,17 @@ def _step(what: str, func: Callable[[*Args], Result], *args: *Args) -> Result:
         return func(*args)
     except RunError:
         raise
-    except (OSError, NsctlError) as exc:
-        raise RunError(f"{what}: {getattr(exc, 'strerror', None) or exc}") from None
-    except Exception as exc:  # pyroute2's NetlinkError and friends
-        raise RunError(f"{what}: {exc}") from None
+    except Exception as exc:  # OSError, NsctlError, pyroute2's NetlinkError and friends
+        raise RunError(f"{what}: {_cause(exc)}") from None
+
+
+def _cause(exc: Exception) -> str:
+    """The cause of a failed step in words: the errno's text for an OSError or a
+    pyroute2 NetlinkError (whose str() is a ``(code, text)`` tuple), else the message."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _write_maps(spec: RunSpec, pid: int) -> None:
@@ -427,10 +434,7 @@ def _netlink(what: str, call: Callable[..., object], *args: object, **kwargs: ob
     try:
         call(*args, **kwargs)
     except Exception as exc:
-        code = getattr(exc, "code", None)
-        cause = os.strerror(code) if isinstance(code, int) and code > 0 else \
-            (getattr(exc, "strerror", None) or str(exc))
-        raise RunError(f"{what}: {cause}") from None
+        raise RunError(f"{what}: {_cause(exc)}") from None
 
 
 def parse_time_offsets(text: str) -> dict[str, float]:
