@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from ..kernel import nsfs, pidfd, procfs
+from ..kernel import nsfs
 from ..kernel.errors import NoSuchProcess, NotANamespace, NsctlError, Unsupported
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
@@ -122,6 +122,8 @@ def _checked(fd: int, what: str) -> tuple[Found, int]:
 
 def _by_pid(pid: int, link: str, spec: str) -> tuple[Found, int]:
     """``PID/LINK`` through the pidfd: the process, not whatever has its PID by now."""
+    from ..kernel import pidfd, procfs  # (here: a path SPEC needs neither)
+
     if link not in nsfs.LINK_TYPE:
         raise _spec_error(f"unknown namespace type {link!r} in {spec!r} "
                         f"(one of {', '.join(nsfs.LINK_TYPE)})")
@@ -156,6 +158,8 @@ def _by_pid(pid: int, link: str, spec: str) -> tuple[Found, int]:
 def _candidates(ns_type: str | None) -> Iterator[tuple[str, int, str]]:
     """(type, inode, path) of the namespaces the processes' ns links and our own nsfs
     mounts name, each once, read with readlink only (nothing opened)."""
+    from ..kernel import procfs
+
     seen: set[tuple[str, int]] = set()
     try:
         for root, point in procfs.nsfs_mounts(procfs.read_text("/proc/self/mountinfo",
@@ -197,6 +201,8 @@ def _by_id(ns_id: int, spec: str) -> tuple[Found, int] | None:
 def _by_inode(ino: int, ns_type: str | None, spec: str) -> tuple[Found, int] | None:
     """An inode: the first process link or own mount that names it, opened only once it
     is that namespace; None (scan) when none does."""
+    from ..kernel import procfs
+
     for found_type, found_ino, path in _candidates(ns_type):
         if found_ino != ino:
             continue
