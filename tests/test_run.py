@@ -573,3 +573,18 @@ def test_run_veth_address_refused_names_the_address_step(scr):
         assert "Errno" not in err and "(13," not in err
         assert not (scr / "ran").exists()
         _run_left_nothing(net)
+
+
+def test_run_map_current_user_maps_you_to_yourself():
+    got = _ids_and_maps("-c")
+    assert got[:2] == [str(os.geteuid()), str(os.getegid())]
+    assert got[2].split() == [str(os.geteuid()), str(os.geteuid()), "1"]
+    assert got[3].split() == [str(os.getegid()), str(os.getegid()), "1"]
+
+
+def test_run_old_spellings_take_their_value_only_before_an_option_or_dashdash():
+    """`--uts NAME -- CMD` (nsctl's): NAME is the hostname; `--uts CMD ARG -- X` (unshare's
+    reading): CMD is the command, the hostname unchanged."""
+    assert ok("run", "--uts", "nsctl-old", "--", "hostname").stdout == "nsctl-old\n"
+    out = ok("run", "--uts", "sh", "-c", "hostname; echo \"$@\"", "sh", "--", "x").stdout
+    assert out.splitlines() == [socket.gethostname(), "-- x"]

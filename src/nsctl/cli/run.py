@@ -5,8 +5,9 @@ As with unshare, the first word that is not an option starts the command (``--``
 also ends the options), no command runs $SHELL, short options group (``-Urn``), and
 the long namespace options take an optional ``=FILE`` only in that spelling
 (``--net=/run/netns/x`` pins the new namespace there).  nsctl's own spellings stay:
-``--uts NAME``, ``--time OFFSETS`` and ``--veth ADDR`` take the next word when a
-``--`` comes later, which leaves no doubt where the command starts.
+``--uts NAME``, ``--time OFFSETS`` and ``--veth ADDR`` take the next word when a long
+option of nsctl run or ``--`` follows it and a ``--`` comes later, which leaves no
+doubt where the command starts.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ NS_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("m", "mount", "mnt"), ("u", "uts", "uts"), ("i", "ipc", "ipc"), ("n", "net", "net"),
     ("p", "pid", "pid"), ("U", "user", "user"), ("C", "cgroup", "cgroup"), ("T", "time", "time"))
 _SHORT = {s: f"--{lng}" for s, lng, _t in NS_OPTIONS} | {
-    "r": "--map-root-user", "f": "--fork", "h": "--help", "V": "--version"}
+    "r": "--map-root-user", "c": "--map-current-user", "f": "--fork", "h": "--help",
+    "V": "--version"}
 # Long options whose argument is optional: ``--name=ARG`` only (``--name`` alone: none).
 _OPTIONAL = {f"--{lng}" for _s, lng, _t in NS_OPTIONS} | {"--mount-proc", "--kill-child",
                                                          "--veth"}
@@ -62,11 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="NAME" if ns_type == "uts" else "FILE", help=helps[ns_type])
     p.add_argument("-r", "--map-root-user", "--map-root", dest="map_root", action="store_true",
                    help="map your uid and gid to root inside (implies --user, denies setgroups)")
+    p.add_argument("-c", "--map-current-user", action="store_true",
+                   help="map your uid and gid to themselves (implies --user)")
     p.add_argument("--map-user", metavar="UID|NAME", help="map your uid to UID (implies --user)")
     p.add_argument("--map-group", metavar="GID|NAME",
                    help="map your gid to GID (implies --user)")
     p.add_argument("--setgroups", choices=("allow", "deny"),
                    help="allow or deny setgroups(2) in the new user namespace")
+    p.add_argument("--propagation", choices=("private", "shared", "slave", "unchanged"),
+                   default="private",
+                   help="what the mounts of a new mount namespace become (default private)")
     p.add_argument("--mount-proc", nargs="?", const="", metavar="DIR",
                    help="mount a fresh proc at DIR (default /proc; implies --mount; with "
                         "--net also a fresh /sys)")
@@ -88,8 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
-    """(options for argparse, the command), as unshare reads its arguments."""
+def split_argv(argv: list[str], known: frozenset[str] | set[str] = frozenset()
+               ) -> tuple[list[str], list[str]]:
+    """(options for argparse, the command), as unshare reads its arguments.  ``known``:
+    the long options, which tell an old-style value (``--uts NAME --pid -- CMD``) from
+    the command (``--uts hostname -f -- x`` runs ``hostname``)."""
     out: list[str] = []
     dashdash = "--" in argv
     i = 0
@@ -100,8 +110,10 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
             return out, argv[i + 1:]
         if word.startswith("--"):
             name = word.partition("=")[0]
+            after = argv[i + 2] if i + 2 < len(argv) else ""
             if name in _OLD_VALUE and "=" not in word and dashdash and following is not None \
-                    and following != "--" and not following.startswith("-"):
+                    and not following.startswith("-") \
+                    and (after == "--" or after.partition("=")[0] in known):
                 out += [word, following]           # nsctl's --uts NAME ... -- CMD
                 i += 2
                 continue
@@ -123,7 +135,7 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def _takes_value(option: str) -> bool:
     return option in ("--map-user", "--map-group", "--setgroups", "--monotonic",
-                      "--boottime", "--pin")
+                      "--boottime", "--pin", "--propagation")
 
 
 def _id(text: str | None, what: str, lookup: str) -> int | None:
@@ -163,13 +175,19 @@ def _signal(text: str | None) -> int:
 
 
 def main(argv: list[str]) -> int:
-    words, command = split_argv(argv)
-    args = build_parser().parse_args(words)
+    parser = build_parser()
+    known = {o for action in parser._actions for o in action.option_strings
+             if o.startswith("--")}
+    words, command = split_argv(argv, known)
+    args = parser.parse_args(words)
     if command and not command[0]:
         raise UsageError("the command name is empty")
     command = command or [os.environ.get("SHELL") or "/bin/sh"]
     map_user, map_group = _id(args.map_user, "--map-user", "user"), \
         _id(args.map_group, "--map-group", "group")
+    if args.map_current_user:
+        map_user = os.geteuid() if map_user is None else map_user
+        map_group = os.getegid() if map_group is None else map_group
     pins = {t: value for _s, _l, t in NS_OPTIONS if t not in ("uts", "time")
             and (value := getattr(args, t))}
     time_offsets: dict[str, float] | None = None
@@ -191,5 +209,6 @@ def main(argv: list[str]) -> int:
         uts=args.uts, ipc=args.ipc is not None, cgroup=args.cgroup is not None,
         time=time_offsets, veth=args.veth, pin_dir=args.pin,
         mount_proc=None if args.mount_proc is None else args.mount_proc or "/proc",
-        pins=pins, setgroups=args.setgroups, kill_signal=_signal(args.kill_child))
+        pins=pins, setgroups=args.setgroups, kill_signal=_signal(args.kill_child),
+        propagation=args.propagation)
     return run(spec)

@@ -32,7 +32,16 @@ import socket
 
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
-from ..kernel.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, mount
+from ..kernel.mounts import (
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_REC,
+    MS_SHARED,
+    MS_SLAVE,
+    mount,
+)
 from .relay import Relay, Stopped, exit_code
 
 TYPE_CHECKING = False
@@ -62,7 +71,7 @@ class RunSpec:
 
     __slots__ = ("user", "map_root", "map_user", "map_group", "pid", "net", "mount", "uts",
                  "ipc", "cgroup", "time", "veth", "pin_dir", "argv", "mount_proc", "pins",
-                 "setgroups", "kill_signal")
+                 "setgroups", "kill_signal", "propagation")
 
     def __init__(self, argv: list[str], user: bool = False, map_root: bool = False,
                  map_user: int | None = None, map_group: int | None = None, pid: bool = False,
@@ -70,7 +79,8 @@ class RunSpec:
                  ipc: bool = False, cgroup: bool = False, time: dict[str, float] | None = None,
                  veth: str | None = None, pin_dir: str | None = None,
                  mount_proc: str | None = None, pins: dict[str, str] | None = None,
-                 setgroups: str | None = None, kill_signal: int = 9) -> None:
+                 setgroups: str | None = None, kill_signal: int = 9,
+                 propagation: str = "private") -> None:
         self.argv = argv
         self.user, self.map_root = user, map_root
         self.map_user, self.map_group = map_user, map_group
@@ -78,6 +88,7 @@ class RunSpec:
         self.ipc, self.cgroup, self.time, self.veth, self.pin_dir = ipc, cgroup, time, veth, pin_dir
         self.mount_proc, self.pins, self.setgroups = mount_proc, dict(pins or {}), setgroups
         self.kill_signal = kill_signal
+        self.propagation = propagation   # of every mount in a new mount namespace
 
     def types(self) -> list[str]:
         """The namespace types to create, in CLONE flag terms."""
@@ -147,6 +158,9 @@ def veth_addresses(spec: str) -> tuple[str, str, int]:
 
 
 DEFAULT_VETH = "10.200.0.1/30"
+
+# unshare's --propagation: what a new mount namespace's mounts become (default private).
+PROPAGATION = {"private": MS_PRIVATE, "slave": MS_SLAVE, "shared": MS_SHARED}
 
 
 # --- messages between the processes ------------------------------------------------------
@@ -362,9 +376,9 @@ def _child(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
         msg = reader.get()
         if not msg or not msg.get("go"):
             os._exit(1)
-        if spec.mount:
-            step = "make the mounts private"
-            mount(None, "/", None, MS_REC | MS_PRIVATE)
+        if spec.mount and spec.propagation != "unchanged":
+            step = f"make the mounts {spec.propagation}"
+            mount(None, "/", None, MS_REC | PROPAGATION[spec.propagation])
         if spec.uts:   # (--uts alone: a new namespace, the hostname as it was)
             step = "set the hostname"
             socket.sethostname(spec.uts)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from ..kernel import nsfs
-from ..kernel.errors import NoSuchProcess, NotANamespace, NsctlError, Unsupported
+from ..kernel.errors import AccessDenied, NoSuchProcess, NotANamespace, NsctlError, Unsupported
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
@@ -103,13 +103,21 @@ def open_spec(spec: str) -> tuple[Found, int] | None:
         if typed[0] not in nsfs.CLONE_FLAGS:
             raise _spec_error(f"unknown namespace type {typed[0]!r} in {spec!r}")
         return _by_inode(typed[1], typed[0], spec)
-    if "/" in spec and os.path.lexists(spec):
+    if "/" in spec and (os.path.lexists(spec) or not _stable_path_form(spec)):
         try:
-            fd = nsfs.open_ns(spec)
+            fd = nsfs.open_ns(spec)   # (a missing file says so here, with no scan)
         except NsctlError as exc:
             raise _spec_error(str(exc)) from None
         return _checked(fd, spec)
     return None
+
+
+def _stable_path_form(spec: str) -> bool:
+    """Whether ``spec`` is written like a stable path (/user.0/net.1), which only a scan
+    resolves."""
+    from .naming import parse
+
+    return parse(spec) is not None
 
 
 def _checked(fd: int, what: str) -> tuple[Found, int]:
@@ -190,7 +198,10 @@ def _by_id(ns_id: int, spec: str) -> tuple[Found, int] | None:
     mounts that name some namespace give the candidates, the kernel says which one has
     this id.  None (scan) where handles don't work or no candidate has it."""
     for ns_type, ino, _path in _candidates(None):
-        fd = nsfs.open_by_id(ns_id, ns_type, ino)
+        try:
+            fd = nsfs.open_by_id(ns_id, ns_type, ino)
+        except AccessDenied:
+            return None   # (not ours to open by handle: a scan may reach it another way)
         if fd is not None:
             return _checked(fd, spec)
         if nsfs.handles_work() is False:
