@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from . import openapi
 from .documents import ApiError
 from .routes import diff, events, page, pins, reading
 from .security import Guard
@@ -35,6 +36,7 @@ def create_app(service: Service) -> Guard:
         app.include_router(module.router(service))
     if service.allow_ops:
         app.include_router(pins.router(service))
+    openapi.install(app)
     # Big documents (the list is 4 MB on a host with 10,000 namespaces) go gzipped to
     # clients that ask for it: level 1 costs little and sends a tenth of the bytes.
     # The event stream is never compressed (Starlette leaves it out).
