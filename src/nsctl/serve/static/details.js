@@ -12,7 +12,8 @@ const SHOWN_ABOVE = new Set(["ns", "type", "processes", "refs", "view", "pids", 
 // How some keys read better than their JSON.
 const FORMAT = {
   addresses: (list) => (list || []).map((a) => `${a.address}/${a.prefixlen}`).join(", ") || "—",
-  link: (l) => (l ? `${l.role} ${l.ifname || ""}${l.ifindex ? ` (#${l.ifindex})` : ""}${l.netns ? ` in net:[${l.netns}]` : ""}` : "—"),
+  // An interface's link (an object), or a process's ns link name ("net", "pid_for_children").
+  link: (l) => (typeof l === "string" ? l : l ? `${l.role} ${l.ifname || ""}${l.ifindex ? ` (#${l.ifindex})` : ""}${l.netns ? ` in net:[${l.netns}]` : ""}` : "—"),
   container: (c) => containerLabel(c) || "—",
   cmdline: (argv) => (argv || []).join(" "),
   nspid: (list) => (list ? list.join("/") : "—"),
@@ -111,7 +112,8 @@ export function renderDetails(panel, state, ctx) {
     h("div", { class: "summary" },
       doc.hidden ? tag("hidden: only a child namespace keeps it", "hidden") : null,
       (doc.held_by || []).map((why) => tag(why, `held-${why}`))),
-    kv(doc, ctx, SHOWN_ABOVE),
+    // Only user and PID namespaces have a parent: elsewhere "parent —" says nothing.
+    kv(doc, ctx, doc.type === "user" || doc.type === "pid" ? SHOWN_ABOVE : new Set([...SHOWN_ABOVE, "parent"])),
     doc.pid_namespace ? section("PID namespace", kv(doc.pid_namespace, ctx, new Set(["ns"]))) : null,
     section(`Processes (${procs.length})`, procs.length
       ? table(procs.map(({ pid, nspid, comm, cmdline, uid, state: st, container }) => ({ pid, nspid, comm, cmdline, uid, state: st, container })), ctx)
