@@ -57,6 +57,24 @@ FULL_COST = 4           # re-reading a slice takes at most 1/FULL_COST of an int
 BORN, GONE, ENTERED, LEFT, PINNED, UNPINNED, HELD, RELEASED = (
     "born", "gone", "entered", "left", "pinned", "unpinned", "held", "released")
 EVENTS = (BORN, GONE, ENTERED, LEFT, PINNED, UNPINNED, HELD, RELEASED)
+#: What happens to namespaces, without the per-process entered/left that every
+#: process start and exit makes (one per namespace type).
+NAMESPACE_EVENTS = (BORN, GONE, PINNED, UNPINNED, HELD, RELEASED)
+
+
+def parse_events(values: list[str] | None) -> set[str] | None:
+    """The event kinds named by ``values`` (each one kind or a comma list); None for
+    none given; ValueError naming a kind that is not one."""
+    if not values:
+        return None
+    out = set()
+    for value in values:
+        for name in value.split(","):
+            kind = name.strip()
+            if kind not in EVENTS:
+                raise ValueError(f"unknown event {kind!r} (one of {', '.join(EVENTS)})")
+            out.add(kind)
+    return out
 
 
 def iso_now(now: float | None = None) -> str:
