@@ -2,16 +2,30 @@
 splitting off a command."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from ..kernel.errors import DENIED, REASONS, VANISHED, NsctlError
-from ..model import Snapshot
+
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    import argparse
+
+    from ..model import Snapshot
 
 
 class UsageError(NsctlError):
-    """Bad command-line input (unknown column, option, ...)."""
+    """Bad command-line input (unknown column, option, ...): exit status 2, as argparse
+    and util-linux give it."""
+
+    exit_status = 2
+
+
+def add_version(parser: argparse.ArgumentParser, prog: str) -> None:
+    """``--version``, as every command takes it."""
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"{prog} {__version__}")
 
 
 def add_discovery_args(parser: argparse.ArgumentParser) -> None:
