@@ -131,6 +131,12 @@ def test_v2_line_comes_first_then_name_systemd() -> None:
     assert only_v1 is not None and only_v1.id == "c1"
 
 
+def _cdict(engine: str, cid: str | None, name: str | None = None,
+           pod: str | None = None) -> dict[str, str | None]:
+    """A container's JSON as the cgroup path alone gives it (no engine asked)."""
+    return Container(engine, cid, name, pod).to_dict()
+
+
 def _squeezed(text: str) -> str:
     """show's labels are padded to the longest one: compare with single spaces."""
     import re
@@ -147,10 +153,15 @@ def test_host_cgroups_skip_the_table() -> None:
 
 def test_container_json_keys() -> None:
     c = Container("docker", H1)
-    assert c.to_dict() == {"engine": "docker", "id": H1, "name": None, "pod": None}
+    assert c.to_dict() == {"engine": "docker", "id": H1, "name": None, "pod": None,
+                           "image": None, "project": None, "service": None,
+                           "pod_name": None, "pod_namespace": None}
     assert c.label == "docker:0123456789ab"
     assert Container("nspawn", "web", "web").label == "nspawn:web"
     assert Container("containerd", None, None, UID).label == "containerd:pod-1a2b3c4d"
+    assert Container("podman", None, None, H1, pod_name="accp").label == "pod:accp"
+    assert Container("containerd", None, None, UID, pod_name="web",
+                     pod_namespace="shop").label == "pod:shop/web"
 
 
 # --- the namespace rule, on plain data -------------------------------------------------------
@@ -307,7 +318,7 @@ def test_docker_with_host_cgroupns_is_labelled(cgroups):
         pid = payload(stack, group)
         assert nsfacts.link_ino(pid, "cgroup") == nsfacts.link_ino("self", "cgroup")
         procs, spaces = ls_json()
-        want = {"engine": "docker", "id": cid, "name": None, "pod": None}
+        want = _cdict("docker", cid)
         assert procs[pid]["container"] == want
         for link in ("mnt", "net", "uts", "ipc"):
             assert spaces[nsfacts.link_ino(pid, link)]["container"] == want, link
@@ -356,7 +367,7 @@ def test_podman_with_private_cgroupns(cgroups):
                                        syscalls.CLONE_NEWCGROUP)
         assert nsfacts.link_ino(pid, "cgroup") != nsfacts.link_ino("self", "cgroup")
         procs, spaces = ls_json()
-        want = {"engine": "podman", "id": cid, "name": None, "pod": None}
+        want = _cdict("podman", cid)
         assert procs[pid]["container"] == want
         assert spaces[nsfacts.link_ino(pid, "cgroup")]["container"] == want
         doc = json.loads(nsctl("show", f"container:{cid[:8]}/cgroup", "--json").stdout)
@@ -371,8 +382,7 @@ def test_nspawn_name_is_unescaped_and_resolves(cgroups):
     with ExitStack() as stack:
         pid = payload(stack, group)
         procs, _spaces = ls_json()
-        assert procs[pid]["container"] == {"engine": "nspawn", "id": name, "name": name,
-                                           "pod": None}
+        assert procs[pid]["container"] == _cdict("nspawn", name, name)
         doc = json.loads(nsctl("show", f"container:{name}/uts", "--json").stdout)
         assert doc["ns"] == nsfacts.link_ino(pid, "uts")
         assert f"nspawn:{name}" in nsctl("ls", "-t", "uts").stdout
@@ -412,10 +422,8 @@ def test_kubernetes_pod_shares_its_network_namespace(cgroups):
         net = nsfacts.link_ino(pause, "net")
         assert nsfacts.link_ino(app, "net") == net
         procs, spaces = ls_json()
-        assert procs[app]["container"] == {"engine": "containerd", "id": app_id, "name": None,
-                                           "pod": uid}
-        assert spaces[net]["container"] == {"engine": "containerd", "id": None, "name": None,
-                                            "pod": uid}
+        assert procs[app]["container"] == _cdict("containerd", app_id, pod=uid)
+        assert spaces[net]["container"] == _cdict("containerd", None, pod=uid)
         assert spaces[nsfacts.link_ino(app, "mnt")]["container"]["id"] == app_id
         assert spaces[nsfacts.link_ino(pause, "mnt")]["container"]["id"] == pause_id
         doc = json.loads(nsctl("show", f"container:{app_id[:12]}/net", "--json").stdout)
