@@ -219,18 +219,41 @@ def containers(snap: Snapshot) -> dict[Container, list[int]]:
 
 
 def find(query: str, snap: Snapshot) -> list[Container]:
-    """Containers whose name or id is ``query``, else those it is a prefix of.
+    """Containers whose name or id is ``query``, else those it is a prefix of; a
+    ``project/service`` query: the containers of that Compose service.
 
     An exact name or id beats a prefix, so a container named ``web`` is found
     even when ``web2`` exists.  Ids are compared in lower case, names as written.
     """
     known = containers(snap)
+    if "/" in query:
+        project, _, service = query.partition("/")
+        return [c for c in known if c.project == project and c.service == service]
     low = query.lower()
     exact = [c for c in known if c.id == low or c.name == query]
     if exact:
         return exact
     return [c for c in known
             if (c.id or "").startswith(low) or (c.name or "").startswith(query)]
+
+
+def find_pod(query: str, snap: Snapshot) -> dict[str, list[Container]]:
+    """Pods (by id, with their containers) whose name (Kubernetes: also
+    ``namespace/name``) is ``query``, else whose id starts with it."""
+    pods: dict[str, list[Container]] = {}
+    for c in containers(snap):
+        if c.pod:
+            pods.setdefault(c.pod, []).append(c)
+
+    def named(c: Container) -> bool:
+        return c.pod_name == query or (
+            c.pod_namespace is not None and f"{c.pod_namespace}/{c.pod_name}" == query)
+
+    exact = {pod: cs for pod, cs in pods.items() if any(named(c) for c in cs)}
+    if exact:
+        return exact
+    low = query.lower()
+    return {pod: cs for pod, cs in pods.items() if pod.startswith(low)}
 
 
 def main_process(container: Container, snap: Snapshot) -> int:

@@ -319,6 +319,23 @@ def forget() -> None:
     _cache.clear()
 
 
+#: The environment variables that say where the engines are (and NSCTL_ENGINES).
+ENV_VARS = ("NSCTL_ENGINES", "NSCTL_DOCKER_SOCKET", "NSCTL_PODMAN_SOCKET", "NSCTL_PODMAN_ROOT",
+            "NSCTL_KUBE_PODS_DIR")
+
+
+def settings() -> dict[str, str]:
+    """The engine variables of this process's environment that hold a sane value (an
+    absolute path, or a word for NSCTL_ENGINES): what nsctl serve hands its helpers."""
+    out = {}
+    for name in ENV_VARS:
+        value = os.environ.get(name)
+        if value and len(value) < 4096 and "\0" not in value and \
+                (value.startswith("/") or (name == "NSCTL_ENGINES" and value.isalnum())):
+            out[name] = value
+    return out
+
+
 def enabled() -> bool:
     return os.environ.get("NSCTL_ENGINES", "").lower() not in ("off", "0", "no", "none")
 

@@ -53,17 +53,17 @@ def _request(target: str) -> bytes:
             "Accept: application/json\r\nConnection: close\r\n\r\n").encode("ascii")
 
 
-def _recv(sock: socket.socket, deadline: float) -> bytes:
+def _recv(sock: socket.socket, deadline: float, path: str) -> bytes:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise HttpError("no answer in time")
+        raise HttpError(f"{path}: no answer in time")
     sock.settimeout(left)
     try:
         return sock.recv(65536)
     except TimeoutError:
-        raise HttpError("no answer in time") from None
+        raise HttpError(f"{path}: no answer in time") from None
     except OSError as exc:
-        raise HttpError(exc.strerror or str(exc)) from None
+        raise HttpError(f"{path}: {exc.strerror or exc}") from None
 
 
 def get(path: str, target: str, timeout: float, limit: int = MAX_BYTES) -> bytes:
@@ -84,7 +84,7 @@ def get(path: str, target: str, timeout: float, limit: int = MAX_BYTES) -> bytes
         chunks: list[bytes] = []
         size = 0
         while True:
-            data = _recv(sock, deadline)
+            data = _recv(sock, deadline, path)
             if not data:
                 break
             size += len(data)
@@ -93,7 +93,10 @@ def get(path: str, target: str, timeout: float, limit: int = MAX_BYTES) -> bytes
             chunks.append(data)
     finally:
         sock.close()
-    return parse_response(b"".join(chunks), limit)
+    try:
+        return parse_response(b"".join(chunks), limit)
+    except HttpError as exc:
+        raise HttpError(f"{path}: {exc}") from None
 
 
 def parse_response(raw: bytes, limit: int = MAX_BYTES) -> bytes:
