@@ -61,7 +61,7 @@ def podman() -> Iterator[engines.Podman]:
         for k in p.env():
             os.environ.pop(k, None)
         p.close()
-    assert engines.host_residue(p.base) == []
+    assert engines.host_residue(p.base, p.cgroups_before) == []
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +91,7 @@ def docker() -> Iterator[engines.Docker]:
         for k in d.env():
             os.environ.pop(k, None)
         d.close()
-    assert engines.host_residue(d.base) == []
+    assert engines.host_residue(d.base, d.cgroups_before) == []
 
 
 @pytest.fixture
@@ -380,3 +380,23 @@ def test_bolt_reader_refuses_garbage(with_podman: engines.Podman) -> None:
             Bolt(bad).get([b"ctr"])
         except BoltError:
             pass
+
+
+def test_watch_names_a_container_born_and_gone(with_docker: engines.Docker) -> None:
+    from test_watch import Watch
+
+    d = with_docker
+    with Watch() as w:
+        try:
+            d.run("run", "-d", "--name", "newborn", "--network", "none", engines.IMAGE, *SLEEP)
+            mnt = _link(d.container_pid("newborn"), "mnt")
+            born = w.wait_for(event="born", ns=mnt)
+            assert born["container"]["name"] == "newborn"
+            assert born["cause"].endswith(" in docker:newborn"), born
+            d.rm("newborn")
+            gone = w.wait_for(event="gone", ns=mnt)
+            assert gone["container"]["name"] == "newborn"
+        finally:
+            d.run("rm", "-f", "newborn", check=False)
+            engines.reap_orphans()
+        w.stop()

@@ -46,6 +46,9 @@ def rootfs_tar(path: Path) -> Path:
     """A tar of a tiny root file system: busybox-static and links to it, /bin/pause."""
     if not os.path.exists(BUSYBOX):
         raise EngineUnavailable(f"{BUSYBOX} missing (apt-get install busybox-static)")
+    with open(BUSYBOX, "rb") as f:
+        if b"ld-linux" in f.read(1 << 16):
+            raise EngineUnavailable(f"{BUSYBOX} is not static (apt-get install busybox-static)")
     with tarfile.open(path, "w") as tar:
         for d in ("bin", "etc", "proc", "sys", "dev", "tmp"):
             info = tarfile.TarInfo(d)
@@ -126,10 +129,11 @@ def reap_orphans() -> None:
                 pass
 
 
-def host_residue(base: str) -> list[str]:
+def host_residue(base: str, cgroups_before: set[str]) -> list[str]:
     """What the test engine under ``base`` could have left on the host: processes and
-    mounts naming it (the fixtures check this list is empty at the end)."""
-    left = []
+    mounts naming it, its directory, cgroups the engines made since ``cgroups_before``
+    (the fixtures check this list is empty at the end)."""
+    left = [f"cgroup {c}" for c in sorted(engine_cgroups() - cgroups_before)]
     for pid in ppid_map():
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")

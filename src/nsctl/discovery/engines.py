@@ -30,8 +30,10 @@ size-capped, fields type-checked and cut to :data:`MAX_TEXT` characters
 (renderers escape control characters as for every other name).
 
 A running ``nsctl serve`` or ``nsctl watch`` rescans often; answers are kept
-for :data:`FRESH` seconds (failures for :data:`RETRY`), so a renamed, started
-or removed container shows within about a second of the next rescan.
+for :data:`FRESH` seconds (failures for :data:`RETRY`), so a renamed or
+removed container shows within about a second of the next rescan; an answer
+that lacks a container the scan found is asked again at once (after
+:data:`RECHECK`), so a new container has its name from its first scan.
 """
 from __future__ import annotations
 
@@ -53,6 +55,8 @@ if TYPE_CHECKING:
 BUDGET = 0.2
 #: Seconds an engine's answer is reused by the next scans of the same process.
 FRESH = 1.0
+#: Seconds within which a remembered answer serves even if it lacks a container asked about.
+RECHECK = 0.2
 #: Seconds before an engine that failed is asked again.
 RETRY = 5.0
 #: The longest name, image or label nsctl keeps from an engine.
@@ -286,19 +290,32 @@ def _left(deadline: float) -> float:
     return left
 
 
-def ask(engines: Iterable[str], problem: Callable[[str], None]) -> dict[str, dict[str, Info]]:
+def _still_good(cached: tuple[float, dict[str, Info] | str] | None, ids: set[str]) -> bool:
+    """Whether a remembered answer serves: young enough, and (younger than
+    :data:`RECHECK`) naming every container asked about, so a new one is named at once."""
+    if cached is None:
+        return False
+    age = time.monotonic() - cached[0]
+    if isinstance(cached[1], str):
+        return age < RETRY
+    return age < RECHECK or (age < FRESH and ids <= cached[1].keys())
+
+
+def ask(engines: Iterable[str], problem: Callable[[str], None],
+        ids: dict[str, set[str]] | None = None) -> dict[str, dict[str, Info]]:
     """What each engine in ``engines`` knows (engine -> id -> Info); each one that
-    could not be asked is reported with ``problem("engine NAME: why")``."""
+    could not be asked is reported with ``problem("engine NAME: why")``.  ``ids``:
+    the containers of each engine the caller wants (an answer remembered without
+    one of them is not used)."""
     out: dict[str, dict[str, Info]] = {}
     deadline = time.monotonic() + BUDGET
     for engine in sorted(engines):
         reader = READERS.get(engine)
         if reader is None:
             continue
-        now = time.monotonic()
         cached = _cache.get(engine)
-        if cached is not None and now - cached[0] < (FRESH if isinstance(cached[1], dict)
-                                                     else RETRY):
+        if _still_good(cached, (ids or {}).get(engine, set())):
+            assert cached is not None
             result = cached[1]
         else:
             try:
@@ -361,8 +378,11 @@ def name_containers(processes: Iterable[Process], problem: Callable[[str], None]
     procs = [p for p in processes if p.container is not None]
     if not procs or not enabled():
         return
-    wanted = {p.container.engine for p in procs if p.container is not None}
-    answers = ask(wanted & set(READERS), problem)
+    ids: dict[str, set[str]] = {}
+    for p in procs:
+        if p.container is not None and p.container.engine in READERS and p.container.id:
+            ids.setdefault(p.container.engine, set()).add(p.container.id)
+    answers = ask(ids, problem, ids)
     pods = kube_pods() if any(p.container is not None and p.container.pod
                               and p.container.engine not in READERS for p in procs) else {}
     done: dict[Container, Container] = {}
