@@ -5,7 +5,8 @@ this session's own ``nsctl-test-<pid>`` directory of the host's cgroup v2
 and, on a hybrid host, a v1 hierarchy without controllers), move a helper
 process into one, let it unshare namespaces as a container runtime would,
 and check what ``nsctl ls --json``, ``show container:X/TYPE``, ``ls`` and
-``tree`` make of it.  The fixture removes every cgroup directory it made and
+``tree`` make of it (with ``NSCTL_ENGINES=off``: no engine made them; the real
+engines are tests/test_engines.py's).  The fixture removes every cgroup directory it made and
 fails the test if one is left (the autouse leak check does not look at cgroups).
 """
 from __future__ import annotations
@@ -261,7 +262,9 @@ class Cgroups:
 
 
 @pytest.fixture
-def cgroups() -> Iterator[Cgroups]:
+def cgroups(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cgroups]:
+    # No engine made these containers: nsctl asks none (tests/test_engines.py asks real ones).
+    monkeypatch.setenv("NSCTL_ENGINES", "off")
     made = Cgroups()
     try:
         yield made
@@ -476,7 +479,7 @@ def test_container_spec_errors(cgroups):
             payload(stack, cgroups.make("v2", f"system.slice/docker-{cid}.scope"))
         cases = [
             (f"container:{prefix}/net", f"matches 2 containers: docker:{min(ids)}, "
-                                         f"docker:{max(ids)}; write more of the id"),
+                                         f"docker:{max(ids)}; write more of the name or id"),
             (f"container:{ids[0]}", "names a container, not a namespace: add the type, "
                                    f"container:{ids[0]}/TYPE (TYPE one of mnt, net"),
             (f"container:{ids[0][:20]}/frob", "unknown namespace type 'frob'"),

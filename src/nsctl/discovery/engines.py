@@ -31,9 +31,9 @@ size-capped, fields type-checked and cut to :data:`MAX_TEXT` characters
 
 A running ``nsctl serve`` or ``nsctl watch`` rescans often; answers are kept
 for :data:`FRESH` seconds (failures for :data:`RETRY`), so a renamed or
-removed container shows within about a second of the next rescan; an answer
-that lacks a container the scan found is asked again at once (after
-:data:`RECHECK`), so a new container has its name from its first scan.
+removed container shows within about a second of the next rescan; a scan
+that finds a container the remembered answer neither names nor was asked
+about asks again at once, so a new container has its name from its first scan.
 """
 from __future__ import annotations
 
@@ -55,8 +55,6 @@ if TYPE_CHECKING:
 BUDGET = 0.2
 #: Seconds an engine's answer is reused by the next scans of the same process.
 FRESH = 1.0
-#: Seconds within which a remembered answer serves even if it lacks a container asked about.
-RECHECK = 0.2
 #: Seconds before an engine that failed is asked again.
 RETRY = 5.0
 #: The longest name, image or label nsctl keeps from an engine.
@@ -280,7 +278,8 @@ def kube_pods() -> dict[str, tuple[str, str]]:
 
 READERS: dict[str, Callable[[float], dict[str, Info]]] = {"docker": docker, "podman": podman}
 
-_cache: dict[str, tuple[float, dict[str, Info] | str]] = {}
+# engine -> (when, its answer or why it failed, the ids that scan asked about)
+_cache: dict[str, tuple[float, dict[str, Info] | str, set[str]]] = {}
 
 
 def _left(deadline: float) -> float:
@@ -290,15 +289,16 @@ def _left(deadline: float) -> float:
     return left
 
 
-def _still_good(cached: tuple[float, dict[str, Info] | str] | None, ids: set[str]) -> bool:
-    """Whether a remembered answer serves: young enough, and (younger than
-    :data:`RECHECK`) naming every container asked about, so a new one is named at once."""
+def _still_good(cached: tuple[float, dict[str, Info] | str, set[str]] | None,
+                ids: set[str]) -> bool:
+    """Whether a remembered answer serves: young enough, and asked for (or naming) every
+    container asked about now, so a new container is named from its first scan."""
     if cached is None:
         return False
     age = time.monotonic() - cached[0]
     if isinstance(cached[1], str):
         return age < RETRY
-    return age < RECHECK or (age < FRESH and ids <= cached[1].keys())
+    return age < FRESH and ids <= (cached[1].keys() | cached[2])
 
 
 def ask(engines: Iterable[str], problem: Callable[[str], None],
@@ -313,8 +313,9 @@ def ask(engines: Iterable[str], problem: Callable[[str], None],
         reader = READERS.get(engine)
         if reader is None:
             continue
+        wanted = (ids or {}).get(engine, set())
         cached = _cache.get(engine)
-        if _still_good(cached, (ids or {}).get(engine, set())):
+        if _still_good(cached, wanted):
             assert cached is not None
             result = cached[1]
         else:
@@ -323,7 +324,7 @@ def ask(engines: Iterable[str], problem: Callable[[str], None],
             except (NsctlError, OSError, ValueError) as exc:
                 result = (exc.strerror if isinstance(exc, OSError) and exc.strerror
                           else str(exc)) or type(exc).__name__
-            _cache[engine] = (time.monotonic(), result)
+            _cache[engine] = (time.monotonic(), result, wanted)
         if isinstance(result, str):
             problem(f"engine {engine}: {result}")
         else:

@@ -153,6 +153,11 @@ def _by_container(spec: str, snap: Snapshot) -> Namespace | None:
         return None
     query, link = _split(spec[len("container:"):])
     types = ", ".join(nsfs.LINK_TYPE)
+    if not link and "/" in query:
+        from ..discovery import cgroup_names as containers
+
+        if not containers.find(query, snap):   # not a Compose service: X/TYPE, a bad type
+            query, _, link = query.rpartition("/")
     if not link:
         container_process(query, snap, spec)  # an unknown or ambiguous name says so first
         raise SpecError(f"{spec} names a container, not a namespace: add the type, "
@@ -186,7 +191,8 @@ def container_process(query: str, snap: Snapshot, spec: str) -> int:
 
 
 def _candidates(found: list[Container]) -> str:
-    names = sorted(f"{c.engine}:{c.name or c.id} ({(c.id or '')[:12]})" for c in found)
+    names = sorted(f"{c.engine}:{c.name} ({(c.id or '')[:12]})" if c.name and c.name != c.id
+                   else f"{c.engine}:{c.id}" for c in found)
     return ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
 
 
