@@ -12,8 +12,9 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import engines
@@ -38,70 +39,59 @@ def _start(make: type[engines.Engine]) -> engines.Engine:
         pytest.skip(f"{make.name} cannot run here: {exc}")
 
 
-@pytest.fixture(scope="session")
-def podman() -> Iterator[engines.Podman]:
+def _session(make: type[engines.Engine], populate: Callable[[Any], None]
+             ) -> Iterator[Any]:
+    """A session's engine: started, pointed at (every nsctl the tests run asks it, not
+    the host's), given its containers; at the end removed, with a check of the host."""
     if os.geteuid() != 0:
         pytest.skip("the engines need root")
     t0 = time.monotonic()
-    p = _start(engines.Podman)
-    assert isinstance(p, engines.Podman)
-    os.environ.update(p.env())   # every nsctl the tests run asks this engine, not the host's
+    e = _start(make)
+    os.environ.update(e.env())
     try:
-        p.run("run", "-d", "--name", "web1", "--network", "none",
-              "--label", "com.docker.compose.project=shop",
-              "--label", "com.docker.compose.service=web", engines.IMAGE, *SLEEP)
-        p.run("pod", "create", "--name", "accp-pod", "--network", "none",
-              "--infra-image", engines.IMAGE, "--infra-command", "/bin/pause")
-        for name in ("pod-a", "pod-b"):
-            p.run("run", "-d", "--pod", "accp-pod", "--name", name, engines.IMAGE, *SLEEP)
-        p.startup = time.monotonic() - t0
-        print(f"\npodman fixture ready in {p.startup:.2f} s", file=sys.stderr)
-        yield p
+        populate(e)
+        e.startup = time.monotonic() - t0
+        print(f"\n{e.name} fixture ready in {e.startup:.2f} s", file=sys.stderr)
+        yield e
     finally:
-        for k in p.env():
+        for k in e.env():
             os.environ.pop(k, None)
-        p.close()
-    assert engines.host_residue(p.base, p.cgroups_before) == []
+        e.close()
+    assert engines.host_residue(e.base, e.cgroups_before) == []
 
 
-@pytest.fixture(scope="session")
-def docker() -> Iterator[engines.Docker]:
-    if os.geteuid() != 0:
-        pytest.skip("the engines need root")
-    t0 = time.monotonic()
-    d = _start(engines.Docker)
-    assert isinstance(d, engines.Docker)
-    os.environ.update(d.env())
-    try:
-        d.run("run", "-d", "--name", "web", "--network", "none",
+def _podman_containers(p: engines.Podman) -> None:
+    p.run("run", "-d", "--name", "web1", "--network", "none",
+          "--label", "com.docker.compose.project=shop",
+          "--label", "com.docker.compose.service=web", engines.IMAGE, *SLEEP)
+    p.run("pod", "create", "--name", "accp-pod", "--network", "none",
+          "--infra-image", engines.IMAGE, "--infra-command", "/bin/pause")
+    for name in ("pod-a", "pod-b"):
+        p.run("run", "-d", "--pod", "accp-pod", "--name", name, engines.IMAGE, *SLEEP)
+
+
+def _docker_containers(d: engines.Docker) -> None:
+    d.run("run", "-d", "--name", "web", "--network", "none",
+          "--label", "com.docker.compose.project=store",
+          "--label", "com.docker.compose.service=db", engines.IMAGE, *SLEEP)
+    for name in ("db-1", "db-2"):
+        d.run("run", "-d", "--name", name, "--network", "none",
               "--label", "com.docker.compose.project=store",
-              "--label", "com.docker.compose.service=db", engines.IMAGE, *SLEEP)
-        for name in ("db-1", "db-2"):
-            d.run("run", "-d", "--name", name, "--network", "none",
-                  "--label", "com.docker.compose.project=store",
-                  "--label", "com.docker.compose.service=replica",
-                  "--label", f"com.docker.compose.container-number={name[-1]}",
-                  engines.IMAGE, *SLEEP)
-        d.run("run", "-d", "--name", "odd", "--network", "none",
-              "--label", f"com.docker.compose.project={HOSTILE}", engines.IMAGE, *SLEEP)
-        d.startup = time.monotonic() - t0
-        print(f"\ndocker fixture ready in {d.startup:.2f} s", file=sys.stderr)
-        yield d
-    finally:
-        for k in d.env():
-            os.environ.pop(k, None)
-        d.close()
-    assert engines.host_residue(d.base, d.cgroups_before) == []
+              "--label", "com.docker.compose.service=replica",
+              "--label", f"com.docker.compose.container-number={name[-1]}",
+              engines.IMAGE, *SLEEP)
+    d.run("run", "-d", "--name", "odd", "--network", "none",
+          "--label", f"com.docker.compose.project={HOSTILE}", engines.IMAGE, *SLEEP)
 
 
-@pytest.fixture
-def with_podman(podman: engines.Podman) -> engines.Podman:
-    return podman
+@pytest.fixture(scope="session")
+def with_podman() -> Iterator[engines.Podman]:
+    yield from _session(engines.Podman, _podman_containers)
 
 
-@pytest.fixture
-def with_docker(docker: engines.Docker) -> engines.Docker:
-    return docker
+@pytest.fixture(scope="session")
+def with_docker() -> Iterator[engines.Docker]:
+    yield from _session(engines.Docker, _docker_containers)
 
 
 def _ls() -> tuple[dict[int, dict], dict[int, dict], str]:
@@ -122,22 +112,36 @@ def _show(spec: str) -> dict:
 
 # --- Podman ----------------------------------------------------------------------------------
 
-def test_podman_container_by_name(with_podman: engines.Podman) -> None:
-    pid = with_podman.container_pid("web1")
+# A named, Compose-labelled container of each engine: (name, project, service).
+NAMED = {"podman": ("web1", "shop", "web"), "docker": ("web", "store", "db")}
+
+
+@pytest.fixture(params=sorted(NAMED))
+def engine(request: pytest.FixtureRequest, with_docker: engines.Docker,
+           with_podman: engines.Podman) -> engines.Engine:
+    # Both named, not looked up: a session fixture set up inside a test (after the leak
+    # check's first look) would count as that test's leak.
+    return {"docker": with_docker, "podman": with_podman}[request.param]
+
+
+def test_container_by_name(engine: engines.Engine) -> None:
+    name, project, service = NAMED[engine.name]
+    pid = engine.container_pid(name)
     _procs, spaces, table = _ls()
     mnt = _link(pid, "mnt")
     c = spaces[mnt]["container"]
-    assert (c["engine"], c["name"], c["image"]) == ("podman", "web1", engines.IMAGE)
-    assert (c["project"], c["service"]) == ("shop", "web")
-    cid = with_podman.run("inspect", "--format", "{{.Id}}", "web1").stdout.strip()
+    assert (c["engine"], c["name"], c["image"]) == (engine.name, name, engines.IMAGE)
+    assert (c["project"], c["service"]) == (project, service)
+    cid = engine.run("inspect", "--format", "{{.Id}}", name).stdout.strip()
     assert c["id"] == cid
-    assert "podman:web1" in _row(table, mnt)
-    assert _show("container:web1/net")["ns"] == _link(pid, "net")
+    assert f"{engine.name}:{name}" in _row(table, mnt)
+    assert _show(f"container:{name}/net")["ns"] == _link(pid, "net")
     assert _show(f"container:{cid[:10]}/uts")["ns"] == _link(pid, "uts")
-    assert _show("container:shop/web/mnt")["ns"] == mnt
-    text = ok("show", "container:web1/mnt", "--no-view").stdout
-    assert "name web1" in text and engines.IMAGE in text and "project shop service web" in text
-    assert "[podman:web1]" in ok("tree").stdout
+    assert _show(f"container:{project}/{service}/mnt")["ns"] == mnt
+    text = ok("show", f"container:{name}/mnt", "--no-view").stdout
+    assert f"name {name}" in text and engines.IMAGE in text
+    assert f"project {project} service {service}" in text
+    assert f"[{engine.name}:{name}]" in ok("tree").stdout
 
 
 def test_podman_pod_shares_net_uts_ipc(with_podman: engines.Podman) -> None:
@@ -197,21 +201,9 @@ def test_podman_store_without_state_database(with_podman: engines.Podman, scratc
 
 # --- Docker ----------------------------------------------------------------------------------
 
-def test_docker_container_by_name(with_docker: engines.Docker) -> None:
-    pid = with_docker.container_pid("web")
-    _procs, spaces, table = _ls()
-    mnt = _link(pid, "mnt")
-    c = spaces[mnt]["container"]
-    assert (c["engine"], c["name"], c["image"]) == ("docker", "web", engines.IMAGE)
-    assert (c["project"], c["service"]) == ("store", "db")
-    assert "docker:web" in _row(table, mnt)
-    assert _show("container:web/net")["ns"] == _link(pid, "net")
-    assert _show("container:store/db/uts")["ns"] == _link(pid, "uts")
-    one = with_docker.container_pid("db-1")
-    assert _show("container:db-1/mnt")["ns"] == _link(one, "mnt")
-
-
 def test_docker_ambiguous_names_list_the_candidates(with_docker: engines.Docker) -> None:
+    one = with_docker.container_pid("db-1")
+    assert _show("container:db-1/mnt")["ns"] == _link(one, "mnt")   # a whole name: no doubt
     for spec in ("container:db/net", "container:store/replica/net"):
         proc = nsctl("show", spec)
         assert proc.returncode == 1, proc.stdout

@@ -258,12 +258,7 @@ class Podman(Engine):
 
     def stop_service(self) -> None:
         if self.service is not None:
-            self.service.send_signal(signal.SIGTERM)
-            try:
-                self.service.wait(20)
-            except subprocess.TimeoutExpired:
-                self.service.kill()
-                self.service.wait()
+            _stop(self.service, 20)
             self.service = None
             try:
                 os.unlink(f"{self.base}/podman.sock")
@@ -340,13 +335,7 @@ class Docker(Engine):
     def stop_daemon(self) -> None:
         if self.daemon is None:
             return
-        if self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
+        _stop(self.daemon, 30)
         self.daemon = None
         # dockerd's containerd, and the shims, may outlive it by a moment.
         deadline = time.monotonic() + 10
@@ -363,6 +352,17 @@ class Docker(Engine):
                 pass
         time.sleep(0.2)
         reap_orphans()
+
+
+def _stop(popen: subprocess.Popen, grace: float) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; reaped either way."""
+    if popen.poll() is None:
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
 
 
 def _cmd_mentions(pid: int, text: str) -> bool:
