@@ -2,7 +2,7 @@
 // namespace, with what it sees (its view), as lists and tables.  Inodes of
 // namespaces the page knows become buttons that select them.
 
-import { badge, containerLabel, fill, h, nsName, tag } from "./dom.js";
+import { badge, containerText, fill, h, nsName, tag } from "./dom.js";
 
 const ROW_LIMIT = 100;
 const NS_KEYS = new Set(["owner", "parent", "netns", "child", "ns", "pid_for_children", "time_for_children"]);
@@ -14,7 +14,7 @@ const FORMAT = {
   addresses: (list) => (list || []).map((a) => `${a.address}/${a.prefixlen}`).join(", ") || "—",
   // An interface's link (an object), or a process's ns link name ("net", "pid_for_children").
   link: (l) => (typeof l === "string" ? l : l ? `${l.role} ${l.ifname || ""}${l.ifindex ? ` (#${l.ifindex})` : ""}${l.netns ? ` in net:[${l.netns}]` : ""}` : "—"),
-  container: (c) => containerLabel(c) || "—",
+  container: (c) => containerText(c) || "—",
   cmdline: (argv) => (argv || []).join(" "),
   nspid: (list) => (list ? list.join("/") : "—"),
   ns: (links, ctx) => (links && typeof links === "object" ? Object.entries(links).map(([k, v]) => `${k} ${v}`).join(", ") : value(links, ctx)),
