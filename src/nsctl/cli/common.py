@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..kernel.errors import DENIED, REASONS, VANISHED, NsctlError
+from ..kernel.errors import DENIED, ENGINE, REASONS, VANISHED, NsctlError
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
@@ -53,7 +53,12 @@ def discover_from_args(args: argparse.Namespace) -> Snapshot:
 def warn_partial(snap: Snapshot, prog: str = "nsctl") -> None:
     """One stderr line when something could not be seen (processes that merely
     exited during the scan are not a gap in the result and are not reported)."""
-    gaps = [p for p in snap.problems if p.reason != VANISHED]
+    for p in snap.problems:
+        if p.reason == ENGINE:   # its own line: the names are missing, not namespaces
+            from .cells import safe
+
+            print(f"{prog}: {safe(p.what)} (its containers show by id)", file=sys.stderr)
+    gaps = [p for p in snap.problems if p.reason not in (VANISHED, ENGINE)]
     if not gaps:
         return
     by_reason: dict[str, list[str]] = {}

@@ -77,5 +77,6 @@ def main(argv: list[str]) -> int:
     print_table([c.name for c in columns], rows,
                 right={i for i, c in enumerate(columns) if c.right},
                 styles={i: c.style for i, c in enumerate(columns) if c.style},
+                cut_first=[i for i, c in enumerate(columns) if c.shrink],
                 no_headings=args.noheadings)
     return 0

@@ -31,7 +31,8 @@ Events are plain dicts::
 ``event`` is one of born / gone (the namespace), entered / left (a process's
 ns link), pinned / unpinned (a bind mount), held / released (an fd, socket,
 thread or child namespace reference).  Reference events carry ``ref`` (the
-reference as in ``nsctl ls --json``); born / gone carry ``refs``, what held it.
+reference as in ``nsctl ls --json``); born / gone carry ``refs``, what held it,
+and ``container`` (as in ``nsctl ls --json``) when it is a container's.
 """
 from __future__ import annotations
 
@@ -57,6 +58,24 @@ FULL_COST = 4           # re-reading a slice takes at most 1/FULL_COST of an int
 BORN, GONE, ENTERED, LEFT, PINNED, UNPINNED, HELD, RELEASED = (
     "born", "gone", "entered", "left", "pinned", "unpinned", "held", "released")
 EVENTS = (BORN, GONE, ENTERED, LEFT, PINNED, UNPINNED, HELD, RELEASED)
+#: What happens to namespaces, without the per-process entered/left that every
+#: process start and exit makes (one per namespace type).
+NAMESPACE_EVENTS = (BORN, GONE, PINNED, UNPINNED, HELD, RELEASED)
+
+
+def parse_events(values: list[str] | None) -> set[str] | None:
+    """The event kinds named by ``values`` (each one kind or a comma list); None for
+    none given; ValueError naming a kind that is not one."""
+    if not values:
+        return None
+    out = set()
+    for value in values:
+        for name in value.split(","):
+            kind = name.strip()
+            if kind not in EVENTS:
+                raise ValueError(f"unknown event {kind!r} (one of {', '.join(EVENTS)})")
+            out.add(kind)
+    return out
 
 
 def iso_now(now: float | None = None) -> str:
@@ -98,6 +117,17 @@ def _kept(ref: Reference, snap: Snapshot) -> bool:
     return ref.pid is None or ref.pid != snap.viewer_pid
 
 
+def _container_of(snap: Snapshot, ino: int) -> dict:
+    """``{"container": ...}`` (as in ``nsctl ls --json``) for a container's namespace."""
+    ns = snap.namespaces.get(ino)
+    return {"container": ns.container.to_dict()} if ns is not None and ns.container else {}
+
+
+def _in_container(snap: Snapshot, ino: int) -> str:
+    ns = snap.namespaces.get(ino)
+    return f" in {ns.container.label}" if ns is not None and ns.container else ""
+
+
 def events_between(a: Snapshot, b: Snapshot, now: float | None = None) -> list[dict]:
     """The events that take ``a`` to ``b`` (two live snapshots of one boot)."""
     stamp = iso_now(now)
@@ -110,7 +140,8 @@ def events_between(a: Snapshot, b: Snapshot, now: float | None = None) -> list[d
 
     for d in result["appeared"]:
         refs = _refs_of(b, d["ns"])
-        event(BORN, d["type"], d["ns"], d["id"], f"held by {_refs_text(refs, b)}", refs=refs)
+        event(BORN, d["type"], d["ns"], d["id"], f"held by {_refs_text(refs, b)}"
+              f"{_in_container(b, d['ns'])}", refs=refs, **_container_of(b, d["ns"]))
     # Why a process reference came or went: it moved (setns/unshare), started or exited.
     moved = {(m["pid"], m["link"]): m for m in result["moved"]}
     # One table for both directions: which events, which snapshot names the holder,
@@ -141,7 +172,8 @@ def events_between(a: Snapshot, b: Snapshot, now: float | None = None) -> list[d
                           **({"pid": pid} if pid is not None else {}))
     for d in result["disappeared"]:
         refs = _refs_of(a, d["ns"])
-        event(GONE, d["type"], d["ns"], d["id"], f"was held by {_refs_text(refs, a)}", refs=refs)
+        event(GONE, d["type"], d["ns"], d["id"], f"was held by {_refs_text(refs, a)}"
+              f"{_in_container(a, d['ns'])}", refs=refs, **_container_of(a, d["ns"]))
     return out
 
 
