@@ -102,7 +102,8 @@ def _remove_cgroup_tree(path: str) -> None:
 
 def _mounts_under(root: str) -> list[str]:
     out = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    text = Path("/proc/self/mountinfo").read_bytes().decode("utf-8", "surrogateescape")
+    for line in text.splitlines():   # (others' tests mount at names that are not UTF-8)
         point = line.split()[4].replace("\\040", " ")
         if point == root or point.startswith(root + "/"):
             out.append(point)
@@ -117,7 +118,7 @@ def reap_orphans() -> None:
         if ppid != me:
             continue
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            stat = Path(f"/proc/{pid}/stat").read_bytes().decode("utf-8", "surrogateescape")
         except OSError:
             continue
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
@@ -144,6 +145,9 @@ def host_residue(engine: Engine) -> list[str]:
         if any(base.encode() in part for part in cmd):
             left.append(f"process {pid}: {b' '.join(cmd)[:120]!r}")
     left.extend(f"mount {m}" for m in _mounts_under(base))
+    if isinstance(engine, Podman):
+        left.extend(f"host path {p}" for p in PODMAN_HOST_PATHS
+                    if p not in engine.host_paths_before and os.path.lexists(p))
     if os.path.lexists(base):
         left.append(f"directory {base}")
     return left
