@@ -437,6 +437,38 @@ def test_kubernetes_pod_shares_its_network_namespace(cgroups):
 
 
 @needs["v2"]
+def test_kubernetes_pod_named_by_its_log_directory(cgroups, scratch, monkeypatch):
+    """The kubelet's /var/log/pods/NAMESPACE_NAME_UID names the pod: pod:NAMESPACE/NAME
+    in ls, and as a SPEC."""
+    uid = f"{os.urandom(4).hex()}-1111-2222-3333-{os.urandom(6).hex()}"
+    pods = scratch / "pods"
+    (pods / f"shop_web-7d9f_{uid}").mkdir(parents=True)
+    (pods / "not-a-pod-dir").mkdir()
+    monkeypatch.setenv("NSCTL_ENGINES", "on")
+    monkeypatch.setenv("NSCTL_KUBE_PODS_DIR", str(pods))
+    pod = f"kubepods/besteffort/pod{uid}"
+    pause_id, app_id = new_id(), new_id()
+    with ExitStack() as stack:
+        pause = payload(stack, cgroups.make("v2", f"{pod}/{pause_id}"))
+        app = payload(stack, cgroups.make("v2", f"{pod}/{app_id}"), NS_FLAGS, join_net=pause)
+        net = nsfacts.link_ino(pause, "net")
+        assert nsfacts.link_ino(app, "net") == net
+        _procs, spaces = ls_json()
+        c = spaces[net]["container"]
+        assert (c["pod"], c["pod_namespace"], c["pod_name"]) == (uid, "shop", "web-7d9f")
+        assert "pod:shop/web-7d9f" in nsctl("ls", "-t", "net").stdout
+        for spec in ("pod:shop/web-7d9f/net", "pod:web-7d9f/net", f"pod:{uid[:8]}/net"):
+            doc = json.loads(nsctl("show", spec, "--json").stdout)
+            assert doc["ns"] == net, spec
+        # Only the network namespace is the pod's here: for uts each container has its own.
+        error = cli.one_error(nsctl("show", "pod:web-7d9f/uts", check=False))
+        assert "do not share one uts namespace" in error
+    for d in sorted(pods.rglob("*"), reverse=True):
+        d.rmdir()
+    pods.rmdir()
+
+
+@needs["v2"]
 def test_host_namespaces_shared_with_a_container_are_not_its(cgroups):
     """--net=host: the host's netns holds the container's process and ours: no label; show
     says which containers share it."""

@@ -1,7 +1,7 @@
 """Containers by their real names: real Podman and Docker containers (tests/support/engines.py).
 
-The engines start once per session (each with private state, removed at the
-end with everything it made); each test points nsctl at them through the
+The engines start once for this module (each with private state, removed at
+the end with everything it made, checked); each test points nsctl at them through the
 environment variables the README documents.
 """
 from __future__ import annotations
@@ -39,10 +39,12 @@ def _start(make: type[engines.Engine]) -> engines.Engine:
         pytest.skip(f"{make.name} cannot run here: {exc}")
 
 
-def _session(make: type[engines.Engine], populate: Callable[[Any], None]
+def _engine_for_module(make: type[engines.Engine], populate: Callable[[Any], None]
              ) -> Iterator[Any]:
-    """A session's engine: started, pointed at (every nsctl the tests run asks it, not
-    the host's), given its containers; at the end removed, with a check of the host."""
+    """This module's engine (started once for all its tests, gone before the next test
+    file runs, so no other test sees its containers): started, pointed at (every nsctl
+    the tests run asks it, not the host's), given its containers; at the end removed,
+    with a check of the host."""
     if os.geteuid() != 0:
         pytest.skip("the engines need root")
     t0 = time.monotonic()
@@ -57,7 +59,7 @@ def _session(make: type[engines.Engine], populate: Callable[[Any], None]
         for k in e.env():
             os.environ.pop(k, None)
         e.close()
-    assert engines.host_residue(e.base, e.cgroups_before) == []
+    assert engines.host_residue(e) == []
 
 
 def _podman_containers(p: engines.Podman) -> None:
@@ -84,14 +86,14 @@ def _docker_containers(d: engines.Docker) -> None:
           "--label", f"com.docker.compose.project={HOSTILE}", engines.IMAGE, *SLEEP)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def with_podman() -> Iterator[engines.Podman]:
-    yield from _session(engines.Podman, _podman_containers)
+    yield from _engine_for_module(engines.Podman, _podman_containers)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def with_docker() -> Iterator[engines.Docker]:
-    yield from _session(engines.Docker, _docker_containers)
+    yield from _engine_for_module(engines.Docker, _docker_containers)
 
 
 def _ls() -> tuple[dict[int, dict], dict[int, dict], str]:
@@ -119,7 +121,7 @@ NAMED = {"podman": ("web1", "shop", "web"), "docker": ("web", "store", "db")}
 @pytest.fixture(params=sorted(NAMED))
 def engine(request: pytest.FixtureRequest, with_docker: engines.Docker,
            with_podman: engines.Podman) -> engines.Engine:
-    # Both named, not looked up: a session fixture set up inside a test (after the leak
+    # Both named, not looked up: a module fixture set up inside a test (after the leak
     # check's first look) would count as that test's leak.
     return {"docker": with_docker, "podman": with_podman}[request.param]
 
@@ -261,7 +263,7 @@ def test_slow_or_refusing_engine_costs_a_bounded_time(with_docker: engines.Docke
         t0 = time.monotonic()
         assert lookup.ask(["docker"], problems.append) == {}
         took = time.monotonic() - t0
-        assert took < lookup.BUDGET + 0.1, took
+        assert took < lookup.BUDGET + 0.3, took   # the budget, and a loaded machine's slack
         assert len(problems) == 1 and problems[0].startswith(f"engine docker: {path}: ")
         proc = nsctl("ls")
         assert proc.returncode == 0 and "engine docker: " in proc.stderr
@@ -341,7 +343,7 @@ def test_removed_and_renamed_containers_followed_by_ls_and_serve(
         mnt = _link(pid, "mnt")
         with running_server() as server:
             def label() -> str | None:
-                doc = server.json("/api/v1/namespaces")
+                doc = server.json("/api/v1/namespaces", params={"type": "mnt"})
                 ns = next((n for n in doc["namespaces"] if n["ns"] == mnt), None)
                 return ns["container"]["name"] if ns and ns["container"] else None
 
@@ -356,7 +358,7 @@ def test_removed_and_renamed_containers_followed_by_ls_and_serve(
             wait_for(lambda: label() is None, "serve drops the removed container", 10)
             removed = time.monotonic() - t0
         assert renamed < 2.5 and removed < 2.5, (renamed, removed)
-        assert str(mnt) not in ok("ls").stdout
+        assert "docker:brief" not in ok("ls").stdout   # (its inode may name another ns now)
     finally:
         d.run("rm", "-f", "brief", "briefer", check=False)
         engines.reap_orphans()
@@ -366,7 +368,25 @@ def test_bolt_reader_refuses_garbage(with_podman: engines.Podman) -> None:
     from nsctl.discovery.boltdb import Bolt, BoltError
 
     data = (Path(with_podman.root) / "libpod" / "bolt_state.db").read_bytes()
-    assert Bolt(data).get([b"ctr"])          # the real database reads
+    bolt = Bolt(data)
+    inline = 0
+
+    def walk(where: int | bytes) -> int:
+        nonlocal inline
+        n = 0
+        for _key, value, is_bucket in bolt.items(where):
+            n += 1
+            if is_bucket:
+                sub = bolt.bucket(value)
+                inline += isinstance(sub, bytes)
+                n += walk(sub)
+        return n
+
+    assert walk(bolt.root) > 20              # every bucket of the real database reads,
+    assert inline > 0                        # also those stored inline in their parent
+    ids = {c.decode() for c in bolt.get([b"ctr"])}
+    want = with_podman.run("ps", "-a", "--no-trunc", "--format", "{{.ID}}").stdout.split()
+    assert ids == set(want)
     for bad in (b"", b"\0" * 8192, data[:4096], data[:9000] + b"\xff" * 8192):
         try:
             Bolt(bad).get([b"ctr"])
@@ -382,12 +402,13 @@ def test_watch_names_a_container_born_and_gone(with_docker: engines.Docker) -> N
         try:
             d.run("run", "-d", "--name", "newborn", "--network", "none", engines.IMAGE, *SLEEP)
             mnt = _link(d.container_pid("newborn"), "mnt")
-            born = w.wait_for(event="born", ns=mnt)
+            born = w.wait_for(event="born", ns=mnt, type="mnt")
             assert born["container"]["name"] == "newborn"
             assert born["cause"].endswith(" in docker:newborn"), born
             d.rm("newborn")
-            gone = w.wait_for(event="gone", ns=mnt)
-            assert gone["container"]["name"] == "newborn"
+            gone = w.wait_for(event="gone", ns=mnt, type="mnt")
+            seen = [e for e in w.seen if e["ns"] == mnt]
+            assert (gone.get("container") or {}).get("name") == "newborn", seen
         finally:
             d.run("rm", "-f", "newborn", check=False)
             engines.reap_orphans()

@@ -82,9 +82,9 @@ def _cgroup_roots() -> list[str]:
     return roots
 
 
-def engine_cgroups() -> set[str]:
-    """The engines' cgroup directories that exist now."""
-    return {os.path.join(r, n) for r in _cgroup_roots() for n in CGROUP_NAMES
+def engine_cgroups(names: tuple[str, ...] = CGROUP_NAMES) -> set[str]:
+    """The engines' cgroup directories (of ``names``) that exist now."""
+    return {os.path.join(r, n) for r in _cgroup_roots() for n in names
             if os.path.isdir(os.path.join(r, n))}
 
 
@@ -102,7 +102,8 @@ def _remove_cgroup_tree(path: str) -> None:
 
 def _mounts_under(root: str) -> list[str]:
     out = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    text = Path("/proc/self/mountinfo").read_bytes().decode("utf-8", "surrogateescape")
+    for line in text.splitlines():   # (others' tests mount at names that are not UTF-8)
         point = line.split()[4].replace("\\040", " ")
         if point == root or point.startswith(root + "/"):
             out.append(point)
@@ -117,7 +118,7 @@ def reap_orphans() -> None:
         if ppid != me:
             continue
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            stat = Path(f"/proc/{pid}/stat").read_bytes().decode("utf-8", "surrogateescape")
         except OSError:
             continue
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
@@ -129,11 +130,13 @@ def reap_orphans() -> None:
                 pass
 
 
-def host_residue(base: str, cgroups_before: set[str]) -> list[str]:
-    """What the test engine under ``base`` could have left on the host: processes and
-    mounts naming it, its directory, cgroups the engines made since ``cgroups_before``
-    (the fixtures check this list is empty at the end)."""
-    left = [f"cgroup {c}" for c in sorted(engine_cgroups() - cgroups_before)]
+def host_residue(engine: Engine) -> list[str]:
+    """What ``engine`` could have left on the host once closed: processes and mounts
+    naming its directory, the directory, cgroups it made (the fixtures check this list
+    is empty at the end)."""
+    base = engine.base
+    left = [f"cgroup {c}" for c in
+            sorted(engine_cgroups(engine.cgroup_names) - engine.cgroups_before)]
     for pid in ppid_map():
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -142,6 +145,9 @@ def host_residue(base: str, cgroups_before: set[str]) -> list[str]:
         if any(base.encode() in part for part in cmd):
             left.append(f"process {pid}: {b' '.join(cmd)[:120]!r}")
     left.extend(f"mount {m}" for m in _mounts_under(base))
+    if isinstance(engine, Podman):
+        left.extend(f"host path {p}" for p in PODMAN_HOST_PATHS
+                    if p not in engine.host_paths_before and os.path.lexists(p))
     if os.path.lexists(base):
         left.append(f"directory {base}")
     return left
@@ -151,10 +157,11 @@ class Engine:
     """One engine with private state under ``self.base`` (see the module)."""
 
     name = ""
+    cgroup_names: tuple[str, ...] = ()   # the cgroup directories this engine makes
 
     def __init__(self) -> None:
         self.base = tempfile.mkdtemp(prefix=f"nsctl-engines-{self.name}-", dir="/tmp")
-        self.cgroups_before = engine_cgroups()
+        self.cgroups_before = engine_cgroups(self.cgroup_names)
         self.started = time.monotonic()
         self.startup = 0.0
 
@@ -190,7 +197,7 @@ class Engine:
             reap_orphans()
             for point in sorted(_mounts_under(self.base), key=len, reverse=True):
                 subprocess.run(["umount", "-l", point], capture_output=True)
-            for path in engine_cgroups() - self.cgroups_before:
+            for path in engine_cgroups(self.cgroup_names) - self.cgroups_before:
                 _remove_cgroup_tree(path)
             shutil.rmtree(self.base, ignore_errors=True)
 
@@ -200,6 +207,7 @@ class Engine:
 
 class Podman(Engine):
     name = "podman"
+    cgroup_names = ("libpod_parent",)
 
     def __init__(self) -> None:
         if shutil.which("podman") is None or shutil.which("runc") is None:
@@ -284,6 +292,7 @@ class Podman(Engine):
 
 class Docker(Engine):
     name = "docker"
+    cgroup_names = ("docker",)
 
     def __init__(self) -> None:
         if shutil.which("dockerd") is None:

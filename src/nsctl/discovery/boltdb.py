@@ -86,8 +86,13 @@ class Bolt:
               ) -> Iterator[tuple[bytes, bytes, bool]]:
         """(key, value, is_bucket) of a bucket: by its root page, or an inline bucket's
         page bytes."""
-        if isinstance(root, bytes):
-            yield from _leaf(root, 0, len(root))
+        if isinstance(root, bytes):   # an inline bucket: one leaf page, in the value
+            if len(root) < _HEADER:
+                raise BoltError("inline bucket cut off")
+            flags, count = struct.unpack_from("<HH", root, 8)
+            if not flags & _LEAF:
+                raise BoltError("inline bucket is not a leaf page")
+            yield from _leaf(root, 0, count)
             return
         seen = set() if seen is None else seen
         if root in seen:

@@ -29,7 +29,8 @@ labels.  Everything an engine says is hostile text: answers and files are
 size-capped, fields type-checked and cut to :data:`MAX_TEXT` characters
 (renderers escape control characters as for every other name).
 
-A running ``nsctl serve`` or ``nsctl watch`` rescans often; answers are kept
+A running ``nsctl serve`` or ``nsctl watch`` rescans often (and follows
+Docker's event stream, :class:`Events`, to rescan when a container is renamed); answers are kept
 for :data:`FRESH` seconds (failures for :data:`RETRY`), so a renamed or
 removed container shows within about a second of the next rescan; a scan
 that finds a container the remembered answer neither names nor was asked
@@ -40,6 +41,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 
 from ..kernel import unixhttp
@@ -330,6 +332,56 @@ def ask(engines: Iterable[str], problem: Callable[[str], None],
         else:
             out[engine] = result
     return out
+
+
+class Events:
+    """Docker's event stream (``GET /events``, container events only), for a program
+    that rescans (``nsctl watch``, ``nsctl serve``): its socket is polled with the
+    others, and whatever arrives (a container started, died, renamed, destroyed)
+    drops the remembered answers and asks for a rescan.  Opened only while the host
+    has Docker containers; a stream that fails is opened again after :data:`RETRY`."""
+
+    TARGET = ('/events?filters=%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A'
+              '%5B%22start%22%2C%22die%22%2C%22rename%22%2C%22destroy%22%5D%7D')
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.failed_at = -RETRY
+
+    def want(self, processes: Iterable[Process]) -> bool:
+        """Whether the stream should be open: the engines are asked and some process
+        is in a Docker container."""
+        return enabled() and any(p.container is not None and p.container.engine == "docker"
+                                 for p in processes)
+
+    def open(self) -> int | None:
+        """Open the stream if it is not (and did not fail just now); its fd, or None."""
+        if self.sock is not None:
+            return self.sock.fileno()
+        if time.monotonic() - self.failed_at < RETRY:
+            return None
+        path = os.environ.get("NSCTL_DOCKER_SOCKET") or DOCKER_SOCKET
+        try:
+            self.sock = unixhttp.open_stream(path, self.TARGET, BUDGET)
+        except NsctlError:
+            self.failed_at = time.monotonic()
+            return None
+        return self.sock.fileno()
+
+    def arrived(self) -> bool:
+        """Drain what arrived (call when its fd polls readable); False once the stream
+        ended (closed: open it again later)."""
+        forget()
+        if self.sock is not None and unixhttp.drain(self.sock):
+            return True
+        self.close()
+        self.failed_at = time.monotonic()
+        return False
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 def forget() -> None:

@@ -99,6 +99,39 @@ def get(path: str, target: str, timeout: float, limit: int = MAX_BYTES) -> bytes
         raise HttpError(f"{path}: {exc}") from None
 
 
+def open_stream(path: str, target: str, timeout: float) -> socket.socket:
+    """A connection to the unix socket ``path`` that has sent ``GET target`` and is left
+    non-blocking for the caller to poll: for an answer that streams (Docker's
+    ``/events``), whose every arrival the caller only notes and throws away."""
+    deadline = time.monotonic() + timeout
+    sock = _connect(path, deadline)
+    try:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        sock.sendall(_request(target))
+        sock.setblocking(False)
+    except (TimeoutError, OSError) as exc:
+        sock.close()
+        raise HttpError(f"{path}: cannot send the request ({exc})") from None
+    return sock
+
+
+def drain(sock: socket.socket, limit: int = 1 << 20) -> bool:
+    """Read and drop what a non-blocking stream has ready (at most ``limit`` bytes);
+    False once the other end closed it or it failed."""
+    got = 0
+    while got < limit:
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        got += len(data)
+    return True
+
+
 def parse_response(raw: bytes, limit: int = MAX_BYTES) -> bytes:
     """The body of one whole HTTP/1.x response (read to the connection's end)."""
     head, sep, body = raw.partition(b"\r\n\r\n")

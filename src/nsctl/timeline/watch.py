@@ -47,6 +47,7 @@ from ..query.diff import diff
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
+    from ..discovery.engines import Events
     from ..discovery.scan import Memo
     from ..kernel.cnproc import Listener
     from ..kernel.mounttables import MountTables
@@ -229,6 +230,8 @@ class Watcher:
         self.mount_tables: MountTables | None = None   # the mount namespaces watched
         self._poll: select.poll | None = None
         self._lost = 0
+        self.engine_events: Events | None = None   # Docker's event stream, while it has containers
+        self._events_fd = -1
 
     def __enter__(self) -> Watcher:
         if self._handle_signals:
@@ -252,6 +255,34 @@ class Watcher:
         if self.mount_tables is not None:
             self.mount_tables.close()
             self.mount_tables = None
+        self._follow_engine(None)
+
+    def _follow_engine(self, snap: Snapshot | None) -> None:
+        """Keep Docker's event stream open while ``snap`` has Docker containers (a
+        container renamed makes no process event: the stream's news triggers a rescan)."""
+        want = snap is not None and any(p.container is not None
+                                        for p in snap.processes.values())
+        if want and self.engine_events is None:
+            from ..discovery.engines import Events
+
+            self.engine_events = Events()
+        events = self.engine_events
+        if events is None:
+            return
+        if want and snap is not None and events.want(snap.processes.values()):
+            fd = events.open()
+        else:
+            fd = None
+            events.close()
+        if fd != self._events_fd:
+            if self._events_fd >= 0 and self._poll is not None:
+                try:
+                    self._poll.unregister(self._events_fd)
+                except KeyError:
+                    pass
+            self._events_fd = -1 if fd is None else fd
+            if fd is not None:
+                self._poller().register(fd, select.POLLIN)
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -276,6 +307,7 @@ class Watcher:
         if not complete:
             self.full_due = 0.0
         self._watch_mount_tables(self.memo)
+        self._follow_engine(snap)
         return snap
 
     def _fit_slices(self, tick: float) -> None:
@@ -344,6 +376,11 @@ class Watcher:
             if self.listener is not None and self.listener.fileno() in fds:
                 if self._drain(self.listener, poller):
                     due = min(due, time.monotonic() + DEBOUNCE)
+            if self._events_fd in fds and self.engine_events is not None:
+                if not self.engine_events.arrived():   # ended: opened again after a rescan
+                    self._poller().unregister(self._events_fd)
+                    self._events_fd = -1
+                due = min(due, time.monotonic() + DEBOUNCE)
             if self.mount_tables is not None:
                 changed = self.mount_tables.changed(ready)
                 readers = self.mount_tables.watched
