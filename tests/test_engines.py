@@ -348,6 +348,9 @@ def test_removed_and_renamed_containers_followed_by_ls_and_serve(
                 return ns["container"]["name"] if ns and ns["container"] else None
 
             wait_for(lambda: label() == "brief", "serve names the new container", 10)
+            assert server.json("/api/v1/namespaces/container:brief/mnt")["ns"] == mnt
+            shown = server.json("/api/v1/namespaces/container:store/db/net")
+            assert shown["ns"] == _link(d.container_pid("web"), "net")
             d.run("rename", "brief", "briefer")
             t0 = time.monotonic()
             wait_for(lambda: label() == "briefer", "serve follows the rename", 10)

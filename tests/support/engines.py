@@ -88,16 +88,45 @@ def engine_cgroups(names: tuple[str, ...] = CGROUP_NAMES) -> set[str]:
             if os.path.isdir(os.path.join(r, n))}
 
 
-def _remove_cgroup_tree(path: str) -> None:
+def _remove_cgroup_tree(path: str, grace: float = 5.0) -> None:
+    """Remove the empty cgroups of a tree, deepest first; one still in use (its last
+    process on its way out, or another engine's, when two test runs share the host)
+    is given ``grace`` seconds in all, then left."""
+    deadline = time.monotonic() + grace
     for dirpath, _dirs, _files in sorted(os.walk(path), key=lambda t: -len(t[0])):
-        for _ in range(50):
+        while True:
             try:
                 os.rmdir(dirpath)
                 break
             except FileNotFoundError:
                 break
             except OSError:
-                time.sleep(0.1)   # its last process is still on its way out
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+
+
+def _remove_empty_dirs(path: str) -> None:
+    """The empty directories of a tree, deepest first (what another engine still uses
+    stays)."""
+    for dirpath, _dirs, _files in sorted(os.walk(path), key=lambda t: -len(t[0])):
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            pass
+
+
+def other_podman_running(base: str) -> bool:
+    """Whether a Podman other than the one under ``base`` has containers here (another
+    test run on this host): the host paths Podman shares are then not ours to judge."""
+    for pid in ppid_map():
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmd.startswith(b"/usr/bin/conmon\0") and base.encode() not in cmd:
+            return True
+    return False
 
 
 def _mounts_under(root: str) -> list[str]:
@@ -145,7 +174,7 @@ def host_residue(engine: Engine) -> list[str]:
         if any(base.encode() in part for part in cmd):
             left.append(f"process {pid}: {b' '.join(cmd)[:120]!r}")
     left.extend(f"mount {m}" for m in _mounts_under(base))
-    if isinstance(engine, Podman):
+    if isinstance(engine, Podman) and not other_podman_running(base):
         left.extend(f"host path {p}" for p in PODMAN_HOST_PATHS
                     if p not in engine.host_paths_before and os.path.lexists(p))
     if os.path.lexists(base):
@@ -194,6 +223,7 @@ class Engine:
             self.remove_all()
         finally:
             self.stop_daemon()
+            _kill_left_behind(self.base)
             reap_orphans()
             for point in sorted(_mounts_under(self.base), key=len, reverse=True):
                 subprocess.run(["umount", "-l", point], capture_output=True)
@@ -285,9 +315,14 @@ class Podman(Engine):
         self.run("rmi", "-a", "-f", check=False)
 
     def stop_daemon(self) -> None:
+        # Podman makes these whatever --root says; another Podman may be using them.
+        others = other_podman_running(self.base)
         for path in PODMAN_HOST_PATHS:
             if path not in self.host_paths_before and os.path.lexists(path):
-                shutil.rmtree(path, ignore_errors=True)
+                if others:
+                    _remove_empty_dirs(path)
+                else:
+                    shutil.rmtree(path, ignore_errors=True)
 
 
 class Docker(Engine):
@@ -346,21 +381,29 @@ class Docker(Engine):
             return
         _stop(self.daemon, 30)
         self.daemon = None
-        # dockerd's containerd, and the shims, may outlive it by a moment.
+        # dockerd's containerd, and the shims, may outlive it by a moment (what is still
+        # there after that is killed by close()).
         deadline = time.monotonic() + 10
-        while True:
+        while time.monotonic() < deadline:
             reap_orphans()
-            left = [p for p in ppid_map() if _cmd_mentions(p, self.base)]
-            if not left or time.monotonic() > deadline:
+            if not any(_cmd_mentions(p, self.base) for p in ppid_map()):
                 break
             time.sleep(0.1)
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+
+
+def _kill_left_behind(base: str) -> None:
+    """SIGKILL what removing the containers and stopping the daemon left running: every
+    process naming ``base`` (conmon, shims) and its children (the containers' payload)."""
+    parents = ppid_map()
+    mine = {pid for pid in parents if _cmd_mentions(pid, base)}
+    doomed = mine | {pid for pid, ppid in parents.items() if ppid in mine}
+    for pid in doomed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if doomed:
         time.sleep(0.2)
-        reap_orphans()
 
 
 def _stop(popen: subprocess.Popen, grace: float) -> None:
