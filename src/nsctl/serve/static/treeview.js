@@ -1,9 +1,10 @@
 // A collapsible tree (nested lists with ARIA tree roles) and its keyboard use.
 //
 // Items are the caller's objects; the caller says how to key them, draw one
-// row (a focusable element with class "item"), list their children, and which
-// are shown.  Collapsed items and lists expanded past the limit are kept in
-// Sets the caller owns, so they survive a re-render.
+// row (a focusable element with class "item"), list their children, which are
+// shown and which are open.  Lists longer than the limit end in a "show more"
+// button; expanded lists are kept in a Set the caller owns, so they survive a
+// re-render.
 
 import { h } from "./dom.js";
 
@@ -11,9 +12,10 @@ const LIMIT = 200;   // rows per list before a "show more" button
 
 /**
  * opts: key(item) -> string, row(item) -> Element, children(item) -> items,
- * visible(item) -> bool, collapsed: Set of keys, expanded: Set of list keys,
- * label: the tree's accessible name; optional keep(item) -> bool: shown even
- * past the limit (the selection, and what leads to it).
+ * visible(item) -> bool, isOpen(item, key) -> bool, onToggle(key, open),
+ * expanded: Set of list keys, label: the tree's accessible name; optional
+ * keep(item) -> bool: shown even past the limit (the selection, the current
+ * search match, and what leads to them).
  */
 export function treeView(roots, opts) {
   const ul = h("ul", { class: "tree", role: "tree", "aria-label": opts.label });
@@ -54,20 +56,16 @@ function itemElement(item, opts) {
   }
   const toggle = h("button", { type: "button", class: "twisty", tabindex: "-1" });
   const group = h("ul", { role: "group" });
-  const setOpen = (open) => {
+  const setOpen = (open, byUser) => {
     li.setAttribute("aria-expanded", String(open));
     toggle.setAttribute("aria-label", open ? "collapse" : "expand");
-    if (open) {
-      opts.collapsed.delete(key);
-      if (!group.childElementCount) appendItems(group, kids, opts, key);
-    } else {
-      opts.collapsed.add(key);
-    }
+    if (byUser) opts.onToggle(key, open);
+    if (open && !group.childElementCount) appendItems(group, kids, opts, key);
   };
-  toggle.addEventListener("click", () => setOpen(li.getAttribute("aria-expanded") !== "true"));
+  toggle.addEventListener("click", () => setOpen(li.getAttribute("aria-expanded") !== "true", true));
   li.append(h("div", { class: "row" }, toggle, row), group);
   li._setOpen = setOpen;
-  setOpen(!opts.collapsed.has(key));
+  setOpen(opts.isOpen(item, key), false);
   return li;
 }
 
@@ -87,9 +85,15 @@ export function treeKeys(pane) {
   pane.addEventListener("keydown", (e) => {
     const current = e.target.closest(".item");
     if (!current || !pane.contains(current)) return;
+    const li = current.closest("li");
+    if ((e.key === "Enter" || e.key === " ") && li._setOpen && !current.dataset.ns) {
+      // A group row: Enter opens and closes it.
+      e.preventDefault();
+      li._setOpen(li.getAttribute("aria-expanded") !== "true", true);
+      return;
+    }
     const rows = [...pane.querySelectorAll(".item")].filter((el) => el.offsetParent !== null);
     const at = rows.indexOf(current);
-    const li = current.closest("li");
     let next = null;
     if (e.key === "ArrowDown") next = rows[at + 1];
     else if (e.key === "ArrowUp") next = rows[at - 1];
@@ -97,9 +101,9 @@ export function treeKeys(pane) {
     else if (e.key === "End") next = rows[rows.length - 1];
     else if (e.key === "ArrowRight" && li._setOpen) {
       if (li.getAttribute("aria-expanded") === "true") next = rows[at + 1];
-      else li._setOpen(true);
+      else li._setOpen(true, true);
     } else if (e.key === "ArrowLeft") {
-      if (li._setOpen && li.getAttribute("aria-expanded") === "true") li._setOpen(false);
+      if (li._setOpen && li.getAttribute("aria-expanded") === "true") li._setOpen(false, true);
       else next = li.parentElement.closest("li") && li.parentElement.closest("li").querySelector(".item");
     } else return;
     e.preventDefault();
