@@ -50,8 +50,18 @@ export function buildIndex(tree, pidtree, net, list) {
   return index;
 }
 
-function bindPaths(ino, index) {
-  const entry = index.listed.get(ino);
+/**
+ * The network document's or the list's entry for a tree node: those two are
+ * refetched less often, and an inode can be reused by a newer namespace, so
+ * an entry counts only if its never-reused id agrees.
+ */
+function same(entry, node) {
+  if (!entry) return null;
+  return entry.id === undefined || entry.id === null || node.id === undefined || node.id === null || entry.id === node.id ? entry : null;
+}
+
+function bindPaths(node, index) {
+  const entry = same(index.listed.get(node.ns), node);
   const paths = [];
   for (const ref of (entry && entry.refs) || []) {
     if (ref.kind === "bindmount" && ref.path && !paths.includes(ref.path)) paths.push(ref.path);
@@ -71,10 +81,11 @@ export function displayName(node, index) {
   const known = index.names.get(node.ns);
   if (known !== undefined) return known;
   let name = "";
-  const net = index.net.get(node.ns);
-  if (net && net.name && net.named_by !== "inode" && net.name !== nsName("net", node.ns)) name = String(net.name);
+  const net = same(index.net.get(node.ns), node);
+  // The network document's names: an `ip netns` name, "host", a container.
+  if (net && net.name && ["netns", "initial", "container"].includes(net.named_by)) name = String(net.name);
   if (!name && node.container) name = containerLabel(node.container);
-  if (!name) name = bindPaths(node.ns, index)[0] || "";
+  if (!name) name = bindPaths(node, index)[0] || "";
   // Kernel threads (kthreadd, PID 2) live in the initial namespaces: the host's.
   if (!name && (node.pids || []).includes(2) && (index.procs.get(2) || {}).comm === "kthreadd") name = "host";
   if (!name && (node.pids || []).length) {
@@ -89,7 +100,7 @@ export function displayName(node, index) {
 
 /** The owner's UID of a namespace (the list document's `owner_uid`), if known. */
 export function ownerUid(node, index) {
-  const entry = index.listed.get(node.ns);
+  const entry = same(index.listed.get(node.ns), node);
   if (entry && entry.owner_uid !== undefined && entry.owner_uid !== null) return entry.owner_uid;
   return node.owner_uid === undefined ? null : node.owner_uid;
 }
@@ -106,9 +117,9 @@ function hay(node, index) {
     node.id === null || node.id === undefined ? "" : `id ${node.id}`,
     containerLabel(node.container), c.id || "", c.name || "", c.image || "", c.project || "",
     c.service || "", c.pod || "", c.pod_name || "", c.pod_namespace || "",
-    ...bindPaths(node.ns, index),
+    ...bindPaths(node, index),
   ];
-  const net = index.net.get(node.ns);
+  const net = same(index.net.get(node.ns), node);
   if (net) {
     words.push(net.name || "");
     for (const i of net.interfaces || []) {

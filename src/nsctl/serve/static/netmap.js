@@ -279,7 +279,7 @@ export function renderNet(pane, ctx) {
     " — point at a box to light its links; select it for its details.");
   const only = h("label", { class: "only" },
     h("input", { type: "checkbox", id: "only-matches", checked: Boolean(ctx.onlyMatches) }), " only matches");
-  pane.replaceChildren(h("div", { class: "netbar" }, legend, only),
+  pane.replaceChildren(h("div", { class: "netbar" }, only, legend),
     picture ? h("div", { class: "netwrap" }, picture) : h("p", { class: "empty" }, active ? "No network namespace with more than a loopback matches." : "No network namespace has more than a loopback."),
     group);
   return hits;
