@@ -1,10 +1,10 @@
 // The PID namespace tree with the process tree inside each namespace: every
 // process with its PID at each level (sleep 26590/4/1), each init marked.
 
-import { badge, h, tag } from "./dom.js";
-import { filterActive, matches, procMatches } from "./model.js";
+import { badge, containerLabel, h, tag } from "./dom.js";
+import { displayName, filterActive, matches, procMatches } from "./model.js";
 import { nsFacts } from "./users.js";
-import { treeView } from "./treeview.js";
+import { drawTree } from "./treeview.js";
 
 function pidText(proc) {
   return (proc.nspid && proc.nspid.length ? proc.nspid : [proc.pid]).join("/");
@@ -86,9 +86,18 @@ export function renderPids(pane, ctx) {
   };
   roots.forEach((r) => note(r, r.pidns.ns));
   const active = filterActive(ctx.filter, { ignoreType: true });
-  const view = treeView(roots, {
+  if (!roots.some((r) => r.shown)) {
+    pane._plan = null;
+    pane.replaceChildren(h("p", { class: "empty" }, "No PID namespace or process matches the search."));
+    return hits;
+  }
+  const sig = (item) => (item.kind === "pidns"
+    ? JSON.stringify([displayName(item.node, ctx.index), item.hit, ctx.selected === item.pidns.ns, item.pidns.level, item.pidns.status, item.pidns.nprocs, (item.pidns.pending || []).length, item.node.held_by, item.node.hidden, containerLabel(item.node.container)])
+    : JSON.stringify([item.proc.comm, item.proc.nspid, item.proc.init, item.proc.state, item.proc.pid_for_children, item.hit, owner.get(item)]));
+  const view = drawTree(pane, roots, {
     label: "PID namespaces and their processes",
     key: (item) => item.key,
+    sig,
     row: (item) => (item.kind === "pidns" ? nsRow(item, ctx) : procRow(item, owner.get(item))),
     children: (item) => item.kids,
     visible: (item) => item.shown,
@@ -102,6 +111,6 @@ export function renderPids(pane, ctx) {
     onToggle: (key, open) => ctx.toggled.set(active ? `f${key}` : key, open),
     expanded: ctx.expanded,
   });
-  pane.replaceChildren(roots.some((r) => r.shown) ? view : h("p", { class: "empty" }, "No PID namespace or process matches the search."));
+  if (pane.firstChild !== view || pane.childNodes.length !== 1) pane.replaceChildren(view);
   return hits;
 }

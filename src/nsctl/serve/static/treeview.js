@@ -11,6 +11,59 @@ import { h } from "./dom.js";
 const LIMIT = 200;   // rows per list before a "show more" button
 
 /**
+ * Draw a tree into a pane, or, when the rows it shows are the same ones in the
+ * same places as last time (only their content changed, as on most model
+ * changes), replace just the rows that changed: a redraw then costs what
+ * changed, not the whole tree.  opts as for treeView, plus sig(item) -> string:
+ * everything row(item) draws.
+ */
+export function drawTree(pane, roots, opts) {
+  const plan = [];
+  const walk = (items, listKey, depth) => {
+    const shown = items.filter(opts.visible);
+    const limit = opts.expanded.has(listKey) ? Infinity : LIMIT;
+    const kept = shown.slice(limit).filter((item) => opts.keep && opts.keep(item));
+    for (const item of [...shown.slice(0, limit), ...kept]) {
+      const key = opts.key(item);
+      const kids = opts.children(item).filter(opts.visible);
+      const open = kids.length > 0 && opts.isOpen(item, key);
+      plan.push({ key, depth, kids: kids.length > 0, open, sig: opts.sig(item), item });
+      if (open) walk(kids, key, depth + 1);
+    }
+    if (shown.length > limit) plan.push({ key: `more ${listKey} ${shown.length - limit - kept.length}`, depth });
+  };
+  walk(roots, "roots", 0);
+  const old = pane._plan;
+  const same = old && pane.contains(old.tree) && old.rows.length === plan.length &&
+    old.rows.every((r, k) => r.key === plan[k].key && r.depth === plan[k].depth && r.kids === plan[k].kids && r.open === plan[k].open);
+  if (same) {
+    for (let k = 0; k < plan.length; k++) {
+      const was = old.rows[k];
+      if (was.sig === plan[k].sig || !plan[k].item) continue;
+      const el = old.tree.querySelector(`.item[data-key="${CSS.escape(plan[k].key)}"]`);
+      if (!el) continue;
+      const row = opts.row(plan[k].item);
+      row.classList.add("item");
+      row.dataset.key = plan[k].key;
+      row.tabIndex = el.tabIndex;
+      el.replaceWith(row);
+    }
+    pane._plan = { tree: old.tree, rows: plan.map(({ item, ...rest }) => rest) };
+    return old.tree;
+  }
+  const tree = treeView(roots, {
+    ...opts,
+    onToggle: (key, open) => {
+      pane._plan = null;   // the DOM no longer follows the plan
+      opts.onToggle(key, open);
+    },
+    onMore: () => { pane._plan = null; },
+  });
+  pane._plan = { tree, rows: plan.map(({ item, ...rest }) => rest) };
+  return tree;
+}
+
+/**
  * opts: key(item) -> string, row(item) -> Element, children(item) -> items,
  * visible(item) -> bool, isOpen(item, key) -> bool, onToggle(key, open),
  * expanded: Set of list keys, label: the tree's accessible name; optional
@@ -34,6 +87,7 @@ function appendItems(ul, items, opts, listKey) {
     const button = h("button", { type: "button", class: "more" }, `show ${rest.length} more`);
     const li = h("li", { role: "none" }, button);
     button.addEventListener("click", () => {
+      if (opts.onMore) opts.onMore();
       opts.expanded.add(listKey);
       li.remove();
       for (const item of rest) ul.append(itemElement(item, opts));

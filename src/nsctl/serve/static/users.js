@@ -3,7 +3,7 @@
 
 import { badge, containerLabel, h, nsName, tag } from "./dom.js";
 import { displayName, filterActive, matches, ownerUid } from "./model.js";
-import { treeView } from "./treeview.js";
+import { drawTree } from "./treeview.js";
 
 const ORDER = ["user", "mnt", "net", "pid", "uts", "ipc", "cgroup", "time"];
 const OPEN_UP_TO = 6;   // a type group this small starts open
@@ -90,10 +90,23 @@ export function renderUsers(pane, ctx) {
     }, badge(node.type), nsFacts(node, index, { uid: node.type === "user" }),
     item.owns ? tag(`owns ${item.owns}`, "owns") : null);
   };
-  const view = treeView(roots, {
+  const sig = (item) => {
+    if (item.kind === "group") return `${item.label || item.type} ${item.kids.filter((k) => keep.has(k.key)).length} ${item.kids.length} ${active}`;
+    const { node } = item;
+    return JSON.stringify([displayName(node, index), node.type === "user" ? ownerUid(node, index) : null,
+      containerLabel(node.container), node.held_by, (node.pids || []).length, node.hidden,
+      matched.has(item.key), active, selected === node.ns, item.owns]);
+  };
+  if (!keep.size) {
+    pane._plan = null;
+    pane.replaceChildren(h("p", { class: "empty" }, "No namespace matches the search."));
+    return hits;
+  }
+  const view = drawTree(pane, roots, {
     label: "user namespaces",
     key: (item) => item.key,
     row,
+    sig,
     children: (item) => item.kids,
     visible: (item) => keep.has(item.key),
     keep: (item) => lead.has(item.key),
@@ -106,6 +119,6 @@ export function renderUsers(pane, ctx) {
     onToggle: (key, open) => ctx.toggled.set(active ? `f${key}` : key, open),
     expanded: ctx.expanded,
   });
-  pane.replaceChildren(keep.size ? view : h("p", { class: "empty" }, "No namespace matches the search."));
+  if (pane.firstChild !== view || pane.childNodes.length !== 1) pane.replaceChildren(view);
   return hits;
 }
