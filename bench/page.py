@@ -96,7 +96,9 @@ def measure(url: str, idle: float) -> dict:
             page.add_init_script("""
                 window.__longest = 0;
                 new PerformanceObserver((list) => {
-                  for (const e of list.getEntries()) window.__longest = Math.max(window.__longest, e.duration);
+                  for (const e of list.getEntries()) {
+                    window.__longest = Math.max(window.__longest, e.duration);
+                  }
                 }).observe({ type: "longtask", buffered: true });""")
             page.goto(url + "/")
             page.wait_for_function(
