@@ -19,16 +19,14 @@ tests/test_browser.py does, and measures:
   second), on the user tab.
 
 Tears everything down and checks nothing was left.  Prints a markdown table;
-the full result goes to bench/results/page-<time>.json.
+the full result goes to bench/results/page-<time>.json (serve.save).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import select
-import signal
 import statistics
 import subprocess
 import sys
@@ -38,7 +36,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -166,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"needs Debian's chromium at {CHROMIUM}")
 
     from run import host_info, loadavg
-    from serve import _wait_for
-    from topology import Topology, leftovers, log
+    from serve import _wait_for, save, stop
+    from topology import Topology, log
 
     result: dict = {"host": host_info(), "n": args.n, "src": args.src}
     topo = Topology(args.n)
@@ -180,13 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             result["loadavg_before"] = loadavg()
             result.update(measure(url, args.idle))
         finally:
-            if server is not None:
-                server.send_signal(signal.SIGTERM)
-                result["server_exit"] = server.wait(30)
-    result["left_behind"] = leftovers(topo)
-    RESULTS.mkdir(exist_ok=True)
-    out_path = RESULTS / f"page-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out_path.write_text(json.dumps(result, indent=2) + "\n")
+            stop(server, result)
+    out_path = save(result, topo, "page")
     k = result["keystroke_ms"]
     keys = f"{k['median']} / {k['max']}" if k else "-"
     print(f"\nthe page, {result['namespaces']} namespaces ({args.n} extra)\n")
