@@ -343,3 +343,38 @@ def test_hostile_names_render_as_text(server, browser, scratch):
         assert page.evaluate("window.__pwned") is None
         assert page.locator("body script, body img").count() == 0
         only_the_server(page, server)
+
+
+def test_events_namespace_level_by_default_process_rows_folded(server, browser):
+    """The Events tab shows a new namespace's `born` and no per-process rows; asked
+    for entered/left, a process's rows of one moment are one row listing the types;
+    pause holds new events back."""
+    page = open_page(browser, server)
+    page.click("#tab-events")
+    proc = subprocess.Popen(["unshare", "--net", "--uts", "sleep", "60"],
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:   # unshare execs sleep once it has unshared
+            if _comm(proc.pid) == "sleep":
+                break
+            time.sleep(0.05)
+        ino = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+        events = page.locator("#events-list")
+        born = events.locator(f'li.ev-born:has([data-goto="{ino}"])')
+        expect(born).to_have_count(1, timeout=SHOW_MS)
+        expect(events.locator("li.ev-entered")).to_have_count(0)
+        page.select_option("#ev-kind", "process")
+        # The types it entered at once (as it started): one row that lists them.
+        mine = events.locator("li.ev-entered", has_text=f"({proc.pid})")
+        expect(mine.filter(has_text="namespaces (").first).to_be_visible(timeout=SHOW_MS)
+        expect(events.locator("li.ev-born")).to_have_count(0)
+        page.select_option("#ev-kind", "")
+        page.click("#ev-pause")
+        expect(page.locator("#ev-count")).to_contain_text("paused")
+        page.click("#ev-pause")
+        expect(page.locator("#ev-count")).not_to_contain_text("paused")
+    finally:
+        proc.kill()
+        proc.wait(10)
+    only_the_server(page, server)

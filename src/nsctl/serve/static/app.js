@@ -390,13 +390,17 @@ function renderStatus() {
  * Keep an event; a process's entered/left rows of one moment (one per type of
  * namespace) fold into one row that lists the types.
  */
+const FOLD_BACK = 64;   // how far back a process's row of the same moment is looked for
+
 function addEvent(kind, ev) {
-  const last = state.events[0];
-  if ((kind === "entered" || kind === "left") && ev.pid !== undefined && last && last.event === kind &&
-      last.pid === ev.pid && last.time === ev.time) {
-    last.types.push(ev.type);
-    last.nss.push([ev.ns, ev.type]);
-    return;
+  if ((kind === "entered" || kind === "left") && ev.pid !== undefined) {
+    // Events of one moment come namespace by namespace, several processes interleaved.
+    const same = state.events.slice(0, FOLD_BACK).find((e) => e.event === kind && e.pid === ev.pid && e.time === ev.time);
+    if (same) {
+      if (!same.types.includes(ev.type)) same.types.push(ev.type);
+      same.nss.push([ev.ns, ev.type]);
+      return;
+    }
   }
   state.events.unshift({ ...ev, event: kind, types: [ev.type], nss: [[ev.ns, ev.type]] });
   if (state.events.length > MAX_EVENTS) state.events.length = MAX_EVENTS;
@@ -523,6 +527,30 @@ function restoreScroll(tab) {
   if (saved[2] && wrap) [wrap.scrollTop, wrap.scrollLeft] = saved[2];
 }
 
+/** The box nearest to ``from`` in direction [dx, dy] (straight ahead counts more than aside). */
+function nearest(from, boxes, [dx, dy]) {
+  const centre = (el) => {
+    const r = el.getBoundingClientRect();
+    return [r.left + r.width / 2, r.top + r.height / 2];
+  };
+  const [x, y] = centre(from);
+  let best = null;
+  let bestScore = Infinity;
+  for (const box of boxes) {
+    if (box === from) continue;
+    const [bx, by] = centre(box);
+    const ahead = (bx - x) * dx + (by - y) * dy;
+    if (ahead <= 1) continue;
+    const aside = Math.abs((bx - x) * dy) + Math.abs((by - y) * dx);
+    const score = ahead + 3 * aside;
+    if (score < bestScore) {
+      best = box;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
 function wire() {
   // Tabs: click, or arrow keys along the tab list.
   const tabs = [...document.querySelectorAll("[role=tab]")];
@@ -546,12 +574,23 @@ function wire() {
     if (el.dataset.ns) select(el.dataset.ns, el.dataset.type, { reveal: true });
     else select(el.dataset.inNs, "pid", { reveal: true });
   });
-  // SVG boxes are not buttons: Enter and Space select them.
+  // SVG boxes are not buttons: Enter and Space select them; arrow keys move to
+  // the nearest box in that direction.
   $("pane-net").addEventListener("keydown", (e) => {
     const box = e.target.closest("g[data-ns]");
-    if (box && (e.key === "Enter" || e.key === " ")) {
+    if (!box) return;
+    if (e.key === "Enter" || e.key === " ") {
       e.preventDefault();
       select(box.dataset.ns, "net", { reveal: true });
+      return;
+    }
+    const dir = { ArrowRight: [1, 0], ArrowLeft: [-1, 0], ArrowDown: [0, 1], ArrowUp: [0, -1] }[e.key];
+    if (!dir) return;
+    e.preventDefault();
+    const next = nearest(box, [...$("pane-net").querySelectorAll("g[data-ns]")], dir);
+    if (next) {
+      next.focus();
+      next.scrollIntoView({ block: "nearest", inline: "nearest" });
     }
   });
   $("pane-net").addEventListener("change", (e) => {
