@@ -218,10 +218,17 @@ async function loadDetail(fresh) {
   try {
     const doc = await get(spec, { signal: controller.signal });
     const lastView = detail.doc ? detail.doc.view : undefined;
-    state.detail = { ino, type: doc.type || type, doc: { ...doc, view: lastView }, loading: true, generation: gen };
+    // What it sees is read by a helper process that enters it: read again only when
+    // the namespace itself changed (or on request), not on every change of the host.
+    const text = JSON.stringify(doc);
+    if (!fresh && lastView && detail.text === text) {
+      state.detail = { ...detail, loading: false, generation: gen };
+      return;
+    }
+    state.detail = { ino, type: doc.type || type, doc: { ...doc, view: lastView }, loading: true, generation: gen, text };
     drawDetail();
     const seen = await get(`${spec}?view=1`, { signal: controller.signal });
-    state.detail = { ino, type: seen.type || type, doc: seen, loading: false, generation: gen };
+    state.detail = { ino, type: seen.type || type, doc: seen, loading: false, generation: gen, text };
   } catch (err) {
     if (err.name === "AbortError" || !current()) return;
     const gone = err instanceof ApiError && err.status === 404;
@@ -569,6 +576,7 @@ function wire() {
     const goto = e.target.closest("[data-goto]");
     if (goto) return select(goto.dataset.goto, goto.dataset.gotoType, { reveal: true });
     if (e.target.closest("[data-close]")) return unselect();
+    if (e.target.closest("[data-reread]") && state.selected) return loadDetail(true);
     const el = e.target.closest("main [data-ns], main [data-in-ns]");
     if (!el) return;
     if (el.dataset.ns) select(el.dataset.ns, el.dataset.type, { reveal: true });

@@ -18,8 +18,17 @@ const FORMAT = {
   container: (c) => containerLabel(c) || "—",
   cmdline: (argv) => (argv || []).join(" "),
   nspid: (list) => (list ? list.join("/") : "—"),
+  // An ID map (/proc/PID/uid_map): rows of [first ID inside, first ID outside, count].
+  uid_map: (rows, ctx) => idMap(rows, ctx),
+  gid_map: (rows, ctx) => idMap(rows, ctx),
   ns: (links, ctx) => (links && typeof links === "object" ? Object.entries(links).map(([k, v]) => `${k} ${v}`).join(", ") : value(links, ctx)),
 };
+
+function idMap(rows, ctx) {
+  if (!Array.isArray(rows) || !rows.every((r) => Array.isArray(r) && r.length === 3)) return value(rows, ctx);
+  if (!rows.length) return h("span", { class: "none" }, "none (no ID is mapped)");
+  return table(rows.map(([inside, outside, count]) => ({ inside, outside, count })), ctx);
+}
 
 function nsButton(ino, ctx) {
   const node = ctx.index.byIno.get(ino);
@@ -97,10 +106,11 @@ function section(title, ...content) {
 
 function viewSection(view, ctx, loading) {
   if (!view) return section("Sees", h("p", { class: "none" }, loading ? "Loading the view…" : "Not read."));
+  const again = h("button", { type: "button", class: "more", "data-reread": "", title: "read what it sees again (it is read again by itself only when the namespace changes)" }, loading ? "reading…" : "read again");
   if (view.error) return section("Sees", h("p", { class: "error" }, String(view.error)));
   const { type, interfaces, ...rest } = view;
   const brief = (interfaces || []).map(({ name, kind, operstate, mtu, mac, addresses, link }) => ({ name, kind, operstate, mtu, mac, addresses, link }));
-  const part = section("Sees",
+  const part = section("Sees", again,
     interfaces ? h("div", { class: "interfaces" }, h("h4", {}, "interfaces"), value(brief, ctx)) : null,
     kv(rest, ctx));
   part.dataset.view = type;
