@@ -279,7 +279,7 @@ def test_a_named_netns_by_name_from_a_fresh_load_and_the_url_keeps_it(server, br
         page.fill("#search", name)
         row = page.locator(f'#pane-users [data-ns="{ino}"]')
         expect(row).to_be_visible(timeout=SHOW_MS)
-        expect(row.locator(".name")).to_have_text(name)
+        expect(row.locator(".name")).to_have_text(name, timeout=SHOW_MS)
         expect(page.locator("#count")).to_contain_text("match")
         page.press("#search", "Enter")
         expect(page.locator("#count")).to_contain_text(re.compile(r"^\d+ of \d+ match"))
@@ -292,6 +292,23 @@ def test_a_named_netns_by_name_from_a_fresh_load_and_the_url_keeps_it(server, br
         expect(details.locator("[data-view=net] .interfaces")).to_contain_text(
             "lo", timeout=SHOW_MS)
         expect(details).not_to_contain_text("undefined")
+        # What it sees is read again only when it changed (or on request), not on
+        # every change of the host: new processes in new namespaces change the model.
+        def views() -> int:
+            return sum(1 for u in page.asked if "view=1" in u and str(ino) in u)
+
+        seen = views()
+        generation = page.locator("#generation").inner_text()
+        for _ in range(3):
+            subprocess.run(["unshare", "--uts", "true"], check=True, timeout=30)
+            time.sleep(0.5)
+        expect(page.locator("#generation")).not_to_have_text(generation, timeout=SHOW_MS)
+        page.wait_for_timeout(2000)     # a refetch of the details would have come by now
+        assert views() == seen
+        details.locator("[data-reread]").click()
+        expect(details.locator("[data-view=net] .interfaces")).to_contain_text(
+            "lo", timeout=SHOW_MS)
+        assert views() == seen + 1
         # The Network tab: a namespace with only a loopback is in the folded group.
         page.click("#tab-net")
         group = page.locator("#pane-net details.lo-group")

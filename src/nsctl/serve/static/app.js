@@ -220,7 +220,9 @@ async function loadDetail(fresh) {
     const lastView = detail.doc ? detail.doc.view : undefined;
     // What it sees is read by a helper process that enters it: read again only when
     // the namespace itself changed (or on request), not on every change of the host.
-    const text = JSON.stringify(doc);
+    // Its identity, holders and processes: not the host's problems (processes that
+    // exited during a scan) nor each copy of its bind mounts in new mount namespaces.
+    const text = JSON.stringify(["id", "owner", "parent", "hidden", "held_by", "pids", "container"].map((k) => doc[k]));
     if (!fresh && lastView && detail.text === text) {
       state.detail = { ...detail, loading: false, generation: gen };
       return;

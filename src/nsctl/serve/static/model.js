@@ -85,7 +85,11 @@ export function displayName(node, index) {
   // The network document's names: an `ip netns` name, "host", a container.
   if (net && net.name && ["netns", "initial", "container"].includes(net.named_by)) name = String(net.name);
   if (!name && node.container) name = containerLabel(node.container);
-  if (!name) name = bindPaths(node, index)[0] || "";
+  const paths = bindPaths(node, index);
+  // A bind mount at /run/netns/NAME is `ip netns`'s: NAME is what people call it.
+  const ipNetns = paths.find((p) => p.startsWith("/run/netns/") && !p.slice(11).includes("/"));
+  if (!name && ipNetns && node.type === "net") name = ipNetns.slice(11);
+  if (!name) name = paths[0] || "";
   // Kernel threads (kthreadd, PID 2) live in the initial namespaces: the host's.
   if (!name && (node.pids || []).includes(2) && (index.procs.get(2) || {}).comm === "kthreadd") name = "host";
   if (!name && (node.pids || []).length) {
