@@ -2,7 +2,7 @@
 // namespace, with what it sees (its view), as lists and tables.  Inodes of
 // namespaces the page knows become buttons that select them.
 
-import { badge, containerLabel, fill, h, nsName, tag } from "./dom.js";
+import { badge, containerText, fill, h, nsName, tag } from "./dom.js";
 import { displayName } from "./model.js";
 
 const ROW_LIMIT = 100;
@@ -15,7 +15,7 @@ const FORMAT = {
   addresses: (list) => (list || []).map((a) => `${a.address}/${a.prefixlen}`).join(", ") || "—",
   // An interface's link (an object), or a process's ns link name ("net", "pid_for_children").
   link: (l) => (typeof l === "string" ? l : l ? `${l.role} ${l.ifname || ""}${l.ifindex ? ` (#${l.ifindex})` : ""}${l.netns ? ` in net:[${l.netns}]` : ""}` : "—"),
-  container: (c) => containerLabel(c) || "—",
+  container: (c) => containerText(c) || "—",
   cmdline: (argv) => (argv || []).join(" "),
   nspid: (list) => (list ? list.join("/") : "—"),
   // An ID map (/proc/PID/uid_map): rows of [first ID inside, first ID outside, count].
