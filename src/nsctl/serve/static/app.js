@@ -719,11 +719,15 @@ function connect() {
       }
     },
     onGeneration: (gen) => {
-      if (gen !== state.generation) refresh();
+      // A page nobody looks at (a background browser tab) catches up when it is shown.
+      if (gen !== state.generation && !document.hidden) refresh();
     },
   });
 }
 
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) refresh();
+});
 wire();
 fromUrl();
 drawDetail();
