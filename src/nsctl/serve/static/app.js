@@ -220,11 +220,12 @@ async function loadDetail(fresh) {
     const lastView = detail.doc ? detail.doc.view : undefined;
     // What it sees is read by a helper process that enters it: read again only when
     // the namespace itself changed (or on request), not on every change of the host.
-    // Its identity, holders and processes: not the host's problems (processes that
-    // exited during a scan) nor each copy of its bind mounts in new mount namespaces.
-    const text = JSON.stringify(["id", "owner", "parent", "hidden", "held_by", "pids", "container"].map((k) => doc[k]));
+    // Its identity and processes: not its holders (a helper reading a view holds it
+    // for a moment), the host's problems or each copy of its bind mounts.
+    const text = JSON.stringify(["id", "owner", "parent", "hidden", "pids", "container"].map((k) => doc[k]));
     if (!fresh && lastView && detail.text === text) {
-      state.detail = { ...detail, loading: false, generation: gen };
+      state.detail = { ...detail, doc: { ...doc, view: lastView }, loading: false, gone: false, error: null, generation: gen };
+      drawDetail();
       return;
     }
     state.detail = { ino, type: doc.type || type, doc: { ...doc, view: lastView }, loading: true, generation: gen, text };
