@@ -148,6 +148,24 @@ def _wait_for(url: str, inodes: set[int], timeout: float) -> int:
         time.sleep(0.2)
 
 
+def stop(server: subprocess.Popen | None, result: dict) -> None:
+    """Stop the server (SIGTERM), noting its exit status in the result."""
+    if server is not None:
+        server.send_signal(signal.SIGTERM)
+        result["server_exit"] = server.wait(30)
+
+
+def save(result: dict, topo, kind: str) -> Path:
+    """Note what the topology left behind and write the result to bench/results/KIND-TIME.json."""
+    from topology import leftovers
+
+    result["left_behind"] = leftovers(topo)
+    RESULTS.mkdir(exist_ok=True)
+    out_path = RESULTS / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out_path.write_text(json.dumps(result, indent=2) + "\n")
+    return out_path
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000, help="extra namespaces (default 1000)")
@@ -164,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from run import host_info, loadavg
-    from topology import Topology, leftovers, log
+    from topology import Topology, log
 
     result: dict = {"host": host_info(), "n": args.n, "concurrency": args.concurrency,
                     "seconds": args.seconds, "cases": {}}
@@ -191,13 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                 result["cases"][name] = case
                 log(f"{name}: {case['rps']:.0f} req/s, p99 {case['p99_ms']:.1f} ms")
         finally:
-            if server is not None:
-                server.send_signal(signal.SIGTERM)
-                result["server_exit"] = server.wait(30)
-    result["left_behind"] = leftovers(topo)
-    RESULTS.mkdir(exist_ok=True)
-    out_path = RESULTS / f"serve-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out_path.write_text(json.dumps(result, indent=2) + "\n")
+            stop(server, result)
+    out_path = save(result, topo, "serve")
     print(f"\nnsctl serve, {result['namespaces']} namespaces ({args.n} extra), "
           f"{args.concurrency} connections, {args.seconds:g} s per case\n")
     print("| request | req/s | p50 ms | p99 ms | max ms | body bytes | errors | load before |")

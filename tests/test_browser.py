@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import secrets
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ import pytest
 from support import root_only
 from support.namespaces import netns_bindmount
 from support.processes import descendants, terminate
+from support.views import netns_add, netns_del
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -166,7 +168,9 @@ def test_page_finds_shows_and_drops_a_namespace(server, browser, scratch):
         expect(row).to_be_visible()
         row.click()
         expect(details).to_have_attribute("data-selected", str(ino))
-        expect(details.locator("h2")).to_have_text(f"net:[{ino}]")
+        expect(details.locator(".subtitle")).to_contain_text(f"net:[{ino}]")
+        # Named by its bind mount (what holds it), once the page knows it.
+        expect(details.locator("h2")).to_have_text(pinned.path, timeout=SHOW_MS)
         expect(details).to_contain_text(pinned.path)                      # what holds it
         expect(details.locator("[data-view=net] .interfaces")).to_contain_text(
             "lo", timeout=SHOW_MS)
@@ -186,6 +190,15 @@ def test_page_finds_shows_and_drops_a_namespace(server, browser, scratch):
 
 def test_narrow_window_and_keyboard(server, browser):
     page = open_page(browser, server, width=400, height=800)
+    # A compact header; the filters behind a button; one scroll (the page's).
+    assert page.locator("header.top").bounding_box()["height"] < 80
+    expect(page.locator("#filter-type")).to_be_hidden()
+    page.click("#more-filters")
+    expect(page.locator("#filter-type")).to_be_visible()
+    page.click("#more-filters")
+    expect(page.locator("#filter-type")).to_be_hidden()
+    assert page.evaluate("getComputedStyle(document.getElementById('pane-users')).overflowY") \
+        == "visible"
     first = page.locator("#pane-users .item").first
     expect(first).to_be_visible(timeout=SHOW_MS)
     for tab, content in (("pids", "[data-type=pid]"), ("net", "[data-type=net]"),
@@ -204,10 +217,18 @@ def test_narrow_window_and_keyboard(server, browser):
     page.keyboard.press("ArrowDown")
     key = page.evaluate("document.activeElement.dataset.key")    # rows may come and go meanwhile
     assert key and key != start
+    for _ in range(20):             # past type groups (rows that open, not select)
+        if page.evaluate("document.activeElement.dataset.ns"):
+            break
+        page.keyboard.press("ArrowDown")
+    key = page.evaluate("document.activeElement.dataset.key")
     page.keyboard.press("Enter")
     ino = page.evaluate("document.activeElement.dataset.ns")
     expect(page.locator("#details")).to_have_attribute("data-selected", ino)
-    expect(page.locator("#details h2")).to_contain_text(ino)
+    expect(page.locator("#details .subtitle")).to_contain_text(ino)
+    # The details are a sheet over the whole window.
+    box = page.locator("#details").bounding_box()
+    assert box["x"] == 0 and box["width"] == 400 and box["height"] >= 790, box
     page.keyboard.press("Escape")
     expect(page.locator("#details")).to_have_attribute("data-selected", "")
     page.focus("#tab-users")
@@ -243,3 +264,134 @@ def test_details_read_right_and_the_page_says_when_the_server_is_gone(browser):
     expect(page.locator("#live")).to_have_text("disconnected", timeout=20_000)
     expect(generation).not_to_have_text(said)
     assert not page.errors, f"script errors: {page.errors}"
+
+
+def test_a_named_netns_by_name_from_a_fresh_load_and_the_url_keeps_it(server, browser):
+    """An `ip netns add` name is found by the search on a page just opened, on the
+    user tab and in the Network tab's loopback-only group; Enter steps to it; its
+    details are named by it and free of "undefined"; the URL restores the
+    selection, tab and search in a new page, and the back button undoes them."""
+    name = f"nsctl-c19-{secrets.token_hex(4)}"
+    netns_add(name)
+    try:
+        ino = os.stat(f"/run/netns/{name}").st_ino
+        page = open_page(browser, server)
+        page.fill("#search", name)
+        row = page.locator(f'#pane-users [data-ns="{ino}"]')
+        expect(row).to_be_visible(timeout=SHOW_MS)
+        expect(row.locator(".name")).to_have_text(name, timeout=SHOW_MS)
+        expect(page.locator("#count")).to_contain_text("match")
+        page.press("#search", "Enter")
+        expect(page.locator("#count")).to_contain_text(re.compile(r"^\d+ of \d+ match"))
+        expect(page.locator("#pane-users .item.current")).to_have_count(1)
+        before = page.url
+        row.click()
+        details = page.locator("#details")
+        expect(details).to_have_attribute("data-selected", str(ino))
+        expect(details.locator("h2")).to_have_text(name)
+        expect(details.locator("[data-view=net] .interfaces")).to_contain_text(
+            "lo", timeout=SHOW_MS)
+        expect(details).not_to_contain_text("undefined")
+        # What it sees is read again only when it changed (or on request), not on
+        # every change of the host: new processes in new namespaces change the model.
+        def views() -> int:
+            return sum(1 for u in page.asked if "view=1" in u and str(ino) in u)
+
+        seen = views()
+        generation = page.locator("#generation").inner_text()
+        for _ in range(3):
+            subprocess.run(["unshare", "--uts", "true"], check=True, timeout=30)
+            time.sleep(0.5)
+        expect(page.locator("#generation")).not_to_have_text(generation, timeout=SHOW_MS)
+        page.wait_for_timeout(2000)     # a refetch of the details would have come by now
+        assert views() == seen
+        details.locator("[data-reread]").click()
+        expect(details.locator("[data-view=net] .interfaces")).to_contain_text(
+            "lo", timeout=SHOW_MS)
+        assert views() == seen + 1
+        # The Network tab: a namespace with only a loopback is in the folded group.
+        page.click("#tab-net")
+        group = page.locator("#pane-net details.lo-group")
+        expect(group).to_be_visible(timeout=SHOW_MS)
+        box = group.locator(f'[data-ns="{ino}"]')
+        expect(box).to_be_visible()
+        expect(box).to_contain_text(name)
+        expect(page.locator(f'#pane-net svg [data-ns="{ino}"]')).to_have_count(0)
+        page.check("#only-matches")
+        expect(page.locator("#pane-net .lo-group button.ns")).to_have_count(
+            page.locator("#pane-net .lo-group button.ns.match").count())
+        # The URL: a new page opens on the same tab, selection and search.
+        assert f"sel={ino}" in page.url and "#net" in page.url
+        again = browser.new_page(viewport={"width": 1280, "height": 800})
+        again.goto(page.url)
+        expect(again.locator("#tab-net")).to_have_attribute("aria-selected", "true")
+        expect(again.locator("#search")).to_have_value(name)
+        expect(again.locator("#details")).to_have_attribute("data-selected", str(ino))
+        expect(again.locator("#details h2")).to_have_text(name, timeout=SHOW_MS)
+        again.close()
+        # Back: the users tab again, then without the selection.
+        page.go_back()
+        expect(page.locator("#tab-users")).to_have_attribute("aria-selected", "true")
+        page.go_back()
+        assert page.url == before
+        expect(details).to_have_attribute("data-selected", "")
+        only_the_server(page, server)
+    finally:
+        netns_del(name)
+
+
+def test_hostile_names_render_as_text(server, browser, scratch):
+    """A bind mount path with quotes, markup, a control character and 200 bytes
+    names its namespace on the page as plain text: no element, no script run."""
+    hostile = "q'\"<script>window.__pwned=1<img src=x onerror=window.__pwned=2>\x01" + "L" * 150
+    with netns_bindmount(scratch, name=hostile) as pinned:
+        ino = pinned.net.ino
+        page = open_page(browser, server)
+        page.fill("#search", "window.__pwned")
+        row = page.locator(f'#pane-users [data-ns="{ino}"]')
+        expect(row).to_be_visible(timeout=SHOW_MS)
+        expect(row.locator(".name")).to_contain_text("<script>window.__pwned=1<img",
+                                                     timeout=SHOW_MS)
+        row.click()
+        expect(page.locator("#details h2")).to_contain_text("<img src=x", timeout=SHOW_MS)
+        page.click("#tab-net")
+        expect(page.locator(f'#pane-net [data-ns="{ino}"]')).to_contain_text(
+            "<script>", timeout=SHOW_MS)
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator("body script, body img").count() == 0
+        only_the_server(page, server)
+
+
+def test_events_namespace_level_by_default_process_rows_folded(server, browser):
+    """The Events tab shows a new namespace's `born` and no per-process rows; asked
+    for entered/left, a process's rows of one moment are one row listing the types;
+    pause holds new events back."""
+    page = open_page(browser, server)
+    page.click("#tab-events")
+    proc = subprocess.Popen(["unshare", "--net", "--uts", "sleep", "60"],
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:   # unshare execs sleep once it has unshared
+            if _comm(proc.pid) == "sleep":
+                break
+            time.sleep(0.05)
+        ino = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+        events = page.locator("#events-list")
+        born = events.locator(f'li.ev-born:has([data-goto="{ino}"])')
+        expect(born).to_have_count(1, timeout=SHOW_MS)
+        expect(events.locator("li.ev-entered")).to_have_count(0)
+        page.select_option("#ev-kind", "process")
+        # The types it entered at once (as it started): one row that lists them.
+        mine = events.locator("li.ev-entered", has_text=f"({proc.pid})")
+        expect(mine.filter(has_text="namespaces (").first).to_be_visible(timeout=SHOW_MS)
+        expect(events.locator("li.ev-born")).to_have_count(0)
+        page.select_option("#ev-kind", "")
+        page.click("#ev-pause")
+        expect(page.locator("#ev-count")).to_contain_text("paused")
+        page.click("#ev-pause")
+        expect(page.locator("#ev-count")).not_to_contain_text("paused")
+    finally:
+        proc.kill()
+        proc.wait(10)
+    only_the_server(page, server)

@@ -3,6 +3,7 @@
 // namespaces the page knows become buttons that select them.
 
 import { badge, containerText, fill, h, nsName, tag } from "./dom.js";
+import { displayName } from "./model.js";
 
 const ROW_LIMIT = 100;
 const NS_KEYS = new Set(["owner", "parent", "netns", "child", "ns", "pid_for_children", "time_for_children"]);
@@ -17,13 +18,25 @@ const FORMAT = {
   container: (c) => containerText(c) || "—",
   cmdline: (argv) => (argv || []).join(" "),
   nspid: (list) => (list ? list.join("/") : "—"),
+  // An ID map (/proc/PID/uid_map): rows of [first ID inside, first ID outside, count].
+  uid_map: (rows, ctx) => idMap(rows, ctx),
+  gid_map: (rows, ctx) => idMap(rows, ctx),
   ns: (links, ctx) => (links && typeof links === "object" ? Object.entries(links).map(([k, v]) => `${k} ${v}`).join(", ") : value(links, ctx)),
 };
+
+function idMap(rows, ctx) {
+  if (!Array.isArray(rows) || !rows.every((r) => Array.isArray(r) && r.length === 3)) return value(rows, ctx);
+  if (!rows.length) return h("span", { class: "none" }, "none (no ID is mapped)");
+  return table(rows.map(([inside, outside, count]) => ({ inside, outside, count })), ctx);
+}
 
 function nsButton(ino, ctx) {
   const node = ctx.index.byIno.get(ino);
   if (!node) return String(ino);
-  return h("button", { type: "button", class: "goto", "data-goto": ino, "data-goto-type": node.type }, nsName(node.type, ino));
+  const name = displayName(node, ctx.index);
+  const label = nsName(node.type, ino);
+  return h("button", { type: "button", class: "goto", "data-goto": ino, "data-goto-type": node.type, title: label },
+    name === label ? label : `${name} (${label})`);
 }
 
 function value(v, ctx, key) {
@@ -66,16 +79,38 @@ function table(rows, ctx) {
   return wrap;
 }
 
+/** The copies of one bind mount (one path in many mount namespaces) as one row. */
+function mergeRefs(refs) {
+  const out = [];
+  const byPath = new Map();
+  for (const ref of refs) {
+    if (ref.kind !== "bindmount" || !ref.path) {
+      out.push(ref);
+      continue;
+    }
+    const seen = byPath.get(ref.path);
+    if (seen) {
+      seen.copies += 1;
+      continue;
+    }
+    const row = { ...ref, copies: 1 };
+    byPath.set(ref.path, row);
+    out.push(row);
+  }
+  return out.map((r) => (r.copies > 1 ? { ...r, mntns: `${r.copies} mount namespaces` } : r)).map(({ copies, ...r }) => r);
+}
+
 function section(title, ...content) {
   return h("section", {}, h("h3", {}, title), content);
 }
 
 function viewSection(view, ctx, loading) {
   if (!view) return section("Sees", h("p", { class: "none" }, loading ? "Loading the view…" : "Not read."));
+  const again = h("button", { type: "button", class: "more", "data-reread": "", title: "read what it sees again (it is read again by itself only when the namespace changes)" }, loading ? "reading…" : "read again");
   if (view.error) return section("Sees", h("p", { class: "error" }, String(view.error)));
   const { type, interfaces, ...rest } = view;
   const brief = (interfaces || []).map(({ name, kind, operstate, mtu, mac, addresses, link }) => ({ name, kind, operstate, mtu, mac, addresses, link }));
-  const part = section("Sees",
+  const part = section("Sees", again,
     interfaces ? h("div", { class: "interfaces" }, h("h4", {}, "interfaces"), value(brief, ctx)) : null,
     kv(rest, ctx));
   part.dataset.view = type;
@@ -94,21 +129,30 @@ export function renderDetails(panel, state, ctx) {
   }
   const { ino, type, doc } = state;
   panel.dataset.selected = String(ino);
+  const node = ctx.index.byIno.get(ino) || (doc ? { ...doc } : { ns: ino, type });
+  const label = nsName(type, ino);
+  const name = displayName(node, ctx.index) || label;
+  const uid = doc && doc.owner_uid !== undefined && doc.owner_uid !== null ? doc.owner_uid : null;
   const head = h("header", {},
     badge(type),
-    h("h2", { id: "details-title" }, nsName(type, ino)),
+    h("h2", { id: "details-title" }, name),
     h("button", { type: "button", class: "close", "aria-label": "close details", "data-close": "" }, "×"));
+  const sub = h("p", { class: "subtitle" },
+    h("code", {}, label),
+    doc && doc.id !== null && doc.id !== undefined ? ` · id ${doc.id}` : "",
+    uid !== null ? ` · owner uid ${uid}` : "",
+    node.stable_path ? [" · ", h("code", {}, node.stable_path)] : "");
   const notes = [];
   if (state.gone) notes.push(h("p", { class: "warn" }, "This namespace is gone: what follows is how it was."));
   if (state.error && !state.gone) notes.push(h("p", { class: "error" }, state.error));
   if (state.loading && !doc) notes.push(h("p", { class: "none" }, "Loading…"));
   if (!doc) {
-    fill(panel, head, notes);
+    fill(panel, head, sub, notes);
     return;
   }
   const procs = doc.processes || [];
   fill(panel,
-    head, notes,
+    head, sub, notes,
     h("div", { class: "summary" },
       doc.hidden ? tag("hidden: only a child namespace keeps it", "hidden") : null,
       (doc.held_by || []).map((why) => tag(why, `held-${why}`))),
@@ -118,7 +162,7 @@ export function renderDetails(panel, state, ctx) {
     section(`Processes (${procs.length})`, procs.length
       ? table(procs.map(({ pid, nspid, comm, cmdline, uid, state: st, container }) => ({ pid, nspid, comm, cmdline, uid, state: st, container })), ctx)
       : h("p", { class: "none" }, "No process is in it.")),
-    section(`References (${(doc.refs || []).length})`, value(doc.refs || [], ctx)),
+    section(`References (${(doc.refs || []).length})`, value(mergeRefs(doc.refs || []), ctx)),
     viewSection(doc.view, ctx, state.loading),
     h("details", { class: "raw" }, h("summary", {}, "JSON"), h("pre", {}, JSON.stringify(doc, null, 2))),
   );

@@ -2,59 +2,57 @@
 // process with its PID at each level (sleep 26590/4/1), each init marked.
 
 import { badge, containerLabel, h, tag } from "./dom.js";
-import { filterActive, matches, procPasses } from "./model.js";
-import { treeView } from "./treeview.js";
+import { displayName, filterActive, matches, procMatches } from "./model.js";
+import { nsFacts } from "./users.js";
+import { drawTree } from "./treeview.js";
 
 function pidText(proc) {
   return (proc.nspid && proc.nspid.length ? proc.nspid : [proc.pid]).join("/");
 }
 
-/** Wrap the document in items the tree view can walk: namespaces and processes. */
+/** Wrap the document in items the tree view can walk: namespaces and processes.
+ * A namespace the search matches shows all its processes (those the search
+ * names marked); processes the search names show in any namespace. */
 function items(pidnsList, ctx) {
   const { index, filter } = ctx;
   const active = filterActive(filter, { ignoreType: true });
-  const nsFilter = { ...filter, proc: "" };
-  const wrapProc = (proc, nsShown) => {
-    const kids = (proc.children || []).map((p) => wrapProc(p, nsShown));
-    const shown = nsShown && (procPasses(proc, filter) || kids.some((k) => k.shown));
-    return { kind: "proc", proc, kids, shown, hit: Boolean(filter.proc) && procPasses(proc, filter) };
+  const wrapProc = (proc, nsHit) => {
+    const kids = (proc.children || []).map((p) => wrapProc(p, nsHit));
+    const hit = active && procMatches(proc, filter.q, index);
+    const shown = !active || nsHit || hit || kids.some((k) => k.shown);
+    return { kind: "proc", proc, kids, shown, hit, key: `p${proc.pid}` };
   };
   const wrapNs = (pidns) => {
     const node = index.byIno.get(pidns.ns) || { ns: pidns.ns, type: "pid", pids: [] };
-    const hit = !active || matches(node, nsFilter, index, { ignoreType: true });
-    const procs = (pidns.processes || []).map((p) => wrapProc(p, hit));
+    const hit = !active || matches(node, filter, index, { ignoreType: true });
+    const procs = (pidns.processes || []).map((p) => wrapProc(p, hit && !filter.q));
     const subs = (pidns.children || []).map(wrapNs);
-    const own = hit && (!filter.proc || procs.some((p) => p.shown));
-    const shown = own || subs.some((s) => s.shown);
-    const toSelected = pidns.ns === ctx.selected || subs.some((s) => s.toSelected);
-    return { kind: "pidns", pidns, node, kids: [...procs, ...subs], shown, hit: own, toSelected };
+    const shown = hit || procs.some((p) => p.shown) || subs.some((s) => s.shown);
+    return { kind: "pidns", pidns, node, kids: [...procs, ...subs], shown, hit: active && hit, key: `n${pidns.ns}` };
   };
   return pidnsList.map(wrapNs);
 }
 
-function nsRow(item, selected) {
+function nsRow(item, ctx) {
   const { pidns, node } = item;
-  const cls = `ns${item.hit ? "" : " context"}${selected === pidns.ns ? " selected" : ""}`;
+  const { selected } = ctx;
+  const cls = `ns${item.hit ? " match" : ""}${selected === pidns.ns ? " selected" : ""}`;
   return h("button", {
     type: "button", class: cls, "data-ns": pidns.ns, "data-type": "pid",
     "aria-current": selected === pidns.ns ? "true" : null,
   },
   badge("pid"),
-  h("span", { class: "ino" }, String(pidns.ns)),
-  node.stable_path ? h("span", { class: "spath" }, node.stable_path) : null,
+  nsFacts({ ...node, pids: [] }, ctx.index),
   tag(`level ${pidns.level}`),
-  tag(pidns.status, `status-${pidns.status}`),
+  pidns.status !== "active" ? tag(pidns.status, `status-${pidns.status}`) : null,
   tag(`${pidns.nprocs} proc${pidns.nprocs === 1 ? "" : "s"}`, "nprocs"),
-  pidns.init ? tag(`init ${pidns.init}`) : null,
-  (pidns.pending || []).length ? tag(`${pidns.pending.length} pending`, "warn") : null,
-  node.hidden ? tag("hidden", "hidden") : null,
-  node.container ? tag(containerLabel(node.container), "container") : null);
+  (pidns.pending || []).length ? tag(`${pidns.pending.length} pending`, "warn") : null);
 }
 
 function procRow(item, inNs) {
   const { proc } = item;
   return h("button", {
-    type: "button", class: `proc${item.hit ? " hit" : ""}`, "data-pid": proc.pid, "data-in-ns": inNs,
+    type: "button", class: `proc${item.hit ? " match" : ""}`, "data-pid": proc.pid, "data-in-ns": inNs,
     title: `PID ${proc.pid} here; ${pidText(proc)} from the top level down`,
   },
   h("span", { class: "comm" }, proc.comm),
@@ -65,26 +63,54 @@ function procRow(item, inNs) {
   proc.pid_for_children && proc.pid_for_children !== inNs ? tag(`children in pid:[${proc.pid_for_children}]`, "warn") : null);
 }
 
+/** Draw the tree; returns the keys of the rows the search matches, in order. */
 export function renderPids(pane, ctx) {
   const roots = items((ctx.pidtree && ctx.pidtree.pid_namespaces) || [], ctx);
   // Processes know their namespace only through the item that holds them.
   const owner = new Map();
+  const hits = [];
+  const lead = new Set();
+  const above = new Set();
   const note = (item, ns) => {
+    if (item.hit && item.shown) hits.push(item.key);
+    let on = item.key === ctx.current || (item.kind === "pidns" && item.pidns.ns === ctx.selected);
     for (const kid of item.kids) {
       if (kid.kind === "proc") owner.set(kid, ns);
-      note(kid, kid.kind === "pidns" ? kid.pidns.ns : ns);
+      if (note(kid, kid.kind === "pidns" ? kid.pidns.ns : ns)) {
+        on = true;
+        above.add(item.key);
+      }
     }
+    if (on) lead.add(item.key);
+    return on;
   };
   roots.forEach((r) => note(r, r.pidns.ns));
-  const view = treeView(roots, {
+  const active = filterActive(ctx.filter, { ignoreType: true });
+  if (!roots.some((r) => r.shown)) {
+    pane._plan = null;
+    pane.replaceChildren(h("p", { class: "empty" }, "No PID namespace or process matches the search."));
+    return hits;
+  }
+  const sig = (item) => (item.kind === "pidns"
+    ? JSON.stringify([displayName(item.node, ctx.index), item.hit, ctx.selected === item.pidns.ns, item.pidns.level, item.pidns.status, item.pidns.nprocs, (item.pidns.pending || []).length, item.node.held_by, item.node.hidden, containerLabel(item.node.container)])
+    : JSON.stringify([item.proc.comm, item.proc.nspid, item.proc.init, item.proc.state, item.proc.pid_for_children, item.hit, owner.get(item)]));
+  const view = drawTree(pane, roots, {
     label: "PID namespaces and their processes",
-    key: (item) => (item.kind === "pidns" ? `n${item.pidns.ns}` : `p${item.proc.pid}`),
-    row: (item) => (item.kind === "pidns" ? nsRow(item, ctx.selected) : procRow(item, owner.get(item))),
+    key: (item) => item.key,
+    sig,
+    row: (item) => (item.kind === "pidns" ? nsRow(item, ctx) : procRow(item, owner.get(item))),
     children: (item) => item.kids,
     visible: (item) => item.shown,
-    keep: (item) => Boolean(item.toSelected),
-    collapsed: ctx.collapsed,
+    keep: (item) => lead.has(item.key),
+    isOpen: (item, key) => {
+      if (above.has(key)) return true;
+      const k = active ? `f${key}` : key;
+      if (ctx.toggled.has(k)) return ctx.toggled.get(k);
+      return active || key !== "p2";   // the kernel threads (under kthreadd) start closed
+    },
+    onToggle: (key, open) => ctx.toggled.set(active ? `f${key}` : key, open),
     expanded: ctx.expanded,
   });
-  pane.replaceChildren(roots.some((r) => r.shown) ? view : h("p", { class: "empty" }, "No PID namespace or process matches the filter."));
+  if (pane.firstChild !== view || pane.childNodes.length !== 1) pane.replaceChildren(view);
+  return hits;
 }
