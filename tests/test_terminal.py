@@ -156,6 +156,16 @@ def test_every_row_fits_80_columns_and_the_command_keeps_its_room(uts_sleeper, s
     command = ours[0][lines[0].index("COMMAND"):]
     assert "…" in ours[0].split()[2] and str(scratch)[:10] in ours[0]   # MOUNTS cut
     assert command.startswith("sleep 600 0") and columns(command) >= 80 // 3
+    # -u (lsns's --notruncate): every cell in full, on a terminal too.
+    pin.touch()
+    bind_mount(f"/proc/{pid}/ns/uts", pin)
+    try:
+        full = ANSI.sub("", on_terminal("ls", "-u", "-t", "uts", "-o",
+                                        "NS,TYPE,MOUNTS,PID,COMMAND", width=80))
+    finally:
+        umount(pin)
+        pin.unlink()
+    assert str(pin) in full and LONG in full and "…" not in full
 
 
 def test_no_color_keeps_the_guides_and_piped_text_is_plain_ascii(uts_sleeper):

@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--raw", action="store_true",
                    help="raw output: cells separated by one space, none padded, blanks "
                         "inside a cell written \\x20 (as lsns -r)")
+    p.add_argument("-u", "--notruncate", action="store_true",
+                   help="on a terminal too, every cell in full (lines may wrap)")
     add_discovery_args(p)
     return p
 
@@ -78,5 +80,5 @@ def main(argv: list[str]) -> int:
                 right={i for i, c in enumerate(columns) if c.right},
                 styles={i: c.style for i, c in enumerate(columns) if c.style},
                 cut_first=[i for i, c in enumerate(columns) if c.shrink],
-                no_headings=args.noheadings)
+                no_headings=args.noheadings, fit=not args.notruncate)
     return 0

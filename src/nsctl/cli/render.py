@@ -228,18 +228,18 @@ def _encode_rows(rows: Rows[Item], start: int, stop: int) -> bytes:
 
 def print_table(headers: list[str], rows: list[list[str]], right: set[int],
                 styles: dict[int, str] | None = None, no_headings: bool = False,
-                cut_first: Sequence[int] = ()) -> None:
+                cut_first: Sequence[int] = (), fit: bool = True) -> None:
     """An aligned table; the last column is never padded (it may be long).
 
     On a terminal: styled, the header in bold over a rule, two spaces between
     columns, and every row fitted to the terminal's width: the last column keeps at
     least a third of it, the columns ``cut_first`` give way first (in that order),
     then the other left-aligned ones, each down to its header's width; cut cells end
-    in an ellipsis.  Right-aligned (number) columns are never cut.  Cells are shown
-    :func:`printable`."""
+    in an ellipsis.  Right-aligned (number) columns are never cut.  Without ``fit``
+    nothing is cut (lines may wrap).  Cells are shown :func:`printable`."""
     rows = [[printable(cell) for cell in row] for row in rows]
     if on_terminal():
-        _terminal_table(headers, rows, right, styles or {}, no_headings, cut_first)
+        _terminal_table(headers, rows, right, styles or {}, no_headings, cut_first, fit)
         return
     widths = [len(h) for h in headers]
     for row in rows:
@@ -321,7 +321,7 @@ def fit_widths(widths: list[int], minimum: list[int], right: set[int], width: in
 
 def _terminal_table(headers: list[str], rows: list[list[str]], right: set[int],
                     styles: dict[int, str], no_headings: bool,
-                    cut_first: Sequence[int] = ()) -> None:
+                    cut_first: Sequence[int] = (), fit: bool = True) -> None:
     term = _Terminal()
     cells = cell_width
     widths = [cells(h) for h in headers]
@@ -332,9 +332,10 @@ def _terminal_table(headers: list[str], rows: list[list[str]], right: set[int],
                 widths[i] = n
     full = list(widths)
     last = len(headers) - 1
-    widths = fit_widths(widths, [cells(h) for h in headers], right, term.width, cut_first)
+    if fit:
+        widths = fit_widths(widths, [cells(h) for h in headers], right, term.width, cut_first)
     before_last = sum(widths[:last]) + 2 * last
-    room = max(term.width - before_last, cells(headers[last]))
+    room = max(term.width - before_last, cells(headers[last])) if fit else widths[last]
     widths[last] = min(widths[last], room)
     cut = {i for i in range(last) if widths[i] < full[i]}
 
