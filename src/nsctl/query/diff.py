@@ -121,7 +121,8 @@ def diff(a: Snapshot, b: Snapshot, by: str = BY_ID) -> dict:
         dropped = [_ref_dict(refs_a[k], keys_a) for k in refs_a.keys() - refs_b.keys()]
         if added or dropped:
             changed.append({"key": key, "type": ns_b.type, "ns": ns_b.ino,
-                            "name": ns_b.name or ns_b.label, "added": sorted(added, key=repr), "dropped": sorted(dropped, key=repr)})
+                            "name": ns_b.name or ns_b.label, "added": sorted(added, key=repr),
+                            "dropped": sorted(dropped, key=repr)})
     moved = []
     if by == BY_ID:
         for pid, p_b in b.processes.items():
