@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from contextlib import ExitStack, contextmanager
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 import pytest
 from conftest import netns_tag

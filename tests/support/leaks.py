@@ -183,7 +183,8 @@ def _threads() -> dict[int, str]:
     out = {}
     for tid in _live_tids():
         try:
-            out[tid] = Path(f"/proc/self/task/{tid}/comm").read_text(errors="surrogateescape").strip()
+            comm = Path(f"/proc/self/task/{tid}/comm").read_text(errors="surrogateescape")
+            out[tid] = comm.strip()
         except OSError:
             continue   # gone meanwhile
     return out
