@@ -262,8 +262,23 @@ def test_watch_and_diff_name_namespaces(scratch):
     with ip_netns_copied() as (name, ino, _cmd):
         assert nsctl("snapshot", "-o", str(b)).returncode == 0
         after = discover()
-    born = [e for e in events_between(before, after) if e["event"] == "born" and e["ns"] == ino]
+    events = events_between(before, after)
+    born = [e for e in events if e["event"] == "born" and e["ns"] == ino]
     assert [e["name"] for e in born] == [name]
+    # Recorded, and found again by that name.
+    from nsctl.timeline.history import Recorder
+
+    db = scratch / "history.db"
+    recorder = Recorder(str(db))
+    try:
+        recorder.events(events)
+    finally:
+        recorder.close()
+    found = [json.loads(line) for line in
+             ok("history", name, "--db", str(db), "--json").stdout.splitlines()]
+    assert [(e["event"], e["ns"]) for e in found] == [("born", ino)]
+    line = ok("history", name, "--db", str(db)).stdout
+    assert f" born      net:[{ino}] {name} id " in line
     proc = nsctl("diff", str(a), str(b))
     assert proc.returncode == 1, proc.stderr
     assert any(line.startswith(f"+ net:[{ino}] {name} id ") for line in proc.stdout.splitlines())
