@@ -27,8 +27,12 @@ without names gets them from here when loaded (nsctl.documents.snapshot).
 """
 from __future__ import annotations
 
-from ..model import BINDMOUNT, CHILD, FD, PROCESS, SOCKET, THREAD, Namespace, Snapshot
+from ..model import BINDMOUNT, CHILD, FD, PROCESS, SOCKET, THREAD, Namespace, Reference, Snapshot
 from .scan import Scan
+
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 RUN_NETNS = "/run/netns/"
 
@@ -52,12 +56,24 @@ def name_all(snap: Snapshot, unnamed_only: bool = False) -> None:
         if unnamed_only and ns.name is not None:
             continue
         refs = ns.refs
-        # The common case first: processes in it, no container, no bind mount.
-        if ns.pids and ns.container is None and (
-                len(refs) == 1 or all(r.kind != BINDMOUNT for r in refs)):
-            pid = min(ns.pids)
-            ns.name = _who(pid, procs)
-        elif ns.pids or any(r.kind != CHILD for r in refs):
+        # The common cases first (rules 4 and 5 by hand): one reference, or processes
+        # and no bind mount, and no container.
+        if ns.container is None:
+            if len(refs) == 1:
+                ref = refs[0]
+                kind = ref.kind
+                if kind == PROCESS and ns.pids or kind == FD:
+                    pid = min(ns.pids) if kind == PROCESS else ref.pid
+                    proc = procs.get(pid)   # type: ignore[arg-type]
+                    who = f"{proc.comm}({pid})" if proc is not None else f"pid {pid}"
+                    ns.name = who if kind == PROCESS else f"fd {ref.fd} of {who}"
+                    continue
+            elif ns.pids and BINDMOUNT not in [r.kind for r in refs]:
+                pid = min(ns.pids)
+                proc = procs.get(pid)
+                ns.name = f"{proc.comm}({pid})" if proc is not None else f"pid {pid}"
+                continue
+        if ns.pids or any(r.kind != CHILD for r in refs):
             ns.name = name_of(ns, snap, own_mnt)[0]
         else:
             later.append(ns)   # named after a child: once the children are named
@@ -70,17 +86,20 @@ def name_of(ns: Namespace, snap: Snapshot, own_mnt: int | None = None,
     """(the display name of ``ns``, how it was found: one of NETNS ... LABEL)."""
     if own_mnt is None:
         own_mnt = snap.own.get("mnt")
-    mounts = [(r.mntns != own_mnt, r.path) for r in ns.refs if r.kind == BINDMOUNT and r.path]
+    refs = ns.refs
+    # Each path once: a mount is copied into every mount namespace made after it.
+    paths = {r.path for r in refs if r.kind == BINDMOUNT} if ns.type == "net" or \
+        ns.container is None else set()
+    paths.discard(None)
     if ns.type == "net":
-        named = [(elsewhere, path) for elsewhere, path in mounts
-                 if path.startswith(RUN_NETNS) and path[len(RUN_NETNS):]
-                 and "/" not in path[len(RUN_NETNS):]]
+        named = [p for p in paths if p.startswith(RUN_NETNS)   # type: ignore[union-attr]
+                 and p[len(RUN_NETNS):] and "/" not in p[len(RUN_NETNS):]]   # type: ignore[index]
         if named:
-            return min(named)[1][len(RUN_NETNS):], NETNS
+            return _ours_first(named, refs, own_mnt)[len(RUN_NETNS):], NETNS
     if ns.container is not None:
         return ns.container.label, CONTAINER
-    if mounts:
-        return min(mounts, key=lambda m: (m[0], len(m[1]), m[1]))[1], MOUNT
+    if paths:
+        return _ours_first(paths, refs, own_mnt), MOUNT
     procs = snap.processes
     if ns.pids:
         return _who(min(ns.pids), procs), LEADER
@@ -106,6 +125,15 @@ def name_of(ns: Namespace, snap: Snapshot, own_mnt: int | None = None,
             if how != LABEL and name != child.label:
                 return f"{ref.relation} of {name}", CHILD_OF
     return ns.label, LABEL
+
+
+def _ours_first(paths: Iterable[str | None], refs: list[Reference], own_mnt: int | None) -> str:
+    """Of bind mount ``paths``, one mounted in nsctl's own mount namespace where there
+    is one; the shortest, then the first in order."""
+    ours = {r.path for r in refs if r.kind == BINDMOUNT and r.mntns == own_mnt}
+    candidates = [p for p in paths if p is not None]
+    mine = [p for p in candidates if p in ours]
+    return min(mine or candidates, key=lambda p: (len(p), p))
 
 
 def _who(pid: int | None, procs: dict) -> str:
