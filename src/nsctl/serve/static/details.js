@@ -95,7 +95,8 @@ export function renderDetails(panel, state, ctx) {
   panel.dataset.selected = String(ino);
   const head = h("header", {},
     badge(type),
-    h("h2", { id: "details-title" }, nsName(type, ino)),
+    h("h2", { id: "details-title" }, nsName(type, ino),
+      doc && doc.name && doc.name !== nsName(type, ino) ? h("span", { class: "name" }, ` ${doc.name}`) : null),
     h("button", { type: "button", class: "close", "aria-label": "close details", "data-close": "" }, "×"));
   const notes = [];
   if (state.gone) notes.push(h("p", { class: "warn" }, "This namespace is gone: what follows is how it was."));

@@ -56,6 +56,7 @@ function textMatches(q, node, index) {
   const words = [
     String(node.ns),
     nsName(node.type, node.ns),
+    node.name || "",
     node.stable_path || "",
     node.id === null || node.id === undefined ? "" : `id ${node.id}`,
     containerLabel(node.container),

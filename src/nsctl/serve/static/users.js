@@ -1,7 +1,7 @@
 // The user namespace tree: each user namespace with the namespaces it owns
 // nested under it, then its child user namespaces.
 
-import { badge, containerLabel, h, tag } from "./dom.js";
+import { badge, containerLabel, h, nsName, tag } from "./dom.js";
 import { filterActive, matches } from "./model.js";
 import { treeView } from "./treeview.js";
 
@@ -15,6 +15,7 @@ export function nsFacts(node) {
   const pids = node.pids || [];
   return [
     h("span", { class: "ino" }, String(node.ns)),
+    node.name && node.name !== nsName(node.type, node.ns) ? h("span", { class: "name" }, node.name) : null,
     node.stable_path ? h("span", { class: "spath" }, node.stable_path) : null,
     (node.held_by || []).map((why) => tag(why, `held-${why}`)),
     pids.length ? tag(`${pids.length} proc${pids.length === 1 ? "" : "s"}`, "nprocs") : null,
