@@ -64,7 +64,7 @@ def name_all(snap: Snapshot, unnamed_only: bool = False) -> None:
                 kind = ref.kind
                 if kind == PROCESS and ns.pids or kind == FD:
                     pid = min(ns.pids) if kind == PROCESS else ref.pid
-                    proc = procs.get(pid)   # type: ignore[arg-type]
+                    proc = procs.get(pid) if pid is not None else None
                     who = f"{proc.comm}({pid})" if proc is not None else f"pid {pid}"
                     ns.name = who if kind == PROCESS else f"fd {ref.fd} of {who}"
                     continue
@@ -88,12 +88,11 @@ def name_of(ns: Namespace, snap: Snapshot, own_mnt: int | None = None,
         own_mnt = snap.own.get("mnt")
     refs = ns.refs
     # Each path once: a mount is copied into every mount namespace made after it.
-    paths = {r.path for r in refs if r.kind == BINDMOUNT} if ns.type == "net" or \
-        ns.container is None else set()
-    paths.discard(None)
+    paths: set[str] = {r.path for r in refs if r.kind == BINDMOUNT and r.path} \
+        if ns.type == "net" or ns.container is None else set()
     if ns.type == "net":
-        named = [p for p in paths if p.startswith(RUN_NETNS)   # type: ignore[union-attr]
-                 and p[len(RUN_NETNS):] and "/" not in p[len(RUN_NETNS):]]   # type: ignore[index]
+        named = [p for p in paths if p.startswith(RUN_NETNS)
+                 and p[len(RUN_NETNS):] and "/" not in p[len(RUN_NETNS):]]
         if named:
             return _ours_first(named, refs, own_mnt)[len(RUN_NETNS):], NETNS
     if ns.container is not None:
@@ -127,11 +126,11 @@ def name_of(ns: Namespace, snap: Snapshot, own_mnt: int | None = None,
     return ns.label, LABEL
 
 
-def _ours_first(paths: Iterable[str | None], refs: list[Reference], own_mnt: int | None) -> str:
+def _ours_first(paths: Iterable[str], refs: list[Reference], own_mnt: int | None) -> str:
     """Of bind mount ``paths``, one mounted in nsctl's own mount namespace where there
     is one; the shortest, then the first in order."""
     ours = {r.path for r in refs if r.kind == BINDMOUNT and r.mntns == own_mnt}
-    candidates = [p for p in paths if p is not None]
+    candidates = list(paths)
     mine = [p for p in candidates if p in ours]
     return min(mine or candidates, key=lambda p: (len(p), p))
 
