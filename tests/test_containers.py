@@ -327,12 +327,13 @@ def test_docker_with_host_cgroupns_is_labelled(cgroups):
         assert f"container: docker {cid}" in _squeezed(text)
 
         table = nsctl("ls", "-t", "net").stdout.splitlines()
-        assert table[0].split()[:7] == ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY",
-                                        "CONTAINER"]
+        assert table[0].split()[:8] == ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY",
+                                        "NAME", "CONTAINER"]
         row = next(r for r in table if r.split()[0] == str(nsfacts.link_ino(pid, "net")))
         assert f"docker:{cid[:12]}" in row.split()
         tree = nsctl("tree").stdout
-        assert f"net:[{nsfacts.link_ino(pid, 'net')}] [docker:{cid[:12]}]" in tree
+        # Named by the container (its display name), which is then not repeated.
+        assert f"net:[{nsfacts.link_ino(pid, 'net')}] docker:{cid[:12]}  " in tree
         tree_doc = json.loads(nsctl("tree", "--json").stdout)
         assert want in _tree_containers(tree_doc["tree"])
 
