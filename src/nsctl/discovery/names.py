@@ -102,16 +102,21 @@ def name_of(ns: Namespace, snap: Snapshot, own_mnt: int | None = None,
     procs = snap.processes
     if ns.pids:
         return _who(min(ns.pids), procs), LEADER
-    for ref in ns.refs:
+    # The first holder in the order of HELD-BY, then by PID: the same name however the
+    # scan read the processes (in turn, in shares, incrementally).
+    holders = [r for r in ns.refs if r.kind in _HOLDER_RANK]
+    if holders:
+        ref = min(holders, key=lambda r: (_HOLDER_RANK[r.kind], r.pid or 0, r.tid or 0,
+                                          r.fd or 0, r.link or ""))
+        who = _who(ref.pid, procs)
         kind = ref.kind
         if kind == PROCESS:
-            return f"{ref.link} of {_who(ref.pid, procs)}", HOLDER
+            return f"{ref.link} of {who}", HOLDER
         if kind == THREAD:
-            return f"thread {ref.tid} of {_who(ref.pid, procs)}", HOLDER
+            return f"thread {ref.tid} of {who}", HOLDER
         if kind == FD:
-            return f"fd {ref.fd} of {_who(ref.pid, procs)}", HOLDER
-        if kind == SOCKET:
-            return f"socket of {_who(ref.pid, procs)}", HOLDER
+            return f"fd {ref.fd} of {who}", HOLDER
+        return f"socket of {who}", HOLDER
     if depth < 64:   # (a hierarchy is far shallower: user namespaces nest 32 deep)
         for ref in ns.refs:
             child = snap.namespaces.get(ref.child) if ref.kind == CHILD and ref.child else None
@@ -124,6 +129,9 @@ def name_of(ns: Namespace, snap: Snapshot, own_mnt: int | None = None,
             if how != LABEL and name != child.label:
                 return f"{ref.relation} of {name}", CHILD_OF
     return ns.label, LABEL
+
+
+_HOLDER_RANK = {PROCESS: 0, THREAD: 1, FD: 2, SOCKET: 3}
 
 
 def _ours_first(paths: Iterable[str], refs: list[Reference], own_mnt: int | None) -> str:
