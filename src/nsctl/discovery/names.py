@@ -9,7 +9,8 @@ The rule, the first that applies (one place: :func:`name_of`):
 3. another bind mount of its namespace file: the mount point's path (nsctl's own
    mount namespace first);
 4. its leading process, the lowest PID in it: ``comm(PID)`` (``sleep(4242)``);
-5. no process in it: what holds it, with the holder process as in 4:
+5. no process in it: what holds it (the first holder in HELD-BY order, the lowest
+   PID first), with the holder process as in 4:
    ``fd 5 of sleep(4242)``, ``socket of sleep(4242)``, ``thread 4243 of
    sleep(4242)``, ``pid_for_children of unshare(4242)``; one that only a child
    namespace keeps alive is named after that child: ``owner of blue``,
