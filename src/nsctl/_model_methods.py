@@ -120,26 +120,41 @@ def ReferenceKinds(scope):
 
 
 def Container(scope):
+    _default_image = scope['_default_image']
     _default_name = scope['_default_name']
     _default_pod = scope['_default_pod']
+    _default_pod_name = scope['_default_pod_name']
+    _default_pod_namespace = scope['_default_pod_namespace']
+    _default_project = scope['_default_project']
+    _default_service = scope['_default_service']
     _missing_id = scope['_missing_id']
+    _missing_image = scope['_missing_image']
     _missing_name = scope['_missing_name']
     _missing_pod = scope['_missing_pod']
-    def __init__(self, engine, id, name=_default_name, pod=_default_pod):
+    _missing_pod_name = scope['_missing_pod_name']
+    _missing_pod_namespace = scope['_missing_pod_namespace']
+    _missing_project = scope['_missing_project']
+    _missing_service = scope['_missing_service']
+    def __init__(self, engine, id, name=_default_name, pod=_default_pod, image=_default_image, project=_default_project, service=_default_service, pod_name=_default_pod_name, pod_namespace=_default_pod_namespace):
         self.engine = engine
         self.id = id
         self.name = name
         self.pod = pod
+        self.image = image
+        self.project = project
+        self.service = service
+        self.pod_name = pod_name
+        self.pod_namespace = pod_namespace
     def row(self):
-        return (self.engine, self.id, self.name, self.pod, )
+        return (self.engine, self.id, self.name, self.pod, self.image, self.project, self.service, self.pod_name, self.pod_namespace, )
     def from_row(cls, row):
-        return cls(row[0], row[1], row[2], row[3])
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8])
     def _fields_dict(self):
-        return {'engine': self.engine, 'id': self.id, 'name': self.name, 'pod': self.pod}
+        return {'engine': self.engine, 'id': self.id, 'name': self.name, 'pod': self.pod, 'image': self.image, 'project': self.project, 'service': self.service, 'pod_name': self.pod_name, 'pod_namespace': self.pod_namespace}
     def to_dict(self):
-        return {'engine': self.engine, 'id': self.id, 'name': self.name, 'pod': self.pod}
+        return {'engine': self.engine, 'id': self.id, 'name': self.name, 'pod': self.pod, 'image': self.image, 'project': self.project, 'service': self.service, 'pod_name': self.pod_name, 'pod_namespace': self.pod_namespace}
     def from_dict(cls, d):
-        return cls(str(d['engine']), d.get('id', _missing_id), d.get('name', _missing_name), d.get('pod', _missing_pod))
+        return cls(str(d['engine']), d.get('id', _missing_id), d.get('name', _missing_name), d.get('pod', _missing_pod), d.get('image', _missing_image), d.get('project', _missing_project), d.get('service', _missing_service), d.get('pod_name', _missing_pod_name), d.get('pod_namespace', _missing_pod_namespace))
     def __eq__(self, other):
         return isinstance(other, type(self)) and self.row() == other.row()
     def __hash__(self):
@@ -226,7 +241,7 @@ def Process(scope):
 TABLES = {
     'Reference': "[('kind', 'str', False, 'kind', True, 'None', True, None, 'required', 'required'), ('pid', 'int', True, 'pid', True, 'None', False, None, None, None), ('tid', 'int', True, 'tid', True, 'None', False, None, None, None), ('fd', 'int', True, 'fd', True, 'None', False, None, None, None), ('link', 'str', True, 'link', True, 'None', True, None, None, None), ('socket', 'int', True, 'socket', True, 'None', False, None, None, None), ('path', 'str', True, 'path', True, 'None', False, None, None, None), ('mntns', 'int', True, 'mntns', True, 'None', False, None, None, None), ('child', 'int', True, 'child', True, 'None', False, None, None, None), ('relation', 'str', True, 'relation', True, 'None', True, None, None, None), False, ()]",
     'ReferenceKinds': "[('kind', 'str', False, 'kind', True, 'None', True, None, 'required', 'required'), ('pid', 'int', True, 'pid', True, 'None', False, None, None, None), ('tid', 'int', True, 'tid', True, 'None', False, None, None, None), ('fd', 'int', True, 'fd', True, 'None', False, None, None, None), ('link', 'str', True, 'link', True, 'None', True, None, None, None), ('socket', 'int', True, 'socket', True, 'None', False, None, None, None), ('path', 'str', True, 'path', True, 'None', False, None, None, None), ('mntns', 'int', True, 'mntns', True, 'None', False, None, None, None), ('child', 'int', True, 'child', True, 'None', False, None, None, None), ('relation', 'str', True, 'relation', True, 'None', True, None, None, None), {'process': ('pid', 'link'), 'thread': ('pid', 'tid', 'link'), 'fd': ('pid', 'fd'), 'socket': ('pid', 'fd', 'socket'), 'bindmount': ('path', 'mntns'), 'child': ('child', 'relation')}]",
-    'Container': "[('engine', 'str', False, 'engine', True, 'None', False, None, 'required', 'required'), ('id', 'str', True, 'id', True, 'None', False, None, 'required', 'required'), ('name', 'str', True, 'name', True, 'None', False, None, None, None), ('pod', 'str', True, 'pod', True, 'None', False, None, None, None), True, ()]",
+    'Container': "[('engine', 'str', False, 'engine', True, 'None', False, None, 'required', 'required'), ('id', 'str', True, 'id', True, 'None', False, None, 'required', 'required'), ('name', 'str', True, 'name', True, 'None', False, None, None, None), ('pod', 'str', True, 'pod', True, 'None', False, None, None, None), ('image', 'str', True, 'image', True, 'None', False, None, None, None), ('project', 'str', True, 'project', True, 'None', False, None, None, None), ('service', 'str', True, 'service', True, 'None', False, None, None, None), ('pod_name', 'str', True, 'pod_name', True, 'None', False, None, None, None), ('pod_namespace', 'str', True, 'pod_namespace', True, 'None', False, None, None, None), True, ()]",
     'Namespace': "[('ino', 'int', False, 'ns', True, 'None', False, None, 'required', 'required'), ('type', 'str', False, 'type', True, 'None', True, None, 'required', 'required'), ('dev', 'int', True, 'dev', True, 'None', False, None, None, None), ('id', 'int', True, 'id', True, 'None', False, None, None, None), ('owner', 'int', True, 'owner', True, 'None', False, None, None, None), ('parent', 'int', True, 'parent', True, 'None', False, None, None, None), ('owner_uid', 'int', True, 'owner_uid', True, 'None', False, None, None, None), ('pids', 'list[int]', False, None, False, '[]', False, None, 'required', 'required'), ('refs', 'list[Reference]', False, None, False, '[]', False, None, 'required', 'required'), ('container', 'Container', True, None, False, 'None', False, 'Container', 'required', 'required'), ('name', 'str', True, None, False, 'None', False, None, 'required', 'required'), False, ('name', 'hidden', 'held_by', 'pids', 'refs', 'container')]",
     'Process': "[('pid', 'int', False, 'pid', True, 'None', False, None, 'required', 'required'), ('ppid', 'int', False, 'ppid', True, 'None', False, None, 'required', 'required'), ('comm', 'str', False, 'comm', True, 'None', False, None, 'required', 'required'), ('cmdline', 'list[str]', False, 'cmdline', True, 'None', False, None, 'required', 'required'), ('uid', 'int', False, 'uid', True, 'None', False, None, 'required', 'required'), ('starttime', 'int', False, 'starttime', True, 'None', False, None, 'required', 0), ('ns', 'dict[str, int]', False, 'ns', True, 'None', False, None, 'required', 'required'), ('nspid', 'list[int]', True, 'nspid', True, 'None', False, None, None, None), ('state', 'str', False, 'state', True, 'None', False, None, '', ''), ('pidns_pending', 'bool', False, 'pidns_pending', True, 'None', False, None, False, False), ('container', 'Container', True, 'container', True, 'None', False, 'Container', None, None), ('pidfd_ino', 'int', True, None, True, 'None', False, None, None, None), False, ()]",
 }

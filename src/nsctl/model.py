@@ -481,24 +481,38 @@ def generated_module() -> str:
 
 @_record(eq=True)
 class Container(_Record):
-    """The container a process is in, as its cgroup path names it (no engine API asked).
+    """The container a process is in: what its cgroup path names, and what the
+    container's engine says of it (nsctl.discovery.engines) where it could be asked.
 
     ``id``: the engine's container id (64 hex digits), or the name for engines
     whose cgroup carries only a name (systemd-nspawn, LXC); None on a namespace
-    label that stands for a whole Kubernetes pod.  ``name``: set where the
-    cgroup path carries one (nspawn, LXC).  ``pod``: the Kubernetes pod UID.
+    label that stands for a whole pod.  ``name``: the engine's name for it (or
+    the one the cgroup path carries: nspawn, LXC).  ``pod``: the pod's id (a
+    Kubernetes pod UID, a Podman pod id).  The rest come from the engine alone:
+    ``image``, the Compose ``project`` and ``service`` (its
+    ``com.docker.compose.*`` labels), the pod's ``pod_name`` and, for
+    Kubernetes, ``pod_namespace``.
     """
 
     engine: str
     id: str | None
     name: str | None = None
     pod: str | None = None
+    image: str | None = None
+    project: str | None = None
+    service: str | None = None
+    pod_name: str | None = None
+    pod_namespace: str | None = None
 
     @property
     def label(self) -> str:
-        """Short text for tables: ``docker:3f4e5a6b7c8d``, ``nspawn:web``, or for a
-        pod's namespace ``containerd:pod-1a2b3c4d``."""
+        """Short text for tables: ``docker:web``, ``podman:3f4e5a6b7c8d`` (no name
+        known), ``nspawn:web``; for a pod's namespace ``pod:accp-pod`` (Kubernetes:
+        ``pod:NAMESPACE/NAME``), or ``containerd:pod-1a2b3c4d`` with no pod name known."""
         if self.id is None:
+            if self.pod_name:
+                where = f"{self.pod_namespace}/" if self.pod_namespace else ""
+                return f"pod:{where}{self.pod_name}"
             return f"{self.engine}:pod-{(self.pod or '')[:8]}"
         return f"{self.engine}:{self.name or self.id[:12]}"
 

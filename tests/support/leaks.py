@@ -171,7 +171,7 @@ def unescape(text: str) -> str:
 def _describe_process(pid: int, ppid: int | None) -> str:
     """comm, state and parent, for a leak report."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text(errors="surrogateescape")
+        stat = Path(f"/proc/{pid}/stat").read_text(errors="replace")
         state = stat[stat.rindex(")") + 2:].split()[0]
     except OSError:
         state = "?"
@@ -183,8 +183,7 @@ def _threads() -> dict[int, str]:
     out = {}
     for tid in _live_tids():
         try:
-            comm = Path(f"/proc/self/task/{tid}/comm").read_text(errors="surrogateescape")
-            out[tid] = comm.strip()
+            out[tid] = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
         except OSError:
             continue   # gone meanwhile
     return out

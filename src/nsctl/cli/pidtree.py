@@ -14,7 +14,7 @@ from ..model import Process, Snapshot
 from ..query.pidmap import PidNsInfo
 from .args import command_parser
 from .common import add_discovery_args, discover_from_args
-from .render import Node, print_json, print_tree
+from .render import Node, print_json, print_tree, separator
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def _ns_label(info: PidNsInfo, snap: Snapshot) -> tuple[str, str]:
         parts.append(f"new PID namespace pending (no child yet) in {pending}")
     from ..documents.describe import ns_title
 
-    return ns_title(info.ns), " · ".join(p for p in parts if p)
+    return ns_title(info.ns), separator().join(p for p in parts if p)
 
 
 def _to_render(node: dict, infos: dict[int, PidNsInfo], snap: Snapshot) -> Node:
