@@ -105,6 +105,8 @@ def open_spec(spec: str) -> tuple[Found, int] | None:
         if typed[0] not in nsfs.CLONE_FLAGS:
             raise _spec_error(f"unknown namespace type {typed[0]!r} in {spec!r}")
         return _by_inode(typed[1], typed[0], spec)
+    if "/" in spec and not os.path.lexists(spec) and not spec.startswith(("/", ".")):
+        return None   # maybe NAME/TYPE (a display name, nsctl.discovery.names): scan
     if "/" in spec and (os.path.lexists(spec) or not _stable_path_form(spec)):
         try:
             fd = nsfs.open_ns(spec)   # (a missing file says so here, with no scan)
