@@ -166,7 +166,8 @@ def test_page_finds_shows_and_drops_a_namespace(server, browser, scratch):
         expect(row).to_be_visible()
         row.click()
         expect(details).to_have_attribute("data-selected", str(ino))
-        expect(details.locator("h2")).to_have_text(f"net:[{ino}]")
+        # The namespace, then its display name (here the path of the bind mount holding it).
+        expect(details.locator("h2")).to_have_text(f"net:[{ino}] {pinned.path}")
         expect(details).to_contain_text(pinned.path)                      # what holds it
         expect(details.locator("[data-view=net] .interfaces")).to_contain_text(
             "lo", timeout=SHOW_MS)
