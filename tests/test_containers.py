@@ -341,12 +341,13 @@ def test_docker_with_host_cgroupns_is_labelled(cgroups):
         assert f"container: docker {cid}" in _squeezed(text)
 
         table = nsctl("ls", "-t", "net").stdout.splitlines()
-        assert table[0].split()[:7] == ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY",
-                                        "CONTAINER"]
+        assert table[0].split()[:8] == ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY",
+                                        "NAME", "CONTAINER"]
         row = next(r for r in table if r.split()[0] == str(nsfacts.link_ino(pid, "net")))
         assert f"docker:{cid[:12]}" in row.split()
         tree = nsctl("tree").stdout
-        assert f"net:[{nsfacts.link_ino(pid, 'net')}] [docker:{cid[:12]}]" in tree
+        # Named by the container (its display name), which is then not repeated.
+        assert f"net:[{nsfacts.link_ino(pid, 'net')}] docker:{cid[:12]}  " in tree
         tree_doc = json.loads(nsctl("tree", "--json").stdout)
         assert want in _tree_containers(tree_doc["tree"])
 
@@ -540,3 +541,31 @@ def test_no_container_column_on_a_host_without_labels():
     assert [c.name for c in drop_empty(cols, rows, "NS,CONTAINER")[0]] == \
         [c.name for c in cols]
     assert COLUMNS["CONTAINER"].hide_empty
+
+
+@needs["v2"]
+def test_a_containers_name_is_a_spec_for_its_namespaces(cgroups, scratch):
+    """Its namespaces are named by its label; NAME/TYPE picks one (with or without the
+    engine), also a type it shares with the host (the one its process is in)."""
+    name = f"nsctl-test-{os.urandom(4).hex()}"
+    group = cgroups.make("v2", "machine.slice/machine-" + name.replace("-", "\\x2d") +
+                         ".scope/payload")
+    with ExitStack() as stack:
+        pid = payload(stack, group, flags=NS_FLAGS)   # no network namespace of its own
+        _procs, spaces = ls_json()
+        uts = nsfacts.link_ino(pid, "uts")
+        assert spaces[uts]["name"] == f"nspawn:{name}"
+        for spec in (f"{name}/uts", f"nspawn:{name}/uts"):
+            assert json.loads(cli.run_nsctl("show", spec, "--json", "--no-view",
+                                            check=True).stdout)["ns"] == uts
+        net = json.loads(cli.run_nsctl("show", f"{name}/net", "--json", "--no-view",
+                                       check=True).stdout)
+        assert net["ns"] == nsfacts.link_ino(pid, "net") == nsfacts.link_ino("self", "net")
+        ambiguous = cli.run_nsctl("show", name)
+        assert ambiguous.returncode == 1 and f"uts:[{uts}]" in ambiguous.stderr
+        pin = scratch / "uts"
+        cli.run_nsctl("pin", f"{name}/uts", str(pin), check=True)
+        try:
+            assert os.stat(pin).st_ino == uts
+        finally:
+            cli.run_nsctl("unpin", str(pin), check=True)

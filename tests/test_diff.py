@@ -79,9 +79,16 @@ def test_diff_lists_what_the_fixture_did(scratch):
                for r in uts_change[0]["dropped"])
 
     text = nsctl("diff", snap["b"], snap["c"]).stdout
-    assert f"- net:[{net_ino}] id {net_id}" in text
-    assert f"~ uts:[{uts_ino}] id {uts_id}" in text
-    assert all(f"- process pid {pid} via uts" in text for pid in holders)
+    lines = text.splitlines()
+    # Each namespace as type:[inode], then its display name (from the snapshot that has
+    # it), then its id; references in nsctl show's words.
+    net_name = [n for n in bc["disappeared"] if n["ns"] == net_ino][0]["name"]
+    assert net_name.endswith(f"({min(holders)})")   # its leading process, comm(PID)
+    assert f"- net:[{net_ino}] {net_name} id {net_id}" in text
+    assert any(line.startswith(f"~ uts:[{uts_ino}] ") and line.endswith(f" id {uts_id}")
+               for line in lines), text
+    assert all(any(line.startswith("    - process ") and line.endswith(f"({pid})")
+                   for line in lines) for pid in holders), text
 
 
 @root_only

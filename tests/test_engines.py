@@ -143,7 +143,8 @@ def test_container_by_name(engine: engines.Engine) -> None:
     text = ok("show", f"container:{name}/mnt", "--no-view").stdout
     assert f"name {name}" in text and engines.IMAGE in text
     assert f"project {project} service {service}" in text
-    assert f"[{engine.name}:{name}]" in ok("tree").stdout
+    # The container's namespaces are named by it (their display name, said once).
+    assert f"mnt:[{mnt}] {engine.name}:{name}" in ok("tree").stdout
 
 
 def test_podman_pod_shares_net_uts_ipc(with_podman: engines.Podman) -> None:

@@ -222,7 +222,7 @@ def test_show_ls_tree_and_spec_by_stable_path():
             path = stable_paths(nsctl.discover())[ino]
             proc = nsctl_cli("show", path, "--no-view")
             assert proc.returncode == 0, proc.stderr
-            if proc.stdout.splitlines()[0] == f"net:[{ino}]":
+            if proc.stdout.splitlines()[0].split()[0] == f"net:[{ino}]":   # then its name
                 break
         else:
             pytest.fail(f"nsctl show {path} did not name net:[{ino}]:\n{proc.stdout}")

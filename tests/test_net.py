@@ -52,7 +52,7 @@ def test_net_json_names_interfaces_and_the_veth_link():
         # Named as a person knows them: the ip netns name, else the process in it.
         assert (a["name"], a["named_by"]) == (pair.a_name, "netns")
         assert b["named_by"] == "process"
-        assert b["name"] == f"{comm(pair.b_pid)} ({pair.b_pid})"
+        assert b["name"] == f"{comm(pair.b_pid)}({pair.b_pid})"
         assert entry(doc, nsfacts.link_ino("self", "net"))["ours"] is True
         for view, kernel in ((a, a_dev), (b, b_dev)):
             mine = {i["name"]: i for i in view["interfaces"]}
@@ -115,9 +115,10 @@ def test_netns_without_a_process_is_listed_and_named_by_its_holder(scratch):
     with namespaces.netns_bindmount(scratch) as pinned, namespaces.netns_held_by_fd() as held:
         doc = net_json()
         bound = entry(doc, pinned.net.ino)
-        assert bound["named_by"] == "holder" and pinned.path in bound["name"]
+        assert (bound["name"], bound["named_by"]) == (pinned.path, "bindmount")
         by_fd = entry(doc, held.net.ino)
-        assert by_fd["named_by"] == "holder" and f"fd {held.fd}" in by_fd["name"]
+        assert by_fd["named_by"] == "holder"
+        assert by_fd["name"] == f"fd {held.fd} of {comm(held.holder)}({held.holder})"
         for view in (bound, by_fd):
             assert [i["name"] for i in view["interfaces"]] == ["lo"]
             assert view["sysfs_agrees"] is True

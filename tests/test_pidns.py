@@ -246,8 +246,10 @@ def test_translate_down(via):
         doc = ok_json("pid", w3.pid, "--via", via)
         chain = [f.ino for f in reversed(w3.chain)]
         base = own_level()
-        assert doc["levels"] == [{"ns": chain[base + i], "level": base + i, "pid": p}
-                                 for i, p in enumerate(w3.nspid)]
+        assert [{k: v for k, v in lv.items() if k != "name"} for lv in doc["levels"]] == \
+            [{"ns": chain[base + i], "level": base + i, "pid": p} for i, p in enumerate(w3.nspid)]
+        names = {ns.ino: ns.name for ns in snap.namespaces.values()}
+        assert [lv["name"] for lv in doc["levels"]] == [names[i] for i in chain[base:]]
         assert pidns.levels_of(w3.pid, snap) == list(zip(chain[base:], w3.nspid, strict=True))
 
 

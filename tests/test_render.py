@@ -105,11 +105,12 @@ def test_indented_on_a_terminal_as_the_standard_library_indents(monkeypatch, sna
         json.dumps(doc, indent=2, ensure_ascii=False).encode()
 
 
-def _ns(ino=4026532001, ns_type="net", refs=(), pids=(), **fields) -> Namespace:
+def _ns(ino=4026532001, ns_type="net", refs=(), pids=(), name=None, **fields) -> Namespace:
     ns = Namespace(ino, ns_type, **{"dev": 4, "id": 9, "owner": 4026531837,
                                     "owner_uid": 0, **fields})
     ns.refs = list(refs)
     ns.pids = list(pids)
+    ns.name = name
     return ns
 
 
@@ -127,6 +128,11 @@ def _rows() -> list[tuple[Namespace, bool]]:
                    Reference("fd", pid=2, fd=5), Reference("child", child=5, relation="owner")],
              pids=[9, 2, 30]), True),
         (_ns(refs=[]), True),
+        # Display names: plain ASCII written as is, other ASCII escaped as the encoder
+        # escapes it, anything else left to the encoder.
+        (_ns(refs=[Reference("fd", pid=7, fd=3)], name="fd 3 of sleep(7)"), True),
+        (_ns(refs=[Reference("fd", pid=7, fd=3)], name='\x1b[31m"q\\\n\t(7)'), True),
+        (_ns(refs=[Reference("fd", pid=7, fd=3)], name="caf\u00e9(7)"), False),
         (_ns(refs=[Reference("bindmount", path='/run/netns/"x"\n', mntns=5)]), False),
         (_ns(refs=[Reference("process", pid=7, link=None)]), False),
         (_ns(refs=[Reference("fd", pid=7)]), False),

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import netns_tag
-from support import cli, namespaces, nsfacts, root_only, syscalls
+from support import cli, namespaces, nsfacts, processes, root_only, syscalls
 from support.serve import EventReader, Server, helpers, running_server, stop
 
 nsctl = cli.run_nsctl
@@ -98,6 +98,10 @@ def test_reports_fixture_namespaces_by_every_spec(scratch: Path) -> None:
             assert server.json(f"/api/v1/namespaces/{pinned.net.id}")["ns"] == pinned.net.ino
         shown = server.json(f"/api/v1/namespaces/{cmd.child}/uts")
         assert shown["ns"] == uts and cmd.child in [p["pid"] for p in shown["processes"]]
+        # By its display name (its leading process), with the type.
+        lead = min(shown["pids"])
+        assert shown["name"] == f"{processes.comm(lead)}({lead})"
+        assert server.json(f"/api/v1/namespaces/{shown['name']}/uts")["ns"] == uts
         path = shown["stable_path"]
         assert server.json(f"/api/v1/namespaces/{path}")["ns"] == uts         # //user.0/...
         assert server.json("/api/v1/namespaces/" + path.replace("/", "%2F"))["ns"] == uts
@@ -117,7 +121,7 @@ def test_spec_errors_are_one_line() -> None:
             "%2Frun%2Fnetns%2Fx": 400,
             "..%2F..%2Fetc%2Fpasswd": 400,
             "etc/passwd": 400,
-            "hello": 400,
+            "hello": 404,                         # a name, of no namespace
         }
         for spec, status in cases.items():
             r = server.get(f"/api/v1/namespaces/{spec}")

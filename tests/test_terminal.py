@@ -103,7 +103,8 @@ def test_ls_on_a_terminal_is_styled_aligned_and_cut_to_its_width(uts_sleeper):
     out = on_terminal("ls", "-t", "uts")
     lines = out.splitlines()
     plain = [ANSI.sub("", line) for line in lines]
-    assert plain[0].split() == ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY", "COMMAND"]
+    assert plain[0].split() == ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY", "NAME",
+                                "COMMAND"]
     assert set(plain[1]) == {"─"}
     assert "\x1b[1mNS\x1b[0m" in lines[0]            # the header in bold
     assert all(len(line) <= WIDTH for line in plain)

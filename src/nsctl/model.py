@@ -520,7 +520,7 @@ class Container(_Record):
         return f"Container({self.label})"
 
 
-@_record(tail=("hidden", "held_by", "pids", "refs", "container"))
+@_record(tail=("name", "hidden", "held_by", "pids", "refs", "container"))
 class Namespace(_Record):
     """One namespace: identity, relations and what holds it.
 
@@ -539,9 +539,13 @@ class Namespace(_Record):
     refs: list[Reference] = field(init=False, initial="[]", key=None)
     # The container (or Kubernetes pod) all its processes are in; see nsctl.discovery.cgroup_names.
     container: Container | None = field(init=False, key=None, record=Container)
+    # The name a person knows it by (nsctl.discovery.names): its ip netns name, its
+    # container, a bind mount's path, its leading process, ...; None until named.
+    # Text from hostile input (paths, comm, container names): escape it to show it.
+    name: str | None = field(init=False, key=None)
 
     if TYPE_CHECKING:
-        def _fields_dict(self, hidden: bool, held_by: list[str], pids: list[int],
+        def _fields_dict(self, name: str, hidden: bool, held_by: list[str], pids: list[int],
                          refs: list[dict[str, Any]],
                          container: dict[str, Any] | None) -> dict[str, Any]: ...
 
@@ -577,7 +581,8 @@ class Namespace(_Record):
             held_by, ref_dicts = [ref.kind], [ref_dict[ref.kind](ref)]
         else:
             held_by, ref_dicts = self.held_by, [ref_dict[r.kind](r) for r in refs]
-        return self._fields_dict(held_by == [CHILD], held_by, sorted(self.pids), ref_dicts,
+        return self._fields_dict(self.name or self.label, held_by == [CHILD], held_by,
+                                 sorted(self.pids), ref_dicts,
                                  self.container.to_dict() if self.container else None)
 
     def json_text(self) -> str | None:
@@ -585,9 +590,20 @@ class Namespace(_Record):
         separators (",", ":"), written directly: 2-3 times as fast as building the dict
         and encoding it.  For a live scan's namespaces, whose fields are the numbers
         and names nsctl read from the kernel; None where text needs the encoder's
-        escaping: a container, or a reference with a path."""
+        escaping: a container, a reference with a path, a name that is not ASCII.
+        A name of plain ASCII is written as is, other ASCII through json.dumps
+        (the same text the encoder writes)."""
         if self.container is not None:
             return None
+        name = self.name or self.label
+        if not name.isascii():
+            return None
+        if name.isprintable() and '"' not in name and "\\" not in name:
+            name = f'"{name}"'
+        else:
+            import json
+
+            name = json.dumps(name)
         refs = self.refs
         if len(refs) == 1:   # most namespaces of a big host: one thread or process each
             ref = refs[0]
@@ -610,7 +626,7 @@ class Namespace(_Record):
             held_by = ",".join([f'"{k}"' for k in kinds])
             hidden = "true" if kinds == [CHILD] else "false"
         pids = ",".join(map(str, sorted(self.pids))) if self.pids else ""
-        return (f'{{{self._fields_text()},"hidden":{hidden},"held_by":[{held_by}],'
+        return (f'{{{self._fields_text()},"name":{name},"hidden":{hidden},"held_by":[{held_by}],'
                 f'"pids":[{pids}],"refs":[{texts}],"container":null}}')
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from ..documents.describe import describe_ref, representative, user_name
+from ..documents.describe import describe_refs, ns_name, representative, user_name
 from ..model import Namespace, Snapshot
 from .common import UsageError
 
@@ -58,21 +58,25 @@ def _command(ns: Namespace, snap: Snapshot) -> str:
         return proc.command
     holders = [r for r in ns.refs if r.kind != "child"]
     if holders:
-        return "[" + describe_ref(holders[0], snap) + "]"
+        return "[" + describe_refs(holders, snap)[0] + "]"
     return "[hidden: kept alive by a child namespace]"
 
 
 def _mounts(ns: Namespace, snap: Snapshot) -> str:
-    paths = []
+    """Each path once: a copy in several mount namespaces as ``PATH@N mount namespaces``."""
+    where: dict[str, list[int | None]] = {}
     for r in ns.refs:
         if r.kind == "bindmount":
             assert r.path is not None  # a bind mount reference has its path
-            paths.append(r.path if r.mntns == snap.own.get("mnt") else f"{r.path}@mnt:[{r.mntns}]")
-    return ",".join(paths)
+            where.setdefault(r.path, []).append(r.mntns)
+    own = snap.own.get("mnt")
+    return ",".join(path if mnts == [own] else f"{path}@mnt:[{mnts[0]}]" if len(mnts) == 1
+                    else f"{path}@{len(mnts)} mount namespaces" for path, mnts in where.items())
 
 
 def _holders(ns: Namespace, snap: Snapshot) -> str:
-    return "; ".join(describe_ref(r, snap) for r in ns.refs if r.kind not in ("process", "child"))
+    return "; ".join(describe_refs([r for r in ns.refs if r.kind not in ("process", "child")],
+                                   snap))
 
 
 def _dev(ns: Namespace, snap: Snapshot) -> str:
@@ -103,6 +107,9 @@ COLUMNS: dict[str, Column] = {c.name: c for c in [
     Column("USER", "owner of that process (or of the namespace)", _user, shrink=True),
     Column("HELD-BY", "what keeps it alive: process, thread, fd, socket, bindmount, child",
            lambda ns, s: ",".join(ns.held_by), style="yellow", shrink=True),
+    Column("NAME", "the name a person knows it by: its ip netns name, container, bind mount "
+           "path, leading process as comm(PID), or what holds it (a SPEC too)",
+           lambda ns, s: ns_name(ns)),
     Column("CONTAINER", "the container all its processes are in (engine:name or short id), "
            "from their cgroups; a default column once any namespace has one",
            lambda ns, s: ns.container.label if ns.container else "", style="green",
@@ -125,7 +132,7 @@ COLUMNS: dict[str, Column] = {c.name: c for c in [
            "then itself, each TYPE.RANK in creation order among siblings", _spath),
 ]}
 
-DEFAULT = ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY", "CONTAINER", "COMMAND"]
+DEFAULT = ["NS", "TYPE", "NPROCS", "PID", "USER", "HELD-BY", "NAME", "CONTAINER", "COMMAND"]
 
 
 def parse_columns(spec: str | None) -> list[Column]:

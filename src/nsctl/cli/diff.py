@@ -28,19 +28,21 @@ def _load(source: str) -> Snapshot:
         raise DiffTrouble(str(exc)) from None
 
 
-def _ref_text(ref: dict) -> str:
-    kind = ref["kind"]
-    where = {"process": f"pid {ref.get('pid')} via {ref.get('link')}",
-             "thread": f"tid {ref.get('tid')} of pid {ref.get('pid')}",
-             "fd": f"fd {ref.get('fd')} of pid {ref.get('pid')}",
-             "socket": f"socket:[{ref.get('socket')}] of pid {ref.get('pid')}",
-             "bindmount": f"{ref.get('path')}",
-             "child": f"{ref.get('relation')} of {ref.get('child_key', ref.get('child'))}"}
-    return f"{kind} {where.get(kind, '')}".strip()
+def _ref_text(ref: dict, snap: Snapshot) -> str:
+    """A reference in the words of nsctl show, its namespaces by their display names in
+    ``snap`` (the snapshot that has it); across boots (--by path) by stable path."""
+    from ..documents.describe import describe_ref
+
+    if ref.get("kind") == "child" and ref.get("child") not in snap.namespaces:
+        return f"{ref.get('relation')} of {ref.get('child_key', ref.get('child'))}"
+    return describe_ref(ref, snap)
 
 
 def _label(d: dict, by: str) -> str:
     name = f"{d['type']}:[{d['ns']}]"
+    shown = d.get("name")
+    if shown and shown != name:
+        name = f"{name} {shown}"
     return f"{d['key']} ({name})" if by == BY_PATH else f"{name} id {d['key']}"
 
 
@@ -68,8 +70,8 @@ def main(argv: list[str]) -> int:
         types = parse_types(args.type)
     except UnknownType as exc:
         raise DiffTrouble(str(exc)) from None
-    result = document(_load(args.a), _load(args.b), args.by, types,
-                      host_processes=not args.hide_host_processes)
+    a, b = _load(args.a), _load(args.b)
+    result = document(a, b, args.by, types, host_processes=not args.hide_host_processes)
     if args.json:
         print_json(result)
         return 0 if result["equal"] else 1
@@ -80,8 +82,8 @@ def main(argv: list[str]) -> int:
         out.append(f"- {_label(d, args.by)}  was held by {','.join(d['held_by'])}")
     for d in result["changed"]:
         out.append(f"~ {_label(d, args.by)}")
-        out.extend(f"    + {_ref_text(r)}" for r in d["added"])
-        out.extend(f"    - {_ref_text(r)}" for r in d["dropped"])
+        out.extend(f"    + {_ref_text(r, b)}" for r in d["added"])
+        out.extend(f"    - {_ref_text(r, a)}" for r in d["dropped"])
     for m in result["moved"]:
         out.append(f"> pid {m['pid']} ({m['comm']}) {m['link']}: {m['from']} -> {m['to']}")
     ifaces = result["interfaces"] or {}

@@ -15,7 +15,8 @@ def main(argv: list[str]) -> int:
         description="When did a namespace appear, what held it, when did it go: the events "
                     "recorded by nsctl watch --record, oldest first.")
     p.add_argument("spec", metavar="SPEC", nargs="?",
-                   help="only this namespace: inode, NS_GET_ID id, TYPE:[INODE], or a TYPE")
+                   help="only this namespace: inode, NS_GET_ID id, TYPE:[INODE], its display name "
+                        "(as the events name it), or a TYPE")
     p.add_argument("--db", default=DEFAULT_DB, help=f"the database (default {DEFAULT_DB})")
     p.add_argument("--since", metavar="T",
                    help="only events since T: ISO time (2026-11-23T02:00Z) or ago "

@@ -80,5 +80,6 @@ def main(argv: list[str]) -> int:
                 right={i for i, c in enumerate(columns) if c.right},
                 styles={i: c.style for i, c in enumerate(columns) if c.style},
                 cut_first=[i for i, c in enumerate(columns) if c.shrink],
+                keep=[i for i, c in enumerate(columns) if c.name == "NAME"],
                 no_headings=args.noheadings, fit=not args.notruncate)
     return 0

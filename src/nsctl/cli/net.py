@@ -80,9 +80,9 @@ def print_text(topo: dict) -> None:
     roots = []
     for entry in topo["namespaces"]:
         ino = entry["ns"]
-        how = {"netns": "ip netns", "container": "container", "process": "process",
-               "initial": "the initial network namespace",
-               "holder": "held by", "inode": ""}[entry["named_by"]]
+        how = {"netns": "ip netns", "container": "container", "bindmount": "bind mount",
+               "process": "process", "holder": "held by", "child": "",
+               "inode": ""}.get(entry["named_by"], "")
         note = f"net:[{ino}]" + (f"  {how}" if how else "") + \
             ("  (nsctl's own)" if entry["ours"] else "")
         node = Node(entry["name"], style="bold cyan", note=note)

@@ -44,7 +44,9 @@ def _ns_label(info: PidNsInfo, snap: Snapshot) -> tuple[str, str]:
     if info.pending:
         pending = ", ".join(map(str, info.pending))
         parts.append(f"new PID namespace pending (no child yet) in {pending}")
-    return f"pid:[{info.ns.ino}]", separator().join(p for p in parts if p)
+    from ..documents.describe import ns_title
+
+    return ns_title(info.ns), separator().join(p for p in parts if p)
 
 
 def _to_render(node: dict, infos: dict[int, PidNsInfo], snap: Snapshot) -> Node:

@@ -228,18 +228,20 @@ def _encode_rows(rows: Rows[Item], start: int, stop: int) -> bytes:
 
 def print_table(headers: list[str], rows: list[list[str]], right: set[int],
                 styles: dict[int, str] | None = None, no_headings: bool = False,
-                cut_first: Sequence[int] = (), fit: bool = True) -> None:
+                cut_first: Sequence[int] = (), keep: Sequence[int] = (),
+                fit: bool = True) -> None:
     """An aligned table; the last column is never padded (it may be long).
 
     On a terminal: styled, the header in bold over a rule, two spaces between
     columns, and every row fitted to the terminal's width: the last column keeps at
     least a third of it, the columns ``cut_first`` give way first (in that order),
-    then the other left-aligned ones, each down to its header's width; cut cells end
+    then the other left-aligned ones, each down to its header's width; the columns
+    ``keep`` only after the last column is down to its header's width; cut cells end
     in an ellipsis.  Right-aligned (number) columns are never cut.  Without ``fit``
     nothing is cut (lines may wrap).  Cells are shown :func:`printable`."""
     rows = [[printable(cell) for cell in row] for row in rows]
     if on_terminal():
-        _terminal_table(headers, rows, right, styles or {}, no_headings, cut_first, fit)
+        _terminal_table(headers, rows, right, styles or {}, no_headings, cut_first, keep, fit)
         return
     widths = [len(h) for h in headers]
     for row in rows:
@@ -297,18 +299,19 @@ class _Terminal:
 
 
 def fit_widths(widths: list[int], minimum: list[int], right: set[int], width: int,
-               cut_first: Sequence[int] = ()) -> list[int]:
+               cut_first: Sequence[int] = (), keep: Sequence[int] = ()) -> list[int]:
     """Column widths that fit ``width`` (two spaces between columns) where they can:
     the last column keeps up to a third of ``width``; to make room, the columns
-    ``cut_first``, then the other left-aligned ones but the last, widest first, give
-    way down to their ``minimum``."""
+    ``cut_first``, then the other left-aligned ones but the last and those ``keep``,
+    widest first, give way down to their ``minimum``; then the last column (the
+    caller gives it what is left), and only then the columns ``keep``."""
     widths = list(widths)
     last = len(widths) - 1
     want_last = min(widths[last], max(minimum[last], width // 3))
     over = sum(widths[:last]) + 2 * last + want_last - width
     order = [i for i in cut_first if i != last and i not in right]
-    rest = sorted((i for i in range(last) if i not in right and i not in order),
-                  key=lambda i: -widths[i])
+    rest = sorted((i for i in range(last) if i not in right and i not in order
+                   and i not in keep), key=lambda i: -widths[i])
     for i in order + rest:
         if over <= 0:
             break
@@ -316,12 +319,20 @@ def fit_widths(widths: list[int], minimum: list[int], right: set[int], width: in
         if give > 0:
             widths[i] -= give
             over -= give
+    if over > 0 and keep:
+        over -= want_last - minimum[last]
+        for i in keep:
+            give = min(over, widths[i] - minimum[i])
+            if give > 0:
+                widths[i] -= give
+                over -= give
     return widths
 
 
 def _terminal_table(headers: list[str], rows: list[list[str]], right: set[int],
                     styles: dict[int, str], no_headings: bool,
-                    cut_first: Sequence[int] = (), fit: bool = True) -> None:
+                    cut_first: Sequence[int] = (), keep: Sequence[int] = (),
+                    fit: bool = True) -> None:
     term = _Terminal()
     cells = cell_width
     widths = [cells(h) for h in headers]
@@ -333,7 +344,8 @@ def _terminal_table(headers: list[str], rows: list[list[str]], right: set[int],
     full = list(widths)
     last = len(headers) - 1
     if fit:
-        widths = fit_widths(widths, [cells(h) for h in headers], right, term.width, cut_first)
+        widths = fit_widths(widths, [cells(h) for h in headers], right, term.width, cut_first,
+                            keep)
     before_last = sum(widths[:last]) + 2 * last
     room = max(term.width - before_last, cells(headers[last])) if fit else widths[last]
     widths[last] = min(widths[last], room)

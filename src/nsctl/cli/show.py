@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..documents.describe import describe_ref, ns_name, user_name
+from ..documents.describe import describe_refs, ns_title, user_name
 from ..documents.show import document, has_view, view
 from ..model import Container, Namespace, Snapshot
-from ..query.spec import resolve
+from ..query.spec import SPEC_HELP, resolve
 from .args import command_parser
 from .common import add_discovery_args, discover_from_args
 from .render import print_json, print_lines
@@ -19,9 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command_parser(
         prog="nsctl show", description="Show one namespace: identity, relations, processes and "
         "every reference that keeps it alive.",
-        epilog="SPEC: an inode, type:[inode], an NS_GET_ID id, PID/TYPE, "
-               "container:NAME-OR-ID/TYPE, or a path to a namespace file (/proc/PID/ns/net, "
-               "/run/netns/NAME).")
+        epilog=SPEC_HELP)
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--json", action="store_true", help="one JSON document")
     p.add_argument("--all", action="store_true", help="list every process, not the first 20")
@@ -35,7 +33,7 @@ def _name(snap: Snapshot, ino: int | None) -> str:
     if ino is None:
         return "-"
     ns = snap.namespaces.get(ino)
-    return ns_name(ns) if ns else str(ino)
+    return ns_title(ns) if ns else str(ino)
 
 
 def _pod(c: Container) -> str:
@@ -82,6 +80,7 @@ def _stable_path(ns: Namespace, snap: Snapshot) -> str:
 def facts(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
     """(label, value) lines, in the order shown."""
     rows = [
+        ("name", ns.name or ns.label),
         ("type", ns.type),
         ("inode", str(ns.ino)),
         ("device", "-" if ns.dev is None else f"{os.major(ns.dev)}:{os.minor(ns.dev)}"),
@@ -125,7 +124,7 @@ def main(argv: list[str]) -> int:
     if args.json:
         print_json(document(ns, snap, with_view))
         return 0
-    out = [ns_name(ns)]
+    out = [ns_title(ns)]
     rows = facts(ns, snap)
     width = max(len(label) for label, _ in rows) + 2
     for label, value in rows:
@@ -139,11 +138,12 @@ def main(argv: list[str]) -> int:
             out.append(f"    {pid:>7}  {user_name(proc.uid):<8} {proc.command[:200]}")
         if len(pids) > limit:
             out.append(f"    ... and {len(pids) - limit} more (--all lists them)")
-    others = [r for r in ns.refs if not (r.kind == "process" and r.link == ns.type)]
+    others = describe_refs([r for r in ns.refs if not (r.kind == "process" and r.link == ns.type)],
+                           snap)
     if others:
         out.append("  also held by:")
-        out.extend(f"    {describe_ref(r, snap)}" for r in others[:MAX_LISTED if not args.all
-                                                              else len(others)])
+        out.extend(f"    {text}" for text in others[:MAX_LISTED if not args.all
+                                                     else len(others)])
         if not args.all and len(others) > MAX_LISTED:
             out.append(f"    ... and {len(others) - MAX_LISTED} more (--all lists them)")
     if with_view:

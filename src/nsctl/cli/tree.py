@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..documents.describe import describe_ref, ns_name
+from ..documents.describe import describe_refs, ns_title
 from ..documents.tree import Branch, branches, document
 from ..model import Namespace, Snapshot
 from .args import command_parser
@@ -36,8 +36,9 @@ def procs_note(ns: Namespace, snap: Snapshot) -> str:
     others = [r for r in ns.refs if r.kind not in ("process", "child") or
               (r.kind == "process" and r.link != ns.type)]
     if others:
-        text = "; ".join(describe_ref(r, snap) for r in others[:MAX_PROCS])
-        more = f" +{len(others) - MAX_PROCS} more" if len(others) > MAX_PROCS else ""
+        texts = describe_refs(others, snap)
+        text = "; ".join(texts[:MAX_PROCS])
+        more = f" +{len(texts) - MAX_PROCS} more" if len(texts) > MAX_PROCS else ""
         parts.append(f"held by {text}{more}")
     if ns.hidden:
         parts.append("hidden: only a child namespace keeps it alive")
@@ -50,8 +51,8 @@ def to_node(branch: Branch, snap: Snapshot) -> Node:
     if ns is None:
         return Node(label=branch.label, style="dim", children=kids)
     style = "bold magenta" if ns.type == "user" else ("dim" if ns.hidden else None)
-    label = ns_name(ns) + (" (hidden)" if ns.hidden else "") + \
-        (f" [{ns.container.label}]" if ns.container else "")
+    label = ns_title(ns) + (" (hidden)" if ns.hidden else "") + \
+        (f" [{ns.container.label}]" if ns.container and ns.container.label != ns.name else "")
     return Node(label=label, style=style, note=procs_note(ns, snap), children=kids)
 
 

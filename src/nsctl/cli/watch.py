@@ -13,8 +13,12 @@ from .render import printable
 
 
 def event_line(e: dict) -> str:
+    """``TIME EVENT type:[inode] NAME id ID  CAUSE`` (the name where it is not the label)."""
     nsid = f" id {e['id']}" if e.get("id") is not None else ""
-    return f"{e['time']} {e['event']:<9} {e['name']}{nsid}  {e['cause']}"
+    label = f"{e.get('type')}:[{e.get('ns')}]"
+    name = e.get("name")
+    title = label if not name or name == label else f"{label} {name}"
+    return f"{e['time']} {e['event']:<9} {title}{nsid}  {e['cause']}"
 
 
 def main(argv: list[str]) -> int:

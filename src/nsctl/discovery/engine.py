@@ -13,7 +13,7 @@ The sources run in the order of :data:`SOURCES`: per process, its links first,
 then its container from its cgroup, then the bind mounts of its mount namespace
 (so that fds opened through them are recognised), then fds, sockets, threads;
 then the host-wide passes (containers labelled, mount namespaces no process is
-in read, the hierarchy pruned and linked).  The scan state they share is
+in read, the hierarchy pruned and linked, every namespace named).  The scan state they share is
 :mod:`nsctl.discovery.scan`; a source never imports this engine.
 
 Incremental rescans (``nsctl watch``, ``nsctl serve``): a scan can leave a
@@ -38,7 +38,7 @@ import os
 from ..kernel import nsfs, pidfd, procfs
 from ..kernel.errors import UNSUPPORTED, VANISHED, NoSuchProcess, NsctlError
 from ..model import Process, Snapshot
-from . import bindmounts, containers, fds, hierarchy, procs, shares, sockets, tasks
+from . import bindmounts, containers, fds, hierarchy, names, procs, shares, sockets, tasks
 from .scan import Memo, Options, ProcHandle, Scan, Source
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
@@ -57,6 +57,8 @@ SOURCES: tuple[Source, ...] = (
     Source("threads", lambda o: o.threads, tasks.read),
     # Pruning and the 'child' references always; the ioctls run with opts.hierarchy.
     Source("hierarchy", lambda o: True, finish=hierarchy.finish),
+    # Display names, from all the above (nsctl.discovery.names).
+    Source("names", lambda o: True, finish=names.finish),
 )
 
 

@@ -4,42 +4,23 @@ its interfaces, and the links that join them.
 A link joins two namespaces when a device's IFLA_LINK_NETNSID names another namespace:
 both ends of a veth pair (listed once), or a device whose lower device lives elsewhere.
 
-Namespaces are named the way a person knows them: the ``ip netns`` name (a bind mount
-under /run/netns), else the container its processes are in, else the command of a
-process in it, else what holds it.
+Namespaces are named by their display names (nsctl.discovery.names): the ``ip netns``
+name (a bind mount under /run/netns), else the container its processes are in, else
+another bind mount's path, else its leading process, else what holds it.
 """
 from __future__ import annotations
 
 from ..model import Namespace, Snapshot
-from .describe import describe_ref, representative
 from .problems import gaps
-
-RUN_NETNS = "/run/netns/"
 
 
 def netns_name(ns: Namespace, snap: Snapshot) -> tuple[str, str]:
-    """(name, what named it): "netns", "container", "initial", "process" or "holder"."""
-    own_mnt = snap.own.get("mnt")
-    pinned = [r for r in ns.refs if r.kind == "bindmount" and r.path
-              and r.path.startswith(RUN_NETNS) and "/" not in r.path[len(RUN_NETNS):]]
-    if pinned:
-        pinned.sort(key=lambda r: (r.mntns != own_mnt, r.path))
-        path = pinned[0].path
-        assert path is not None   # pinned holds only references with a path
-        return path[len(RUN_NETNS):], "netns"
-    container = getattr(ns, "container", None)
-    if container is not None:
-        return container.label, "container"
-    proc = representative(ns, snap)
-    if proc is not None and not proc.cmdline and proc.ppid in (0, 2):
-        # Kernel threads live in the initial namespaces: this is the host's.
-        return "host", "initial"
-    if proc is not None:
-        return f"{proc.comm} ({proc.pid})", "process"
-    holders = [r for r in ns.refs if r.kind != "child"] or ns.refs
-    if holders:
-        return describe_ref(holders[0], snap), "holder"
-    return f"net:[{ns.ino}]", "inode"
+    """(its display name, what named it: "netns", "container", "bindmount", "process",
+    "holder", "child" or "inode"; see nsctl.discovery.names)."""
+    from ..discovery.names import name_of
+
+    name, how = name_of(ns, snap)
+    return ns.name or name, how
 
 
 def topology(snap: Snapshot, views: dict[int, dict]) -> dict:

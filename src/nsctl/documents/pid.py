@@ -39,5 +39,8 @@ def levels(pid: int, snap: Snapshot, from_ns: Namespace | None, tgid: bool = Fal
     ours = pidmap.to_ours(pid, from_ns or snap.namespaces[snap.own["pid"]], snap, via=via)
     found = pidmap.levels_of(ours, snap, tgid=tgid)
     base = pidmap.own_level()
-    return {"pid": pid, "levels": [{"ns": ns, "level": base + i, "pid": p}
+    def name(ino: int) -> str:
+        ns = snap.namespaces.get(ino)
+        return ns.name or ns.label if ns is not None else f"pid:[{ino}]"
+    return {"pid": pid, "levels": [{"ns": ns, "name": name(ns), "level": base + i, "pid": p}
                                    for i, (ns, p) in enumerate(found)], **gaps(snap)}

@@ -41,6 +41,7 @@ def build(snap: Snapshot, top: int | None) -> tuple[list[dict], dict[int, PidNsI
         info = infos[ino]
         roots, kids = _process_forest(snap, ino)
         node = info.to_dict()
+        node["name"] = info.ns.name or info.ns.label
         node["processes"] = [proc_node(p, kids, info.init) for p in roots]
         node["children"] = [ns_node(c) for c in sorted(children.get(ino, []))]
         return node

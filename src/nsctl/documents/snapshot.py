@@ -115,9 +115,16 @@ def _build(doc: dict) -> Snapshot:
         ns.refs = [Reference(**r) for r in d.get("refs", [])]
         container = d.get("container")
         ns.container = Container.from_dict(container) if container else None
+        name = d.get("name")
+        ns.name = name if isinstance(name, str) else None
         snap.namespaces[ns.ino] = ns
     for d in doc["processes"]:
         proc = Process.from_dict(d)
         snap.processes[proc.pid] = proc
     snap.problems = [Problem(p["reason"], p["what"], p.get("pid")) for p in doc["problems"]]
+    if any(ns.name is None for ns in snap.namespaces.values()):
+        # A file from before display names: named by the rule a scan names them by.
+        from ..discovery.names import name_all
+
+        name_all(snap, unnamed_only=True)
     return snap

@@ -71,7 +71,8 @@ def to_json(branch: Branch, snap: Snapshot, paths: dict[int, str] | None = None)
         paths = stable_paths(snap)
     ns = branch.ns
     out: dict = ({"label": branch.label} if ns is None else
-                 {"ns": ns.ino, "type": ns.type, "id": ns.id, "stable_path": paths.get(ns.ino),
+                 {"ns": ns.ino, "type": ns.type, "id": ns.id, "name": ns.name or ns.label,
+                  "stable_path": paths.get(ns.ino),
                   "hidden": ns.hidden, "held_by": ns.held_by, "pids": sorted(ns.pids),
                   "container": ns.container.to_dict() if ns.container else None})
     out["children"] = [to_json(b, snap, paths) for b in branch.children]

@@ -48,8 +48,8 @@ def _same_refs(ns_a: Namespace, ns_b: Namespace, keys_a: dict, keys_b: dict) -> 
 
 
 def _ns_summary(ns: Namespace, key: object) -> dict:
-    return {"key": key, "ns": ns.ino, "type": ns.type, "id": ns.id, "held_by": ns.held_by,
-            "pids": sorted(ns.pids)}
+    return {"key": key, "ns": ns.ino, "type": ns.type, "id": ns.id, "name": ns.name or ns.label,
+            "held_by": ns.held_by, "pids": sorted(ns.pids)}
 
 
 def _ref_dict(ref: Reference, keys: dict[int, object]) -> dict:
@@ -121,7 +121,8 @@ def diff(a: Snapshot, b: Snapshot, by: str = BY_ID) -> dict:
         dropped = [_ref_dict(refs_a[k], keys_a) for k in refs_a.keys() - refs_b.keys()]
         if added or dropped:
             changed.append({"key": key, "type": ns_b.type, "ns": ns_b.ino,
-                            "added": sorted(added, key=repr), "dropped": sorted(dropped, key=repr)})
+                            "name": ns_b.name or ns_b.label, "added": sorted(added, key=repr),
+                            "dropped": sorted(dropped, key=repr)})
     moved = []
     if by == BY_ID:
         for pid, p_b in b.processes.items():

@@ -95,6 +95,8 @@ def open_spec(spec: str) -> tuple[Found, int] | None:
     by_id = spec[0] == ":" and spec[1:].isdigit()   # ``:ID``, as ``--net=:ID`` writes an id
     if by_id or spec.isdigit():
         number = int(spec[1:] if by_id else spec)
+        if not by_id and os.path.exists(f"/proc/{number}"):
+            return None   # a PID too: the scan's resolve says which (or that it is ambiguous)
         if by_id or number < nsfs.MIN_INODE:
             return _by_id(number, spec)
         return _by_inode(number, None, spec)
@@ -103,6 +105,8 @@ def open_spec(spec: str) -> tuple[Found, int] | None:
         if typed[0] not in nsfs.CLONE_FLAGS:
             raise _spec_error(f"unknown namespace type {typed[0]!r} in {spec!r}")
         return _by_inode(typed[1], typed[0], spec)
+    if "/" in spec and not os.path.lexists(spec) and not spec.startswith(("/", ".")):
+        return None   # maybe NAME/TYPE (a display name, nsctl.discovery.names): scan
     if "/" in spec and (os.path.lexists(spec) or not _stable_path_form(spec)):
         try:
             fd = nsfs.open_ns(spec)   # (a missing file says so here, with no scan)

@@ -6,7 +6,11 @@ Forms (a table, tried in order): ``container:NAME-OR-ID/TYPE`` (also
 (``/user.0/user.2/net.1``, see nsctl.query.naming), a path to a namespace file
 (``/proc/PID/ns/net``, a bind mount such as ``/run/netns/x``), and a bare
 number, which is an inode or an NS_GET_ID id (an error if it could be either
-and they differ).
+and they differ, or if it is an id and a PID too).  Where they all fail, a
+display name (nsctl.discovery.names): ``blue``, ``docker:web`` or ``web``,
+``sleep(4242)``, with ``/TYPE`` where one name names several namespaces
+(``web/net``; a name without a namespace of that type stands for its processes:
+the TYPE namespace of the lowest PID in them).
 """
 from __future__ import annotations
 
@@ -38,6 +42,18 @@ class NotFound(SpecError):
         super().__init__(message, not_found=True)
 
 
+# Every SPEC form in words, for the commands' --help.
+SPEC_HELP = ("SPEC names one namespace: its display name (the NAME column of nsctl ls: "
+             "an ip netns name such as blue, a container such as docker:web or just web, "
+             "a bind mount's path, a process as sleep(4242)), with /TYPE where one name "
+             "names several (web/net); type:[inode] (net:[4026532177]); an inode; an "
+             "NS_GET_ID id (a number that is also a PID is refused: write PID/TYPE or "
+             "type:[inode]); PID/TYPE (4242/net, also 4242/pid_for_children); "
+             "container:NAME-OR-ID/TYPE (or container:PROJECT/SERVICE/TYPE); "
+             "pod:NAME/TYPE; a stable path (/user.0/net.1, see nsctl ls -o "
+             "+SPATH); or a path to a namespace file (/proc/PID/ns/net, /run/netns/NAME).")
+
+PID_MAX_LIMIT = 4194304   # the kernel's bound on pid_max: no PID is larger
 _TYPED = re.compile(r"^(?P<type>[a-z]+):\[(?P<ino>\d+)\]$")
 _PID_TYPE = re.compile(r"^(?P<pid>\d+)/(?P<link>[a-z_]+)$")
 
@@ -131,8 +147,15 @@ def _by_number(spec: str, snap: Snapshot) -> Namespace | None:
         raise SpecError(f"{spec} is ambiguous: it is the inode of "
                         f"{by_ino.label} and the id of "
                         f"{by_id[0].label}; write type:[inode] instead")
+    is_pid = number in snap.processes or (
+        not snap.offline and number <= PID_MAX_LIMIT and os.path.exists(f"/proc/{number}"))
     if not candidates:
-        raise NotFound(f"no namespace with inode or id {spec}")
+        hint = f"; {number} is a PID: write {number}/TYPE (e.g. {number}/net)" if is_pid else ""
+        raise NotFound(f"no namespace with inode or id {spec}{hint}")
+    if by_ino is None and is_pid:
+        raise SpecError(f"{spec} is ambiguous: it is the id of {by_id[0].label} and a PID; "
+                        f"write {by_id[0].label} for that namespace, or {spec}/TYPE for the "
+                        "process's")
     return next(iter(candidates.values()))
 
 
@@ -256,10 +279,80 @@ def resolve(spec: str, snap: Snapshot) -> Namespace:
     spec = spec.strip()
     if not spec:
         raise SpecError("empty namespace spec")
+    failed: SpecError | None = None
     for _name, form in FORMS:
-        ns = form(spec, snap)
+        try:
+            ns = form(spec, snap)
+        except SpecError as exc:
+            # Found nothing, or no such file: a display name may still be it.
+            if not exc.not_found and form is not _by_path:
+                raise
+            failed = exc
+            break
         if ns is not None:
             return ns
-    raise SpecError(f"cannot read {spec!r} as a namespace: use type:[inode], an inode or id, "
-                    "PID/TYPE, container:NAME-OR-ID/TYPE, pod:NAME/TYPE, a stable path "
-                    "(/user.0/net.1), or a path to a namespace file")
+    return by_name(spec, snap, failed)
+
+
+MAX_CANDIDATES = 10
+
+
+def _name_matches(ns: Namespace, query: str) -> bool:
+    """Whether ``query`` is the display name of ``ns``, or (for a container's) the
+    container's name without its engine (``web`` for ``docker:web``)."""
+    name = ns.name
+    if name is None:
+        return False
+    if name == query:
+        return True
+    return ns.container is not None and name == ns.container.label and \
+        name.partition(":")[2] == query
+
+
+def _listed(namespaces: list[Namespace], with_name: bool = False) -> str:
+    """At most MAX_CANDIDATES namespaces, as a SPEC writes each."""
+    shown = sorted(namespaces, key=lambda n: (n.type, n.ino))[:MAX_CANDIDATES]
+    text = ", ".join(f"{n.label}" + (f" ({n.name})" if with_name and n.name else "")
+                     for n in shown)
+    return text + (f" and {len(namespaces) - MAX_CANDIDATES} more"
+                   if len(namespaces) > MAX_CANDIDATES else "")
+
+
+def by_name(spec: str, snap: Snapshot, failed: SpecError | None = None) -> Namespace:
+    """The namespace whose display name is ``spec``, or ``NAME/TYPE``; where none is,
+    ``failed`` (what an earlier form said) or NotFound naming similar names."""
+    spaces = list(snap.namespaces.values())
+    found = [ns for ns in spaces if _name_matches(ns, spec)]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        types = sorted({ns.type for ns in found})
+        raise SpecError(f"{spec!r} names {len(found)} namespaces: {_listed(found)}; add the "
+                        f"type ({spec}/{types[0]}) or write type:[inode]")
+    head, sep, link = spec.rpartition("/")
+    if sep and head and link in nsfs.LINK_TYPE:
+        named = [ns for ns in spaces if _name_matches(ns, head)]
+        if named:
+            ns_type = nsfs.LINK_TYPE[link]
+            typed = [ns for ns in named if ns.type == ns_type]
+            if len(typed) == 1:
+                return typed[0]
+            if len(typed) > 1:
+                raise SpecError(f"{spec!r} names {len(typed)} namespaces: {_listed(typed)}; "
+                                "write type:[inode]")
+            pids = [p for ns in named for p in ns.pids if p in snap.processes]
+            if not pids:
+                raise NotFound(f"{spec}: no process is in {head!r}, so it has no {link} "
+                               f"namespace to follow ({_listed(named)})")
+            return _found(snap, snap.processes[min(pids)].ns.get(link, -1), spec)
+    if failed is not None:
+        raise failed
+    low = spec.lower()
+    alike = sorted({ns.name for ns in spaces if ns.name and low in ns.name.lower()})
+    seen = (f"; names like it: {', '.join(alike[:MAX_CANDIDATES])}"
+            + (f" and {len(alike) - MAX_CANDIDATES} more" if len(alike) > MAX_CANDIDATES else "")
+            if alike else "")
+    raise NotFound(f"cannot read {spec!r} as a namespace: no namespace is named so{seen} "
+                   "(a SPEC is a name, type:[inode], an inode or id, PID/TYPE, "
+                   "container:NAME-OR-ID/TYPE, pod:NAME/TYPE, a stable path (/user.0/net.1), "
+                   "or a path to a namespace file)")

@@ -120,6 +120,8 @@ _CLIENT_FORMS = (
     re.compile(r"^container:[A-Za-z0-9_.:@-]{0,256}(?:/[A-Za-z0-9_.:@-]{0,256})?"
                r"(?:/[a-z_]{0,20})?$"),                          # also project/service
     re.compile(r"^pod:[A-Za-z0-9_.:@-]{1,256}(?:/[A-Za-z0-9_.:@-]{0,256})?/[a-z_]{2,20}$"),
+    # A display name (nsctl.discovery.names) of no '/' (not a path), NAME/TYPE too.
+    re.compile(r"^[A-Za-z0-9_.:@()-][A-Za-z0-9_.:@() -]{0,255}(?:/[a-z_]{2,20})?$"),
 )
 
 
@@ -134,8 +136,9 @@ def client_spec(spec: str) -> str:
         if parse(candidate) is not None and len(candidate) <= 1024:
             return candidate
     raise ApiError(f"{spec[:100]!r} is not a SPEC this API takes: use an inode or id, "
-                   "type:[inode], PID/TYPE, container:NAME-OR-ID/TYPE, pod:NAME/TYPE or a stable "
-                   "path (/user.0/net.1); paths to namespace files are refused")
+                   "type:[inode], PID/TYPE, container:NAME-OR-ID/TYPE, pod:NAME/TYPE, a "
+                   "display name (NAME or NAME/TYPE) or a stable path (/user.0/net.1); paths "
+                   "to namespace files are refused")
 
 
 def find(spec: str, snap: Snapshot) -> Namespace:

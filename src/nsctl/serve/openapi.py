@@ -60,8 +60,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ["ns", "type", "hidden", "held_by", "pids", "refs"],
         {"ns": _int(), "type": _str(), "dev": _int(True), "id": _int(True),
          "owner": _int(True), "parent": _int(True), "owner_uid": _int(True),
-         "hidden": {"type": "boolean"}, "held_by": _list(_str()), "pids": _list(_int()),
-         "refs": _list(_ref("Reference")),
+         "name": _str(), "hidden": {"type": "boolean"}, "held_by": _list(_str()),
+         "pids": _list(_int()), "refs": _list(_ref("Reference")),
          "container": {"anyOf": [_ref("Container"), {"type": "null"}]}}),
     "Process": _object(["pid", "ppid", "comm", "cmdline", "uid", "ns"], {
         "pid": _int(), "ppid": _int(), "comm": _str(), "cmdline": _list(_str()),

@@ -199,16 +199,21 @@ _TYPED = re.compile(r"^([a-z]+):\[?(\d+)\]?$")
 
 
 def _spec_filter(spec: str) -> tuple[str, list]:
-    """SQL for SPEC: an inode or id (number), TYPE:[INODE], or a bare TYPE."""
+    """SQL for SPEC: an inode or id (number), TYPE:[INODE], a bare TYPE, or else the
+    display name the events carry (``name``)."""
+    from ..kernel.nsfs import NS_TYPES
+
     spec = spec.strip()
     if spec.isdigit():
         return "(e.ns = ? OR e.nsid = ?)", [int(spec), int(spec)]
     m = _TYPED.match(spec)
     if m:
         return "(e.type = ? AND e.ns = ?)", [m.group(1), int(m.group(2))]
-    if re.fullmatch(r"[a-z]+", spec):
+    if spec in NS_TYPES:
         return "e.type = ?", [spec]
-    raise HistoryError(f"{spec!r}: give a namespace inode, id, TYPE:[INODE] or TYPE")
+    if not spec:
+        raise HistoryError("give a namespace inode, id, TYPE:[INODE], TYPE or name")
+    return "json_extract(e.data, '$.name') = ?", [spec]
 
 
 def query(path: str, spec: str | None = None, since: str | None = None,

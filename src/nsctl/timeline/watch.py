@@ -26,9 +26,10 @@ lost, a mount namespace we hold no fd for).
 Events are plain dicts::
 
     {"time": "2026-11-23T02:00:00.123Z", "event": "born", "ns": 4026532291,
-     "type": "net", "id": 8193, "name": "net:[4026532291]", "cause": "...", ...}
+     "type": "net", "id": 8193, "name": "blue", "cause": "...", ...}
 
-``event`` is one of born / gone (the namespace), entered / left (a process's
+``name`` is the namespace's display name (nsctl.discovery.names).  ``event`` is one of
+born / gone (the namespace), entered / left (a process's
 ns link), pinned / unpinned (a bind mount), held / released (an fd, socket,
 thread or child namespace reference).  Reference events carry ``ref`` (the
 reference as in ``nsctl ls --json``); born / gone carry ``refs``, what held it,
@@ -136,8 +137,11 @@ def events_between(a: Snapshot, b: Snapshot, now: float | None = None) -> list[d
     out: list[dict] = []
 
     def event(kind: str, ns_type: str, ino: int, nsid: int | None, cause: str, **extra) -> None:
+        # Named as the snapshot that has it names it (the older one for what is gone).
+        ns = (a if kind == GONE else b).namespaces.get(ino)
+        name = ns.name if ns is not None and ns.name else f"{ns_type}:[{ino}]"
         out.append({"time": stamp, "event": kind, "ns": ino, "type": ns_type, "id": nsid,
-                    "name": f"{ns_type}:[{ino}]", "cause": cause, **extra})
+                    "name": name, "cause": cause, **extra})
 
     for d in result["appeared"]:
         refs = _refs_of(b, d["ns"])

@@ -38,7 +38,7 @@ function layers(namespaces, links) {
     }
   }
   const byName = (a, b) => String(a.name).localeCompare(String(b.name)) || a.ns - b.ns;
-  const starts = [...namespaces].sort((a, b) => (b.ours - a.ours) || (b.named_by === "initial") - (a.named_by === "initial") || byName(a, b));
+  const starts = [...namespaces].sort((a, b) => (b.ours - a.ours) || byName(a, b));
   const placed = new Set();
   const rows = [];
   for (const start of starts) {
