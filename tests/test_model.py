@@ -72,10 +72,10 @@ def test_the_generated_methods_are_current_and_used():
     """src/nsctl/_model_methods.py is what the tables make today (after changing a
     table, run scripts/generate-model-methods), and the classes take their methods
     from it: nothing is compiled at run time."""
-    from nsctl import _model_methods, model
+    from nsctl import _model_methods, _records
 
     with open(_model_methods.__file__) as f:
-        assert f.read() == model.generated_module(), "run scripts/generate-model-methods"
+        assert f.read() == _records.generated_module(), "run scripts/generate-model-methods"
     for cls in (Reference, Container, Namespace, Process):
         assert cls.__init__.__code__.co_filename == _model_methods.__file__
 
