@@ -195,6 +195,11 @@ class Watcher:
         self.slices = 1                  # the rolling rescan reads 1/slices per tick
         self._cursor = 0
         self.mount_tables: MountTables | None = None   # the mount namespaces watched
+        # pid -> its fingerprint (nsctl.discovery.revalidate) from just before its last
+        # full read: the rolling rescan reads again only those whose fingerprint changed.
+        self.prints: dict[int, tuple] = {}
+        self._foreign_cursor = 0
+        self.skipped = 0                 # steps that found nothing to read
         self._poll: select.poll | None = None
         self._lost = 0
 
@@ -232,8 +237,10 @@ class Watcher:
         started = time.monotonic()
         if full or self.memo is None:
             memo, dirty = None, None
+            self._fingerprint(None)
         else:
             memo, dirty = self.memo, self.dirty
+            self._fingerprint(dirty)
         self.dirty = set()
         snap, self.memo, complete = rescan(memo, dirty, Options(threads=self.threads))
         if memo is None:
@@ -245,6 +252,78 @@ class Watcher:
             self.full_due = 0.0
         self._watch_mount_tables(self.memo)
         return snap
+
+    def _fingerprint(self, pids: set[int] | None) -> None:
+        """Fingerprint ``pids`` just before they are read in full: a change after this
+        shows at the next check.  None (a full scan): every fingerprint is forgotten,
+        so the rolling rescan reads each process in full once more, fingerprinting it
+        then (a full scan, taken when events were lost, stays as cheap as it was)."""
+        if pids is None:
+            self.prints = {}
+            return
+        if self.threads:
+            return    # threads' links are not in a fingerprint: slices are read in full
+        from ..discovery.revalidate import fingerprint
+        from ..kernel import procfs
+
+        proc_fd = procfs.open_dir(procfs.PROC)
+        try:
+            me = os.getpid()
+            for pid in pids:
+                found = fingerprint(pid, proc_fd, me)
+                if found is None:
+                    self.prints.pop(pid, None)
+                else:
+                    self.prints[pid] = found
+        finally:
+            os.close(proc_fd)
+
+    def _revalidate(self, slice_: set[int]) -> set[int]:
+        """Of the processes in ``slice_``, those to read again in full: new ones, gone
+        ones, and those whose fingerprint changed; and the holders of the mount
+        namespaces no process is in whose nsfs mounts may have changed (the same
+        share of them).  Also every process that /proc shows and the model lacks."""
+        assert self.memo is not None, "start() first"
+        if self.threads:
+            return slice_
+        from ..discovery.revalidate import fingerprint, foreign_suspects
+        from ..kernel import procfs
+
+        memo = self.memo
+        proc_fd = procfs.open_dir(procfs.PROC)
+        try:
+            me = os.getpid()
+            listed = procfs.list_pids()
+            out = {pid for pid in listed if pid not in memo.procs}
+            out |= {pid for pid in slice_ if pid not in self.prints or
+                    fingerprint(pid, proc_fd, me) != self.prints[pid]}
+            foreign = sorted(memo.foreign)
+            if foreign:
+                size = math.ceil(len(foreign) / max(1, self.slices))
+                start = self._foreign_cursor % len(foreign)
+                self._foreign_cursor = start + size
+                chosen = foreign[start:start + size] + foreign[:max(0, start + size -
+                                                                    len(foreign))]
+                out |= foreign_suspects(memo, chosen, proc_fd)
+        finally:
+            os.close(proc_fd)
+        return out
+
+    def _prune(self) -> None:
+        """Forget the dirty processes that the model never held and that are gone
+        already (a short-lived process: forked, exec'd and exited between two
+        rescans): reading them would find nothing."""
+        if self.memo is None or not self.dirty:
+            return
+        from ..discovery.revalidate import alive
+        from ..kernel import procfs
+
+        known = self.memo.procs
+        proc_fd = procfs.open_dir(procfs.PROC)
+        try:
+            self.dirty = {pid for pid in self.dirty if pid in known or alive(pid, proc_fd)}
+        finally:
+            os.close(proc_fd)
 
     def _fit_slices(self, tick: float) -> None:
         """Size the rolling slices so that reading one costs at most 1/FULL_COST of a
@@ -346,9 +425,15 @@ class Watcher:
         now = time.monotonic()
         full = now >= self.full_due
         if not full and now >= self.tick_due:
-            self.dirty |= self._next_slice()
+            self.dirty |= self._revalidate(self._next_slice())
         if now >= self.tick_due:
             self.tick_due = now + self.interval
+        if not full:
+            self._prune()
+            if not self.dirty:
+                # Nothing to read: the model stands as it is (the same object).
+                self.skipped += 1
+                return []
         new = self.scan(full=full)
         events = events_between(self.snapshot, new)
         self.snapshot = new
