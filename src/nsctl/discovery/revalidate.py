@@ -42,8 +42,8 @@ def fingerprint(pid: int, proc_fd: int, self_pid: int) -> tuple | None:
         stat = procfs.read_text("stat", dirfd)
         right = stat.rindex(")")
         fields = stat[right + 2:].split(None, 20)
-        # comm, state, ppid, threads, starttime (proc_pid_stat(5) fields 2-4, 20, 22)
-        head = (stat[:right], fields[0], fields[1], fields[17], fields[19])
+        # comm, state, ppid, starttime (proc_pid_stat(5) fields 2-4 and 22)
+        head = (stat[:right], fields[0], fields[1], fields[19])
         ns_dir = procfs.open_dir("ns", dirfd)
         try:
             links = []

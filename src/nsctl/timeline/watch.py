@@ -165,7 +165,7 @@ class Watcher:
         self.trigger = "poll"
         self.why_no_cnproc: str | None = None if cnproc else "disabled (--no-cnproc)"
         if cnproc:
-            from ..kernel.cnproc import CnProcUnavailable, open_listener, probe
+            from ..kernel.cnproc import CnProcUnavailable, ignore_threads, open_listener, probe
 
             try:
                 listener = open_listener()
@@ -175,6 +175,8 @@ class Watcher:
                 if probe(listener):
                     self.listener = listener
                     self.trigger = "cn_proc"
+                    if not threads:     # (with threads, a new thread may hold namespaces)
+                        ignore_threads(listener)
                 else:
                     listener.close()
                     self.why_no_cnproc = "cn_proc: subscribed, but no process events arrive"
