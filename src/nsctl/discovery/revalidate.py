@@ -17,6 +17,7 @@ what the last scan found there (:func:`foreign_suspects`).
 from __future__ import annotations
 
 import os
+from functools import partial
 
 from ..kernel import nsfs, procfs
 from ..kernel.errors import NsctlError
@@ -24,6 +25,8 @@ from ..model import BINDMOUNT, FD
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .scan import Memo
 
 LINKS: tuple[str, ...] = tuple(nsfs.LINK_TYPE)
@@ -87,23 +90,26 @@ def foreign_suspects(memo: Memo, mnts: list[int], proc_fd: int) -> set[int]:
         if kept is None or ns is None:
             continue
         holders: set[int] = set()
-        via = None
+        via: Callable[[], int] | None = None
         for ref in ns.refs:
             if ref.kind == FD and ref.pid is not None and ref.fd is not None:
                 holders.add(ref.pid)
-                via = via or (ref.pid, ref.fd)
-            elif ref.kind == BINDMOUNT and ref.mntns in readers:
+                via = via or partial(nsfs.open_ns, f"{ref.pid}/fd/{ref.fd}", proc_fd, mnt)
+            elif ref.kind == BINDMOUNT and ref.mntns in readers and ref.path is not None:
                 holders.add(readers[ref.mntns])
-        if via is not None and _same_table(via, mnt, kept, proc_fd):
+                # The mount point, resolved inside the root of a process in that mount
+                # namespace, as the bind mount source reads it.
+                via = via or partial(nsfs.open_mounted_ns, f"{readers[ref.mntns]}/root",
+                                     ref.path, proc_fd, mnt)
+        if via is not None and _same_table(via, kept):
             continue
         out |= holders
     return out
 
 
-def _same_table(via: tuple[int, int], mnt: int, kept: list[tuple[str, int, str]],
-                proc_fd: int) -> bool:
+def _same_table(open_fd: Callable[[], int], kept: list[tuple[str, int, str]]) -> bool:
     try:
-        fd = nsfs.open_ns(f"{via[0]}/fd/{via[1]}", proc_fd, mnt)
+        fd = open_fd()
     except NsctlError:
         return False
     try:
