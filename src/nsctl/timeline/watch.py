@@ -245,6 +245,9 @@ class Watcher:
             self._fingerprint(dirty)
         self.dirty = set()
         snap, self.memo, complete = rescan(memo, dirty, Options(threads=self.threads))
+        for pid in dirty or ():
+            if pid not in self.memo.procs:
+                self.prints.pop(pid, None)   # exited before its read: nothing to compare
         if memo is None:
             self.full_scans += 1
             self.full_seconds = time.monotonic() - started
