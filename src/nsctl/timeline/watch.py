@@ -13,8 +13,13 @@ is watched too (:mod:`nsctl.kernel.mounttables`): a change there rereads that
 namespace's mounts.  Every ``interval`` a rescan also reads the processes that
 are new (or whose PID now names another process: polling needs no CN_PROC).
 What neither shows (setns, an fd opened or closed, a mount in a namespace no
-process is in) is caught by a rolling rescan: every ``interval`` a slice of the
-processes is read again, sized so that reading it costs at most
+process is in) is caught by a rolling check: every ``interval`` a slice of the
+processes is fingerprinted (:mod:`nsctl.discovery.revalidate`: a few system calls
+each) and those whose fingerprint changed since their last read are read again,
+as are the holders of the mount namespaces no process is in whose nsfs mounts
+changed; a rescan with nothing to read (what woke it had exited already) is no
+rescan at all.  (With ``threads``, the slice is read again whole.)  The slice is
+sized so that reading it costs at most
 1/``FULL_COST`` of the interval (or of a step, where steps take longer: the
 rest of a step, taking the other processes over and diffing, grows with the
 host); on a small host the slice is every process (a full rescan every
