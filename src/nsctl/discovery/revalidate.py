@@ -8,7 +8,11 @@ or two per namespace it holds; :func:`fingerprint` instead keeps the raw text
 those sources start from (its ns links, fd links, stat fields, cmdline, cgroup,
 owner), a few system calls and no parsing.  A process whose fingerprint is
 unchanged since just before its last full read holds what it held then; one
-whose fingerprint changed is read in full.
+whose fingerprint changed is read in full.  Namespace and socket links are
+fingerprinted by inode *and* ctime, not by their text: a namespace's inode number
+is reused as soon as it is freed, so ``net:[4026532236]`` may name another
+namespace than a moment ago (an fd closed and opened again, a process that moved
+twice), while the new namespace's nsfs inode has a ctime of its own.
 
 Mount namespaces that no process is in have their nsfs mounts listed
 (listmount/statmount) through an fd a process holds on them, and compared with
@@ -49,21 +53,35 @@ def fingerprint(pid: int, proc_fd: int, self_pid: int) -> tuple | None:
         head = (stat[:right], fields[0], fields[1], fields[19])
         ns_dir = procfs.open_dir("ns", dirfd)
         try:
-            links = []
-            for link in LINKS:
-                try:
-                    links.append(os.readlink(link, dir_fd=ns_dir))
-                except FileNotFoundError:
-                    links.append("")
+            links = tuple(_identity(link, ns_dir) for link in LINKS)
         finally:
             os.close(ns_dir)
-        fds = () if pid == self_pid else tuple(procfs.list_fds(dirfd))
-        return (head, tuple(links), fds, procfs.read_text("cmdline", dirfd),
+        fds: tuple = ()
+        if pid != self_pid:
+            fds = tuple((fd, text, _identity(f"fd/{fd}", dirfd) if _numbered(text) else None)
+                        for fd, text in procfs.list_fds(dirfd))
+        return (head, links, fds, procfs.read_text("cmdline", dirfd),
                 procfs.read_text("cgroup", dirfd), os.stat(dirfd).st_uid)
     except (OSError, ValueError, IndexError):
         return None
     finally:
         os.close(dirfd)
+
+
+def _identity(path: str, dir_fd: int) -> tuple[int, int] | None:
+    """(inode, ctime) of the namespace or socket behind a /proc link (one stat, nothing
+    opened): the kernel hands a freed namespace's inode number to the next one at
+    once, but that one's nsfs inode is made anew, with its own ctime."""
+    try:
+        st = os.stat(path, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_ctime_ns
+
+
+def _numbered(text: str) -> bool:
+    """An fd link naming a namespace (``net:[4026531840]``) or a socket."""
+    return text.startswith("socket:[") or nsfs.parse_link(text) is not None
 
 
 def alive(pid: int, proc_fd: int) -> bool:
