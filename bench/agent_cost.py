@@ -349,8 +349,9 @@ def ensure_exporter() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
                     "prometheus-node-exporter"], check=True, env=env, stdout=subprocess.DEVNULL)
     # Debian's package may start its service (where an init runs): this bench starts its own.
-    subprocess.run(["systemctl", "stop", "prometheus-node-exporter"], capture_output=True,
-                   check=False) if shutil.which("systemctl") else None
+    if shutil.which("systemctl"):
+        subprocess.run(["systemctl", "stop", "prometheus-node-exporter"], capture_output=True,
+                       check=False)
 
 
 def nsctl_env(tree: Path | None) -> dict[str, str]:
