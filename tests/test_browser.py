@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING
 
 import pytest
@@ -49,6 +50,13 @@ expect = playwright.expect
 @pytest.fixture
 def server() -> Iterator[str]:
     """``nsctl serve`` on a port the kernel picks; its base URL."""
+    with serving() as url:
+        yield url
+
+
+@contextmanager
+def serving() -> Iterator[str]:
+    """``nsctl serve`` on a port the kernel picks, until the end of the block; its URL."""
     proc = subprocess.Popen([sys.executable, "-m", "nsctl", "serve", "--listen", "127.0.0.1:0",
                              "--no-token"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -208,3 +216,30 @@ def test_narrow_window_and_keyboard(server, browser):
     page.keyboard.press("/")
     expect(page.locator("#search")).to_be_focused()
     only_the_server(page, server)
+
+
+def test_details_read_right_and_the_page_says_when_the_server_is_gone(browser):
+    """A process reference's link reads as the ns link it is ("net"), never
+    "undefined"; a network namespace shows no parent; once the server stops the
+    header says disconnected within a few failed tries, and the model's age goes on
+    counting."""
+    own = os.stat("/proc/self/ns/net").st_ino
+    with serving() as url:
+        page = open_page(browser, url)
+        page.fill("#search", str(own))
+        row = page.locator(f'#pane-users [data-ns="{own}"]')
+        expect(row).to_be_visible(timeout=SHOW_MS)
+        row.click()
+        details = page.locator("#details")
+        expect(details).to_have_attribute("data-selected", str(own))
+        refs = details.locator("section", has_text="References").locator("td")
+        expect(refs.filter(has_text=re.compile(r"^net$")).first).to_be_visible(timeout=SHOW_MS)
+        expect(details).not_to_contain_text("undefined")
+        expect(details.locator("dl.kv > dt").filter(has_text=re.compile(r"^parent$"))
+               ).to_have_count(0)
+        generation = page.locator("#generation")
+        expect(generation).to_contain_text("scanned")
+    said = generation.inner_text()
+    expect(page.locator("#live")).to_have_text("disconnected", timeout=20_000)
+    expect(generation).not_to_have_text(said)
+    assert not page.errors, f"script errors: {page.errors}"

@@ -229,5 +229,7 @@ def _check(snaps: list, log: list[dict], summary: dict, user, pinned, costs: lis
             bad("the pinned netns went missing", len(snap.namespaces))
     assert not wrong, {kind: (len(ex), ex[:3]) for kind, ex in wrong.items()}
     assert churned > 0, f"no snapshot saw any churned namespace: {summary}, scans {costs}"
-    unexpected = {r: w[:5] for r, w in problems.items() if r not in ("vanished", "denied")}
+    # (and a container engine this test does not run may be out of reach for names)
+    unexpected = {r: w[:5] for r, w in problems.items()
+                  if r not in ("vanished", "denied", "engine")}
     assert not unexpected, "processes vanish and some refuse even root; nothing else"

@@ -200,20 +200,38 @@ def test_show_accepts_every_spec_form(spawn, netns_file):
     assert f"net:[{net_ino}]" in text and f"bind mount {path}" in text
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["ls", "-t", "bogus"], "unknown namespace type 'bogus'"),
-    (["ls", "-o", "NS,NOPE"], "unknown column 'NOPE'"),
-    (["show", "net:[1]"], "not found"),
-    (["show", "99999999/net"], "no process with PID 99999999"),
-    (["show", "/etc/hostname"], "not a namespace file"),
-    (["show", "/no/such/file"], "No such file"),
-    (["show", "nonsense"], "cannot read 'nonsense' as a namespace"),
-    (["show", "frob:[4026531840]"], "unknown namespace type 'frob'"),
-    (["show", "1/frob"], "unknown namespace type 'frob'"),
+def test_nsctl_alone_prints_usage_and_exits_2():
+    proc = nsctl(check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("usage: nsctl") and "enter" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["ls", "tree", "show", "pidtree", "pid", "pin", "unpin",
+                                     "enter", "run", "net", "snapshot", "diff", "watch",
+                                     "history", "serve"])
+def test_version_everywhere(command):
+    from nsctl import __version__
+
+    proc = nsctl(command, "--version")
+    assert proc.stdout == f"nsctl {command} {__version__}\n"
+
+
+@pytest.mark.parametrize("argv, message, code", [
+    # bad words on the command line: usage errors, exit 2 as argparse and util-linux give it
+    (["ls", "-t", "bogus"], "unknown namespace type 'bogus'", 2),
+    (["ls", "-o", "NS,NOPE"], "unknown column 'NOPE'", 2),
+    (["pid", "abc"], "not a PID: 'abc'", 2),
+    (["show", "net:[1]"], "not found", 1),
+    (["show", "99999999/net"], "no process with PID 99999999", 1),
+    (["show", "/etc/hostname"], "not a namespace file", 1),
+    (["show", "/no/such/file"], "No such file", 1),
+    (["show", "nonsense"], "cannot read 'nonsense' as a namespace", 1),
+    (["show", "frob:[4026531840]"], "unknown namespace type 'frob'", 1),
+    (["show", "1/frob"], "unknown namespace type 'frob'", 1),
 ])
-def test_bad_input_is_one_line_and_exit_1(argv, message):
+def test_bad_input_is_one_line_and_exit_status(argv, message, code):
     proc = nsctl(*argv, check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == code
     lines = [line for line in proc.stderr.splitlines()
              if not line.startswith("nsctl: partial result")]
     assert len(lines) == 1 and message in lines[0], proc.stderr
@@ -231,7 +249,7 @@ def test_output_that_cannot_be_written_is_one_line_and_exit_1(argv):
                               stderr=subprocess.PIPE, text=True, timeout=60)
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.splitlines() if "partial result" not in line]
-    assert len(lines) == 1 and lines[0].startswith("nsctl") \
+    assert len(lines) == 1 and lines[0].startswith("lsns" if argv == ["lsns"] else "nsctl") \
         and lines[0].endswith(": No space left on device"), proc.stderr
 
 
@@ -265,3 +283,19 @@ def test_a_command_that_only_prints_leaves_without_the_interpreter_teardown(
 def test_unknown_command_is_a_usage_error():
     proc = nsctl("frobnicate", check=False)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+@root_only
+def test_ls_takes_lsns_task_raw_and_json_options(spawn):
+    """-p PID: only that process's namespaces (as the kernel links them); -r: lsns's raw
+    layout (one space between cells, blanks as \\x20); -J: the JSON document."""
+    s = spawn("unshare", "--uts", "sleep", "600")
+    want = sorted((ino(f"/proc/{s.pid}/ns/{t}"), t) for t in os.listdir(f"/proc/{s.pid}/ns")
+                  if t not in ("pid_for_children", "time_for_children"))
+    out = nsctl("ls", "-r", "-p", str(s.pid), "-o", "NS,TYPE").stdout.splitlines()
+    assert out[0] == "NS TYPE"
+    assert sorted((int(ns), t) for ns, t in (line.split(" ") for line in out[1:])) == want
+    doc = json.loads(nsctl("ls", "-J", "-p", str(s.pid)).stdout)
+    assert sorted((n["ns"], n["type"]) for n in doc["namespaces"]) == want
+    raw = nsctl("ls", "-r", "-n", "-t", "uts", "-o", "NS,COMMAND").stdout.splitlines()
+    assert f"{s.link('uts')} sleep\\x20600" in raw

@@ -5,7 +5,8 @@ this session's own ``nsctl-test-<pid>`` directory of the host's cgroup v2
 and, on a hybrid host, a v1 hierarchy without controllers), move a helper
 process into one, let it unshare namespaces as a container runtime would,
 and check what ``nsctl ls --json``, ``show container:X/TYPE``, ``ls`` and
-``tree`` make of it.  The fixture removes every cgroup directory it made and
+``tree`` make of it (with ``NSCTL_ENGINES=off``: no engine made them; the real
+engines are tests/test_engines.py's).  The fixture removes every cgroup directory it made and
 fails the test if one is left (the autouse leak check does not look at cgroups).
 """
 from __future__ import annotations
@@ -131,6 +132,12 @@ def test_v2_line_comes_first_then_name_systemd() -> None:
     assert only_v1 is not None and only_v1.id == "c1"
 
 
+def _cdict(engine: str, cid: str | None, name: str | None = None,
+           pod: str | None = None) -> dict[str, str | None]:
+    """A container's JSON as the cgroup path alone gives it (no engine asked)."""
+    return Container(engine, cid, name, pod).to_dict()
+
+
 def _squeezed(text: str) -> str:
     """show's labels are padded to the longest one: compare with single spaces."""
     import re
@@ -147,10 +154,15 @@ def test_host_cgroups_skip_the_table() -> None:
 
 def test_container_json_keys() -> None:
     c = Container("docker", H1)
-    assert c.to_dict() == {"engine": "docker", "id": H1, "name": None, "pod": None}
+    assert c.to_dict() == {"engine": "docker", "id": H1, "name": None, "pod": None,
+                           "image": None, "project": None, "service": None,
+                           "pod_name": None, "pod_namespace": None}
     assert c.label == "docker:0123456789ab"
     assert Container("nspawn", "web", "web").label == "nspawn:web"
     assert Container("containerd", None, None, UID).label == "containerd:pod-1a2b3c4d"
+    assert Container("podman", None, None, H1, pod_name="accp").label == "pod:accp"
+    assert Container("containerd", None, None, UID, pod_name="web",
+                     pod_namespace="shop").label == "pod:shop/web"
 
 
 # --- the namespace rule, on plain data -------------------------------------------------------
@@ -250,7 +262,9 @@ class Cgroups:
 
 
 @pytest.fixture
-def cgroups() -> Iterator[Cgroups]:
+def cgroups(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cgroups]:
+    # No engine made these containers: nsctl asks none (tests/test_engines.py asks real ones).
+    monkeypatch.setenv("NSCTL_ENGINES", "off")
     made = Cgroups()
     try:
         yield made
@@ -307,7 +321,7 @@ def test_docker_with_host_cgroupns_is_labelled(cgroups):
         pid = payload(stack, group)
         assert nsfacts.link_ino(pid, "cgroup") == nsfacts.link_ino("self", "cgroup")
         procs, spaces = ls_json()
-        want = {"engine": "docker", "id": cid, "name": None, "pod": None}
+        want = _cdict("docker", cid)
         assert procs[pid]["container"] == want
         for link in ("mnt", "net", "uts", "ipc"):
             assert spaces[nsfacts.link_ino(pid, link)]["container"] == want, link
@@ -356,7 +370,7 @@ def test_podman_with_private_cgroupns(cgroups):
                                        syscalls.CLONE_NEWCGROUP)
         assert nsfacts.link_ino(pid, "cgroup") != nsfacts.link_ino("self", "cgroup")
         procs, spaces = ls_json()
-        want = {"engine": "podman", "id": cid, "name": None, "pod": None}
+        want = _cdict("podman", cid)
         assert procs[pid]["container"] == want
         assert spaces[nsfacts.link_ino(pid, "cgroup")]["container"] == want
         doc = json.loads(nsctl("show", f"container:{cid[:8]}/cgroup", "--json").stdout)
@@ -371,8 +385,7 @@ def test_nspawn_name_is_unescaped_and_resolves(cgroups):
     with ExitStack() as stack:
         pid = payload(stack, group)
         procs, _spaces = ls_json()
-        assert procs[pid]["container"] == {"engine": "nspawn", "id": name, "name": name,
-                                           "pod": None}
+        assert procs[pid]["container"] == _cdict("nspawn", name, name)
         doc = json.loads(nsctl("show", f"container:{name}/uts", "--json").stdout)
         assert doc["ns"] == nsfacts.link_ino(pid, "uts")
         assert f"nspawn:{name}" in nsctl("ls", "-t", "uts").stdout
@@ -412,10 +425,8 @@ def test_kubernetes_pod_shares_its_network_namespace(cgroups):
         net = nsfacts.link_ino(pause, "net")
         assert nsfacts.link_ino(app, "net") == net
         procs, spaces = ls_json()
-        assert procs[app]["container"] == {"engine": "containerd", "id": app_id, "name": None,
-                                           "pod": uid}
-        assert spaces[net]["container"] == {"engine": "containerd", "id": None, "name": None,
-                                            "pod": uid}
+        assert procs[app]["container"] == _cdict("containerd", app_id, pod=uid)
+        assert spaces[net]["container"] == _cdict("containerd", None, pod=uid)
         assert spaces[nsfacts.link_ino(app, "mnt")]["container"]["id"] == app_id
         assert spaces[nsfacts.link_ino(pause, "mnt")]["container"]["id"] == pause_id
         doc = json.loads(nsctl("show", f"container:{app_id[:12]}/net", "--json").stdout)
@@ -423,6 +434,38 @@ def test_kubernetes_pod_shares_its_network_namespace(cgroups):
         text = nsctl("show", f"net:[{net}]").stdout
         assert f"container: containerd pod {uid}" in _squeezed(text)
         assert f"containerd:pod-{uid[:8]}" in nsctl("ls", "-t", "net").stdout
+
+
+@needs["v2"]
+def test_kubernetes_pod_named_by_its_log_directory(cgroups, scratch, monkeypatch):
+    """The kubelet's /var/log/pods/NAMESPACE_NAME_UID names the pod: pod:NAMESPACE/NAME
+    in ls, and as a SPEC."""
+    uid = f"{os.urandom(4).hex()}-1111-2222-3333-{os.urandom(6).hex()}"
+    pods = scratch / "pods"
+    (pods / f"shop_web-7d9f_{uid}").mkdir(parents=True)
+    (pods / "not-a-pod-dir").mkdir()
+    monkeypatch.setenv("NSCTL_ENGINES", "on")
+    monkeypatch.setenv("NSCTL_KUBE_PODS_DIR", str(pods))
+    pod = f"kubepods/besteffort/pod{uid}"
+    pause_id, app_id = new_id(), new_id()
+    with ExitStack() as stack:
+        pause = payload(stack, cgroups.make("v2", f"{pod}/{pause_id}"))
+        app = payload(stack, cgroups.make("v2", f"{pod}/{app_id}"), NS_FLAGS, join_net=pause)
+        net = nsfacts.link_ino(pause, "net")
+        assert nsfacts.link_ino(app, "net") == net
+        _procs, spaces = ls_json()
+        c = spaces[net]["container"]
+        assert (c["pod"], c["pod_namespace"], c["pod_name"]) == (uid, "shop", "web-7d9f")
+        assert "pod:shop/web-7d9f" in nsctl("ls", "-t", "net").stdout
+        for spec in ("pod:shop/web-7d9f/net", "pod:web-7d9f/net", f"pod:{uid[:8]}/net"):
+            doc = json.loads(nsctl("show", spec, "--json").stdout)
+            assert doc["ns"] == net, spec
+        # Only the network namespace is the pod's here: for uts each container has its own.
+        error = cli.one_error(nsctl("show", "pod:web-7d9f/uts", check=False))
+        assert "do not share one uts namespace" in error
+    for d in sorted(pods.rglob("*"), reverse=True):
+        d.rmdir()
+    pods.rmdir()
 
 
 @needs["v2"]
@@ -468,7 +511,7 @@ def test_container_spec_errors(cgroups):
             payload(stack, cgroups.make("v2", f"system.slice/docker-{cid}.scope"))
         cases = [
             (f"container:{prefix}/net", f"matches 2 containers: docker:{min(ids)}, "
-                                         f"docker:{max(ids)}; write more of the id"),
+                                         f"docker:{max(ids)}; write more of the name or id"),
             (f"container:{ids[0]}", "names a container, not a namespace: add the type, "
                                    f"container:{ids[0]}/TYPE (TYPE one of mnt, net"),
             (f"container:{ids[0][:20]}/frob", "unknown namespace type 'frob'"),

@@ -85,6 +85,36 @@ def test_diff_lists_what_the_fixture_did(scratch):
 
 
 @root_only
+def test_diff_narrowed_by_type_and_without_host_process_churn(scratch):
+    """-t keeps namespaces of those types; --hide-host-processes leaves out processes
+    starting and exiting in the host's namespaces, not the namespaces that appear."""
+    a, b = str(scratch / "a.json"), str(scratch / "b.json")
+    host_uts = nsfacts.link_ino("self", "uts")
+    assert nsctl("snapshot", "-o", a).returncode == 0
+    with processes.Child(namespaces.hold) as bystander:   # a host process that starts
+        bystander.send({})
+        bystander.ready()
+        with namespaces.unshare_command(["--net", "--uts"]) as cmd:
+            net_ino, uts_ino = _ids(f"/proc/{cmd.child}/ns/net")[0], \
+                _ids(f"/proc/{cmd.child}/ns/uts")[0]
+            assert nsctl("snapshot", "-o", b).returncode == 0
+    full = json.loads(nsctl("diff", a, b, "--json").stdout)
+    started = [c for c in full["changed"] if c["ns"] == host_uts]
+    assert any(r.get("pid") == bystander.pid for c in started for r in c["added"])
+    only_uts = json.loads(nsctl("diff", a, b, "-t", "uts", "--json").stdout)
+    assert {n["type"] for n in only_uts["appeared"] + only_uts["changed"]} == {"uts"}
+    assert uts_ino in {n["ns"] for n in only_uts["appeared"]}
+    assert net_ino not in {n["ns"] for n in only_uts["appeared"]}
+    quiet = nsctl("diff", a, b, "--hide-host-processes", "--json")
+    assert quiet.returncode == 1
+    doc = json.loads(quiet.stdout)
+    assert {net_ino, uts_ino} <= {n["ns"] for n in doc["appeared"]}
+    assert not [r for c in doc["changed"] if c["ns"] == host_uts for r in c["added"]
+                if r["kind"] in ("process", "thread")]
+    assert nsctl("diff", a, b, "-t", "nett").returncode == 2
+
+
+@root_only
 def test_diff_of_a_snapshot_with_itself_is_empty(scratch):
     path = str(scratch / "a.json")
     assert nsctl("snapshot", "-o", path).returncode == 0

@@ -5,6 +5,8 @@ Every expected value comes from the fixture's own reading of the kernel
 """
 from __future__ import annotations
 
+import errno
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import churn, namespaces, nsfacts, processes, root_only, syscalls
+from support import churn, cli, namespaces, nsfacts, processes, root_only, syscalls
 from support.nsfacts import NsFacts, facts, link_ino
 from support.syscalls import LINK_TYPE, NS_LINKS
 
@@ -651,3 +653,31 @@ def test_errors_carry_their_facts_and_make_the_problem_record():
     assert problem_of(exc).to_dict() == {"reason": "vanished", "what": str(exc), "pid": proc.pid}
     assert problem_of(exc, f"pid {proc.pid}: fds").to_dict()["what"] == \
         f"pid {proc.pid}: fds: pid {proc.pid}: No such process"
+
+
+# --- a host without pidfds ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("err", [errno.ENOSYS, errno.EPERM], ids=["kernel-lacks", "seccomp"])
+def test_without_pidfds_the_scan_goes_on_through_proc(err):
+    """pidfd_open fails (a kernel before 5.3; a container's seccomp filter): nsctl
+    still finds what processes and fds hold, tells processes apart by their /proc
+    directories, and says once, as a partial result, what it could not read (the
+    sockets, which only a pidfd can copy)."""
+    with namespaces.netns_held_by_fd() as by_fd, \
+            namespaces.netns_held_by_socket() as by_socket, \
+            processes.Child(namespaces.unshare_and_wait, syscalls.CLONE_NEWUTS) as in_uts:
+        in_uts.ready()
+        uts = link_ino(in_uts.pid, "uts")
+        proc = cli.nsctl("ls", "--json", prefix=syscalls.deny_syscall(syscalls.SYS_PIDFD_OPEN,
+                                                                       err))
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        doc = json.loads(proc.stdout)
+        found = {ns["ns"]: ns for ns in doc["namespaces"]}
+        assert {"kind": "fd", "pid": by_fd.holder, "fd": by_fd.fd} in found[by_fd.net.ino]["refs"]
+        assert in_uts.pid in found[uts]["pids"]
+        assert by_socket.net.ino not in found          # only a pidfd could copy the socket
+        said = [p for p in doc["problems"] if p["what"].startswith("pidfd_open")]
+        assert len(said) == 1 and said[0]["reason"] == "unsupported", doc["problems"]
+        assert os.strerror(err) in said[0]["what"] and "sockets" in said[0]["what"]
+        assert doc["partial"] is True
+        assert cli.PARTIAL in proc.stderr

@@ -15,6 +15,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+from collections.abc import Sequence
 from contextlib import ExitStack
 
 import pytest
@@ -208,3 +210,118 @@ def test_command_starts_with_ordinary_signal_dispositions(argv):
     ignored = int(out.split()[1], 16) & ~int(_baseline_sigign(), 16)
     names = [signal.Signals(n).name for n in range(1, 64) if ignored & (1 << (n - 1))]
     assert names == [], f"the command starts with these signals ignored: {names}"
+
+
+# === enter: direct paths, nsenter's options, errors =============================================
+
+def _imports(*args: str, prefix: Sequence[str] = ()) -> tuple[subprocess.CompletedProcess,
+                                                               set[str]]:
+    """``nsctl ARGS`` under ``python -X importtime``: its result and the modules it imported
+    (a scan of the host imports nsctl.discovery; the importtime lines are taken out of
+    stderr)."""
+    proc = subprocess.run([*prefix, sys.executable, "-X", "importtime", "-m", "nsctl",
+                           *args], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    modules, other = set(), []
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:"):
+            modules.add(line.rpartition("|")[2].strip())
+        else:
+            other.append(line)
+    proc.stderr = "\n".join(other)
+    return proc, modules
+
+
+@pytest.mark.parametrize("form", ["path", "PID/TYPE", "id", ":id", "type:[inode]", "inode"])
+def test_enter_opens_the_namespace_directly_without_a_scan(form, target, scr):
+    """No scan of the host (nothing of nsctl.discovery imported, no partial-result line
+    even though pid 1 may be unreadable here), and the command runs in the namespace."""
+    uts = facts(f"/proc/{target.pid}/ns/uts")
+    pinned = scr / "uts"
+    pinned.touch()
+    syscalls.bind_mount(f"/proc/{target.pid}/ns/uts", pinned)
+    try:
+        spec = {"path": str(pinned), "PID/TYPE": f"{target.pid}/uts", "id": str(uts.id),
+                ":id": f":{uts.id}", "type:[inode]": f"uts:[{uts.ino}]",
+                "inode": str(uts.ino)}[form]
+        proc, modules = _imports("enter", spec, "--", "sh", "-c",
+                                 "hostname; readlink /proc/self/ns/uts")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+        assert proc.stdout.split() == [HOSTNAME, f"uts:[{uts.ino}]"]
+        assert not any(m.startswith("nsctl.discovery") for m in modules), \
+            sorted(m for m in modules if m.startswith("nsctl"))
+    finally:
+        syscalls.umount(pinned)
+        pinned.unlink()
+
+
+def test_enter_nsenter_options_target_and_types(target):
+    """nsenter's spelling: -t PID and type options, the command without --."""
+    uts, net = link_ino(target.pid, "uts"), link_ino(target.pid, "net")
+    out = ok("enter", "-t", str(target.pid), "-u", "-n", "sh", "-c",
+             "hostname; readlink /proc/self/ns/uts /proc/self/ns/net /proc/self/ns/ipc"
+             ).stdout.split()
+    assert out == [HOSTNAME, f"uts:[{uts}]", f"net:[{net}]", f"ipc:[{own('ipc')}]"]
+    # --TYPE=FILE and -TFILE name the namespace by file; --net=:ID by namespace id.
+    net_id = facts(f"/proc/{target.pid}/ns/net").id
+    out = ok("enter", f"--uts=/proc/{target.pid}/ns/uts", f"--net=:{net_id}",
+             "readlink", "/proc/self/ns/uts", "/proc/self/ns/net").stdout.split()
+    assert out == [f"uts:[{uts}]", f"net:[{net}]"]
+    out = ok("enter", f"-u/proc/{target.pid}/ns/uts", "hostname").stdout
+    assert out == f"{HOSTNAME}\n"
+
+
+def test_enter_nsenter_all_user_root_and_credentials():
+    """-t PID -a: every namespace of the target, its root and working directory, and in
+    its user namespace uid and gid 0 (nsenter's default); --preserve-credentials keeps
+    ours; -S/-G take others."""
+    with namespaces.unshare_command(["--user", "--uts", "--mount"]) as cmd:
+        for which in ("uid_map", "gid_map"):   # ids 0-99 the same inside and out
+            with open(f"/proc/{cmd.child}/{which}", "w") as f:
+                f.write("0 0 100\n")
+        want = ot.links(cmd.child)
+        out = ok("enter", "-t", str(cmd.child), "-a", "sh", "-c",
+                 "readlink /proc/self/ns/user /proc/self/ns/uts; id -u; id -g").stdout.split()
+        assert out == [want["user"], want["uts"], "0", "0"]
+        out = ok("enter", "-t", str(cmd.child), "-a", "-S", "7", "-G", "8", "sh", "-c",
+                 "id -u; id -g; id -G").stdout.split()
+        assert out == ["7", "8", "8"]
+        out = ok("enter", "-t", str(cmd.child), "-U", "--preserve-credentials", "id", "-u"
+                 ).stdout.split()
+        assert out == [str(os.geteuid())]
+
+
+def test_enter_usage_errors_exit_2(target):
+    for argv, message in [
+            (["enter", f"{target.pid}/uts", "--", ""], "command name is empty"),
+            (["enter", "-n", "true"], "neither FILE nor --target"),
+            (["enter", "-t", "abc", "-n", "true"], "wants a number"),
+            (["enter", f"--net=/proc/{target.pid}/ns/uts", "true"], "not net"),
+            (["enter"], "nothing to enter")]:
+        assert message in one_error(nsctl(*argv), code=2), argv
+
+
+@pytest.mark.parametrize("ns_type", ["uts", "pid"])
+def test_enter_command_not_executable_is_126(ns_type, scr):
+    plain = scr / "not-executable"
+    plain.write_text("echo ran\n")
+    with namespaces.unshare_command(["--uts", "--pid"]) as cmd:
+        err = one_error(nsctl("enter", f"{cmd.child}/{ns_type}", "--", plain), code=126)
+        assert str(plain) in err and "Permission denied" in err
+
+
+def test_enter_pid_namespace_without_init_says_so():
+    """A PID namespace whose init exited (held by a process that unshared it and
+    forked a child that exited) takes no process: the error says that, not ENOMEM."""
+    shell = "/bin/true; echo ready; exec sleep 600"
+    with subprocess.Popen(["unshare", "--pid", "sh", "-c", shell], stdout=subprocess.PIPE,
+                          text=True) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+            dead = link_ino(holder.pid, "pid_for_children")
+            err = one_error(nsctl("enter", f"{holder.pid}/pid_for_children", "--", "true"))
+            assert f"pid:[{dead}] has no init any more" in err
+            assert "nothing can enter it" in err
+        finally:
+            holder.kill()

@@ -628,9 +628,14 @@ def _fuzz(op: schemathesis.APIOperation, mode: schemathesis.GenerationMode,
           route: tuple[str, str]) -> None:
     """Send ``client`` what Schemathesis generates for ``op`` in ``mode`` (``examples``
     cases at most), note each answer's status under ``route`` in ``sent``, and fail on
-    a 5xx."""
+    a 5xx or an answer the document doesn't describe (status, media type, schema)."""
     from hypothesis import HealthCheck, Phase, given, settings
-    from schemathesis.checks import not_a_server_error
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+    )
 
     @given(case=op.as_strategy(generation_mode=mode))
     @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
@@ -644,7 +649,9 @@ def _fuzz(op: schemathesis.APIOperation, mode: schemathesis.GenerationMode,
             content=body.encode() if isinstance(body, str) else body,
             timeout=30)
         sent.setdefault(route, set()).add(response.status_code)
-        case.validate_response(response, checks=[not_a_server_error])
+        case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
+                                                 content_type_conformance,
+                                                 response_schema_conformance])
 
     fuzz()
 
@@ -653,7 +660,8 @@ def _fuzz(op: schemathesis.APIOperation, mode: schemathesis.GenerationMode,
 def test_fuzzing_every_route_finds_no_server_error(scratch: Path, public_dir: str) -> None:
     """Schemathesis generates valid and invalid requests for each operation of the
     document the server serves (pins included: on the unix socket, where they exist,
-    with a pin directory of this test's); none may be answered with a 5xx.
+    with a pin directory of this test's); none may be answered with a 5xx, and every
+    answer is one the document describes.
     Derandomized, so each run sends the same requests; about 400 in all."""
     import schemathesis
     from schemathesis import GenerationMode

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from functools import partial
@@ -165,3 +166,33 @@ def test_no_sysfs_skips_only_the_sysfs_part():
         view = entry(doc, held.net.ino)
         assert view["sysfs"] is None and view["sysfs_agrees"] is None
         assert [i["name"] for i in view["interfaces"]] == ["lo"]
+
+
+def test_net_shows_bridge_ports_and_lower_devices():
+    """A bridge's ports name it as their master (JSON, text, --dot), as ip(8) shows the
+    kernel's IFLA_MASTER; a macvlan names its lower device.  (Bonds and VLANs report
+    their ports and lower devices the same way; this kernel has neither module.)"""
+    name = f"{netns_tag()}br"
+    path = vt.netns_add(name)
+    try:
+        for args in (("link", "add", "br0", "type", "bridge"),
+                     ("link", "add", "p0", "type", "veth", "peer", "name", "p1"),
+                     ("link", "set", "p0", "master", "br0"),
+                     ("link", "add", "mv0", "link", "p1", "type", "macvlan")):
+            vt.ip(path, *args)
+        kernel = vt.links_of(path)
+        assert kernel["p0"]["master"] == "br0" and "master" not in kernel["p1"]
+        ino = os.stat(path).st_ino
+        mine = {i["name"]: i for i in entry(net_json(), ino)["interfaces"]}
+        assert mine["p0"]["master"] == {"ifindex": kernel["br0"]["ifindex"], "ifname": "br0"}
+        assert mine["p1"]["master"] is None and mine["br0"]["master"] is None
+        assert mine["mv0"]["link"]["role"] == "lower"
+        assert mine["mv0"]["link"]["ifname"] == "p1"
+        port = [line for line in nsctl("net").stdout.splitlines()
+                if re.sub(r"^\W+", "", line).startswith(f"p0 ({kernel['p0']['ifindex']})")]
+        assert len(port) == 1 and "master br0" in port[0], port
+        dot = nsctl("net", "--dot").stdout
+        assert (f'"{ino}:{kernel["p0"]["ifindex"]}" -- "{ino}:{kernel["br0"]["ifindex"]}" '
+                '[label="master", style=dotted];') in dot
+    finally:
+        vt.netns_del(name)

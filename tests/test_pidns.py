@@ -61,7 +61,9 @@ def error_line(proc: subprocess.CompletedProcess, codes=(1,)) -> str:
     assert "Traceback" not in proc.stderr, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines()
              if not ln.startswith("nsctl: partial result")]
-    if proc.returncode == 2:   # argparse: its usage text, then one "PROG: error: ..." line
+    if proc.returncode == 2 and any(": error: " in ln for ln in lines):
+        # argparse: its usage text, then one "PROG: error: ..." line (nsctl's own usage
+        # errors, also exit 2, are one "nsctl: ..." line)
         lines = [ln for ln in lines if ": error: " in ln]
     assert len(lines) == 1, proc.stderr
     assert lines[0].strip(), proc.stderr

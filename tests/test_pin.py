@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,30 @@ def test_unpin_refuses_what_is_not_a_pin(what, scr):
     assert ot.mounts_under(path) == mounted  # /proc is still mounted, and so on
     if what == "regular":
         assert path.read_text() == "keep\n"
+
+
+def test_pin_swapped_arguments_say_so(scr):
+    """`nsctl pin PATH SPEC`: the error names the order (exit 2, a usage error), nothing
+    is pinned."""
+    path = scr / "pin"
+    err = one_error(nsctl("pin", path, f"{os.getpid()}/net"), code=2)
+    assert "is a SPEC, not a path" in err and "nsctl pin SPEC PATH" in err
+    assert not os.path.lexists(path)
+
+
+def test_pin_by_pid_type_scans_nothing(scr):
+    """A SPEC that names the namespace directly is pinned without a scan of the host:
+    nothing of nsctl.discovery imported, no partial-result line."""
+    path = scr / "uts"
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "nsctl", "pin",
+                           f"{os.getpid()}/uts", path], capture_output=True, text=True,
+                          timeout=60)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stderr.splitlines()
+        assert [ln for ln in lines if not ln.startswith("import time:")] == []
+        assert not any(ln.rpartition("|")[2].strip().startswith("nsctl.discovery")
+                       for ln in lines)
+        assert os.stat(path).st_ino == own("uts")
+    finally:
+        ok("unpin", path)

@@ -9,8 +9,10 @@ What nsctl prints about itself is never taken as evidence.  Helpers live in
 """
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -61,7 +63,7 @@ def test_run_net_has_only_lo_up():
 
 
 def test_run_net_mount_has_its_own_sysfs():
-    out = ok("run", "--net", "--mount", "--", "ls", "/sys/class/net").stdout.split()
+    out = ok("run", "--net", "--mount-proc", "--", "ls", "/sys/class/net").stdout.split()
     assert out == ["lo"]
     assert "lo" in os.listdir("/sys/class/net")     # ours is untouched
 
@@ -74,7 +76,7 @@ def test_run_veth(scr):
                   f" {sys.executable} -c '{ot.PING}' 10.77.0.1 > {scr}/ping 2>&1;"
                   f" echo $? >> {scr}/ping; echo ready > {scr}/ready;"
                   f" while [ ! -e {scr}/go ]; do sleep 0.02; done")
-        with ot.running(["run", "--net", "--mount", "--veth", "10.77.0.1/30", "--", "sh", "-c",
+        with ot.running(["run", "--net", "--mount-proc", "--veth", "10.77.0.1/30", "--", "sh", "-c",
                          script], prefix=net.prefix) as run:
             ot.wait_file(scr / "ready")
             outer = [name for name in net.links() if name.startswith("nsctl")]
@@ -117,7 +119,7 @@ def test_run_pid_init_and_command_seen_from_outside(scr):
 
 
 def test_run_pid_mount_ps_sees_only_the_new_namespace():
-    out = ok("run", "--pid", "--mount", "--", "ps", "-e", "-o", "pid=").stdout.split()
+    out = ok("run", "--pid", "--mount-proc", "--", "ps", "-e", "-o", "pid=").stdout.split()
     assert sorted(map(int, out)) == [1, 2]
 
 
@@ -361,8 +363,6 @@ def _descendants_of(pids) -> set[int]:
 
 @pytest.mark.parametrize("argv, message", [
     (["--uts", "x", "--veth"], "--veth needs --net"),
-    (["--map-root", "--uts", "x"], "need --user"),
-    (["--map-user", "5", "--net"], "need --user"),
     (["--user", "--map-root", "--map-user", "5"], "don't go together"),
     (["--user", "--map-root", "--map-group", "5"], "don't go together"),
     ([], "no namespace to create"),
@@ -381,9 +381,14 @@ def test_run_refuses_bad_flags_before_doing_anything(argv, message, scr):
         _run_left_nothing(net)
 
 
-def test_run_without_a_command():
-    err = one_error(nsctl("run", "--uts", "x"))
-    assert "no command given" in err
+def test_run_without_a_command_runs_the_shell(scr):
+    """As unshare: no command runs $SHELL (here a script that says where it ran)."""
+    shell = scr / "shell"
+    shell.write_text("#!/bin/sh\nreadlink /proc/self/ns/uts\n")
+    shell.chmod(0o755)
+    proc = nsctl("run", "-u", env=dict(os.environ, SHELL=str(shell)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("uts:[") and proc.stdout != f"uts:[{own('uts')}]\n"
 
 
 def test_run_pin_dir_with_a_taken_name_is_refused_before_anything(scr):
@@ -460,10 +465,126 @@ def test_run_pin_failing_half_way_runs_nothing_and_leaves_nothing(pid, scr):
 
 
 def test_run_user_mount_without_pid():
-    """`unshare --user --map-root --mount true` works; nsctl run with the same flags
-    promises a fresh /proc it cannot mount (the PID namespace is not owned by the new
-    user namespace).  Either run it, or refuse up front saying --pid is needed."""
-    proc = nsctl("run", "--user", "--map-root", "--mount", "--", "true")
-    if proc.returncode != 0:
-        err = one_error(proc)
-        assert "--pid" in err, f"fails late, after creating everything: {err}"
+    """`unshare --user --map-root --mount true` works, and so does nsctl run with the same
+    flags; --mount-proc promises a fresh /proc it cannot mount without --pid (the PID
+    namespace is not owned by the new user namespace): refused up front, saying so."""
+    ok("run", "--user", "--map-root", "--mount", "--", "true")
+    err = one_error(nsctl("run", "--user", "--map-root", "--mount-proc", "--", "true"))
+    assert "--pid" in err, f"fails late, after creating everything: {err}"
+
+
+# === run: unshare's options and meanings ========================================================
+
+def _ids_and_maps(*run_args: str) -> list[str]:
+    """What the command sees: uid, gid, and its uid_map and gid_map lines (or '-')."""
+    script = ("id -u; id -g; for m in uid_map gid_map; do "
+              "l=$(cat /proc/self/$m); echo \"${l:--}\"; done")
+    return ok("run", *run_args, "sh", "-c", script).stdout.splitlines()
+
+
+def test_run_user_alone_leaves_you_unmapped():
+    """-U alone: the overflow uid and gid, no map written (unshare's meaning)."""
+    assert _ids_and_maps("-U") == ["65534", "65534", "-", "-"]
+
+
+def test_run_map_root_maps_uid_and_gid_and_implies_user():
+    got = _ids_and_maps("-r")
+    assert got[:2] == ["0", "0"]
+    assert got[2].split() == ["0", str(os.geteuid()), "1"]
+    assert got[3].split() == ["0", str(os.getegid()), "1"]
+    # grouped short options, as unshare takes them, and the command without --
+    assert ok("run", "-Urn", "sh", "-c", "id -u; readlink /proc/self/ns/net").stdout.split() \
+        [0] == "0"
+
+
+def test_run_map_user_maps_the_uid_only():
+    """--map-user alone: the uid mapped, the gid unmapped (overflow), as unshare does."""
+    got = _ids_and_maps("--map-user", "1000")
+    assert got[:2] == ["1000", "65534"]
+    assert got[2].split() == ["1000", str(os.geteuid()), "1"] and got[3] == "-"
+    got = _ids_and_maps("--map-user=nobody", "--map-group=nogroup")
+    assert got[:2] == [str(pwd.getpwnam("nobody").pw_uid), str(grp.getgrnam("nogroup").gr_gid)]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--map-user", "99999999999", "true"], "out of range"),
+    (["--map-user", "4294967295", "true"], "out of range"),
+    (["--map-group=no-such-group-here", "true"], "no such group"),
+    (["--kill-child=SIGFROB", "-u", "true"], "unknown signal"),
+    (["-u", "--", ""], "command name is empty"),
+    (["--bogus", "true"], "unrecognized arguments"),
+])
+def test_run_usage_errors_exit_2_before_anything(argv, message):
+    proc = nsctl("run", *argv)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_command_exit_statuses_126_and_127(scr):
+    plain = scr / "plain"
+    plain.write_text("echo ran\n")
+    assert "Permission denied" in one_error(nsctl("run", "-u", plain), code=126)
+    assert "nsctl-no-such-command" in one_error(nsctl("run", "-u", "nsctl-no-such-command"),
+                                               code=127)
+
+
+def test_run_net_brings_lo_up_without_pyroute2():
+    """The loopback comes up by ioctl: no process of nsctl run imports pyroute2 (each
+    writes its -X importtime lines to the stderr they share)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "nsctl", "run", "-n",
+                           "ip", "-j", "link"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [ln for ln in proc.stderr.splitlines() if "pyroute2" in ln] == []
+    links = json.loads(proc.stdout)
+    assert [link["ifname"] for link in links] == ["lo"] and "UP" in links[0]["flags"]
+
+
+def test_run_namespace_option_with_file_pins_it(scr):
+    """--net=FILE (unshare's persist): the new namespace stays pinned at FILE after the
+    command, and is the one the command was in."""
+    name = f"nsctl-test-run-{os.getpid()}"
+    path = Path("/run/netns") / name
+    out = ok("run", f"--net={path}", "--uts=pinned-uts", "readlink", "/proc/self/ns/net"
+             ).stdout.strip()
+    try:
+        assert out == f"net:[{os.stat(path).st_ino}]"
+        assert name in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                      text=True, check=True).stdout
+    finally:
+        ok("unpin", path)
+    assert not path.exists()
+
+
+def test_run_monotonic_offset_as_unshare_writes_it():
+    out = ok("run", "--monotonic", "1000", "cat", "/proc/self/timens_offsets").stdout.split()
+    assert out[:3] == ["monotonic", "1000", "0"]
+
+
+def test_run_veth_address_refused_names_the_address_step(scr):
+    """An address the kernel refuses (IPv6 where it is disabled, in the test's own netns):
+    one line naming the address step and the cause in words, no errno tuple, and the
+    pair is undone."""
+    with ot.own_netns() as net:
+        subprocess.run([*net.prefix, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                        "net.ipv6.conf.default.disable_ipv6=1"], check=True, timeout=30)
+        err = one_error(nsctl("run", "-n", "--veth=fd00::1/126", "touch", scr / "ran",
+                              prefix=net.prefix))
+        assert "add address fd00::1/126 to nsctl" in err and "Permission denied" in err
+        assert "Errno" not in err and "(13," not in err
+        assert not (scr / "ran").exists()
+        _run_left_nothing(net)
+
+
+def test_run_map_current_user_maps_you_to_yourself():
+    got = _ids_and_maps("-c")
+    assert got[:2] == [str(os.geteuid()), str(os.getegid())]
+    assert got[2].split() == [str(os.geteuid()), str(os.geteuid()), "1"]
+    assert got[3].split() == [str(os.getegid()), str(os.getegid()), "1"]
+
+
+def test_run_old_spellings_take_their_value_only_before_an_option_or_dashdash():
+    """`--uts NAME -- CMD` (nsctl's): NAME is the hostname; `--uts CMD ARG -- X` (unshare's
+    reading): CMD is the command, the hostname unchanged."""
+    assert ok("run", "--uts", "nsctl-old", "--", "hostname").stdout == "nsctl-old\n"
+    out = ok("run", "--uts", "sh", "-c", "hostname; echo \"$@\"", "sh", "--", "x").stdout
+    assert out.splitlines() == [socket.gethostname(), "-- x"]

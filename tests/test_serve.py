@@ -296,6 +296,34 @@ def test_openapi_validates_and_no_external_docs() -> None:
             assert server.get(page).status_code == 404
 
 
+def test_the_openapi_document_says_what_the_server_answers(scratch: Path) -> None:
+    """Errors are 400 {"error"} where FastAPI would document 422, the token is declared,
+    /metrics is text, and a refusal the guard makes is one the document lists, with the
+    error schema (schemathesis checks every route's answers: test_hostile_serve)."""
+    token = scratch / "token"
+    token.write_text("t0ken-for-the-openapi-test\n")
+    token.chmod(0o600)
+    with running_server("--token-file", str(token), token="t0ken-for-the-openapi-test") as server:
+        doc = server.json("/openapi.json")
+        assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        assert "HTTPValidationError" not in doc["components"]["schemas"]
+        for path, ops in doc["paths"].items():
+            for method, op in ops.items():
+                assert "422" not in op["responses"], (method, path)
+                if path != "/healthz":
+                    assert {"bearer": []} in op["security"] and "401" in op["responses"]
+        assert list(doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == \
+            ["text/plain"]
+        with server.client() as anonymous:
+            refused = anonymous.get("/api/v1/namespaces")
+        assert refused.status_code == 401 and set(refused.json()) == {"error"}
+        bad = server.get("/api/v1/namespaces?pid=-1")
+        assert bad.status_code == 400 and set(bad.json()) == {"error"}
+        listed = doc["paths"]["/api/v1/namespaces"]["get"]["responses"]
+        assert listed["400"]["content"]["application/json"]["schema"] == \
+            {"$ref": "#/components/schemas/Error"}
+
+
 def test_metrics_parse() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 

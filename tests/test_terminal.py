@@ -70,11 +70,11 @@ def columns(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def on_terminal(*args: str, **env: str) -> str:
-    """nsctl's stdout when it is a terminal WIDTH columns wide."""
+def on_terminal(*args: str, width: int = WIDTH, **env: str) -> str:
+    """nsctl's stdout when it is a terminal ``width`` columns wide."""
     master, slave = pty.openpty()
     environ = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    environ.update(TERM="xterm-256color", COLUMNS=str(WIDTH), LINES="50", **env)
+    environ.update(TERM="xterm-256color", COLUMNS=str(width), LINES="50", **env)
     try:
         proc = subprocess.Popen([sys.executable, "-m", "nsctl", *args], stdin=subprocess.DEVNULL,
                                 stdout=slave, stderr=subprocess.PIPE, env=environ)
@@ -132,6 +132,42 @@ def test_tree_on_a_terminal_has_unicode_guides(uts_sleeper):
     piped = run_nsctl("tree", check=True).stdout
     assert any(re.match(r"^(\|   |    )*(\|--|`--) uts:\[" + str(ino), line)
                for line in piped.splitlines())
+
+
+def test_every_row_fits_80_columns_and_the_command_keeps_its_room(uts_sleeper, scratch):
+    """A column as wide as the terminal (a long bind-mount path) gives way, cut with an
+    ellipsis, and the command keeps a third of the width."""
+    from support.syscalls import bind_mount, umount
+
+    pid, ino = uts_sleeper
+    pin = scratch / ("p" * 150)
+    pin.touch()
+    bind_mount(f"/proc/{pid}/ns/uts", pin)
+    try:
+        out = ANSI.sub("", on_terminal("ls", "-t", "uts", "-o", "NS,TYPE,MOUNTS,PID,COMMAND",
+                                       width=80))
+    finally:
+        umount(pin)
+        pin.unlink()
+    lines = out.splitlines()
+    assert all(columns(line) <= 80 for line in lines), [columns(line) for line in lines]
+    ours = [line for line in lines if line.split()[:1] == [str(ino)]]
+    assert len(ours) == 1
+    command = ours[0][lines[0].index("COMMAND"):]
+    assert "…" in ours[0].split()[2] and str(scratch)[:10] in ours[0]   # MOUNTS cut
+    assert command.startswith("sleep 600 0") and columns(command) >= 80 // 3
+
+
+def test_no_color_keeps_the_guides_and_piped_text_is_plain_ascii(uts_sleeper):
+    """NO_COLOR turns off colour only; piped text has no decoration the data lacks."""
+    _pid, ino = uts_sleeper
+    out = on_terminal("tree", NO_COLOR="1")
+    assert "\x1b[" not in out
+    assert any(re.match(r"^(│   |    )*[├└]── uts:\[" + str(ino), line)
+               for line in out.splitlines())
+    for command in (["tree"], ["pidtree"], ["ls"]):
+        piped = run_nsctl(*command, check=True).stdout
+        assert "·" not in piped and "─" not in piped and "│" not in piped, command
 
 
 def test_wide_characters_are_cut_by_their_width_on_the_terminal(wide_sleeper):

@@ -84,6 +84,10 @@ class Watch:
             self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
         self.reader.join(timeout=30)
+        while not self.lines.empty():       # what came after the last wait_for
+            e = self.lines.get_nowait()
+            if e is not None:
+                self.seen.append(e)
         err = self.stderr.read()
         self.stderr.close()
         self.stdout.close()
@@ -148,7 +152,7 @@ def test_watch_reports_birth_and_death_within_a_second(trigger):
 @root_only
 def test_watch_process_entered_and_left():
     """A process that unshares (no fork, no exec: only the periodic rescan sees it)."""
-    with processes.Child(namespaces.unshare_net_on_cue) as mover, Watch() as watch:
+    with processes.Child(namespaces.unshare_net_on_cue) as mover, Watch("-p") as watch:
         pid = mover.ready()["pid"]
         host_net = nsfacts.link_ino(pid, "net")
         mover.send({})
@@ -160,6 +164,34 @@ def test_watch_process_entered_and_left():
         born = watch.wait_for(event="born", ns=new_net)
         assert any(r.get("pid") == pid for r in born["refs"])
         watch.stop()
+
+
+@root_only
+def test_watch_shows_namespaces_by_default_and_filters_by_type_and_event():
+    """By default a process that starts in new namespaces makes their born events and
+    no entered/left; -t and -e narrow what is shown; -e names kinds exactly."""
+    with Watch() as everything, Watch("-t", "uts", "-e", "born,gone") as uts_only, \
+            Watch("-e", "gone") as gone:
+        with namespaces.unshare_command(["--uts", "--ipc"]) as cmd:
+            uts = nsfacts.link_ino(cmd.child, "uts")
+            ipc = nsfacts.link_ino(cmd.child, "ipc")
+            for watch in (everything, uts_only):
+                born = watch.wait_for(event="born", ns=uts)   # unshare(1), or its child too
+                assert any(r.get("pid") in (cmd.pid, cmd.child) for r in born["refs"])
+            everything.wait_for(event="born", ns=ipc)
+        uts_only.wait_for(event="gone", ns=uts)
+        gone.wait_for(event="gone", ns=ipc)
+        everything.wait_for(event="gone", ns=ipc)
+        for watch in (everything, uts_only, gone):
+            watch.stop()
+    assert not [e for e in everything.seen if e["event"] in ("entered", "left")]
+    assert {e["type"] for e in uts_only.seen} == {"uts"}
+    assert {e["event"] for e in uts_only.seen} <= {"born", "gone"}
+    assert {e["event"] for e in gone.seen} == {"gone"}
+    bad = subprocess.run([sys.executable, "-m", "nsctl", "watch", "-e", "borne"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown event 'borne'" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 @root_only

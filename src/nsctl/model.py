@@ -129,6 +129,50 @@ def _compile(source: str, scope: dict[str, Any]) -> dict[str, Any]:
     return scope
 
 
+# For each record class (and "ReferenceKinds"): the key of its table (what its
+# methods are made from) and a function that writes its factory's source.
+_GENERATED: dict[str, tuple[str, Callable[[], str]]] = {}
+
+
+def _table_key(fields: list[_Field], *more: object) -> str:
+    """What a class's generated methods depend on, as text: each field's options, and
+    ``more`` (the class's other options)."""
+    return repr([(f.name, f.type, f.optional, f.key, f.init, f.initial, f.plain,
+                  f.record.__name__ if f.record is not None else None,
+                  "required" if f.default is _REQUIRED else f.default,
+                  "required" if f.missing is _REQUIRED else f.missing) for f in fields]
+                + list(more))
+
+
+def _factory_source(name: str, scope_names: list[str], sources: dict[str, str]) -> str:
+    """Source: ``def NAME(scope)``, which takes the names the methods use from
+    ``scope`` (defaults, record classes) and returns the methods, by name."""
+    import re
+
+    used = set(re.findall(r"\w+", "".join(sources.values())))
+    lines = [f"def {name}(scope):"]
+    lines += [f"    {k} = scope[{k!r}]" for k in scope_names if k in used]
+    for method in sources.values():
+        lines += ["    " + line for line in method.splitlines()]
+    lines.append("    return {" + ", ".join(f"{m!r}: {m}" for m in sources) + "}")
+    return "\n".join(lines) + "\n"
+
+
+def _precompiled(name: str, key: str, scope: dict[str, Any]) -> dict[str, Any] | None:
+    """The methods of record class ``name`` from nsctl._model_methods, the module
+    :func:`generated_module` writes (loaded from its bytecode: nothing to compile),
+    if it was written from a table with this ``key``; else None (the table changed
+    since: the methods are compiled when first used)."""
+    try:
+        from . import _model_methods
+    except ImportError:
+        return None
+    if getattr(_model_methods, "TABLES", {}).get(name) != key:
+        return None
+    made: dict[str, Any] = getattr(_model_methods, name)(scope)
+    return made
+
+
 class _Generated:
     """A method written from a field table, compiled the first time it is looked up,
     then put in the class in its place: compiling is the costly part of building a
@@ -206,8 +250,8 @@ def _sources(name: str, fields: list[_Field], eq: bool,
         text = ",".join(f'"{f.key}":{t}' for f, t in zip(keyed, texts, strict=True))
         out["_fields_text"] = f"def _fields_text(self):\n    return f'{text}'"
     if eq:
-        out["__eq__"] = (f"def __eq__(self, other):\n"
-                         f"    return isinstance(other, {name}) and self.row() == other.row()")
+        out["__eq__"] = ("def __eq__(self, other):\n"
+                         "    return isinstance(other, type(self)) and self.row() == other.row()")
         out["__hash__"] = "def __hash__(self):\n    return hash(self.row())"
     return out
 
@@ -243,6 +287,10 @@ def _record(*, eq: bool = False, tail: tuple[str, ...] = ()) -> Callable[[_C], _
             if not made_sources:
                 made_sources.update(_sources(name, fields, eq, tail))
             return made_sources
+        key = _table_key(fields, eq, tail)
+        scope_names = sorted(k for k in scope if k != "__name__")
+        _GENERATED[name] = (key, lambda: _factory_source(name, scope_names, sources()))
+        compiled = _precompiled(name, key, scope)
         made = ["__init__", "row", "from_row", "_fields_dict", "to_dict", "from_dict"]
         if all(_text_value(f, "", f.optional) is not None for f in fields if f.key is not None):
             made.append("_fields_text")
@@ -251,7 +299,11 @@ def _record(*, eq: bool = False, tail: tuple[str, ...] = ()) -> Callable[[_C], _
         for method in made:
             if method not in members:
                 wrap = classmethod if method.startswith("from_") else None
-                members[method] = _Generated(method, sources, scope, wrap)
+                if compiled is not None:
+                    func = compiled[method]
+                    members[method] = wrap(func) if wrap is not None else func
+                else:
+                    members[method] = _Generated(method, sources, scope, wrap)
         _TABLES[name] = tuple(fields)
         made_cls = scope[name] = type(name, cls.__bases__, members)
         return made_cls   # type: ignore[return-value]
@@ -334,23 +386,27 @@ def _ref_all_key(ref: Reference) -> tuple:
 
 
 class _ByKind(dict):
-    """A function for each kind of reference, compiled from REF_FIELDS the first time
-    that kind asks (see _Generated); ``fallback`` for kinds nsctl doesn't know."""
+    """A function for each kind of reference: precompiled (see :func:`_precompiled`)
+    or compiled from REF_FIELDS the first time that kind asks (see _Generated);
+    ``fallback`` for kinds nsctl doesn't know."""
 
-    def __init__(self, source: Callable[[str, tuple[str, ...]], str | None],
+    def __init__(self, table: str, source: Callable[[str, tuple[str, ...]], str | None],
                  fallback: Any) -> None:
         super().__init__()
+        self.table = table
         self.source = source
         self.fallback = fallback
 
     def __missing__(self, kind: str) -> Any:
-        keys = REF_FIELDS.get(kind)
-        source = self.source(kind, keys) if keys is not None else None
-        if source is None:
-            func = self.fallback
-        else:
-            func = _compile(source, {"__name__": f"Reference {kind}",
-                                     "_ref_sparse": _ref_sparse})["make"]
+        func = (_REF_PRECOMPILED or {}).get(f"{self.table}_{kind}")
+        if func is None:
+            keys = REF_FIELDS.get(kind)
+            source = self.source(kind, keys) if keys is not None else None
+            if source is None:
+                func = self.fallback
+            else:
+                func = _compile(source, {"__name__": f"Reference {kind}",
+                                         "_ref_sparse": _ref_sparse})["make"]
         self[kind] = func
         return func
 
@@ -384,31 +440,79 @@ def _ref_key_source(kind: str, keys: tuple[str, ...]) -> str:
     return f"def make(r):\n    return ({kind!r}, {''.join(f'r.{k}, ' for k in keys)})"
 
 
-_REF_DICT = _ByKind(_ref_dict_source, _ref_all_dict)
-_REF_TEXT = _ByKind(_ref_text_source, None)
-_REF_KEY = _ByKind(_ref_key_source, _ref_all_key)
+_REF_SOURCES = {"dict": _ref_dict_source, "text": _ref_text_source, "key": _ref_key_source}
+
+
+def _ref_kinds_factory() -> str:
+    """Source: ``def ReferenceKinds(scope)``, which returns the function of each table
+    (dict, text, key) and kind of reference as ``{"TABLE_KIND": function}``."""
+    methods = {}
+    for table, source in _REF_SOURCES.items():
+        for kind, keys in REF_FIELDS.items():
+            text = source(kind, keys)
+            if text is not None:
+                methods[f"{table}_{kind}"] = text.replace("def make(", f"def {table}_{kind}(", 1)
+    return _factory_source("ReferenceKinds", ["_ref_sparse"], methods)
+
+
+_REF_KINDS_KEY = _table_key(list(_TABLES["Reference"]), REF_FIELDS)
+_GENERATED["ReferenceKinds"] = (_REF_KINDS_KEY, _ref_kinds_factory)
+_REF_PRECOMPILED = _precompiled("ReferenceKinds", _REF_KINDS_KEY, {"_ref_sparse": _ref_sparse})
+_REF_DICT = _ByKind("dict", _ref_dict_source, _ref_all_dict)
+_REF_TEXT = _ByKind("text", _ref_text_source, None)
+_REF_KEY = _ByKind("key", _ref_key_source, _ref_all_key)
+
+
+def generated_module() -> str:
+    """The text of nsctl/_model_methods.py: every factory's source (the methods the
+    field tables make), and ``TABLES``, the key of the table each was made from, by
+    which :func:`_precompiled` knows a factory is current.  (A change to the code
+    that writes the methods changes no key: tests/test_model.py checks that the file
+    in the tree is this text.)  ``scripts/generate-model-methods`` writes it."""
+    parts = ['"""The methods of nsctl.model\'s record classes, generated from their field\n'
+             'tables by scripts/generate-model-methods: do not edit.  nsctl.model uses a\n'
+             'factory only while its table\'s key is the one in TABLES (else it compiles\n'
+             'the methods)."""\n']
+    parts += [f"\n\n{write()}" for _, write in _GENERATED.values()]
+    parts.append("\n\nTABLES = {\n" + "".join(f"    {name!r}: {key!r},\n"
+                                               for name, (key, _) in _GENERATED.items()) + "}\n")
+    return "".join(parts)
 
 
 @_record(eq=True)
 class Container(_Record):
-    """The container a process is in, as its cgroup path names it (no engine API asked).
+    """The container a process is in: what its cgroup path names, and what the
+    container's engine says of it (nsctl.discovery.engines) where it could be asked.
 
     ``id``: the engine's container id (64 hex digits), or the name for engines
     whose cgroup carries only a name (systemd-nspawn, LXC); None on a namespace
-    label that stands for a whole Kubernetes pod.  ``name``: set where the
-    cgroup path carries one (nspawn, LXC).  ``pod``: the Kubernetes pod UID.
+    label that stands for a whole pod.  ``name``: the engine's name for it (or
+    the one the cgroup path carries: nspawn, LXC).  ``pod``: the pod's id (a
+    Kubernetes pod UID, a Podman pod id).  The rest come from the engine alone:
+    ``image``, the Compose ``project`` and ``service`` (its
+    ``com.docker.compose.*`` labels), the pod's ``pod_name`` and, for
+    Kubernetes, ``pod_namespace``.
     """
 
     engine: str
     id: str | None
     name: str | None = None
     pod: str | None = None
+    image: str | None = None
+    project: str | None = None
+    service: str | None = None
+    pod_name: str | None = None
+    pod_namespace: str | None = None
 
     @property
     def label(self) -> str:
-        """Short text for tables: ``docker:3f4e5a6b7c8d``, ``nspawn:web``, or for a
-        pod's namespace ``containerd:pod-1a2b3c4d``."""
+        """Short text for tables: ``docker:web``, ``podman:3f4e5a6b7c8d`` (no name
+        known), ``nspawn:web``; for a pod's namespace ``pod:accp-pod`` (Kubernetes:
+        ``pod:NAMESPACE/NAME``), or ``containerd:pod-1a2b3c4d`` with no pod name known."""
         if self.id is None:
+            if self.pod_name:
+                where = f"{self.pod_namespace}/" if self.pod_namespace else ""
+                return f"pod:{where}{self.pod_name}"
             return f"{self.engine}:pod-{(self.pod or '')[:8]}"
         return f"{self.engine}:{self.name or self.id[:12]}"
 
@@ -465,11 +569,14 @@ class Namespace(_Record):
 
     def to_dict(self) -> dict[str, Any]:
         refs = self.refs
+        # The per-kind functions are called directly, not through Reference.to_dict:
+        # one call per reference instead of two (a big host has a hundred thousand).
+        ref_dict = _REF_DICT
         if len(refs) == 1:   # most namespaces of a big host: one thread or process each
             ref = refs[0]
-            held_by, ref_dicts = [ref.kind], [ref.to_dict()]
+            held_by, ref_dicts = [ref.kind], [ref_dict[ref.kind](ref)]
         else:
-            held_by, ref_dicts = self.held_by, [r.to_dict() for r in refs]
+            held_by, ref_dicts = self.held_by, [ref_dict[r.kind](r) for r in refs]
         return self._fields_dict(held_by == [CHILD], held_by, sorted(self.pids), ref_dicts,
                                  self.container.to_dict() if self.container else None)
 
@@ -491,10 +598,14 @@ class Namespace(_Record):
                 return None
             held_by, hidden = f'"{kind}"', "true" if kind == CHILD else "false"
         else:
-            parts = [r.json_text() for r in refs]
-            if None in parts:
-                return None
-            texts = ",".join(parts)   # type: ignore[arg-type]
+            parts = []
+            for r in refs:   # as in to_dict: the kind's function, called directly
+                make = _REF_TEXT[r.kind]
+                text = make(r) if make is not None else None
+                if text is None:
+                    return None
+                parts.append(text)
+            texts = ",".join(parts)
             kinds = self.held_by
             held_by = ",".join([f'"{k}"' for k in kinds])
             hidden = "true" if kinds == [CHILD] else "false"

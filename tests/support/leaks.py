@@ -171,7 +171,7 @@ def unescape(text: str) -> str:
 def _describe_process(pid: int, ppid: int | None) -> str:
     """comm, state and parent, for a leak report."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text(errors="replace")
         state = stat[stat.rindex(")") + 2:].split()[0]
     except OSError:
         state = "?"

@@ -57,7 +57,7 @@ def status_fields(path: str) -> dict[str, list[int]]:
 
 def stat_fields(pid: int) -> tuple[str, int, int]:
     """(state, ppid, flags) from /proc/PID/stat."""
-    text = Path(f"/proc/{pid}/stat").read_text()
+    text = Path(f"/proc/{pid}/stat").read_text(errors="replace")
     fields = text[text.rindex(")") + 2:].split()
     return fields[0], int(fields[1]), int(fields[6])
 

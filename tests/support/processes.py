@@ -41,11 +41,11 @@ def ppid_map() -> dict[int, int]:
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            text = Path(f"/proc/{name}/stat").read_text()
+        try:   # bytes: a process may name itself anything, UTF-8 or not
+            text = Path(f"/proc/{name}/stat").read_bytes()
         except OSError:
             continue
-        out[int(name)] = int(text[text.rindex(")") + 2:].split()[1])
+        out[int(name)] = int(text[text.rindex(b")") + 2:].split()[1])
     return out
 
 
@@ -65,7 +65,7 @@ def descendants(pid: int, parents: dict[int, int] | None = None) -> list[int]:
 
 def starttime(pid: int) -> int | None:
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = Path(f"/proc/{pid}/stat").read_text(errors="replace")
     except OSError:
         return None
     return int(text[text.rindex(")") + 2:].split()[19])
@@ -230,7 +230,7 @@ class Child:
 
 def state(pid: int) -> str | None:
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = Path(f"/proc/{pid}/stat").read_text(errors="replace")
     except OSError:
         return None
     return text[text.rindex(")") + 2:].split()[0]

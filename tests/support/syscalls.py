@@ -96,3 +96,40 @@ def can_list_mounts() -> bool:
     a NULL request fails with EFAULT where it exists, ENOSYS where not."""
     libc.syscall.restype = ctypes.c_long
     return libc.syscall(458, None, None, 0, 0) == -1 and ctypes.get_errno() == errno.EFAULT
+
+
+# --- a seccomp filter that refuses one system call -------------------------------------------
+
+SYS_PIDFD_OPEN = 434   # the same number on every architecture (new calls are numbered alike)
+
+# ``python -c`` code: refuse system call NR with ERRNO (argv[1], argv[2]) by a seccomp
+# filter, then exec argv[3:]: the kernel itself answers as a host without the call, or
+# a container whose filter forbids it, would.
+SECCOMP_DENY_THEN_EXEC = """
+import ctypes, os, struct, sys
+nr, err = int(sys.argv[1]), int(sys.argv[2])
+def insn(code, jt, jf, k):
+    return struct.pack("HBBI", code, jt, jf, k)
+prog = b"".join([
+    insn(0x20, 0, 0, 0),                     # A = seccomp_data.nr
+    insn(0x15, 0, 1, nr),                    # A == nr ? next : skip one
+    insn(0x06, 0, 0, 0x00050000 | err),      # SECCOMP_RET_ERRNO | err
+    insn(0x06, 0, 0, 0x7FFF0000),            # SECCOMP_RET_ALLOW
+])
+buf = ctypes.create_string_buffer(prog)
+class Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+fprog = Fprog(len(prog) // 8, ctypes.addressof(buf))
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(38, 1, 0, 0, 0) != 0 or \\
+        libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:   # NO_NEW_PRIVS, SET_SECCOMP
+    raise OSError(ctypes.get_errno(), "seccomp")
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+def deny_syscall(nr: int, err: int) -> list[str]:
+    """A command prefix: what follows runs with system call ``nr`` failing with ``err``."""
+    import sys
+
+    return [sys.executable, "-c", SECCOMP_DENY_THEN_EXEC, str(nr), str(err)]

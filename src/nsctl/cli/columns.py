@@ -19,19 +19,23 @@ class Column:
     """One column: its name, help text, fill function, alignment and terminal style.
 
     ``hide_empty``: a default column left out when it is empty in every row
-    (unless -o names it).
+    (unless -o names it).  ``shrink``: on a terminal too narrow for the row, this
+    column gives way first (its cells cut with an ellipsis), so that the command
+    and names keep their width.
     """
 
-    __slots__ = ("name", "help", "fill", "right", "style", "hide_empty")
+    __slots__ = ("name", "help", "fill", "right", "style", "hide_empty", "shrink")
 
     def __init__(self, name: str, help: str, fill: Callable[[Namespace, Snapshot], str],
-                 right: bool = False, style: str | None = None, hide_empty: bool = False) -> None:
+                 right: bool = False, style: str | None = None, hide_empty: bool = False,
+                 shrink: bool = False) -> None:
         self.name = name
         self.help = help
         self.fill = fill
         self.right = right
         self.style = style
         self.hide_empty = hide_empty
+        self.shrink = shrink
 
 
 def _opt(value: object) -> str:
@@ -96,13 +100,13 @@ COLUMNS: dict[str, Column] = {c.name: c for c in [
     Column("NPROCS", "number of processes in the namespace", lambda ns, s: str(len(ns.pids)),
            right=True),
     Column("PID", "lowest PID in the namespace", _pid, right=True),
-    Column("USER", "owner of that process (or of the namespace)", _user),
+    Column("USER", "owner of that process (or of the namespace)", _user, shrink=True),
     Column("HELD-BY", "what keeps it alive: process, thread, fd, socket, bindmount, child",
-           lambda ns, s: ",".join(ns.held_by), style="yellow"),
+           lambda ns, s: ",".join(ns.held_by), style="yellow", shrink=True),
     Column("CONTAINER", "the container all its processes are in (engine:name or short id), "
            "from their cgroups; a default column once any namespace has one",
            lambda ns, s: ns.container.label if ns.container else "", style="green",
-           hide_empty=True),
+           hide_empty=True, shrink=True),
     Column("COMMAND", "command line of that process, or what holds the namespace", _command),
     Column("ID", "64-bit namespace id (NS_GET_ID), empty where the kernel lacks it",
            lambda ns, s: _opt(ns.id), right=True),

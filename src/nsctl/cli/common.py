@@ -2,16 +2,30 @@
 splitting off a command."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from ..kernel.errors import DENIED, REASONS, VANISHED, NsctlError
-from ..model import Snapshot
+from ..kernel.errors import DENIED, ENGINE, REASONS, VANISHED, NsctlError
+
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    import argparse
+
+    from ..model import Snapshot
 
 
 class UsageError(NsctlError):
-    """Bad command-line input (unknown column, option, ...)."""
+    """Bad command-line input (unknown column, option, ...): exit status 2, as argparse
+    and util-linux give it."""
+
+    exit_status = 2
+
+
+def add_version(parser: argparse.ArgumentParser, prog: str) -> None:
+    """``--version``, as every command takes it."""
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"{prog} {__version__}")
 
 
 def add_discovery_args(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +53,12 @@ def discover_from_args(args: argparse.Namespace) -> Snapshot:
 def warn_partial(snap: Snapshot, prog: str = "nsctl") -> None:
     """One stderr line when something could not be seen (processes that merely
     exited during the scan are not a gap in the result and are not reported)."""
-    gaps = [p for p in snap.problems if p.reason != VANISHED]
+    for p in snap.problems:
+        if p.reason == ENGINE:   # its own line: the names are missing, not namespaces
+            from .cells import safe
+
+            print(f"{prog}: {safe(p.what)} (its containers show by id)", file=sys.stderr)
+    gaps = [p for p in snap.problems if p.reason not in (VANISHED, ENGINE)]
     if not gaps:
         return
     by_reason: dict[str, list[str]] = {}

@@ -54,9 +54,22 @@ def main(argv: list[str]) -> int:
     p.add_argument("--by", choices=(BY_ID, BY_PATH), default=BY_ID,
                    help="match namespaces by NS_GET_ID (one boot, default) or by stable path "
                         "(across boots and hosts)")
+    p.add_argument("-t", "--type", action="append", metavar="TYPE",
+                   help="only namespaces of this type (repeatable, or a comma list)")
+    p.add_argument("--hide-host-processes", action="store_true",
+                   help="leave out processes starting and exiting in the host's own "
+                        "namespaces (what changes all the time); namespaces that appear, "
+                        "go or change otherwise are still shown")
     p.add_argument("--json", action="store_true", help="one JSON document")
     args = p.parse_args(argv)
-    result = document(_load(args.a), _load(args.b), args.by)
+    from ..documents.ls import UnknownType, parse_types
+
+    try:
+        types = parse_types(args.type)
+    except UnknownType as exc:
+        raise DiffTrouble(str(exc)) from None
+    result = document(_load(args.a), _load(args.b), args.by, types,
+                      host_processes=not args.hide_host_processes)
     if args.json:
         print_json(result)
         return 0 if result["equal"] else 1

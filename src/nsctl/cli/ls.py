@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..documents.ls import document, parse_types, select
-from ..model import Namespace
+from ..kernel.errors import NoSuchProcess
+from ..model import Namespace, Snapshot
 from .args import command_parser
 from .columns import COLUMNS, drop_empty, parse_columns
-from .common import add_discovery_args, discover_from_args
-from .render import Rows, print_json, print_table
+from .common import UsageError, add_discovery_args, discover_from_args
+from .render import Rows, print_json, print_table, printable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,9 +21,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="columns to show (+LIST adds to the defaults)")
     p.add_argument("--list-columns", action="store_true", help="describe the columns and exit")
     p.add_argument("-n", "--noheadings", action="store_true", help="don't print headings")
-    p.add_argument("--json", action="store_true", help="one JSON document (see README)")
+    p.add_argument("-J", "--json", action="store_true", help="one JSON document (see README)")
+    # lsns's options that mean the same here
+    p.add_argument("-p", "--task", metavar="PID", help="only the namespaces process PID is in")
+    p.add_argument("-r", "--raw", action="store_true",
+                   help="raw output: cells separated by one space, none padded, blanks "
+                        "inside a cell written \\x20 (as lsns -r)")
     add_discovery_args(p)
     return p
+
+
+def _raw_lines(headers: list[str], rows: list[list[str]], no_headings: bool) -> list[str]:
+    """lsns -r's layout: one space between cells, blanks inside a cell as ``\\x20`` (the
+    cells shown :func:`printable` first)."""
+    return [" ".join(printable(cell).replace(" ", "\\x20") for cell in row)
+            for row in ([] if no_headings else [headers]) + rows]
+
+
+def _of_task(namespaces: list[Namespace], snap: Snapshot, task: str) -> list[Namespace]:
+    """The namespaces process ``task`` is in (lsns -p)."""
+    proc = snap.processes.get(int(task))
+    if proc is None:
+        raise NoSuchProcess(f"-p {task}: no such process (or not readable)")
+    inside = set(proc.ns.values())
+    return [ns for ns in namespaces if ns.ino in inside]
 
 
 def main(argv: list[str]) -> int:
@@ -32,18 +55,28 @@ def main(argv: list[str]) -> int:
         return 0
     types = parse_types(args.type)
     columns = parse_columns(args.output)
+    if args.task is not None and not args.task.isdigit():
+        raise UsageError(f"-p/--task wants a PID, not {args.task!r}")
     snap = discover_from_args(args)
     if args.json:
         # (A loaded snapshot's fields are whatever its file said: encoded, never written as is.)
         text = None if snap.offline else Namespace.json_text
-        print_json(document(
-            snap, types, rows=lambda namespaces: Rows(namespaces, Namespace.to_dict, text)))
+        print_json(document(snap, types, rows=lambda namespaces: Rows(
+            namespaces if args.task is None else _of_task(namespaces, snap, args.task),
+            Namespace.to_dict, text)))
         return 0
     namespaces = select(snap, types)
+    if args.task is not None:
+        namespaces = _of_task(namespaces, snap, args.task)
     rows = [[col.fill(ns, snap) for col in columns] for ns in namespaces]
     columns, rows = drop_empty(columns, rows, args.output)
+    if args.raw:
+        sys.stdout.write("".join(line + "\n" for line in _raw_lines(
+            [c.name for c in columns], rows, args.noheadings)))
+        return 0
     print_table([c.name for c in columns], rows,
                 right={i for i, c in enumerate(columns) if c.right},
                 styles={i: c.style for i, c in enumerate(columns) if c.style},
+                cut_first=[i for i, c in enumerate(columns) if c.shrink],
                 no_headings=args.noheadings)
     return 0

@@ -5,13 +5,13 @@ stays fast.
 """
 from __future__ import annotations
 
-import argparse
 import gc
-import importlib
 import os
 import sys
 
-from .args import command_parser
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    import argparse
 
 # command -> (module under nsctl.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,16 +37,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # Commands that parse their own argv (lsns mimics another tool's options).
 OWN_PARSER = {"lsns"}
 
+# Commands that answer --version themselves: lsns as lsns does, and those whose command
+# line ends in a command of the user's (run, enter), whose own --version it may be.
+OWN_VERSION = {"lsns", "run", "enter"}
+
 # Commands that run until stopped; every other one is over in moments.
 LONG_RUNNING = {"watch", "serve"}
 
 # Commands that only read and print: once their output is written, nothing is left to
 # do (no file, socket or child of theirs is still open), see entry().
 PRINT_ONLY = {"ls", "lsns", "tree", "show", "pidtree", "pid", "net", "diff"}
+# Commands that are as done when they return: enter has reaped its command and closed
+# every fd it opened (its exit status is the command's).
+DONE_ON_RETURN = PRINT_ONLY | {"enter"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
+    from .args import command_parser
 
     parser = command_parser(
         prog="nsctl",
@@ -63,18 +71,27 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
         parser = build_parser()
-        if not args:
-            parser.print_help()
-            return 0
+        if not args:   # a usage error, as with the util-linux tools: help on stderr, 2
+            parser.print_help(sys.stderr)
+            return 2
         parser.parse_args(args)  # prints help/version or the "invalid choice" error
         return 2
     name, rest = args[0], args[1:]
+    options = rest[:rest.index("--")] if "--" in rest else rest
+    if name not in OWN_VERSION and "--version" in options:
+        from .. import __version__
+
+        print(f"nsctl {name} {__version__}")
+        return 0
     if name not in LONG_RUNNING:
         # A command that is over in moments builds its model and its output and exits:
         # nothing for the cyclic collector to find, only ~10 % of a big host's time
         # spent walking what it allocated (memory is still freed by reference counts).
         gc.disable()
-    module = importlib.import_module(f".{COMMANDS[name][0]}", __package__)
+    # (__import__ rather than importlib.import_module: importing importlib is a cost)
+    qualified = f"{__package__}.{COMMANDS[name][0]}"
+    __import__(qualified)
+    module = sys.modules[qualified]
     return run_guarded(module.main, rest)
 
 
@@ -85,7 +102,7 @@ def entry() -> None:
     time.  Any other command exits the usual way."""
     code = main()
     args = sys.argv[1:]
-    if args and args[0] in PRINT_ONLY:
+    if args and args[0] in DONE_ON_RETURN:
         try:
             sys.stdout.flush()   # (main flushed it already, or pointed it at /dev/null)
             sys.stderr.flush()

@@ -67,6 +67,9 @@ def interface_label(iface: dict) -> str:
     addrs = addresses(iface)
     if addrs:
         parts.append(addrs)
+    master = iface.get("master")
+    if master:
+        parts.append(f"master {master.get('ifname') or 'if' + str(master['ifindex'])}")
     return "  ".join(parts)
 
 
@@ -142,6 +145,15 @@ def dot(topo: dict) -> str:
         out.append("  }")
     known = {(e["ns"], i["index"]) for e in topo["namespaces"]
              if isinstance(e.get("interfaces"), list) for i in e["interfaces"]}
+    # A port to its bridge or bond, in the same namespace.
+    for entry in topo["namespaces"]:
+        for iface in entry.get("interfaces") if isinstance(entry.get("interfaces"), list) \
+                else ():
+            master = iface.get("master")
+            if master and (entry["ns"], master["ifindex"]) in known:
+                out.append(f"  {node_id(entry['ns'], iface['index'])} -- "
+                           f"{node_id(entry['ns'], master['ifindex'])} "
+                           f"[label=\"master\", style=dotted];")
     for link in topo["links"]:
         a, b = link["a"], link["b"]
         if (b["ns"], b["ifindex"]) not in known:

@@ -14,7 +14,7 @@ from ..model import Process, Snapshot
 from ..query.pidmap import PidNsInfo
 from .args import command_parser
 from .common import add_discovery_args, discover_from_args
-from .render import Node, print_json, print_tree
+from .render import Node, print_json, print_tree, separator
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def _ns_label(info: PidNsInfo, snap: Snapshot) -> tuple[str, str]:
     if info.pending:
         pending = ", ".join(map(str, info.pending))
         parts.append(f"new PID namespace pending (no child yet) in {pending}")
-    return f"pid:[{info.ns.ino}]", " · ".join(p for p in parts if p)
+    return f"pid:[{info.ns.ino}]", separator().join(p for p in parts if p)
 
 
 def _to_render(node: dict, infos: dict[int, PidNsInfo], snap: Snapshot) -> Node:

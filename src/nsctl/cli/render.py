@@ -38,7 +38,20 @@ def printable(text: str) -> str:
 
 
 def on_terminal() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    """Output goes to a terminal that draws (not TERM=dumb): Unicode guides, rules,
+    and tables fitted to its width."""
+    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def in_colour() -> bool:
+    """On a terminal and colour not turned off (NO_COLOR, https://no-color.org)."""
+    return on_terminal() and not os.environ.get("NO_COLOR")
+
+
+def separator() -> str:
+    """Between the parts of a note: a middle dot on a terminal, plain ASCII when piped
+    (text that scripts read has no decoration the data does not have)."""
+    return " · " if on_terminal() else " | "
 
 
 class Rows(_Generic["Item"]):
@@ -214,15 +227,19 @@ def _encode_rows(rows: Rows[Item], start: int, stop: int) -> bytes:
 
 
 def print_table(headers: list[str], rows: list[list[str]], right: set[int],
-                styles: dict[int, str] | None = None, no_headings: bool = False) -> None:
+                styles: dict[int, str] | None = None, no_headings: bool = False,
+                cut_first: Sequence[int] = ()) -> None:
     """An aligned table; the last column is never padded (it may be long).
 
     On a terminal: styled, the header in bold over a rule, two spaces between
-    columns, and the last column cut to the terminal's width.  Cells are shown
+    columns, and every row fitted to the terminal's width: the last column keeps at
+    least a third of it, the columns ``cut_first`` give way first (in that order),
+    then the other left-aligned ones, each down to its header's width; cut cells end
+    in an ellipsis.  Right-aligned (number) columns are never cut.  Cells are shown
     :func:`printable`."""
     rows = [[printable(cell) for cell in row] for row in rows]
     if on_terminal():
-        _terminal_table(headers, rows, right, styles or {}, no_headings)
+        _terminal_table(headers, rows, right, styles or {}, no_headings, cut_first)
         return
     widths = [len(h) for h in headers]
     for row in rows:
@@ -259,10 +276,11 @@ class _Terminal:
 
     def __init__(self) -> None:
         self.width = terminal_width()
+        self.colour = in_colour()
         self._codes: dict[str, tuple[str, str]] = {}
 
     def paint(self, text: str, style: str | None) -> str:
-        if not style or not text:
+        if not style or not text or not self.colour:
             return text
         codes = self._codes.get(style)
         if codes is None:   # ("bold cyan" -> ESC[1;36m)
@@ -278,8 +296,32 @@ class _Terminal:
         return truncate(text, room - 1) + "…" if room > 0 else ""
 
 
+def fit_widths(widths: list[int], minimum: list[int], right: set[int], width: int,
+               cut_first: Sequence[int] = ()) -> list[int]:
+    """Column widths that fit ``width`` (two spaces between columns) where they can:
+    the last column keeps up to a third of ``width``; to make room, the columns
+    ``cut_first``, then the other left-aligned ones but the last, widest first, give
+    way down to their ``minimum``."""
+    widths = list(widths)
+    last = len(widths) - 1
+    want_last = min(widths[last], max(minimum[last], width // 3))
+    over = sum(widths[:last]) + 2 * last + want_last - width
+    order = [i for i in cut_first if i != last and i not in right]
+    rest = sorted((i for i in range(last) if i not in right and i not in order),
+                  key=lambda i: -widths[i])
+    for i in order + rest:
+        if over <= 0:
+            break
+        give = min(over, widths[i] - minimum[i])
+        if give > 0:
+            widths[i] -= give
+            over -= give
+    return widths
+
+
 def _terminal_table(headers: list[str], rows: list[list[str]], right: set[int],
-                    styles: dict[int, str], no_headings: bool) -> None:
+                    styles: dict[int, str], no_headings: bool,
+                    cut_first: Sequence[int] = ()) -> None:
     term = _Terminal()
     cells = cell_width
     widths = [cells(h) for h in headers]
@@ -288,15 +330,19 @@ def _terminal_table(headers: list[str], rows: list[list[str]], right: set[int],
             n = cells(cell)
             if n > widths[i]:
                 widths[i] = n
+    full = list(widths)
     last = len(headers) - 1
+    widths = fit_widths(widths, [cells(h) for h in headers], right, term.width, cut_first)
     before_last = sum(widths[:last]) + 2 * last
     room = max(term.width - before_last, cells(headers[last]))
     widths[last] = min(widths[last], room)
+    cut = {i for i in range(last) if widths[i] < full[i]}
 
     def line(row: list[str], style_of) -> str:
         out = []
         for i, text in enumerate(row):
-            cell = term.cut(text, room) if i == last else text
+            cell = term.cut(text, room) if i == last else \
+                term.cut(text, widths[i]) if i in cut else text
             pad = " " * (widths[i] - cells(cell)) if i != last or i in right else ""
             painted = term.paint(cell, style_of(i))
             out.append(pad + painted if i in right else painted + pad)

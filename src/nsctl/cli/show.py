@@ -6,7 +6,7 @@ import os
 
 from ..documents.describe import describe_ref, ns_name, user_name
 from ..documents.show import document, has_view, view
-from ..model import Namespace, Snapshot
+from ..model import Container, Namespace, Snapshot
 from ..query.spec import resolve
 from .args import command_parser
 from .common import add_discovery_args, discover_from_args
@@ -38,15 +38,28 @@ def _name(snap: Snapshot, ino: int | None) -> str:
     return ns_name(ns) if ns else str(ino)
 
 
+def _pod(c: Container) -> str:
+    """A pod as show names it: its name (Kubernetes: namespace/name) and id."""
+    if not c.pod_name:
+        return c.pod or "-"
+    where = f"{c.pod_namespace}/" if c.pod_namespace else ""
+    return f"{where}{c.pod_name} ({c.pod})"
+
+
 def _container_rows(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
     """The container (or pod) the namespace belongs to; else the containers whose
     processes share it with others (e.g. the host's, with --net=host)."""
     c = ns.container
     if c is not None:
         if c.id is None:
-            return [("container", f"{c.engine} pod {c.pod} (shared by its containers)")]
+            return [("container", f"{c.engine} pod {_pod(c)} (shared by its containers)")]
         text = f"{c.engine} {c.id}" + (f" name {c.name}" if c.name and c.name != c.id else "")
-        return [("container", text + (f" pod {c.pod}" if c.pod else ""))]
+        rows = [("container", text + (f" pod {_pod(c)}" if c.pod else ""))]
+        if c.image:
+            rows.append(("image", c.image))
+        if c.project or c.service:
+            rows.append(("compose", f"project {c.project or '-'} service {c.service or '-'}"))
+        return rows
     inside: dict[str, int] = {}
     for pid in ns.pids:
         proc = snap.processes.get(pid)

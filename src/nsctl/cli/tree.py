@@ -9,7 +9,7 @@ from ..documents.tree import Branch, branches, document
 from ..model import Namespace, Snapshot
 from .args import command_parser
 from .common import add_discovery_args, discover_from_args
-from .render import Node, print_json, print_tree
+from .render import Node, print_json, print_tree, separator
 
 MAX_PROCS = 3  # processes named per namespace; the rest are counted
 
@@ -41,7 +41,7 @@ def procs_note(ns: Namespace, snap: Snapshot) -> str:
         parts.append(f"held by {text}{more}")
     if ns.hidden:
         parts.append("hidden: only a child namespace keeps it alive")
-    return " · ".join(parts)
+    return separator().join(parts)
 
 
 def to_node(branch: Branch, snap: Snapshot) -> Node:

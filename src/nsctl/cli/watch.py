@@ -20,12 +20,13 @@ def event_line(e: dict) -> str:
 def main(argv: list[str]) -> int:
     p = command_parser(
         prog="nsctl watch",
-        description="Print namespace events as they happen: born/gone, process entered/left, "
-                    "pinned/unpinned (bind mounts), held/released (fds, sockets, threads, "
-                    "children). Rescans what changed on process events (the kernel's CN_PROC "
-                    "connector, root only) and mount table changes, new processes every "
-                    "--interval seconds, and everything at least every --interval seconds (less "
-                    "often on hosts where a full scan is slow). Stop with Ctrl-C.")
+        description="Print namespace events as they happen: born/gone, pinned/unpinned "
+                    "(bind mounts), held/released (fds, sockets, threads, children), and with "
+                    "-p each process entering and leaving namespaces. Rescans what changed on "
+                    "process events (the kernel's CN_PROC connector, root only) and mount "
+                    "table changes, new processes every --interval seconds, and everything "
+                    "at least every --interval seconds (less often on hosts where a full scan "
+                    "is slow). Stop with Ctrl-C.")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--interval", type=float, default=0.5, metavar="S",
                    help="poll for new processes and rescan fully at least every S seconds "
@@ -37,7 +38,15 @@ def main(argv: list[str]) -> int:
                    help="also read every thread (finds namespaces only a thread is in)")
     p.add_argument("--no-cnproc", action="store_true",
                    help="do not use the process events connector: poll every --interval")
-    p.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    p.add_argument("-t", "--type", action="append", metavar="TYPE",
+                   help="only events of namespaces of this type (repeatable, or a comma list)")
+    p.add_argument("-e", "--event", action="append", metavar="KIND",
+                   help="only these events (repeatable, or a comma list of born, gone, "
+                        "entered, left, pinned, unpinned, held, released)")
+    p.add_argument("-p", "--processes", action="store_true",
+                   help="also each process entering and leaving namespaces (entered/left: "
+                        "one per namespace type a process starts or exits in)")
+    p.add_argument("--count", type=int, metavar="N", help="stop after N events shown")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--snapshot-every", type=float, default=60.0, metavar="S",
                    help=argparse.SUPPRESS)
@@ -45,8 +54,18 @@ def main(argv: list[str]) -> int:
     if args.interval <= 0:
         p.error("--interval must be positive")
 
+    from ..documents.ls import parse_types
     from ..documents.snapshot import to_document
-    from ..timeline.watch import Watcher
+    from ..timeline.watch import EVENTS, NAMESPACE_EVENTS, Watcher, parse_events
+
+    try:
+        kinds = parse_events(args.event)
+    except ValueError as exc:
+        p.error(str(exc))
+    if kinds is None:
+        kinds = set(EVENTS if args.processes else NAMESPACE_EVENTS)
+    types = parse_types(args.type)
+    wanted = set(types) if types else None
 
     deadline = None if args.duration is None else time.monotonic() + args.duration
     emitted = 0
@@ -78,13 +97,15 @@ def main(argv: list[str]) -> int:
                     print(f"nsctl watch: rescan failed: {getattr(exc, 'strerror', None) or exc}",
                           file=sys.stderr, flush=True)
                     continue
-                if args.count is not None:
-                    events = events[:args.count - emitted]
-                if recorder is not None:
+                if recorder is not None:   # the history keeps every event
                     recorder.events(events)
                     if time.monotonic() - recorder.last_snapshot >= args.snapshot_every:
                         assert watcher.snapshot is not None  # set by start()
                         recorder.snapshot(to_document(watcher.snapshot))
+                events = [e for e in events if e["event"] in kinds
+                          and (wanted is None or e["type"] in wanted)]
+                if args.count is not None:
+                    events = events[:args.count - emitted]
                 for e in events:
                     out.write((json.dumps(e) if args.json else printable(event_line(e))) + "\n")
                 out.flush()

@@ -17,6 +17,8 @@ Rules:
 - Rows with engine None name cgroups that sit *beside* a container, not in
   it (podman/CRI-O's conmon, libvirt's QEMU machines); the search then goes on
   with the components above.
+- Podman: the pod id comes from the container's parent cgroup (a pod's
+  containers sit in a cgroup of the pod's).
 - Kubernetes: the pod UID comes from a ``pod<uid>`` component above the
   container (``kubepods-burstable-pod<uid>.slice`` or ``kubepods/.../pod<uid>``,
   underscores turned back into dashes).
@@ -113,8 +115,19 @@ def from_path(path: str) -> Container | None:
             name = groups.get("name")
             if name is not None:
                 name = _unescape(name)
-            return Container(engine, groups.get("id") or name, name, _pod(parts[:i]))
+            pod = _podman_pod(parts[i - 1]) if engine == "podman" else _pod(parts[:i])
+            return Container(engine, groups.get("id") or name, name, pod)
     return None
+
+
+_PODMAN_POD = re.compile(rf"(?:machine-libpod_pod_)?(?P<id>{_HEX64})(?:\.slice)?")
+
+
+def _podman_pod(parent: str) -> str | None:
+    """The Podman pod id named by a container's parent cgroup: ``<pod id>`` under
+    ``libpod_parent`` (cgroupfs), ``machine-libpod_pod_<pod id>.slice`` (systemd)."""
+    m = _PODMAN_POD.fullmatch(parent)
+    return m.group("id") if m else None
 
 
 def _pod(above: list[str]) -> str | None:
@@ -165,9 +178,10 @@ def namespace_container(ns: Namespace, snap: Snapshot) -> Container | None:
     shared with ``--net=host`` or ``--cgroupns=host`` containers), with
     processes of different containers, or with no process at all gets None.
     One exception: when its processes are in several containers of one
-    Kubernetes pod (the pod's network, IPC and UTS namespaces, shared with the
-    pause container), it is labelled with the pod: a Container with ``id``
-    None and ``pod`` set.
+    pod (a Kubernetes pod's network, IPC and UTS namespaces, shared with the
+    pause container; a Podman pod's, shared with its infra container), it is
+    labelled with the pod: a Container with ``id`` None, ``pod`` set and
+    ``pod_name`` where the engine named it.
     """
     found: set[Container] = set()
     for pid in ns.pids:
@@ -181,7 +195,10 @@ def namespace_container(ns: Namespace, snap: Snapshot) -> Container | None:
     if len(pods) == 1 and None not in pods:
         engines = {c.engine for c in found}
         engine = engines.pop() if len(engines) == 1 else "kubernetes"
-        return Container(engine, None, None, pods.pop())
+        names = {(c.pod_name, c.pod_namespace) for c in found if c.pod_name}
+        pod_name, pod_ns = names.pop() if len(names) == 1 else (None, None)
+        return Container(engine, None, None, pods.pop(), pod_name=pod_name,
+                         pod_namespace=pod_ns)
     return None
 
 
@@ -202,18 +219,41 @@ def containers(snap: Snapshot) -> dict[Container, list[int]]:
 
 
 def find(query: str, snap: Snapshot) -> list[Container]:
-    """Containers whose name or id is ``query``, else those it is a prefix of.
+    """Containers whose name or id is ``query``, else those it is a prefix of; a
+    ``project/service`` query: the containers of that Compose service.
 
     An exact name or id beats a prefix, so a container named ``web`` is found
     even when ``web2`` exists.  Ids are compared in lower case, names as written.
     """
     known = containers(snap)
+    if "/" in query:
+        project, _, service = query.partition("/")
+        return [c for c in known if c.project == project and c.service == service]
     low = query.lower()
     exact = [c for c in known if c.id == low or c.name == query]
     if exact:
         return exact
     return [c for c in known
             if (c.id or "").startswith(low) or (c.name or "").startswith(query)]
+
+
+def find_pod(query: str, snap: Snapshot) -> dict[str, list[Container]]:
+    """Pods (by id, with their containers) whose name (Kubernetes: also
+    ``namespace/name``) is ``query``, else whose id starts with it."""
+    pods: dict[str, list[Container]] = {}
+    for c in containers(snap):
+        if c.pod:
+            pods.setdefault(c.pod, []).append(c)
+
+    def named(c: Container) -> bool:
+        return c.pod_name == query or (
+            c.pod_namespace is not None and f"{c.pod_namespace}/{c.pod_name}" == query)
+
+    exact = {pod: cs for pod, cs in pods.items() if any(named(c) for c in cs)}
+    if exact:
+        return exact
+    low = query.lower()
+    return {pod: cs for pod, cs in pods.items() if pod.startswith(low)}
 
 
 def main_process(container: Container, snap: Snapshot) -> int:

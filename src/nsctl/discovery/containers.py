@@ -20,12 +20,15 @@ processes are all in its own mount namespace this costs nothing at all.
 When nsctl runs inside a container its own mount namespace is that
 container's, so the rule can't tell; then every process is read.
 
-Namespaces are labelled afterwards (``finish``), by the rule of
+Afterwards (``finish``) the containers get their names from their engines
+(:mod:`nsctl.discovery.engines`; only engines whose containers were seen are
+asked) and namespaces are labelled, by the rule of
 :func:`nsctl.discovery.cgroup_names.namespace_container`.
 """
 from __future__ import annotations
 
 from ..kernel import procfs
+from ..kernel.errors import ENGINE
 from .scan import ProcHandle, Scan
 
 
@@ -48,11 +51,15 @@ def read(scan: Scan, proc: ProcHandle) -> None:
 
 
 def finish(scan: Scan) -> None:
-    """Label the namespaces with the containers of the processes in them."""
+    """Name the containers (asking their engines: nsctl.discovery.engines), then
+    label the namespaces with the containers of the processes in them."""
     snap = scan.snap
     if any(p.container is not None for p in snap.processes.values()):
         from . import cgroup_names as containers
+        from . import engines
 
+        engines.name_containers(snap.processes.values(),
+                                lambda what: scan.problem(ENGINE, what))
         containers.label_namespaces(snap)
 
 

@@ -4,6 +4,10 @@ Each process is read once, in one pass, while nsctl holds its pidfd: every
 per-process source reads from the same /proc/PID directory fd, and what they
 found is committed only if the pidfd says the process is still alive at the
 end (so a PID reused mid-read can't lend its namespaces to another process).
+Where pidfd_open fails for another reason than a gone process (a kernel before
+5.3, a seccomp filter), the /proc/PID directory fd is the handle instead (reads
+through it fail once its process has exited), sockets go unread, and the
+result says so once.
 
 The sources run in the order of :data:`SOURCES`: per process, its links first,
 then its container from its cgroup, then the bind mounts of its mount namespace
@@ -32,7 +36,7 @@ import gc
 import os
 
 from ..kernel import nsfs, pidfd, procfs
-from ..kernel.errors import VANISHED, NoSuchProcess, NsctlError
+from ..kernel.errors import UNSUPPORTED, VANISHED, NoSuchProcess, NsctlError
 from ..model import Process, Snapshot
 from . import bindmounts, containers, fds, hierarchy, procs, shares, sockets, tasks
 from .scan import Memo, Options, ProcHandle, Scan, Source
@@ -67,14 +71,20 @@ def _drop(scan: Scan, proc: ProcHandle) -> None:
 def read_process(scan: Scan, pid: int, readers: list[Reader]) -> None:
     """Read one process with every per-process source (``readers``: (name, read)),
     under its pidfd."""
-    try:
-        pfd = pidfd.open_pidfd(pid)
-    except NsctlError:
-        return  # gone before we started: never part of this scan
+    pfd = -1
+    if "pidfd_open" not in scan.unsupported:
+        try:
+            pfd = pidfd.open_pidfd(pid)
+        except NoSuchProcess:
+            return  # gone before we started: never part of this scan
+        except NsctlError as exc:
+            _no_pidfds(scan, exc)
     try:
         try:
             dirfd = procfs.open_dir(str(pid), dir_fd=scan.proc_fd)
         except OSError as exc:
+            if pfd < 0 and isinstance(exc, FileNotFoundError):
+                return  # gone before we started
             scan.problem_from(exc, f"pid {pid}", pid)
             return
         proc = ProcHandle(pid=pid, pidfd=pfd, dirfd=dirfd)
@@ -84,7 +94,7 @@ def read_process(scan: Scan, pid: int, readers: list[Reader]) -> None:
                     read(scan, proc)
                 except (OSError, NsctlError) as exc:
                     gone = isinstance(exc, (NoSuchProcess, FileNotFoundError, ProcessLookupError))
-                    if gone or not pidfd.is_alive(pfd):
+                    if gone or not _alive(proc):
                         scan.problem(VANISHED, f"pid {pid}: exited during the scan", pid)
                         _drop(scan, proc)
                         return
@@ -92,7 +102,7 @@ def read_process(scan: Scan, pid: int, readers: list[Reader]) -> None:
                     if proc.process is None:
                         _drop(scan, proc)  # nothing of it could be read
                         return
-            if pidfd.is_alive(pfd):
+            if _alive(proc):
                 scan.commit(proc)
             else:
                 scan.problem(VANISHED, f"pid {pid}: exited during the scan", pid)
@@ -102,7 +112,27 @@ def read_process(scan: Scan, pid: int, readers: list[Reader]) -> None:
                 os.close(proc.view)
             os.close(dirfd)
     finally:
-        os.close(pfd)
+        if pfd >= 0:
+            os.close(pfd)
+
+
+def _no_pidfds(scan: Scan, exc: NsctlError) -> None:
+    """pidfd_open fails for a reason other than the process being gone: the kernel
+    lacks it (before Linux 5.3), or a seccomp filter refuses it (a container's).  The
+    scan goes on without pidfds; said once, as what this host lacks."""
+    scan.unsupported.add("pidfd_open")
+    cause = exc.__cause__.strerror if isinstance(exc.__cause__, OSError) else None
+    scan.problem(UNSUPPORTED, f"pidfd_open: {cause or exc}: processes are told apart by "
+                              "their /proc directories, and sockets are not read")
+
+
+def _alive(proc: ProcHandle) -> bool:
+    """Whether the process read is still the one alive at ``proc.pid``: by its pidfd,
+    or without one by its /proc directory fd (which fails to read once that process
+    has exited, even when the PID names another process by then)."""
+    if proc.pidfd >= 0:
+        return pidfd.is_alive(proc.pidfd)
+    return procfs.dir_alive(proc.dirfd)
 
 
 def run(opts: Options) -> Snapshot:

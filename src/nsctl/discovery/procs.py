@@ -87,7 +87,7 @@ def read(scan: Scan, proc: ProcHandle) -> None:
                            starttime=starttime, ns=ns, nspid=nspid, state=state,
                            pidns_pending="pid_for_children" not in ns
                            and "pid_for_children" in scan.snap.own,
-                           pidfd_ino=pidfd.inode(proc.pidfd))
+                           pidfd_ino=pidfd.inode(proc.pidfd) if proc.pidfd >= 0 else None)
     for link, ino in ns.items():
         ns_type = nsfs.LINK_TYPE[link]
         if link != ns_type and ns.get(ns_type) == ino:

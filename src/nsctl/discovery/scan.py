@@ -48,7 +48,8 @@ class Options:
 
 
 class ProcHandle:
-    """One process being read: its pidfd, its /proc directory fd, and what was staged."""
+    """One process being read: its pidfd (-1 where the host gives none), its /proc
+    directory fd, and what was staged."""
 
     __slots__ = ("pid", "pidfd", "dirfd", "view", "process", "staged", "fds", "threads")
 

@@ -17,8 +17,8 @@ _PREFIX = "socket:["
 
 def read(scan: Scan, proc: ProcHandle) -> None:
     """The network namespace of each of the process's sockets."""
-    if not proc.fds:
-        return
+    if not proc.fds or proc.pidfd < 0:
+        return   # without a pidfd no fd can be copied (the engine said so once)
     cache = scan.socket_netns
     for fd, text in proc.fds:
         if not text.startswith(_PREFIX):

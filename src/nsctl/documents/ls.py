@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 class UnknownType(NsctlError):
-    """A namespace type nsctl does not know."""
+    """A namespace type nsctl does not know: bad input, a usage error (exit status 2)."""
+
+    exit_status = 2
 
 
 def parse_types(values: Iterable[str] | None) -> list[str] | None:

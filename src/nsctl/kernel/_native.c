@@ -327,6 +327,39 @@ static PyObject *native_unshare(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *native_prctl(PyObject *self, PyObject *args)
+{
+    int option;
+    unsigned long arg2 = 0, arg3 = 0;
+    if (!PyArg_ParseTuple(args, "i|kk", &option, &arg2, &arg3))
+        return NULL;
+    long ret = syscall(SYS_prctl, option, arg2, arg3, 0UL, 0UL);
+    if (ret < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(ret);
+}
+
+static PyObject *native_open_by_handle_at(PyObject *self, PyObject *args)
+{
+    int mount_fd, handle_type, flags;
+    const char *bytes;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "iiy#i", &mount_fd, &handle_type, &bytes, &len, &flags))
+        return NULL;
+    if (len < 0 || len > 128) {
+        PyErr_SetString(PyExc_ValueError, "file handle too long");
+        return NULL;
+    }
+    struct { unsigned int handle_bytes; int handle_type; unsigned char f_handle[128]; } fh;
+    fh.handle_bytes = (unsigned int)len;
+    fh.handle_type = handle_type;
+    memcpy(fh.f_handle, bytes, (size_t)len);
+    long fd = syscall(SYS_open_by_handle_at, mount_fd, &fh, flags);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(fd);
+}
+
 /* struct open_how of openat2(2), declared here: older headers lack linux/openat2.h. */
 struct nsctl_open_how {
     uint64_t flags;
@@ -499,6 +532,10 @@ static PyMethodDef methods[] = {
      "setns(fd, nstype=0): move the calling thread into the namespace behind fd."},
     {"unshare", native_unshare, METH_VARARGS,
      "unshare(flags): move the calling thread into new namespaces (CLONE_NEW*)."},
+    {"prctl", native_prctl, METH_VARARGS,
+     "prctl(option, arg2=0, arg3=0) -> int: prctl(2) with the later arguments 0."},
+    {"open_by_handle_at", native_open_by_handle_at, METH_VARARGS,
+     "open_by_handle_at(mount_fd, handle_type, handle, flags) -> fd."},
     {"openat2", native_openat2, METH_VARARGS,
      "openat2(dirfd, path, flags, resolve) -> fd: openat2(2) with the RESOLVE_* flags."},
     {"nsfs_mounts", nsfs_mounts, METH_VARARGS,

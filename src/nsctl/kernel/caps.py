@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
 
 from .libc import libc
 
@@ -24,6 +23,7 @@ PR_CAPBSET_DROP = 24
 PR_SET_SECUREBITS = 28
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 # securebits (linux/securebits.h)
@@ -42,13 +42,25 @@ SECURE_NOROOT_LOCKED = (SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_
                         SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED)
 
 
-@dataclass(frozen=True)
 class CapSets:
-    """The calling thread's capability sets, one bit per capability."""
+    """The calling thread's capability sets, one bit per capability.  (A plain class:
+    importing dataclasses would cost every command that forks a child.)"""
 
-    effective: int
-    permitted: int
-    inheritable: int
+    __slots__ = ("effective", "permitted", "inheritable")
+
+    def __init__(self, effective: int, permitted: int, inheritable: int) -> None:
+        self.effective, self.permitted, self.inheritable = effective, permitted, inheritable
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CapSets) and (self.effective, self.permitted,
+                                               self.inheritable) == (
+            other.effective, other.permitted, other.inheritable)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"CapSets(effective={self.effective:#x}, permitted={self.permitted:#x}, "
+                f"inheritable={self.inheritable:#x})")
 
     def empty(self) -> bool:
         return not (self.effective or self.permitted or self.inheritable)
@@ -96,15 +108,15 @@ def clear() -> None:
         _raise()
 
 
-def _prctl(option: int, arg2: int = 0) -> int:
+def _prctl(option: int, arg2: int = 0, arg3: int = 0) -> int:
     """0, or the errno of a refused prctl(2)."""
-    import ctypes
+    from .libc import prctl
 
-    lib = libc()
-    if lib.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(0),
-                 ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0:
-        return 0
-    return ctypes.get_errno()
+    try:
+        prctl(option, arg2, arg3)
+    except OSError as exc:
+        return exc.errno or errno.EINVAL
+    return 0
 
 
 def last_cap() -> int:
@@ -130,6 +142,25 @@ def drop_bounding() -> bool:
 def clear_ambient() -> bool:
     """Empty the ambient set; False where the kernel has none (before 4.3)."""
     return _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL) == 0
+
+
+def keep_all_ambient() -> bool:
+    """Make every permitted capability inheritable and ambient, so that an exec keeps
+    them (nsenter --keep-caps); False if the kernel refuses."""
+    import ctypes
+
+    sets = get()
+    header_t, data_t = _structs()
+    header, data = header_t(_LINUX_CAPABILITY_VERSION_3, 0), data_t()
+    for half in (0, 1):
+        shift = 32 * half
+        data[half].effective = (sets.effective >> shift) & 0xFFFFFFFF
+        data[half].permitted = (sets.permitted >> shift) & 0xFFFFFFFF
+        data[half].inheritable = (sets.permitted >> shift) & 0xFFFFFFFF
+    if libc().capset(ctypes.byref(header), ctypes.byref(data)) != 0:
+        return False
+    return all(_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap) == 0
+               for cap in range(last_cap() + 1) if sets.permitted >> cap & 1)
 
 
 def set_securebits(bits: int) -> bool:

@@ -20,11 +20,13 @@ VANISHED = "vanished"        # the process exited, or the thing read of it is go
 DENIED = "denied"            # the kernel refused
 UNSUPPORTED = "unsupported"  # this kernel lacks the interface
 ERROR = "error"              # anything else (text the kernel gave that makes no sense)
+ENGINE = "engine"            # a container engine could not be asked for names
 REASONS: dict[str, str] = {
     VANISHED: "exited during the scan",
     DENIED: "permission denied",
     UNSUPPORTED: "not supported by this kernel",
     ERROR: "error",
+    ENGINE: "container engine not asked",
 }
 
 

@@ -1,4 +1,5 @@
-"""The few system calls Python 3.11's os module lacks: pidfd_getfd, setns, unshare, openat2.
+"""The few system calls Python 3.11's os module lacks: pidfd_getfd, setns, unshare, openat2,
+open_by_handle_at, prctl.
 
 From nsctl.kernel._native (C) where it was built; else through ctypes, loaded
 lazily: importing ctypes is a cost plain listing need not pay.
@@ -74,8 +75,31 @@ def ctypes_openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
                                  ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))))
 
 
+def ctypes_prctl(option: int, arg2: int = 0, arg3: int = 0) -> int:
+    """prctl(2) with the later arguments 0."""
+    import ctypes
+
+    return _check(libc().prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                               ctypes.c_ulong(0), ctypes.c_ulong(0)))
+
+
+def ctypes_open_by_handle_at(mount_fd: int, handle_type: int, handle: bytes,
+                             flags: int) -> int:
+    """open_by_handle_at(2): open the file a ``struct file_handle`` of ``handle_type``
+    with the bytes ``handle`` names, relative to ``mount_fd`` (a negative FD_* root too)."""
+    import ctypes
+    import struct
+
+    buf = ctypes.create_string_buffer(struct.pack("=Ii", len(handle), handle_type) + handle)
+    return _check(libc().open_by_handle_at(ctypes.c_int(mount_fd), buf, ctypes.c_int(flags)))
+
+
 try:
     from ._native import openat2, pidfd_getfd, setns, unshare
 except ImportError:   # not built: the same calls through ctypes
     pidfd_getfd, setns, unshare = ctypes_pidfd_getfd, ctypes_setns, ctypes_unshare
     openat2 = ctypes_openat2
+try:   # (a C module built before these two were added lacks them)
+    from ._native import open_by_handle_at, prctl
+except ImportError:
+    open_by_handle_at, prctl = ctypes_open_by_handle_at, ctypes_prctl

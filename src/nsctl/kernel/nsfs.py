@@ -65,6 +65,16 @@ NS_GET_NSTYPE = _io(3)
 NS_GET_OWNER_UID = _io(4)
 NS_GET_ID = _ior(13, 8)
 
+#: Every namespace inode is at least this: the initial namespaces have fixed inodes
+#: from here up (0xEFFFFFF8..0xEFFFFFFF), the others come from PROC_DYNAMIC_FIRST
+#: (0xF0000000) on.  A smaller number can only be a namespace id (NS_GET_ID).
+MIN_INODE = 0xEFFFFFF8
+
+# nsfs file handles (Linux 6.18): open_by_handle_at(FD_NSFS_ROOT, ...) with handle type
+# FILEID_NSFS and the 16 bytes of struct nsfs_file_handle {u64 ns_id; u32 ns_type; u32 ns_inum}.
+FD_NSFS_ROOT = -10003
+FILEID_NSFS = 0xF1
+
 # ns link names that are not plain type names, and the type they hold.
 LINK_TYPE: dict[str, str] = {name: name for name in NS_TYPES}
 LINK_TYPE.update({"pid_for_children": "pid", "time_for_children": "time"})
@@ -290,6 +300,41 @@ def ns_id(fd: int) -> int | None:
     return struct.unpack("=Q", buf)[0]
 
 
+_has_handles: bool | None = None
+
+
+def open_by_id(id_: int, ns_type: str, ino: int) -> int | None:
+    """A read-only fd on the namespace with id ``id_`` (NS_GET_ID), type ``ns_type``
+    and inode ``ino``, opened by its nsfs file handle: no path and no process in
+    between.  None when no live namespace has all three (the kernel matches each),
+    or where the kernel has no nsfs handles (then :func:`handles_work` is False).
+    AccessDenied where the kernel refuses (opening a namespace we are not in needs
+    CAP_SYS_ADMIN in the initial user and PID namespaces)."""
+    global _has_handles
+    if _has_handles is False:
+        return None
+    from .libc import open_by_handle_at
+
+    handle = struct.pack("=QII", id_, CLONE_FLAGS[ns_type], ino)
+    try:
+        fd = open_by_handle_at(FD_NSFS_ROOT, FILEID_NSFS, handle, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ESTALE:       # no such namespace (now)
+            _has_handles = True
+            return None
+        if exc.errno in (errno.EBADF, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
+            _has_handles = False            # no FD_NSFS_ROOT or no nsfs handles here
+            return None
+        raise classify(exc, f"open {ns_type} namespace {id_} by handle") from exc
+    _has_handles = True
+    return fd
+
+
+def handles_work() -> bool | None:
+    """Whether opening namespaces by handle worked so far (None: not tried yet)."""
+    return _has_handles
+
+
 def has_ns_id() -> bool | None:
     """Whether NS_GET_ID worked so far (None: not tried yet)."""
     return _has_ns_id
@@ -336,5 +381,5 @@ __all__ = [
     "AccessDenied", "Unsupported", "NS_TYPES", "CLONE_FLAGS", "HIERARCHICAL", "LINK_TYPE",
     "parse_link", "nsfs_dev", "reopen_ns", "open_ns", "open_ns_link", "open_beneath",
     "walk_beneath", "open_mounted_ns", "ns_type", "owning_userns", "parent_ns", "owner_uid",
-    "ns_id", "identity", "mounted_namespaces",
+    "ns_id", "identity", "mounted_namespaces", "open_by_id", "handles_work", "MIN_INODE",
 ]

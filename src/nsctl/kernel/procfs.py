@@ -69,6 +69,17 @@ def parse_stat(text: str) -> tuple[str, str, int, int, int]:
         raise Unparsable("stat: not in the form of proc_pid_stat(5)") from None
 
 
+def dir_alive(dir_fd: int) -> bool:
+    """Whether the process whose /proc directory ``dir_fd`` is has not exited: its
+    stat reads, and it is no zombie (whose namespaces are gone).  The directory
+    stays that process's: once it has exited, reads through it fail, even when its
+    PID names another process by then."""
+    try:
+        return read_stat(dir_fd)[1] not in ("Z", "X")
+    except (OSError, Unparsable):
+        return False
+
+
 def starttime(pid: int, proc_fd: int) -> int | None:
     """When process ``pid`` started (clock ticks after boot), None if it is gone (or
     its stat can't be parsed): with the PID, what names one process across two scans

@@ -67,7 +67,8 @@ class ParentWatch:
     namespace owned by another user does): :meth:`arm` again after one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, death_signal: int = signal.SIGKILL) -> None:
+        self.death_signal = death_signal
         self.parent = os.getpid()
         try:
             self.fd = os.pidfd_open(self.parent)   # close-on-exec
@@ -75,8 +76,9 @@ class ParentWatch:
             self.fd = -1
 
     def arm(self) -> None:
-        """In the child: SIGKILL when the parent ends; exit now if it has ended."""
-        caps.set_parent_death_signal(signal.SIGKILL)
+        """In the child: the death signal (SIGKILL unless asked otherwise) when the parent
+        ends; exit now if it has ended."""
+        caps.set_parent_death_signal(self.death_signal)
         if self.fd >= 0:
             poller = select.poll()
             poller.register(self.fd, select.POLLIN)
@@ -107,7 +109,8 @@ class Relay:
     :class:`Terminal`).
     """
 
-    def __init__(self, stop_early: bool = False) -> None:
+    def __init__(self, stop_early: bool = False, death_signal: int = signal.SIGKILL) -> None:
+        self.death_signal = death_signal   # what each child gets when its parent dies
         self.child = 0
         self.forked = 0            # the last child forked, also once reaped
         self.started = False
@@ -160,7 +163,7 @@ class Relay:
         with us, and has a relay of its own with nothing kept (to fork in turn) or,
         with ``execs``, the dispositions nsctl started with, for the command.
         """
-        watch = ParentWatch()
+        watch = ParentWatch(self.death_signal)
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
         pid = -1
         try:

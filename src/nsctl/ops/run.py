@@ -24,6 +24,7 @@ the user.
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
@@ -31,7 +32,16 @@ import socket
 
 from ..kernel import nsfs
 from ..kernel.errors import NsctlError
-from ..kernel.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, mount
+from ..kernel.mounts import (
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_REC,
+    MS_SHARED,
+    MS_SLAVE,
+    mount,
+)
 from .relay import Relay, Stopped, exit_code
 
 TYPE_CHECKING = False
@@ -48,21 +58,37 @@ class RunError(NsctlError):
 
 
 class RunSpec:
-    """What to create.  Validated by :meth:`check` before anything is changed."""
+    """What to create.  Validated by :meth:`check` before anything is changed.
+
+    As unshare(1) has it: a new user namespace alone leaves you unmapped (the overflow
+    uid and gid), ``map_root`` maps your uid and gid to 0, ``map_user``/``map_group``
+    map one each; ``mount`` makes a mount namespace with private mounts and
+    ``mount_proc`` (a mount point) mounts a fresh proc there (and, with ``net``, a
+    fresh sysfs on /sys).  ``pins``: type -> path to pin that new namespace at
+    (unshare's ``--net=FILE``); ``pin_dir``: pin every new one as DIR/TYPE.
+    ``kill_signal``: what the chain of processes gets when the one before it dies.
+    """
 
     __slots__ = ("user", "map_root", "map_user", "map_group", "pid", "net", "mount", "uts",
-                 "ipc", "cgroup", "time", "veth", "pin_dir", "argv")
+                 "ipc", "cgroup", "time", "veth", "pin_dir", "argv", "mount_proc", "pins",
+                 "setgroups", "kill_signal", "propagation")
 
     def __init__(self, argv: list[str], user: bool = False, map_root: bool = False,
                  map_user: int | None = None, map_group: int | None = None, pid: bool = False,
                  net: bool = False, mount: bool = False, uts: str | None = None,
                  ipc: bool = False, cgroup: bool = False, time: dict[str, float] | None = None,
-                 veth: str | None = None, pin_dir: str | None = None) -> None:
+                 veth: str | None = None, pin_dir: str | None = None,
+                 mount_proc: str | None = None, pins: dict[str, str] | None = None,
+                 setgroups: str | None = None, kill_signal: int = 9,
+                 propagation: str = "private") -> None:
         self.argv = argv
         self.user, self.map_root = user, map_root
         self.map_user, self.map_group = map_user, map_group
         self.pid, self.net, self.mount, self.uts = pid, net, mount, uts
         self.ipc, self.cgroup, self.time, self.veth, self.pin_dir = ipc, cgroup, time, veth, pin_dir
+        self.mount_proc, self.pins, self.setgroups = mount_proc, dict(pins or {}), setgroups
+        self.kill_signal = kill_signal
+        self.propagation = propagation   # of every mount in a new mount namespace
 
     def types(self) -> list[str]:
         """The namespace types to create, in CLONE flag terms."""
@@ -71,18 +97,25 @@ class RunSpec:
                   "time": self.time is not None}
         return [t for t, on in wanted.items() if on]
 
+    def pin_paths(self) -> list[tuple[str, str]]:
+        """(type, absolute path) of every pin to make."""
+        out = [(t, os.path.abspath(path)) for t, path in self.pins.items()]
+        if self.pin_dir is not None:
+            out += [(t, os.path.join(os.path.abspath(self.pin_dir), t)) for t in self.types()]
+        return out
+
     def check(self) -> None:
         """Flags that don't go together, and privilege, before anything changes."""
-        if not self.argv:
-            raise RunError("no command given (nsctl run [options] -- CMD ...)")
+        if not self.argv or not self.argv[0]:
+            raise RunError("no command given (nsctl run [options] [--] CMD ...)")
         if (self.map_user is not None or self.map_group is not None or self.map_root) \
                 and not self.user:
             raise RunError("--map-root, --map-user and --map-group need --user")
         if self.map_root and (self.map_user is not None or self.map_group is not None):
             raise RunError("--map-root and --map-user/--map-group don't go together")
-        if self.user and self.mount and not self.pid:
-            raise RunError("--user with --mount needs --pid (a fresh /proc can only be mounted "
-                           "for a PID namespace the new user namespace owns)")
+        if self.user and self.mount_proc is not None and not self.pid:
+            raise RunError("--user with --mount-proc needs --pid (a fresh /proc can only be "
+                           "mounted for a PID namespace the new user namespace owns)")
         if self.veth is not None and not self.net:
             raise RunError("--veth needs --net")
         if not self.types():
@@ -94,14 +127,22 @@ class RunSpec:
         if self.veth is not None:
             veth_addresses(self.veth)
         if self.pin_dir is not None:
-            from .pin import check_pin_dir
-
-            cause = check_pin_dir(os.path.abspath(self.pin_dir))
+            cause = _pin_dir_cause(self.pin_dir)
             if cause:
                 raise RunError(f"--pin {self.pin_dir}: {cause}")
-            for t in self.types():
-                if os.path.lexists(os.path.join(self.pin_dir, t)):
-                    raise RunError(f"--pin: {os.path.join(self.pin_dir, t)} already exists")
+        for ns_type, path in self.pin_paths():
+            if ns_type in self.pins:
+                cause = _pin_dir_cause(os.path.dirname(path))
+                if cause:
+                    raise RunError(f"pin {ns_type} at {self.pins[ns_type]}: {cause}")
+            if os.path.lexists(path):
+                raise RunError(f"--pin: {path} already exists")
+
+
+def _pin_dir_cause(directory: str) -> str:
+    from .pin import check_pin_dir
+
+    return check_pin_dir(os.path.abspath(directory))
 
 
 def veth_addresses(spec: str) -> tuple[str, str, int]:
@@ -117,6 +158,9 @@ def veth_addresses(spec: str) -> tuple[str, str, int]:
 
 
 DEFAULT_VETH = "10.200.0.1/30"
+
+# unshare's --propagation: what a new mount namespace's mounts become (default private).
+PROPAGATION = {"private": MS_PRIVATE, "slave": MS_SLAVE, "shared": MS_SHARED}
 
 
 # --- messages between the processes ------------------------------------------------------
@@ -146,7 +190,7 @@ class _Reader:
 def run(spec: RunSpec) -> int:
     """Create the namespaces, run the command, return its exit status."""
     spec.check()
-    relay = Relay(stop_early=True).install()
+    relay = Relay(stop_early=True, death_signal=spec.kill_signal).install()
     try:
         return _run(spec, relay)
     except Stopped as stop:   # before the command started; everything is undone
@@ -172,15 +216,15 @@ def _run(spec: RunSpec, relay: Relay) -> int:
             child_sock.close()
             _expect(reader, "unshared")
             if spec.user:
-                _step("write ID maps", _write_maps, spec, pid)
+                _step("write the ID maps", _write_maps, spec, pid)
             veth = None
             if spec.veth is not None:
                 veth = _step("add the veth pair", _add_veth, spec.veth, pid, undo)
             _send(parent_sock, go=True, veth=veth)
             msg = _expect(reader, "ready")
-            if spec.pin_dir is not None:
-                _step("pin the new namespaces", _pin_all, spec.types(), spec.pin_dir,
-                      msg["holder"], undo)
+            if spec.pin_paths():
+                _step("pin the new namespaces", _pin_all, spec.pin_paths(), msg["holder"],
+                      undo)
             if relay.kept:  # a Stopped that some library code swallowed on the way
                 raise Stopped(relay.kept[0])
             relay.start()   # from here a signal is passed on, no longer a reason to give up
@@ -204,7 +248,7 @@ def _run(spec: RunSpec, relay: Relay) -> int:
             error = RunError(f"{last['step']}: {last['error']}")
             error.exit_status = exit_code(status) or 1  # 127: the command could not be run
             raise error
-        if spec.pin_dir is None:
+        if not spec.pin_paths():
             _undo(undo)
         return exit_code(status)
     finally:
@@ -228,23 +272,39 @@ def _step(what: str, func: Callable[[*Args], Result], *args: *Args) -> Result:
         return func(*args)
     except RunError:
         raise
-    except (OSError, NsctlError) as exc:
-        raise RunError(f"{what}: {getattr(exc, 'strerror', None) or exc}") from None
-    except Exception as exc:  # pyroute2's NetlinkError and friends
-        raise RunError(f"{what}: {exc}") from None
+    except Exception as exc:  # OSError, NsctlError, pyroute2's NetlinkError and friends
+        raise RunError(f"{what}: {_cause(exc)}") from None
+
+
+def _cause(exc: Exception) -> str:
+    """The cause of a failed step in words: the errno's text for an OSError or a
+    pyroute2 NetlinkError (whose str() is a ``(code, text)`` tuple), else the message."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _write_maps(spec: RunSpec, pid: int) -> None:
+    """The maps asked for, as unshare writes them: none with --user alone (the command
+    runs as the overflow uid and gid), both to 0 with --map-root, each on its own with
+    --map-user and --map-group.  setgroups is denied before a gid map where the kernel
+    wants it (no privilege over our groups) or where asked (--map-root denies it, as
+    unshare -r does)."""
     uid, gid = os.geteuid(), os.getegid()
-    inner_uid = 0 if spec.map_root or spec.map_user is None else spec.map_user
-    inner_gid = 0 if spec.map_root or spec.map_group is None else spec.map_group
-    if os.geteuid() != 0:
+    inner_uid = 0 if spec.map_root else spec.map_user
+    inner_gid = 0 if spec.map_root else spec.map_group
+    deny = spec.setgroups == "deny" or (spec.setgroups is None and (
+        spec.map_root or (inner_gid is not None and uid != 0)))
+    if deny:
         with open(f"/proc/{pid}/setgroups", "w") as f:
             f.write("deny")
-    with open(f"/proc/{pid}/uid_map", "w") as f:
-        f.write(f"{inner_uid} {uid} 1\n")
-    with open(f"/proc/{pid}/gid_map", "w") as f:
-        f.write(f"{inner_gid} {gid} 1\n")
+    if inner_uid is not None:
+        with open(f"/proc/{pid}/uid_map", "w") as f:
+            f.write(f"{inner_uid} {uid} 1\n")
+    if inner_gid is not None:
+        with open(f"/proc/{pid}/gid_map", "w") as f:
+            f.write(f"{inner_gid} {gid} 1\n")
 
 
 def _add_veth(spec: str, pid: int, undo: list) -> dict:
@@ -253,22 +313,24 @@ def _add_veth(spec: str, pid: int, undo: list) -> dict:
     outer, inner, prefix = veth_addresses(spec)
     host_if = f"nsctl{pid}"[:15]
     with IPRoute() as ipr:
-        ipr.link("add", ifname=host_if, kind="veth", peer={"ifname": "eth0", "net_ns_pid": pid})
+        _netlink(f"add veth {host_if}", ipr.link, "add", ifname=host_if, kind="veth",
+                 peer={"ifname": "eth0", "net_ns_pid": pid})
         undo.append(("veth", host_if))
         index = ipr.link_lookup(ifname=host_if)[0]
-        ipr.addr("add", index=index, address=outer, prefixlen=prefix)
-        ipr.link("set", index=index, state="up")
+        _netlink(f"add address {outer}/{prefix} to {host_if}", ipr.addr, "add", index=index,
+                 address=outer, prefixlen=prefix)
+        _netlink(f"set {host_if} up", ipr.link, "set", index=index, state="up")
     return {"ifname": "eth0", "address": inner, "prefixlen": prefix, "peer": host_if,
             "peer_address": outer}
 
 
-def _pin_all(types: list[str], pin_dir: str, holder: int, undo: list) -> None:
+def _pin_all(paths: list[tuple[str, str]], holder: int, undo: list) -> None:
     from .pin import pin_fd
 
-    for t in types:
+    for t, path in paths:
         fd = nsfs.open_ns(f"/proc/{holder}/ns/{t}")
         try:
-            undo.append(("pin", pin_fd(fd, os.path.join(os.path.abspath(pin_dir), t))))
+            undo.append(("pin", pin_fd(fd, path)))
         finally:
             os.close(fd)
 
@@ -314,10 +376,10 @@ def _child(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
         msg = reader.get()
         if not msg or not msg.get("go"):
             os._exit(1)
-        if spec.mount:
-            step = "make the mounts private"
-            mount(None, "/", None, MS_REC | MS_PRIVATE)
-        if spec.uts is not None:
+        if spec.mount and spec.propagation != "unchanged":
+            step = f"make the mounts {spec.propagation}"
+            mount(None, "/", None, MS_REC | PROPAGATION[spec.propagation])
+        if spec.uts:   # (--uts alone: a new namespace, the hostname as it was)
             step = "set the hostname"
             socket.sethostname(spec.uts)
         if spec.net:
@@ -348,7 +410,7 @@ def _child(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
         _send(sock, step="ready", holder=os.getpid())
         if not (reader.get() or {}).get("run"):
             os._exit(1)
-        if spec.mount:
+        if spec.mount_proc is not None:
             step = "mount /proc and /sys"
             _fresh_mounts(spec)
         _exec(spec, sock, relay)
@@ -366,14 +428,27 @@ def _fail(sock: socket.socket, step: str, error: str) -> None:
 
 
 def _net_up(veth: dict | None) -> None:
-    from pyroute2 import IPRoute
+    from ..kernel.sockets import link_up
 
-    with IPRoute() as ipr:
-        ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
-        if veth:
+    link_up("lo")   # an ioctl: importing pyroute2 for it would cost more than the rest
+    if veth:
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
             index = ipr.link_lookup(ifname=veth["ifname"])[0]
-            ipr.addr("add", index=index, address=veth["address"], prefixlen=veth["prefixlen"])
-            ipr.link("set", index=index, state="up")
+            _netlink(f"add address {veth['address']}/{veth['prefixlen']} to "
+                     f"{veth['ifname']}", ipr.addr, "add", index=index,
+                     address=veth["address"], prefixlen=veth["prefixlen"])
+            _netlink(f"set {veth['ifname']} up", ipr.link, "set", index=index, state="up")
+
+
+def _netlink(what: str, call: Callable[..., object], *args: object, **kwargs: object) -> None:
+    """A pyroute2 request; its refusal (NetlinkError, an OSError-like (code, text)
+    pair) as a RunError naming ``what`` and the cause in words."""
+    try:
+        call(*args, **kwargs)
+    except Exception as exc:
+        raise RunError(f"{what}: {_cause(exc)}") from None
 
 
 def parse_time_offsets(text: str) -> dict[str, float]:
@@ -402,9 +477,10 @@ def _write_time_offsets(offsets: dict[str, float]) -> None:
 
 
 def _fresh_mounts(spec: RunSpec) -> None:
-    """A fresh /proc (this PID namespace's processes) and sysfs (this network
-    namespace's devices: sysfs shows the netns of whoever mounts it: tagged sysfs)."""
-    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    """A fresh proc at the --mount-proc point (this PID namespace's processes) and, with
+    --net, sysfs on /sys (this network namespace's devices: sysfs shows the netns of
+    whoever mounts it: tagged sysfs)."""
+    mount("proc", spec.mount_proc or "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if spec.net:
         mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
@@ -415,14 +491,15 @@ def _exec(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
         os.execvp(spec.argv[0], spec.argv)
     except OSError as exc:
         _send(sock, step=f"run {spec.argv[0]}", error=exc.strerror or str(exc))
-        os._exit(127)
+        # As the shells say it: 127 not found, 126 found but not runnable.
+        os._exit(127 if exc.errno == errno.ENOENT else 126)
 
 
 def _init(spec: RunSpec, sock: socket.socket, relay: Relay) -> None:
     """PID 1 of the new PID namespace (or the time namespace's first process)."""
     step = "mount /proc and /sys"
     try:
-        if spec.mount:
+        if spec.mount_proc is not None:
             _fresh_mounts(spec)
         if not spec.pid:
             _exec(spec, sock, relay)

@@ -1,6 +1,7 @@
 """SPEC: the ways a user names one namespace, resolved against a snapshot.
 
-Forms (a table, tried in order): ``container:NAME-OR-ID/TYPE``, ``type:[inode]``,
+Forms (a table, tried in order): ``container:NAME-OR-ID/TYPE`` (also
+``container:PROJECT/SERVICE/TYPE``), ``pod:NAME/TYPE``, ``type:[inode]``,
 ``PID/TYPE`` (also ``PID/pid_for_children``), a stable path
 (``/user.0/user.2/net.1``, see nsctl.query.naming), a path to a namespace file
 (``/proc/PID/ns/net``, a bind mount such as ``/run/netns/x``), and a bare
@@ -14,7 +15,7 @@ import re
 
 from ..kernel import nsfs
 from ..kernel.errors import NoSuchProcess, NotANamespace, NsctlError
-from ..model import Namespace, Snapshot
+from ..model import Container, Namespace, Snapshot
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ class NotFound(SpecError):
 
 _TYPED = re.compile(r"^(?P<type>[a-z]+):\[(?P<ino>\d+)\]$")
 _PID_TYPE = re.compile(r"^(?P<pid>\d+)/(?P<link>[a-z_]+)$")
-_CONTAINER = re.compile(r"^container:(?P<query>[^/]*)(?:/(?P<link>[^/]*))?$")
 
 
 def _by_typed(spec: str, snap: Snapshot) -> Namespace | None:
@@ -136,14 +136,28 @@ def _by_number(spec: str, snap: Snapshot) -> Namespace | None:
     return next(iter(candidates.values()))
 
 
+def _split(rest: str) -> tuple[str, str | None]:
+    """``QUERY[/TYPE]`` (QUERY may itself hold one ``/``: a Compose project/service or a
+    Kubernetes namespace/name): the query and the type, if the last part is one."""
+    head, sep, last = rest.rpartition("/")
+    if sep and (last in nsfs.LINK_TYPE or "/" in head):
+        return head, last
+    return rest, None
+
+
 def _by_container(spec: str, snap: Snapshot) -> Namespace | None:
-    """``container:X/TYPE``: the TYPE namespace of the container whose name or id
-    (or id prefix) is X, as its top process has it (nsctl.discovery.cgroup_names.main_process)."""
-    m = _CONTAINER.match(spec)
-    if not m:
+    """``container:X/TYPE``: the TYPE namespace of the container whose name, id (or id
+    prefix) or Compose ``project/service`` is X, as its top process has it
+    (nsctl.discovery.cgroup_names.main_process)."""
+    if not spec.startswith("container:"):
         return None
-    query, link = m.group("query"), m.group("link")
+    query, link = _split(spec[len("container:"):])
     types = ", ".join(nsfs.LINK_TYPE)
+    if not link and "/" in query:
+        from ..discovery import cgroup_names as containers
+
+        if not containers.find(query, snap):   # not a Compose service: X/TYPE, a bad type
+            query, _, link = query.rpartition("/")
     if not link:
         container_process(query, snap, spec)  # an unknown or ambiguous name says so first
         raise SpecError(f"{spec} names a container, not a namespace: add the type, "
@@ -158,11 +172,12 @@ def _by_container(spec: str, snap: Snapshot) -> Namespace | None:
 
 
 def container_process(query: str, snap: Snapshot, spec: str) -> int:
-    """The PID that stands for the container named (or id-prefixed) ``query``."""
+    """The PID that stands for the container named (or id-prefixed) ``query``, or
+    for the Compose service ``project/service`` (one container of it)."""
     from ..discovery import cgroup_names as containers
 
     if not query:
-        raise SpecError(f"{spec}: name the container, e.g. container:3f4e5a/net")
+        raise SpecError(f"{spec}: name the container, e.g. container:web/net")
     found = containers.find(query, snap)
     if not found:
         known = sorted(c.label for c in containers.containers(snap))
@@ -170,15 +185,57 @@ def container_process(query: str, snap: Snapshot, spec: str) -> int:
                 if known else "no process is in a container")
         raise NotFound(f"{spec}: no container's name or id starts with {query!r} ({seen})")
     if len(found) > 1:
-        names = sorted(f"{c.engine}:{c.name or c.id}" for c in found)
         raise SpecError(f"{spec}: {query!r} matches {len(found)} containers: "
-                        f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}; "
-                        "write more of the id")
+                        f"{_candidates(found)}; write more of the name or id")
     return containers.main_process(found[0], snap)
+
+
+def _candidates(found: list[Container]) -> str:
+    names = sorted(f"{c.engine}:{c.name} ({(c.id or '')[:12]})" if c.name and c.name != c.id
+                   else f"{c.engine}:{c.id}" for c in found)
+    return ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+
+
+def _by_pod(spec: str, snap: Snapshot) -> Namespace | None:
+    """``pod:NAME/TYPE``: the TYPE namespace the containers of the pod named NAME
+    (Kubernetes: ``NAMESPACE/NAME`` or NAME; or a pod id prefix) share."""
+    if not spec.startswith("pod:"):
+        return None
+    from ..discovery import cgroup_names as containers
+
+    query, link = _split(spec[len("pod:"):])
+    types = ", ".join(nsfs.LINK_TYPE)
+    if not query:
+        raise SpecError(f"{spec}: name the pod, e.g. pod:web/net")
+    pods = containers.find_pod(query, snap)
+    if not pods:
+        known = sorted({c.pod_name or (c.pod or "")[:12]
+                        for c in containers.containers(snap) if c.pod})
+        seen = f"pods seen: {', '.join(known[:10])}" if known else "no pod seen"
+        raise NotFound(f"{spec}: no pod's name or id starts with {query!r} ({seen})")
+    if len(pods) > 1:
+        raise SpecError(f"{spec}: {query!r} matches {len(pods)} pods: "
+                        f"{', '.join(sorted(pods)[:10])}; write more of the name or id")
+    members = next(iter(pods.values()))
+    if not link or link not in nsfs.LINK_TYPE:
+        raise SpecError(f"{spec} names a pod, not a namespace: write pod:{query}/TYPE "
+                        f"(TYPE one of {types})")
+    inos: dict[int, list[Container]] = {}
+    for c in members:
+        ino = snap.processes[containers.main_process(c, snap)].ns.get(link)
+        if ino is not None:
+            inos.setdefault(ino, []).append(c)
+    if not inos:
+        raise NotFound(f"{spec}: no process of that pod shows a {link} namespace")
+    if len(inos) > 1:
+        raise SpecError(f"{spec}: the pod's containers do not share one {link} namespace: "
+                        f"name one of them: {_candidates(members)}")
+    return _found(snap, next(iter(inos)), spec)
 
 
 FORMS: list[tuple[str, Callable[[str, Snapshot], Namespace | None]]] = [
     ("container:NAME-OR-ID/TYPE", _by_container),
+    ("pod:NAME/TYPE", _by_pod),
     ("type:[inode]", _by_typed),
     ("PID/TYPE", _by_pid_type),
     ("number (inode or id)", _by_number),
@@ -204,5 +261,5 @@ def resolve(spec: str, snap: Snapshot) -> Namespace:
         if ns is not None:
             return ns
     raise SpecError(f"cannot read {spec!r} as a namespace: use type:[inode], an inode or id, "
-                    "PID/TYPE, container:NAME-OR-ID/TYPE, a stable path (/user.0/net.1), "
-                    "or a path to a namespace file")
+                    "PID/TYPE, container:NAME-OR-ID/TYPE, pod:NAME/TYPE, a stable path "
+                    "(/user.0/net.1), or a path to a namespace file")

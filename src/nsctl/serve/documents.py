@@ -36,12 +36,16 @@ def check_types(values: list[str] | None) -> set[str] | None:
 
 def _container_matches(query: str, ns: Namespace, snap: Snapshot) -> bool:
     """The namespace is a container's (or pod's), or one of its processes is in a
-    container, whose label, name, id (prefix) or pod matches ``query``."""
+    container, whose label, name, id (prefix), Compose project/service, pod or pod
+    name matches ``query``."""
     def match(c) -> bool:
         return c is not None and (query in c.label.lower() or
                                   (c.name is not None and query in c.name.lower()) or
                                   (c.id is not None and c.id.lower().startswith(query)) or
-                                  (c.pod is not None and c.pod.lower().startswith(query)))
+                                  (c.pod is not None and c.pod.lower().startswith(query)) or
+                                  (c.pod_name is not None and query in c.pod_name.lower()) or
+                                  (c.project is not None and
+                                   query in f"{c.project}/{c.service or ''}".lower()))
 
     if match(ns.container):
         return True
@@ -113,7 +117,9 @@ _CLIENT_FORMS = (
     re.compile(r"^\d{1,20}$"),                                   # inode or id
     re.compile(r"^[a-z]{2,6}:\[\d{1,20}\]$"),                    # type:[inode]
     re.compile(r"^\d{1,10}/[a-z_]{2,20}$"),                      # PID/TYPE
-    re.compile(r"^container:[A-Za-z0-9_.:@-]{0,256}(?:/[a-z_]{0,20})?$"),
+    re.compile(r"^container:[A-Za-z0-9_.:@-]{0,256}(?:/[A-Za-z0-9_.:@-]{0,256})?"
+               r"(?:/[a-z_]{0,20})?$"),                          # also project/service
+    re.compile(r"^pod:[A-Za-z0-9_.:@-]{1,256}(?:/[A-Za-z0-9_.:@-]{0,256})?/[a-z_]{2,20}$"),
 )
 
 
@@ -128,8 +134,8 @@ def client_spec(spec: str) -> str:
         if parse(candidate) is not None and len(candidate) <= 1024:
             return candidate
     raise ApiError(f"{spec[:100]!r} is not a SPEC this API takes: use an inode or id, "
-                   "type:[inode], PID/TYPE, container:NAME-OR-ID/TYPE or a stable path "
-                   "(/user.0/net.1); paths to namespace files are refused")
+                   "type:[inode], PID/TYPE, container:NAME-OR-ID/TYPE, pod:NAME/TYPE or a stable "
+                   "path (/user.0/net.1); paths to namespace files are refused")
 
 
 def find(spec: str, snap: Snapshot) -> Namespace:

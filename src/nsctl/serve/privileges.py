@@ -14,7 +14,8 @@ Every process nsctl starts here runs nsctl's own code, whatever the caller's
 directory or environment: an isolated interpreter (``-I``: no current
 directory or script directory on ``sys.path``, no ``PYTHON*`` variables, no
 user site), the nsctl package found where the running nsctl was loaded from,
-working directory ``/``, an environment built from scratch, and no inherited
+working directory ``/``, an environment built from scratch (with only the
+``NSCTL_*`` variables that say where the container engines are), and no inherited
 file descriptor but its pipes.
 """
 from __future__ import annotations
@@ -33,8 +34,15 @@ import time
 from ..kernel import caps
 from ..kernel.errors import NsctlError
 
-# The whole environment of every process nsctl starts: nothing comes from the caller.
+# The whole environment of every process nsctl starts: nothing comes from the caller
+# but where the container engines are (nsctl.discovery.engines.settings).
 HELPER_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
+def helper_env() -> dict[str, str]:
+    from ..discovery.engines import settings
+
+    return {**HELPER_ENV, **settings()}
 
 # Run by ``python -I -c``: argv[1] is the directory that holds the nsctl package.
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
@@ -61,7 +69,7 @@ def helper_argv(role: str, args: list[str]) -> list[str]:
 def start_isolated(role: str, args: list[str], **kw: object) -> subprocess.Popen:
     """``nsctl.serve.child ROLE ARGS`` in a fresh isolated interpreter, in its own session
     (a Ctrl-C at the server's terminal is the server's to handle)."""
-    return subprocess.Popen(helper_argv(role, args), cwd="/", env=HELPER_ENV, close_fds=True,
+    return subprocess.Popen(helper_argv(role, args), cwd="/", env=helper_env(), close_fds=True,
                             start_new_session=True, **kw)  # type: ignore[call-overload]
 
 

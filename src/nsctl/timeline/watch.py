@@ -36,7 +36,8 @@ Events are plain dicts::
 ``event`` is one of born / gone (the namespace), entered / left (a process's
 ns link), pinned / unpinned (a bind mount), held / released (an fd, socket,
 thread or child namespace reference).  Reference events carry ``ref`` (the
-reference as in ``nsctl ls --json``); born / gone carry ``refs``, what held it.
+reference as in ``nsctl ls --json``); born / gone carry ``refs``, what held it,
+and ``container`` (as in ``nsctl ls --json``) when it is a container's.
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ from ..query.diff import diff
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
+    from ..discovery.engines import Events
     from ..discovery.scan import Memo
     from ..kernel.cnproc import Listener
     from ..kernel.mounttables import MountTables
@@ -62,6 +64,24 @@ FULL_COST = 4           # re-reading a slice takes at most 1/FULL_COST of an int
 BORN, GONE, ENTERED, LEFT, PINNED, UNPINNED, HELD, RELEASED = (
     "born", "gone", "entered", "left", "pinned", "unpinned", "held", "released")
 EVENTS = (BORN, GONE, ENTERED, LEFT, PINNED, UNPINNED, HELD, RELEASED)
+#: What happens to namespaces, without the per-process entered/left that every
+#: process start and exit makes (one per namespace type).
+NAMESPACE_EVENTS = (BORN, GONE, PINNED, UNPINNED, HELD, RELEASED)
+
+
+def parse_events(values: list[str] | None) -> set[str] | None:
+    """The event kinds named by ``values`` (each one kind or a comma list); None for
+    none given; ValueError naming a kind that is not one."""
+    if not values:
+        return None
+    out = set()
+    for value in values:
+        for name in value.split(","):
+            kind = name.strip()
+            if kind not in EVENTS:
+                raise ValueError(f"unknown event {kind!r} (one of {', '.join(EVENTS)})")
+            out.add(kind)
+    return out
 
 
 def iso_now(now: float | None = None) -> str:
@@ -103,6 +123,17 @@ def _kept(ref: Reference, snap: Snapshot) -> bool:
     return ref.pid is None or ref.pid != snap.viewer_pid
 
 
+def _container_of(snap: Snapshot, ino: int) -> dict:
+    """``{"container": ...}`` (as in ``nsctl ls --json``) for a container's namespace."""
+    ns = snap.namespaces.get(ino)
+    return {"container": ns.container.to_dict()} if ns is not None and ns.container else {}
+
+
+def _in_container(snap: Snapshot, ino: int) -> str:
+    ns = snap.namespaces.get(ino)
+    return f" in {ns.container.label}" if ns is not None and ns.container else ""
+
+
 def events_between(a: Snapshot, b: Snapshot, now: float | None = None) -> list[dict]:
     """The events that take ``a`` to ``b`` (two live snapshots of one boot)."""
     stamp = iso_now(now)
@@ -115,7 +146,8 @@ def events_between(a: Snapshot, b: Snapshot, now: float | None = None) -> list[d
 
     for d in result["appeared"]:
         refs = _refs_of(b, d["ns"])
-        event(BORN, d["type"], d["ns"], d["id"], f"held by {_refs_text(refs, b)}", refs=refs)
+        event(BORN, d["type"], d["ns"], d["id"], f"held by {_refs_text(refs, b)}"
+              f"{_in_container(b, d['ns'])}", refs=refs, **_container_of(b, d["ns"]))
     # Why a process reference came or went: it moved (setns/unshare), started or exited.
     moved = {(m["pid"], m["link"]): m for m in result["moved"]}
     # One table for both directions: which events, which snapshot names the holder,
@@ -146,7 +178,8 @@ def events_between(a: Snapshot, b: Snapshot, now: float | None = None) -> list[d
                           **({"pid": pid} if pid is not None else {}))
     for d in result["disappeared"]:
         refs = _refs_of(a, d["ns"])
-        event(GONE, d["type"], d["ns"], d["id"], f"was held by {_refs_text(refs, a)}", refs=refs)
+        event(GONE, d["type"], d["ns"], d["id"], f"was held by {_refs_text(refs, a)}"
+              f"{_in_container(a, d['ns'])}", refs=refs, **_container_of(a, d["ns"]))
     return out
 
 
@@ -209,6 +242,9 @@ class Watcher:
         self.skipped = 0                 # steps that found nothing to read
         self._poll: select.poll | None = None
         self._lost = 0
+        self.engine_events: Events | None = None   # Docker's event stream, while it has containers
+        self._events_fd = -1
+        self._engine_news = False        # the stream said something: rescan, dirty or not
 
     def __enter__(self) -> Watcher:
         if self._handle_signals:
@@ -232,6 +268,34 @@ class Watcher:
         if self.mount_tables is not None:
             self.mount_tables.close()
             self.mount_tables = None
+        self._follow_engine(None)
+
+    def _follow_engine(self, snap: Snapshot | None) -> None:
+        """Keep Docker's event stream open while ``snap`` has Docker containers (a
+        container renamed makes no process event: the stream's news triggers a rescan)."""
+        want = snap is not None and any(p.container is not None
+                                        for p in snap.processes.values())
+        if want and self.engine_events is None:
+            from ..discovery.engines import Events
+
+            self.engine_events = Events()
+        events = self.engine_events
+        if events is None:
+            return
+        if want and snap is not None and events.want(snap.processes.values()):
+            fd = events.open()
+        else:
+            fd = None
+            events.close()
+        if fd != self._events_fd:
+            if self._events_fd >= 0 and self._poll is not None:
+                try:
+                    self._poll.unregister(self._events_fd)
+                except KeyError:
+                    pass
+            self._events_fd = -1 if fd is None else fd
+            if fd is not None:
+                self._poller().register(fd, select.POLLIN)
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -261,6 +325,7 @@ class Watcher:
         if not complete:
             self.full_due = 0.0
         self._watch_mount_tables(self.memo)
+        self._follow_engine(snap)
         return snap
 
     def _fingerprint(self, pids: set[int] | None) -> None:
@@ -401,6 +466,12 @@ class Watcher:
             if self.listener is not None and self.listener.fileno() in fds:
                 if self._drain(self.listener, poller):
                     due = min(due, time.monotonic() + DEBOUNCE)
+            if self._events_fd in fds and self.engine_events is not None:
+                if not self.engine_events.arrived():   # ended: opened again after a rescan
+                    self._poller().unregister(self._events_fd)
+                    self._events_fd = -1
+                self._engine_news = True
+                due = min(due, time.monotonic() + DEBOUNCE)
             if self.mount_tables is not None:
                 changed = self.mount_tables.changed(ready)
                 readers = self.mount_tables.watched
@@ -440,10 +511,11 @@ class Watcher:
             self.tick_due = now + self.interval
         if not full:
             self._prune()
-            if not self.dirty:
+            if not self.dirty and not self._engine_news:
                 # Nothing to read: the model stands as it is (the same object).
                 self.skipped += 1
                 return []
+        self._engine_news = False
         new = self.scan(full=full)
         events = events_between(self.snapshot, new)
         self.snapshot = new

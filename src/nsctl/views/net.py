@@ -3,7 +3,8 @@
 Read by a forked child inside the namespace (rtnetlink answers for the
 namespace of the socket, and a socket is made where its maker is):
 
-- every interface with index, kind, operstate, MTU, MAC and addresses; for a
+- every interface with index, kind, operstate, MTU, MAC, addresses and the
+  bridge or bond it is a port of (its master); for a
   veth (and other paired links) the peer's ifindex and the network namespace
   the peer lives in, for other linked devices (vlan, macvlan, tunnels) the
   lower device's.  The kernel names that namespace by a number local to the
@@ -89,6 +90,10 @@ def _interface(msg, addrs: list[dict]) -> dict:
         "mac": msg.get_attr("IFLA_ADDRESS"),
         "addresses": addrs,
         "link": link,
+        # The bridge, bond or team the device is a port of (IFLA_MASTER: always in the
+        # same namespace); its name is filled in with the rest of the namespace's.
+        "master": {"ifindex": master, "ifname": None}
+        if (master := msg.get_attr("IFLA_MASTER")) else None,
         # what sysfs's iflink must show: the link's ifindex, else the device's own
         "iflink": link_index if link_index is not None else msg["index"],
     }
@@ -223,6 +228,8 @@ class Collector:
             interfaces = [_interface(m, addrs.get(m["index"], [])) for m in links]
             local = {i["index"]: i["name"] for i in interfaces}
             for iface in interfaces:
+                if iface["master"] is not None:
+                    iface["master"]["ifname"] = local.get(iface["master"]["ifindex"])
                 link = iface["link"]
                 if link is None:
                     continue

@@ -10,7 +10,7 @@ import sys
 
 from ...kernel.errors import NsctlError
 from .layout import Style, render
-from .options import PROG, UsageError, parse_args
+from .options import ERR_PROG, UsageError, parse_args
 from .rows import Builder, Source, build_rows, make_table
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
@@ -46,13 +46,15 @@ def run(cfg: Config, out=None) -> int:
         src.close()
     out.write(text)
     out.flush()
-    problems = [p for p in snap.problems if p.reason != "vanished"]
+    # lsns says nothing about processes it cannot read: scripts that read both streams
+    # see lsns's output only, unless asked.
+    problems = [p for p in snap.problems if p.reason != "vanished"] if cfg.warn_partial else []
     if problems:
         counts: dict[str, int] = {}
         for p in problems:
             counts[p.reason] = counts.get(p.reason, 0) + 1
         detail = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
-        print(f"{PROG}: partial result: some processes could not be read ({detail})",
+        print(f"{ERR_PROG}: partial result: some processes could not be read ({detail})",
               file=sys.stderr)
     return 0
 
@@ -65,16 +67,16 @@ def main(argv: list[str]) -> int:
             return 0
         return run(got)
     except UsageError as exc:
-        msg = str(exc)
-        if msg.startswith(("unrecognized option", "invalid option", "option ")):
-            msg += f" (try '{PROG} --help')"
-        print(f"{PROG}: {msg}", file=sys.stderr)
+        msg = f"{ERR_PROG}: {exc}"
+        if str(exc).startswith(("unrecognized option", "invalid option", "option ")):
+            msg += f"\nTry '{ERR_PROG} --help' for more information."   # as getopt errors
+        print(msg, file=sys.stderr)
         return 1
     except NsctlError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        print(f"{ERR_PROG}: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         raise                     # the caller silences a reader that went away
     except OSError as exc:
-        print(f"{PROG}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{ERR_PROG}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     Action = Callable[["Config", "str | None"], "str | None"]
 
 PROG = "nsctl lsns"
+#: The name error messages start with: lsns's own, so that a script that reads lsns's
+#: stderr reads the same lines.
+ERR_PROG = "lsns"
 NS_TYPES = ("mnt", "net", "pid", "uts", "ipc", "user", "cgroup", "time")
 TREE_MODES = ("process", "owner", "parent")
 
@@ -45,6 +48,7 @@ Options:
  -o, --output <list>    define which output columns to use
      --output-all       output all columns
      --from <file>      read a snapshot (nsctl snapshot -o FILE), not the live host
+     --warn-partial     say on stderr when some processes could not be read
  -P, --persistent       namespaces without processes
  -p, --task <pid>       print process namespaces
  -Q, --filter <expr>    apply display filter
@@ -66,7 +70,8 @@ class Config:
     """One run of the command, as lsns.c's struct lsns holds it."""
 
     __slots__ = ("json", "raw", "force_list", "no_headings", "no_trunc", "no_wrap", "persist",
-                 "pid", "ns", "outarg", "columns", "types", "tree", "filter", "source")
+                 "pid", "ns", "outarg", "columns", "types", "tree", "filter", "source",
+                 "warn_partial")
 
     def __init__(self) -> None:
         self.json = False
@@ -84,6 +89,7 @@ class Config:
         self.tree: str | None = None          # None, "process", "owner" or "parent"
         self.filter: Filter | None = None
         self.source: str | None = None        # --from FILE: a snapshot instead of the host
+        self.warn_partial = False             # --warn-partial: say what could not be read
 
 
 def _parse_uint(text: str, bits: int, what: str) -> int:
@@ -186,6 +192,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("H", "list-columns", NO, _prints(lambda cfg: C.list_columns(raw=cfg.raw,
                                                                         json=cfg.json))),
     Option(None, "from", REQUIRED, _store("source")),   # nsctl's own: a snapshot file
+    Option(None, "warn-partial", NO, _flags("warn_partial")),   # nsctl's own
 )
 _BY_SHORT = {o.short: o for o in OPTIONS if o.short}
 _BY_LONG = {o.long: o for o in OPTIONS}

@@ -61,9 +61,20 @@ const EVENT_KINDS = ["born", "gone", "entered", "left", "pinned", "unpinned", "h
 export function follow({ onState, onEvent, onGeneration }) {
   const url = token() ? `/api/v1/events?token=${encodeURIComponent(token())}` : "/api/v1/events";
   const source = new EventSource(url);
+  // Each failed try is an error event (the browser tries again every 2 s, as the
+  // server's "retry" says): after FAILED_TRIES in a row the page says disconnected
+  // rather than "connecting" for ever.
+  const FAILED_TRIES = 3;
+  let failed = 0;
   onState("connecting");
-  source.onopen = () => onState("live");
-  source.onerror = () => onState(source.readyState === EventSource.CLOSED ? "disconnected" : "connecting");
+  source.onopen = () => {
+    failed = 0;
+    onState("live");
+  };
+  source.onerror = () => {
+    failed += 1;
+    onState(source.readyState === EventSource.CLOSED || failed >= FAILED_TRIES ? "disconnected" : "connecting");
+  };
   const parse = (msg) => {
     try {
       return JSON.parse(msg.data);

@@ -81,6 +81,7 @@ async function refresh() {
 
 async function load() {
   state.status = await get("status");
+  state.statusAt = performance.now();
   const gen = state.status.generation;
   state.generation = gen;
   const wanted = TABS[state.tab].docs.filter((name) => state.have[name] !== gen);
@@ -232,7 +233,9 @@ function renderStatus() {
   live.textContent = { live: "live", connecting: "connecting…", disconnected: "disconnected" }[state.live];
   if (s) {
     $("host").textContent = `${s.host} · Linux ${s.kernel} · nsctl ${s.version}`;
-    $("generation").textContent = `generation ${s.generation} · scanned ${age(s.age)} ago in ${age(s.scan_seconds)}${s.stale ? " (stale: the last rescan failed or is late)" : ""}`;
+    // The model's age as of now: the age the server gave, plus the time since it gave it.
+    const now = s.age + (performance.now() - (state.statusAt || performance.now())) / 1000;
+    $("generation").textContent = `generation ${s.generation} · scanned ${age(now)} ago in ${age(s.scan_seconds)}${s.stale ? " (stale: the last rescan failed or is late)" : ""}`;
   }
   const warn = $("partial");
   if (s && s.partial) {
@@ -435,3 +438,4 @@ showTab(state.tab);
 drawDetail();
 refresh().then(connect);
 setInterval(refresh, STATUS_POLL_MS);
+setInterval(renderStatus, 1000);   // the model's age keeps counting between polls

@@ -2,7 +2,7 @@
 // namespace, with what it sees (its view), as lists and tables.  Inodes of
 // namespaces the page knows become buttons that select them.
 
-import { badge, containerLabel, fill, h, nsName, tag } from "./dom.js";
+import { badge, containerText, fill, h, nsName, tag } from "./dom.js";
 
 const ROW_LIMIT = 100;
 const NS_KEYS = new Set(["owner", "parent", "netns", "child", "ns", "pid_for_children", "time_for_children"]);
@@ -12,8 +12,9 @@ const SHOWN_ABOVE = new Set(["ns", "type", "processes", "refs", "view", "pids", 
 // How some keys read better than their JSON.
 const FORMAT = {
   addresses: (list) => (list || []).map((a) => `${a.address}/${a.prefixlen}`).join(", ") || "—",
-  link: (l) => (l ? `${l.role} ${l.ifname || ""}${l.ifindex ? ` (#${l.ifindex})` : ""}${l.netns ? ` in net:[${l.netns}]` : ""}` : "—"),
-  container: (c) => containerLabel(c) || "—",
+  // An interface's link (an object), or a process's ns link name ("net", "pid_for_children").
+  link: (l) => (typeof l === "string" ? l : l ? `${l.role} ${l.ifname || ""}${l.ifindex ? ` (#${l.ifindex})` : ""}${l.netns ? ` in net:[${l.netns}]` : ""}` : "—"),
+  container: (c) => containerText(c) || "—",
   cmdline: (argv) => (argv || []).join(" "),
   nspid: (list) => (list ? list.join("/") : "—"),
   ns: (links, ctx) => (links && typeof links === "object" ? Object.entries(links).map(([k, v]) => `${k} ${v}`).join(", ") : value(links, ctx)),
@@ -111,7 +112,8 @@ export function renderDetails(panel, state, ctx) {
     h("div", { class: "summary" },
       doc.hidden ? tag("hidden: only a child namespace keeps it", "hidden") : null,
       (doc.held_by || []).map((why) => tag(why, `held-${why}`))),
-    kv(doc, ctx, SHOWN_ABOVE),
+    // Only user and PID namespaces have a parent: elsewhere "parent —" says nothing.
+    kv(doc, ctx, doc.type === "user" || doc.type === "pid" ? SHOWN_ABOVE : new Set([...SHOWN_ABOVE, "parent"])),
     doc.pid_namespace ? section("PID namespace", kv(doc.pid_namespace, ctx, new Set(["ns"]))) : null,
     section(`Processes (${procs.length})`, procs.length
       ? table(procs.map(({ pid, nspid, comm, cmdline, uid, state: st, container }) => ({ pid, nspid, comm, cmdline, uid, state: st, container })), ctx)

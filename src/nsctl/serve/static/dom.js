@@ -40,11 +40,24 @@ export function nsName(type, ino) {
   return `${type}:[${ino}]`;
 }
 
-/** A container label as nsctl ls prints it (docker:3f4e5a6b7c8d, nspawn:web). */
+/** A container label as nsctl ls prints it (docker:web, podman:3f4e5a6b7c8d, pod:accp-pod). */
 export function containerLabel(c) {
   if (!c) return "";
-  if (c.id === null || c.id === undefined) return `${c.engine}:pod-${(c.pod || "").slice(0, 8)}`;
+  if (c.id === null || c.id === undefined) {
+    if (c.pod_name) return `pod:${c.pod_namespace ? `${c.pod_namespace}/` : ""}${c.pod_name}`;
+    return `${c.engine}:pod-${(c.pod || "").slice(0, 8)}`;
+  }
   return `${c.engine}:${c.name || c.id.slice(0, 12)}`;
+}
+
+/** What a details pane says of a container: its label, then image, Compose service, pod. */
+export function containerText(c) {
+  if (!c) return "";
+  const extra = [];
+  if (c.image) extra.push(`image ${c.image}`);
+  if (c.project || c.service) extra.push(`compose ${c.project || "-"}/${c.service || "-"}`);
+  if (c.id && c.pod_name) extra.push(`pod ${c.pod_namespace ? `${c.pod_namespace}/` : ""}${c.pod_name}`);
+  return extra.length ? `${containerLabel(c)} (${extra.join(", ")})` : containerLabel(c);
 }
 
 /** A type badge. */
