@@ -138,9 +138,12 @@ def refresher(argv: list[str]) -> int:
         while watcher.wait(None):
             if _stdin_closed():
                 break
+            # The gap before a rescan only where there is something to read (what woke us
+            # may have exited already), and what came during the gap joins that rescan.
             pause = last_scan + args.min_gap - time.monotonic()
-            if pause > 0:
+            if pause > 0 and watcher.pending():
                 time.sleep(pause)
+                watcher.pending()
             started = time.monotonic()
             try:
                 events = watcher.step()

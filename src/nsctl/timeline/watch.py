@@ -480,6 +480,17 @@ class Watcher:
                     due = min(due, time.monotonic() + DEBOUNCE)
         return False
 
+    def pending(self) -> bool:
+        """Whether a step now would read anything (False: it would find the model as it
+        is, at once), without blocking; what arrived meanwhile is taken in first."""
+        if self.listener is not None:
+            self._drain(self.listener, self._poller())
+        now = time.monotonic()
+        if now >= self.full_due or now >= self.tick_due or self._engine_news:
+            return True
+        self._prune()
+        return bool(self.dirty)
+
     def _drain(self, listener: Listener, poller: select.poll) -> int:
         """Read the queued process events of ``listener`` (ours, registered in
         ``poller``) into ``dirty``; how many there were."""
