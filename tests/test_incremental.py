@@ -230,3 +230,55 @@ def test_rolling_rescan_finds_what_makes_no_event():
         assert found is not None, f"not seen in {took:.2f}s ({watcher.slices} slices)"
         assert watcher.full_scans == 1
     print(f"{watcher.slices} slices of {watcher.interval}s: seen after {took:.3f}s")
+
+
+@root_only
+def test_revalidation_finds_an_fd_opened_without_any_event():
+    """An fd opened on a namespace makes no process event; the rolling check of the
+    processes' fingerprints (their fd links among them) finds the holder changed and
+    reads it, within a round of the maximum age, without a full rescan."""
+    from nsctl.timeline.watch import Watcher
+
+    with processes.Child(namespaces.unshare_and_wait, namespaces.CLONE_NEWUTS) as owner, \
+            processes.Child(namespaces.hold) as holder, \
+            Watcher(interval=0.2, coverage=0.4, handle_signals=False) as watcher:
+        uts = nsfacts.link_ino(owner.ready()["pid"], "uts")
+        holder.send({})
+        holder.ready()
+        watcher.start()
+        # A first round reads every process in full (fingerprinting it): only after it
+        # is the holder's fingerprint all that stands between the fd and the model.
+        settle = time.monotonic() + 10
+        while holder.pid not in watcher.prints and watcher.wait(settle):
+            watcher.step()
+        assert holder.pid in watcher.prints
+        holder.send({"open": [f"/proc/{owner.pid}/ns/uts"]})
+        (fd,) = holder.ready()["fds"]
+        start = time.monotonic()
+        found = None
+        while found is None and watcher.wait(start + 10):
+            found = next((e for e in watcher.step() if e["event"] == "held" and
+                          e["ns"] == uts and e.get("pid") == holder.pid), None)
+        took = time.monotonic() - start
+        assert found is not None and found["ref"]["fd"] == fd, f"not seen in {took:.2f}s"
+        assert watcher.full_scans == 1
+    print(f"held seen after {took:.3f}s")
+
+
+@root_only
+def test_a_process_gone_before_its_rescan_costs_no_rescan():
+    """A process that forked, ran and exited before the rescan its events asked for
+    was never in the model and is not in /proc: nothing is read, and the model stays
+    the very same object."""
+    from nsctl.timeline.watch import Watcher
+
+    with Watcher(interval=60, handle_signals=False) as watcher:
+        before = watcher.start()
+        scans = watcher.scans
+        short = subprocess.Popen(["true"])
+        short.wait(timeout=10)
+        assert watcher.memo is not None and short.pid not in watcher.memo.procs
+        watcher.dirty = {short.pid}      # what its fork, exec and exit events named
+        assert watcher.step() == []
+        assert watcher.snapshot is before and watcher.scans == scans
+        assert watcher.skipped == 1

@@ -137,6 +137,45 @@ def open_listener() -> Listener:
     return Listener(sock)
 
 
+SO_ATTACH_FILTER = 26
+# Offsets in a CN_PROC message (netlink and connector headers, then the proc_event):
+# 'what', then a fork's child pid and tgid, an exit's pid and tgid.
+_WHAT, _FORK_PID, _FORK_TGID, _EXIT_PID, _EXIT_TGID = 36, 60, 64, 52, 56
+
+
+def ignore_threads(listener: Listener) -> bool:
+    """Have the kernel drop the fork and exit events of threads other than a process's
+    first (a socket filter): a program that starts and ends threads all the time (a
+    Go or Java service, a thread pool) then costs its listener nothing.  Everything
+    else passes: process forks and exits, execs, the other kinds.  False where the
+    filter could not be attached (then every event still arrives)."""
+    import ctypes
+
+    def swap(value: int) -> int:   # a filter loads words in network byte order
+        return int.from_bytes(value.to_bytes(4, "little"), "big")
+
+    ld, tax, jeq_k, jeq_x, ret = 0x20, 0x07, 0x15, 0x1D, 0x06
+    program = [
+        (ld, 0, 0, _WHAT),
+        (jeq_k, 2, 0, swap(PROC_EVENT_FORK)),      # -> 4
+        (jeq_k, 5, 0, swap(PROC_EVENT_EXIT)),      # -> 8
+        (ret, 0, 0, 0xFFFFFFFF),                   # anything else: keep
+        (ld, 0, 0, _FORK_PID), (tax, 0, 0, 0), (ld, 0, 0, _FORK_TGID),
+        (jeq_x, 4, 5, 0),                          # pid == tgid: a process (-> 12, else 13)
+        (ld, 0, 0, _EXIT_PID), (tax, 0, 0, 0), (ld, 0, 0, _EXIT_TGID),
+        (jeq_x, 0, 1, 0),                          # -> 12, else 13
+        (ret, 0, 0, 0xFFFFFFFF),                   # 12: keep
+        (ret, 0, 0, 0),                            # 13: drop (a thread's)
+    ]
+    code = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *op) for op in program))
+    fprog = struct.pack("@HP", len(program), ctypes.addressof(code))
+    try:
+        listener.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False
+    return True
+
+
 def probe(listener: Listener, timeout: float = 0.5) -> bool:
     """Fork a child that exits at once and see its events arrive: a subscription the
     kernel accepted but does not feed (a namespace it does not report to) is useless."""

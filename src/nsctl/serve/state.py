@@ -38,6 +38,7 @@ import zlib
 from ..kernel.errors import NsctlError
 from ..model import Snapshot
 from ..timeline.watch import EVENTS
+from .child import wire_loads
 from .privileges import DirectSpawner, Launcher, LocalHelper, RemoteHelper
 
 TYPE_CHECKING = False
@@ -51,20 +52,43 @@ if TYPE_CHECKING:
 
 
 class Model:
-    """One generation of the model: the snapshot, its document text, and the
-    documents built from it (built once, on first request)."""
+    """One generation of the model: the snapshot, its document, and the documents
+    built from it (built once, on first request)."""
 
-    def __init__(self, generation: int, snap: Snapshot, text: bytes, scanned_at: float,
+    def __init__(self, generation: int, snap: Snapshot | None, wire: bytes, scanned_at: float,
                  doc: dict | None = None) -> None:
         self.generation = generation
-        self.snap = snap
-        self.text = text                  # the snapshot document, as the refresher wrote it
-        self.doc = doc if doc is not None else json.loads(text)   # ... and parsed
+        self._snap = snap
+        self.wire = wire                  # the snapshot document, as the refresher wrote it
+        self.doc = doc if doc is not None else wire_loads(wire)   # ... and parsed
+        self._text: bytes | None = None
         # The document's namespace entries by inode (each is Namespace.to_dict()).
         self.entries = {d["ns"]: d for d in self.doc["namespaces"]}
         self.scanned_at = scanned_at      # when the scan that found it ended (time.time())
         self.cache: dict[str, Any] = {}   # what each key holds is its builder's business
         self.lock = threading.Lock()
+
+    @property
+    def snap(self) -> Snapshot:
+        """The model as a Snapshot (offline: built from the document on first use)."""
+        snap = self._snap
+        if snap is None:
+            from ..documents.snapshot import from_document
+
+            snap = from_document(self.doc, "the refresher's model")
+            with self.lock:
+                if self._snap is None:
+                    self._snap = snap
+                snap = self._snap
+        return snap
+
+    @property
+    def text(self) -> bytes:
+        """The snapshot document as ``nsctl snapshot --json`` writes it (made on first
+        request: the refresher's text is compact)."""
+        if self._text is None:
+            self._text = json.dumps(self.doc).encode()
+        return self._text
 
     def cached(self, key: str, build: Callable[[], T]) -> T:
         """``build()`` once per model (two racing builders just both build it)."""
@@ -168,6 +192,11 @@ class History:
     def oldest(self) -> float | None:
         with self.lock:
             return self.items[0][0] if self.items else None
+
+
+def _parents(doc: dict) -> dict[int, object]:
+    """pid -> ppid of the processes of a snapshot document."""
+    return {p["pid"]: p.get("ppid") for p in doc["processes"]}
 
 
 def _stop_child(proc: Helper | None, grace: float = 2.0) -> None:
@@ -354,11 +383,22 @@ class Store:
     def _publish(self, msg: dict, text: bytes) -> None:
         from ..documents.snapshot import from_document
 
-        doc = json.loads(text)
-        snap = from_document(doc, "the refresher's model")
+        doc = wire_loads(text)
+        # The first model is checked whole; later ones become a Snapshot when a request
+        # first needs one (a busy host changes the model more often than it is asked).
+        snap = from_document(doc, "the refresher's model") if self.current is None else None
+        if not isinstance(doc, dict) or not isinstance(doc.get("processes"), list) or \
+                not isinstance(doc.get("namespaces"), list):
+            raise ValueError("the refresher's model is not a snapshot document")
         self._note_scan(msg)
-        previous = self.current.snap if self.current is not None else None
-        events = [e for e in msg.get("events") or [] if not self._ours(e, snap, previous)]
+        previous = self.current.doc if self.current is not None else None
+        parents: list[dict[int, object]] = []
+        events = []
+        for e in msg.get("events") or []:
+            if e.get("pid") is not None and not parents:
+                parents = [_parents(doc)] + ([_parents(previous)] if previous else [])
+            if not self._ours(e, parents):
+                events.append(e)
         for e in events:
             kind = e.get("event")
             if kind in self.stats.events:
@@ -374,17 +414,17 @@ class Store:
             except Exception as exc:  # a listener's bug must not stop the model's updates
                 self._error(f"notifying a listener: {type(exc).__name__}: {exc}")
 
-    def _ours(self, event: dict, *snaps: Snapshot | None) -> bool:
+    def _ours(self, event: dict, parents: list[dict[int, object]]) -> bool:
         """An event about this server's own processes: the children its helpers fork
-        for a moment to enter namespaces (reading a view), not news about the host."""
+        for a moment to enter namespaces (reading a view), not news about the host.
+        ``parents``: pid -> ppid in the new model, then the one before."""
         pid = event.get("pid")
         if pid is None:
             return False
         own = self.own_pids()
-        for snap in snaps:
-            proc = snap.processes.get(pid) if snap is not None else None
-            if proc is not None:
-                return proc.pid in own or proc.ppid in own
+        for table in parents:
+            if pid in table:
+                return pid in own or table[pid] in own
         return False
 
     # --- what requests ask ----------------------------------------------------------------
@@ -444,7 +484,7 @@ class Worker:
             assert proc.stdin is not None and proc.stdout is not None
             try:
                 if self._generation != model.generation:
-                    proc.stdin.write(b'{"op": "model"}\n' + model.text + b"\n")
+                    proc.stdin.write(b'{"op": "model"}\n' + model.wire + b"\n")
                     self._generation = model.generation
                 proc.stdin.write(json.dumps(request).encode() + b"\n")
                 proc.stdin.flush()

@@ -13,8 +13,13 @@ is watched too (:mod:`nsctl.kernel.mounttables`): a change there rereads that
 namespace's mounts.  Every ``interval`` a rescan also reads the processes that
 are new (or whose PID now names another process: polling needs no CN_PROC).
 What neither shows (setns, an fd opened or closed, a mount in a namespace no
-process is in) is caught by a rolling rescan: every ``interval`` a slice of the
-processes is read again, sized so that reading it costs at most
+process is in) is caught by a rolling check: every ``interval`` a slice of the
+processes is fingerprinted (:mod:`nsctl.discovery.revalidate`: a few system calls
+each) and those whose fingerprint changed since their last read are read again,
+as are the holders of the mount namespaces no process is in whose nsfs mounts
+changed; a rescan with nothing to read (what woke it had exited already) is no
+rescan at all.  (With ``threads``, the slice is read again whole.)  The slice is
+sized so that reading it costs at most
 1/``FULL_COST`` of the interval (or of a step, where steps take longer: the
 rest of a step, taking the other processes over and diffing, grows with the
 host); on a small host the slice is every process (a full rescan every
@@ -202,7 +207,7 @@ class Watcher:
         self.trigger = "poll"
         self.why_no_cnproc: str | None = None if cnproc else "disabled (--no-cnproc)"
         if cnproc:
-            from ..kernel.cnproc import CnProcUnavailable, open_listener, probe
+            from ..kernel.cnproc import CnProcUnavailable, ignore_threads, open_listener, probe
 
             try:
                 listener = open_listener()
@@ -212,6 +217,8 @@ class Watcher:
                 if probe(listener):
                     self.listener = listener
                     self.trigger = "cn_proc"
+                    if not threads:     # (with threads, a new thread may hold namespaces)
+                        ignore_threads(listener)
                 else:
                     listener.close()
                     self.why_no_cnproc = "cn_proc: subscribed, but no process events arrive"
@@ -232,10 +239,16 @@ class Watcher:
         self.slices = 1                  # the rolling rescan reads 1/slices per tick
         self._cursor = 0
         self.mount_tables: MountTables | None = None   # the mount namespaces watched
+        # pid -> its fingerprint (nsctl.discovery.revalidate) from just before its last
+        # full read: the rolling rescan reads again only those whose fingerprint changed.
+        self.prints: dict[int, tuple] = {}
+        self._foreign_cursor = 0
+        self.skipped = 0                 # steps that found nothing to read
         self._poll: select.poll | None = None
         self._lost = 0
         self.engine_events: Events | None = None   # Docker's event stream, while it has containers
         self._events_fd = -1
+        self._engine_news = False        # the stream said something: rescan, dirty or not
 
     def __enter__(self) -> Watcher:
         if self._handle_signals:
@@ -299,10 +312,15 @@ class Watcher:
         started = time.monotonic()
         if full or self.memo is None:
             memo, dirty = None, None
+            self._fingerprint(None)
         else:
             memo, dirty = self.memo, self.dirty
+            self._fingerprint(dirty)
         self.dirty = set()
         snap, self.memo, complete = rescan(memo, dirty, Options(threads=self.threads))
+        for pid in dirty or ():
+            if pid not in self.memo.procs:
+                self.prints.pop(pid, None)   # exited before its read: nothing to compare
         if memo is None:
             self.full_scans += 1
             self.full_seconds = time.monotonic() - started
@@ -313,6 +331,78 @@ class Watcher:
         self._watch_mount_tables(self.memo)
         self._follow_engine(snap)
         return snap
+
+    def _fingerprint(self, pids: set[int] | None) -> None:
+        """Fingerprint ``pids`` just before they are read in full: a change after this
+        shows at the next check.  None (a full scan): every fingerprint is forgotten,
+        so the rolling rescan reads each process in full once more, fingerprinting it
+        then (a full scan, taken when events were lost, stays as cheap as it was)."""
+        if pids is None:
+            self.prints = {}
+            return
+        if self.threads:
+            return    # threads' links are not in a fingerprint: slices are read in full
+        from ..discovery.revalidate import fingerprint
+        from ..kernel import procfs
+
+        proc_fd = procfs.open_dir(procfs.PROC)
+        try:
+            me = os.getpid()
+            for pid in pids:
+                found = fingerprint(pid, proc_fd, me)
+                if found is None:
+                    self.prints.pop(pid, None)
+                else:
+                    self.prints[pid] = found
+        finally:
+            os.close(proc_fd)
+
+    def _revalidate(self, slice_: set[int]) -> set[int]:
+        """Of the processes in ``slice_``, those to read again in full: new ones, gone
+        ones, and those whose fingerprint changed; and the holders of the mount
+        namespaces no process is in whose nsfs mounts may have changed (the same
+        share of them).  Also every process that /proc shows and the model lacks."""
+        assert self.memo is not None, "start() first"
+        if self.threads:
+            return slice_
+        from ..discovery.revalidate import fingerprint, foreign_suspects
+        from ..kernel import procfs
+
+        memo = self.memo
+        proc_fd = procfs.open_dir(procfs.PROC)
+        try:
+            me = os.getpid()
+            listed = procfs.list_pids()
+            out = {pid for pid in listed if pid not in memo.procs}
+            out |= {pid for pid in slice_ if pid not in self.prints or
+                    fingerprint(pid, proc_fd, me) != self.prints[pid]}
+            foreign = sorted(memo.foreign)
+            if foreign:
+                size = math.ceil(len(foreign) / max(1, self.slices))
+                start = self._foreign_cursor % len(foreign)
+                self._foreign_cursor = start + size
+                chosen = foreign[start:start + size] + foreign[:max(0, start + size -
+                                                                    len(foreign))]
+                out |= foreign_suspects(memo, chosen, proc_fd)
+        finally:
+            os.close(proc_fd)
+        return out
+
+    def _prune(self) -> None:
+        """Forget the dirty processes that the model never held and that are gone
+        already (a short-lived process: forked, exec'd and exited between two
+        rescans): reading them would find nothing."""
+        if self.memo is None or not self.dirty:
+            return
+        from ..discovery.revalidate import alive
+        from ..kernel import procfs
+
+        known = self.memo.procs
+        proc_fd = procfs.open_dir(procfs.PROC)
+        try:
+            self.dirty = {pid for pid in self.dirty if pid in known or alive(pid, proc_fd)}
+        finally:
+            os.close(proc_fd)
 
     def _fit_slices(self, tick: float) -> None:
         """Size the rolling slices so that reading one costs at most 1/FULL_COST of a
@@ -384,6 +474,7 @@ class Watcher:
                 if not self.engine_events.arrived():   # ended: opened again after a rescan
                     self._poller().unregister(self._events_fd)
                     self._events_fd = -1
+                self._engine_news = True
                 due = min(due, time.monotonic() + DEBOUNCE)
             if self.mount_tables is not None:
                 changed = self.mount_tables.changed(ready)
@@ -392,6 +483,17 @@ class Watcher:
                 if changed:
                     due = min(due, time.monotonic() + DEBOUNCE)
         return False
+
+    def pending(self) -> bool:
+        """Whether a step now would read anything (False: it would find the model as it
+        is, at once), without blocking; what arrived meanwhile is taken in first."""
+        if self.listener is not None:
+            self._drain(self.listener, self._poller())
+        now = time.monotonic()
+        if now >= self.full_due or now >= self.tick_due or self._engine_news:
+            return True
+        self._prune()
+        return bool(self.dirty)
 
     def _drain(self, listener: Listener, poller: select.poll) -> int:
         """Read the queued process events of ``listener`` (ours, registered in
@@ -419,9 +521,16 @@ class Watcher:
         now = time.monotonic()
         full = now >= self.full_due
         if not full and now >= self.tick_due:
-            self.dirty |= self._next_slice()
+            self.dirty |= self._revalidate(self._next_slice())
         if now >= self.tick_due:
             self.tick_due = now + self.interval
+        if not full:
+            self._prune()
+            if not self.dirty and not self._engine_news:
+                # Nothing to read: the model stands as it is (the same object).
+                self.skipped += 1
+                return []
+        self._engine_news = False
         new = self.scan(full=full)
         events = events_between(self.snapshot, new)
         self.snapshot = new

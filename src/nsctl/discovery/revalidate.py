@@ -1,0 +1,144 @@
+"""Cheap checks of what a full read of a process would find, for watchers.
+
+A watcher re-reads every process within its maximum age, because some changes
+make no process event: setns(), an fd opened or closed, a process moved to
+another cgroup, a bind mount in a mount namespace no process is in.  Reading a
+process with every source costs a namespace lookup, a Reference and an ioctl
+or two per namespace it holds; :func:`fingerprint` instead keeps the raw text
+those sources start from (its ns links, fd links, stat fields, cmdline, cgroup,
+owner), a few system calls and no parsing.  A process whose fingerprint is
+unchanged since just before its last full read holds what it held then; one
+whose fingerprint changed is read in full.  Namespace and socket links are
+fingerprinted by inode *and* ctime, not by their text: a namespace's inode number
+is reused as soon as it is freed, so ``net:[4026532236]`` may name another
+namespace than a moment ago (an fd closed and opened again, a process that moved
+twice), while the new namespace's nsfs inode has a ctime of its own.
+
+Mount namespaces that no process is in have their nsfs mounts listed
+(listmount/statmount) through an fd a process holds on them, and compared with
+what the last scan found there (:func:`foreign_suspects`).
+"""
+from __future__ import annotations
+
+import os
+from functools import partial
+
+from ..kernel import nsfs, procfs
+from ..kernel.errors import NsctlError
+from ..model import BINDMOUNT, FD
+
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .scan import Memo
+
+LINKS: tuple[str, ...] = tuple(nsfs.LINK_TYPE)
+
+
+def fingerprint(pid: int, proc_fd: int, self_pid: int) -> tuple | None:
+    """The raw text a full read of ``pid`` starts from (None: gone, or unreadable);
+    equal fingerprints mean equal reads.  Stat's clock and counter fields, which
+    no source keeps, are left out; nsctl's own fds are its working handles, not
+    read by the fd source either."""
+    try:
+        dirfd = procfs.open_dir(str(pid), dir_fd=proc_fd)
+    except OSError:
+        return None
+    try:
+        stat = procfs.read_text("stat", dirfd)
+        right = stat.rindex(")")
+        fields = stat[right + 2:].split(None, 20)
+        # comm, state, ppid, starttime (proc_pid_stat(5) fields 2-4 and 22)
+        head = (stat[:right], fields[0], fields[1], fields[19])
+        ns_dir = procfs.open_dir("ns", dirfd)
+        try:
+            links = tuple(_identity(link, ns_dir) for link in LINKS)
+        finally:
+            os.close(ns_dir)
+        fds: tuple = ()
+        if pid != self_pid:
+            fds = tuple((fd, text, _identity(f"fd/{fd}", dirfd) if _numbered(text) else None)
+                        for fd, text in procfs.list_fds(dirfd))
+        return (head, links, fds, procfs.read_text("cmdline", dirfd),
+                procfs.read_text("cgroup", dirfd), os.stat(dirfd).st_uid)
+    except (OSError, ValueError, IndexError):
+        return None
+    finally:
+        os.close(dirfd)
+
+
+def _identity(path: str, dir_fd: int) -> tuple[int, int] | None:
+    """(inode, ctime) of the namespace or socket behind a /proc link (one stat, nothing
+    opened): the kernel hands a freed namespace's inode number to the next one at
+    once, but that one's nsfs inode is made anew, with its own ctime."""
+    try:
+        st = os.stat(path, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_ctime_ns
+
+
+def _numbered(text: str) -> bool:
+    """An fd link naming a namespace (``net:[4026531840]``) or a socket."""
+    return text.startswith("socket:[") or nsfs.parse_link(text) is not None
+
+
+def alive(pid: int, proc_fd: int) -> bool:
+    """Whether /proc shows ``pid`` now (one stat)."""
+    try:
+        os.stat(str(pid), dir_fd=proc_fd)
+    except OSError:
+        return False
+    return True
+
+
+def foreign_suspects(memo: Memo, mnts: list[int], proc_fd: int) -> set[int]:
+    """Of the mount namespaces ``mnts`` that no process is in (keys of
+    ``memo.foreign``), those whose nsfs mounts may have changed since ``memo``:
+    the processes to read again so that the next scan reads them afresh (the
+    holders of each: its fds, the mount tables it is bind-mounted in).  A table
+    is compared through one holder's fd where the kernel lists mounts without
+    entering (listmount); else its holders are read."""
+    readers = {read[0]: pid for pid, (_p, _s, read) in memo.procs.items() if read is not None}
+    out: set[int] = set()
+    for mnt in mnts:
+        kept = memo.foreign.get(mnt)
+        ns = memo.snap.namespaces.get(mnt)
+        if kept is None or ns is None:
+            continue
+        holders: set[int] = set()
+        via: Callable[[], int] | None = None
+        for ref in ns.refs:
+            if ref.kind == FD and ref.pid is not None and ref.fd is not None:
+                holders.add(ref.pid)
+                via = via or partial(nsfs.open_ns, f"{ref.pid}/fd/{ref.fd}", proc_fd, mnt)
+            elif ref.kind == BINDMOUNT and ref.mntns in readers and ref.path is not None:
+                holders.add(readers[ref.mntns])
+                # The mount point, resolved inside the root of a process in that mount
+                # namespace, as the bind mount source reads it.
+                via = via or partial(nsfs.open_mounted_ns, f"{readers[ref.mntns]}/root",
+                                     ref.path, proc_fd, mnt)
+        if via is not None and _same_table(via, kept):
+            continue
+        out |= holders
+    return out
+
+
+def _same_table(open_fd: Callable[[], int], kept: list[tuple[str, int, str]]) -> bool:
+    try:
+        fd = open_fd()
+    except NsctlError:
+        return False
+    try:
+        mounts = nsfs.mounted_namespaces(fd)
+    finally:
+        os.close(fd)
+    if mounts is None:
+        return False
+    now = set()
+    for root, point in mounts:
+        parsed = nsfs.parse_link(root)
+        if parsed is not None:
+            now.add((parsed[1], point))
+    return now == {(ino, point) for _t, ino, point in kept}
