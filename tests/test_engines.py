@@ -417,3 +417,30 @@ def test_watch_names_a_container_born_and_gone(with_docker: engines.Docker) -> N
             d.run("rm", "-f", "newborn", check=False)
             engines.reap_orphans()
         w.stop()
+
+
+def test_a_podman_rename_is_followed_by_serve(with_podman: engines.Podman) -> None:
+    """serve follows a Podman rename within seconds.  (Podman sends nsctl no events; a
+    rename through its API service makes no process event either, so the refresher also
+    asks Podman again every second while it has Podman containers.)"""
+    p = with_podman
+    before = engines.monitors()
+    p.run("run", "-d", "--name", "loner", "--network", "none", engines.IMAGE, *SLEEP)
+    try:
+        mnt = _link(p.container_pid("loner"), "mnt")
+        with running_server() as server:
+            def name() -> str | None:
+                doc = server.json("/api/v1/namespaces", params={"type": "mnt"})
+                ns = next((n for n in doc["namespaces"] if n["ns"] == mnt), None)
+                return ns["container"]["name"] if ns and ns["container"] else None
+
+            wait_for(lambda: name() == "loner", "serve names the new container", 10)
+            p.run("rename", "loner", "loner2")
+            t0 = time.monotonic()
+            wait_for(lambda: name() == "loner2", "serve follows the Podman rename", 10)
+            renamed = time.monotonic() - t0
+        assert renamed < 3.5, renamed
+    finally:
+        for left in ("loner", "loner2"):   # (podman rm stops at a name it doesn't know)
+            p.run("rm", "-f", "-t", "0", left, check=False)
+        engines.reap_orphans(wait=5.0, keep=before)

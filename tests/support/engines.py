@@ -139,24 +139,53 @@ def _mounts_under(root: str) -> list[str]:
     return out
 
 
-def reap_orphans() -> None:
-    """Reap the engines' monitors (conmon, containerd-shim) that exited: they daemonize,
-    so this pytest process (a child subreaper) is their parent."""
+_MONITORS = ("conmon", "containerd-shim", "runc", "docker", "podman")
+
+
+def monitors() -> set[int]:
+    """The engines' monitors whose parent this pytest process is (see reap_orphans)."""
     me = os.getpid()
+    out = set()
     for pid, ppid in ppid_map().items():
-        if ppid != me:
-            continue
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_bytes().decode("utf-8", "surrogateescape")
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        if stat[stat.rindex(")") + 2] == "Z" and comm.startswith(("conmon", "containerd-shim",
-                                                                   "runc", "docker", "podman")):
+        if ppid == me:
             try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+                comm = Path(f"/proc/{pid}/comm").read_bytes().decode("utf-8", "replace")
+            except OSError:
+                continue
+            if comm.startswith(_MONITORS):
+                out.add(pid)
+    return out
+
+
+def reap_orphans(wait: float = 0.0, keep: set[int] | frozenset[int] = frozenset()) -> None:
+    """Reap the engines' monitors (conmon, containerd-shim) that exited: they daemonize,
+    so this pytest process (a child subreaper) is their parent.  With ``wait``, also
+    wait up to that many seconds for those still running but ``keep`` to exit (a
+    container just removed: its conmon exits a moment after ``podman rm`` returns)."""
+    me = os.getpid()
+    deadline = time.monotonic() + wait
+    while True:
+        running = 0
+        for pid, ppid in ppid_map().items():
+            if ppid != me:
+                continue
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_bytes().decode("utf-8", "surrogateescape")
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            if not comm.startswith(_MONITORS):
+                continue
+            if stat[stat.rindex(")") + 2] == "Z":
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+            elif pid not in keep:
+                running += 1
+        if not running or time.monotonic() >= deadline:
+            return
+        time.sleep(0.05)
 
 
 def host_residue(engine: Engine) -> list[str]:

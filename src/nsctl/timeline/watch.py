@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from ..ops.relay import Handler
 
 DEBOUNCE = 0.1          # seconds from a process event to the rescan it triggers
+ENGINE_POLL = 1.0       # seconds between asking engines with no event stream (Podman)
 FULL_COST = 4           # re-reading a slice takes at most 1/FULL_COST of an interval
 
 BORN, GONE, ENTERED, LEFT, PINNED, UNPINNED, HELD, RELEASED = (
@@ -249,6 +250,10 @@ class Watcher:
         self.engine_events: Events | None = None   # Docker's event stream, while it has containers
         self._events_fd = -1
         self._engine_news = False        # the stream said something: rescan, dirty or not
+        # Containers of an engine nsctl has no event stream from (Podman): a rename
+        # makes no process event, so the engine is asked again every ENGINE_POLL.
+        self._poll_engines = False
+        self._engine_poll_due = float("inf")
 
     def __enter__(self) -> Watcher:
         if self._handle_signals:
@@ -279,6 +284,11 @@ class Watcher:
         container renamed makes no process event: the stream's news triggers a rescan)."""
         want = snap is not None and any(p.container is not None
                                         for p in snap.processes.values())
+        polled = snap is not None and any(p.container is not None and p.container.engine
+                                          == "podman" for p in snap.processes.values())
+        if polled and not self._poll_engines:
+            self._engine_poll_due = time.monotonic() + ENGINE_POLL
+        self._poll_engines = polled
         if want and self.engine_events is None:
             from ..discovery.engines import Events
 
@@ -450,6 +460,8 @@ class Watcher:
         False if we should stop instead."""
         now = time.monotonic()
         due = min(self.tick_due, self.full_due)
+        if self._poll_engines:
+            due = min(due, self._engine_poll_due)
         if self.dirty:
             due = min(due, now + DEBOUNCE)
         poller = self._poller()
@@ -490,10 +502,18 @@ class Watcher:
         if self.listener is not None:
             self._drain(self.listener, self._poller())
         now = time.monotonic()
+        self._engine_due(now)
         if now >= self.full_due or now >= self.tick_due or self._engine_news:
             return True
         self._prune()
         return bool(self.dirty)
+
+    def _engine_due(self, now: float) -> None:
+        """Time to ask the engines without an event stream again: a rescan (which takes
+        every process over unread) asks them."""
+        if self._poll_engines and now >= self._engine_poll_due:
+            self._engine_news = True
+            self._engine_poll_due = now + ENGINE_POLL
 
     def _drain(self, listener: Listener, poller: select.poll) -> int:
         """Read the queued process events of ``listener`` (ours, registered in
@@ -519,6 +539,7 @@ class Watcher:
         events since the last scan."""
         assert self.snapshot is not None, "start() first"
         now = time.monotonic()
+        self._engine_due(now)
         full = now >= self.full_due
         if not full and now >= self.tick_due:
             self.dirty |= self._revalidate(self._next_slice())
