@@ -180,6 +180,9 @@ def test_watch_shows_namespaces_by_default_and_filters_by_type_and_event():
                 born = watch.wait_for(event="born", ns=uts)   # unshare(1), or its child too
                 assert any(r.get("pid") in (cmd.pid, cmd.child) for r in born["refs"])
             everything.wait_for(event="born", ns=ipc)
+            # The -e gone watcher shows no born: give it the time a rescan takes to have
+            # seen them before they go.
+            time.sleep(1.5)
         uts_only.wait_for(event="gone", ns=uts)
         gone.wait_for(event="gone", ns=ipc)
         everything.wait_for(event="gone", ns=ipc)
