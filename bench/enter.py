@@ -3,12 +3,13 @@
 Makes a network namespace with ``ip netns add`` and times, R times each in an
 alternating order, through the timeit launcher (measure.Timer):
 
-- ``nsctl enter /run/netns/X -- true`` (the venv's ``nsctl`` script),
+- ``nsctl enter /run/netns/X -- true`` (the venv's ``nsctl``: bin/nsctl, nsctl's own
+  script),
 - ``nsctl enter -t PID -n true`` (nsenter's way: a process's namespace, by pidfd),
 - ``nsenter --net=/run/netns/X true``,
 - ``python -c pass`` (this interpreter, started the way the nsctl script starts it),
-- ``python -c 'import re'``: where the ``nsctl`` script pip writes starts from (it
-  imports re before nsctl),
+- ``python -c 'import re'``: where a launcher pip writes for an entry point would start
+  from (it imports re before nsctl; nsctl installs a script of its own instead),
 - ``unshare -n true`` and ``nsctl run -n true`` (a new network namespace, lo up),
 - with ``--baseline REV``: REV's ``python -m nsctl enter /run/netns/X -- true`` and
   ``run --net -- true``, and this tree's the same way (both through ``-m``, so only the code
@@ -51,7 +52,7 @@ def main() -> int:
     try:
         cases = {
             "python -c pass": [py, "-c", "pass"],
-            # pip's console script imports re before it imports nsctl: its floor
+            # an entry point's launcher that pip writes imports re first: its floor
             "python -c 'import re'": [py, "-c", "import re"],
             "nsenter --net=FILE true": [shutil.which("nsenter") or "/usr/bin/nsenter",
                                         f"--net={path}", "true"],

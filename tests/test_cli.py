@@ -299,3 +299,31 @@ def test_ls_takes_lsns_task_raw_and_json_options(spawn):
     assert sorted((n["ns"], n["type"]) for n in doc["namespaces"]) == want
     raw = nsctl("ls", "-r", "-n", "-t", "uts", "-o", "NS,COMMAND").stdout.splitlines()
     assert f"{s.link('uts')} sleep\\x20600" in raw
+
+
+@root_only
+def test_ls_tree_by_owner_and_by_parent():
+    """-T (lsns's --tree): each namespace under its owning user namespace, or with
+    -T parent under its parent; ASCII guides when piped."""
+    from support import namespaces
+
+    with namespaces.nested_userns(depth=2) as topo:
+        outer, inner = topo.levels
+        lines = nsctl("ls", "-T", "-t", "user", "-o", "NS,TYPE").stdout.splitlines()
+
+        def where(ino: int, text: list[str]) -> tuple[int, int]:
+            """(row, column) where the inode's cell starts its digits."""
+            row = next(i for i, line in enumerate(text) if str(ino) in line)
+            return row, text[row].index(str(ino))
+
+        (r_top, c_top), (r_out, c_out), (r_in, c_in) = (
+            where(topo.top.ino, lines), where(outer.ino, lines), where(inner.ino, lines))
+        assert r_top < r_out < r_in and c_top < c_out < c_in       # depth first, indented
+        assert lines[r_top].startswith(str(topo.top.ino))            # a root: no guide
+        assert lines[r_out][:c_out].endswith(("|-", "`-"))
+        assert lines[r_in][:c_in].endswith("`-")                     # its only child
+        assert not any(ch in "\n".join(lines) for ch in "├└│")     # piped: ASCII
+        by_parent = nsctl("ls", "-T", "parent", "-t", "user", "-o", "NS").stdout.splitlines()
+        assert [where(i, by_parent) for i in (topo.top.ino, outer.ino, inner.ino)] == \
+            [(r_top, c_top), (r_out, c_out), (r_in, c_in)]            # for user ns the same
+    assert cli.run_nsctl("ls", "-T", "process").returncode == 2

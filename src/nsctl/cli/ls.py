@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--raw", action="store_true",
                    help="raw output: cells separated by one space, none padded, blanks "
                         "inside a cell written \\x20 (as lsns -r)")
+    p.add_argument("-T", "--tree", nargs="?", const="owner", choices=("owner", "parent"),
+                   metavar="REL", help="a tree by owner (the default) or parent, as lsns -T")
     p.add_argument("-u", "--notruncate", action="store_true",
                    help="on a terminal too, every cell in full (lines may wrap)")
     add_discovery_args(p)
@@ -47,6 +49,36 @@ def _of_task(namespaces: list[Namespace], snap: Snapshot, task: str) -> list[Nam
         raise NoSuchProcess(f"-p {task}: no such process (or not readable)")
     inside = set(proc.ns.values())
     return [ns for ns in namespaces if ns.ino in inside]
+
+
+def _as_tree(namespaces: list[Namespace], rel: str) -> list[tuple[Namespace, str]]:
+    """``namespaces`` in depth-first order of ``rel`` (their owning user namespace, or
+    their parent), each with the tree guides that go before its first cell."""
+    from .render import on_terminal
+
+    mid, last, bar = ("├─", "└─", "│ ") if on_terminal() else ("|-", "`-", "| ")
+    listed = {ns.ino for ns in namespaces}
+    kids: dict[int | None, list[Namespace]] = {}
+    for ns in namespaces:
+        up = ns.owner if rel == "owner" else ns.parent
+        kids.setdefault(up if up in listed and up != ns.ino else None, []).append(ns)
+    out: list[tuple[Namespace, str]] = []
+    seen: set[int] = set()
+
+    def walk(ns: Namespace, prefix: str, guide: str) -> None:
+        if ns.ino in seen:      # (a snapshot file could say anything)
+            return
+        seen.add(ns.ino)
+        out.append((ns, prefix + guide))
+        below = kids.get(ns.ino, [])
+        deeper = prefix + ("" if not guide else "  " if guide == last else bar)
+        for i, kid in enumerate(below):
+            walk(kid, deeper, last if i == len(below) - 1 else mid)
+
+    for root in kids.get(None, []):
+        walk(root, "", "")
+    out.extend((ns, "") for ns in namespaces if ns.ino not in seen)
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -70,14 +102,23 @@ def main(argv: list[str]) -> int:
     namespaces = select(snap, types)
     if args.task is not None:
         namespaces = _of_task(namespaces, snap, args.task)
+    guides = None
+    if args.tree:
+        ordered = _as_tree(namespaces, args.tree)
+        namespaces, guides = [ns for ns, _ in ordered], [g for _, g in ordered]
     rows = [[col.fill(ns, snap) for col in columns] for ns in namespaces]
     columns, rows = drop_empty(columns, rows, args.output)
+    right = {i for i, c in enumerate(columns) if c.right}
+    if guides is not None and columns:
+        for row, guide in zip(rows, guides, strict=True):
+            row[0] = guide + row[0]
+        right.discard(0)   # the tree grows to the right of the first column
     if args.raw:
         sys.stdout.write("".join(line + "\n" for line in _raw_lines(
             [c.name for c in columns], rows, args.noheadings)))
         return 0
     print_table([c.name for c in columns], rows,
-                right={i for i, c in enumerate(columns) if c.right},
+                right=right,
                 styles={i: c.style for i, c in enumerate(columns) if c.style},
                 cut_first=[i for i, c in enumerate(columns) if c.shrink],
                 keep=[i for i, c in enumerate(columns) if c.name == "NAME"],
