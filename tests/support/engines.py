@@ -36,6 +36,9 @@ IMAGE = "localhost/nsctl-test:1"
 CGROUP_NAMES = ("docker", "libpod_parent")
 #: Host paths Podman creates on first use whatever --root says (removed if we made them).
 PODMAN_HOST_PATHS = ("/run/runc", "/run/containers", "/var/lib/containers")
+# dockerd and its containerd make these whatever --exec-root says (the shims' sockets
+# live in /run/containerd/s); another Docker may be using them.
+DOCKER_HOST_PATHS = ("/run/containerd", "/run/docker")
 
 
 class EngineUnavailable(Exception):
@@ -206,6 +209,9 @@ def host_residue(engine: Engine) -> list[str]:
     if isinstance(engine, Podman) and not other_podman_running(base):
         left.extend(f"host path {p}" for p in PODMAN_HOST_PATHS
                     if p not in engine.host_paths_before and os.path.lexists(p))
+    if isinstance(engine, Docker):
+        left.extend(f"host path {p}" for p in DOCKER_HOST_PATHS
+                    if p not in engine.host_paths_before and os.path.lexists(p))
     if os.path.lexists(base):
         left.append(f"directory {base}")
     return left
@@ -361,6 +367,7 @@ class Docker(Engine):
     def __init__(self) -> None:
         if shutil.which("dockerd") is None:
             raise EngineUnavailable("dockerd not installed (apt-get install docker.io)")
+        self.host_paths_before = {p for p in DOCKER_HOST_PATHS if os.path.lexists(p)}
         # docker.io's client talks to its own daemon; another docker on PATH may not.
         self.client = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
         super().__init__()
@@ -418,6 +425,9 @@ class Docker(Engine):
             if not any(_cmd_mentions(p, self.base) for p in ppid_map()):
                 break
             time.sleep(0.1)
+        for path in DOCKER_HOST_PATHS:   # only what this daemon made, and only if empty
+            if path not in self.host_paths_before and os.path.lexists(path):
+                _remove_empty_dirs(path)
 
 
 def _kill_left_behind(base: str) -> None:
