@@ -305,7 +305,10 @@ def test_a_named_netns_by_name_from_a_fresh_load_and_the_url_keeps_it(server, br
         expect(page.locator("#generation")).not_to_have_text(generation, timeout=SHOW_MS)
         page.wait_for_timeout(2000)     # a refetch of the details would have come by now
         assert views() == seen
-        details.locator("[data-reread]").click()
+        # "read again" asks once (waited for as a request: what it shows was there before).
+        with page.expect_request(lambda r: "view=1" in r.url and str(ino) in r.url,
+                                 timeout=SHOW_MS):
+            details.locator("[data-reread]").click()
         expect(details.locator("[data-view=net] .interfaces")).to_contain_text(
             "lo", timeout=SHOW_MS)
         assert views() == seen + 1
