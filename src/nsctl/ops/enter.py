@@ -209,21 +209,22 @@ def _credentials(how: How, userns: Target | None, fail) -> None:
             os.setgroups([])
         except OSError:
             pass   # a user namespace that denies setgroups: the gid is what counts
-        try:
-            os.setresgid(how.gid, how.gid, how.gid)
-        except OSError as exc:
-            fail(f"setgid {how.gid}{where}: {exc.strerror}"
-                 + (" (gid not mapped there; --preserve-credentials keeps yours)"
-                    if exc.errno == errno.EINVAL else ""))
+        _become("gid", how.gid, os.setresgid, where, fail)
     if how.uid is not None:
-        try:
-            os.setresuid(how.uid, how.uid, how.uid)
-        except OSError as exc:
-            fail(f"setuid {how.uid}{where}: {exc.strerror}"
-                 + (" (uid not mapped there; --preserve-credentials keeps yours)"
-                    if exc.errno == errno.EINVAL else ""))
+        _become("uid", how.uid, os.setresuid, where, fail)
     if how.keep_caps and userns is not None:
         from ..kernel import caps
 
         if not caps.keep_all_ambient():
             fail(f"--keep-caps{where}: the kernel refused to make the capabilities ambient")
+
+
+def _become(kind: str, value: int, setres, where: str, fail) -> None:
+    """setres{u,g}id(value) for all three ids, or ``fail`` with the one line that says
+    why not."""
+    try:
+        setres(value, value, value)
+    except OSError as exc:
+        fail(f"set{kind} {value}{where}: {exc.strerror}"
+             + (f" ({kind} not mapped there; --preserve-credentials keeps yours)"
+                if exc.errno == errno.EINVAL else ""))
