@@ -511,3 +511,22 @@ def test_pid_of_a_process_that_refuses_root():
     proc = run("pid", target)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [f"pid:[{own_pidns().ino}]", "level", str(own_level()), "1"]
+    # The text answer takes no scan of the host, so the process no one may read is no
+    # gap in it: no "partial result" line (the JSON, which names namespaces, scans).
+    assert proc.stderr == ""
+    assert "partial result" in run("pid", target, "--json").stderr
+    # show opens a SPEC it can before scanning: a wrong one is its one error line.
+    proc = run("show", "/run/netns/nsctl-test-no-such-name")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "No such file" in proc.stderr
+    with pt.pid_tree() as t:
+        w3 = t.tasks["W3"]
+        for args, expected in [((w3.pid, "--to", t.spec("L3")), [str(w3.nspid[3])]),
+                               ((w3.nspid[3], "--from", f"{t.pid('I3')}/pid"), None)]:
+            proc = run("pid", *args)
+            assert (proc.returncode, proc.stderr) == (0, ""), args
+            if expected:
+                assert proc.stdout.split() == expected
+            else:
+                assert [line.split()[-1] for line in proc.stdout.splitlines()] == \
+                    [str(p) for p in w3.nspid]

@@ -27,8 +27,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--via", choices=(pidmap.AUTO, pidmap.IOCTL, pidmap.PROC), default=pidmap.AUTO,
                    help="translate with the NS_GET_*_PIDNS ioctls, with /proc NSpid, or "
                         "whichever works (default)")
-    p.add_argument("--json", action="store_true", help="one JSON document")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON document (it names each namespace, which takes a scan of "
+                        "the host)")
     return p
+
+
+def _direct(args: argparse.Namespace, pid: int) -> bool:
+    """Answer from the kernel alone, as the text output needs no names: SPECs opened
+    directly (nsctl.query.direct), the translation ioctls, NSpid and NS_GET_PARENT.
+    False (nothing printed) when a SPEC or the kernel needs the scan instead."""
+    import os
+
+    from ..documents.pid import NotPidNamespace
+    from ..kernel.errors import Unsupported
+    from ..query.direct import open_spec
+
+    opened: list[tuple[int, str] | None] = []
+    try:
+        for spec in (args.from_spec, args.to_spec):
+            if spec is None:
+                opened.append(None)
+                continue
+            got = open_spec(spec)
+            if got is None:
+                return False
+            found, fd = got
+            opened.append((fd, found.label))
+            if found.type != "pid":
+                raise NotPidNamespace(f"{spec} is a {found.type} namespace, not a PID namespace")
+        frm, to = opened
+        try:
+            if to is not None:
+                print(pidmap.translate_direct(pid, frm, to, tgid=args.tgid))
+                return True
+            ours = pidmap.translate_direct(pid, frm, None) if frm is not None else pid
+            found_levels = pidmap.levels_direct(ours, tgid=args.tgid)
+        except Unsupported:
+            if args.via == pidmap.IOCTL:
+                raise
+            return False
+    finally:
+        for item in opened:
+            if item is not None:
+                os.close(item[0])
+    base = pidmap.own_level()
+    for i, (ns, p) in enumerate(found_levels):
+        sys.stdout.write(f"pid:[{ns}]  level {base + i}  {p}\n")
+    return True
 
 
 def main(argv: list[str]) -> int:
@@ -36,6 +82,8 @@ def main(argv: list[str]) -> int:
     if not args.pid.isdigit() or int(args.pid) < 1:
         raise UsageError(f"not a PID: {args.pid!r}")
     pid = int(args.pid)
+    if not args.json and args.via != pidmap.PROC and _direct(args, pid):
+        return 0
     snap = discover_from_args(args)
     from_ns, to_ns = pid_namespace(args.from_spec, snap), pid_namespace(args.to_spec, snap)
     if to_ns is not None:

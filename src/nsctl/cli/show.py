@@ -116,10 +116,37 @@ def facts(ns: Namespace, snap: Snapshot) -> list[tuple[str, str]]:
     return rows
 
 
+def _live(args: argparse.Namespace) -> tuple[Snapshot, Namespace]:
+    """The scan and the namespace in it.  A SPEC that names a file, PID/TYPE, an inode
+    or an id is opened first (nsctl.query.direct): a wrong one fails before any scan,
+    and the namespace shown is the one opened, held open while the scan runs (its
+    processes and holders, what owns it and its stable path need the scan)."""
+    from ..query.direct import open_spec
+    from ..query.spec import NotFound
+
+    got = open_spec(args.spec)
+    try:
+        snap = discover_from_args(args)
+        if got is None:
+            return snap, resolve(args.spec, snap)
+        found = got[0]
+        ns = snap.namespaces.get(found.ino)
+        if ns is None or ns.type != found.type:
+            raise NotFound(f"{args.spec}: {found.label} is held by nothing nsctl can see "
+                           "any more (its last holder went during the scan)")
+        return snap, ns
+    finally:
+        if got is not None:
+            os.close(got[1])
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    snap = discover_from_args(args)
-    ns = resolve(args.spec, snap)
+    if args.from_file is not None:
+        snap = discover_from_args(args)
+        ns = resolve(args.spec, snap)
+    else:
+        snap, ns = _live(args)
     with_view = not args.no_view and has_view(ns, snap)
     if args.json:
         print_json(document(ns, snap, with_view))

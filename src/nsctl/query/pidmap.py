@@ -261,6 +261,56 @@ def translate(pid: int, snap: Snapshot, from_ns: Namespace | None = None,
     return from_ours(ours, to_ns or own, snap, tgid=tgid, via=via)
 
 
+def levels_direct(pid: int, tgid: bool = False) -> list[tuple[int, int]]:
+    """:func:`levels_of` from the kernel alone, with no snapshot: NSpid gives the PIDs,
+    NS_GET_PARENT up from the task's own PID namespace gives the namespaces."""
+    from ..kernel import nsfs
+
+    ns_ino, nspid, nstgid = read_task(pid)
+    found = nstgid if tgid else nspid
+    own = os.stat(f"{procfs.PROC}/self/ns/pid").st_ino
+    if len(found) == 1:   # it is in our own namespace (its ns link may refuse even root)
+        return [(own, found[0])]
+    fd = nsfs.open_ns(f"{procfs.PROC}/{pid}/ns/pid", expect_ino=ns_ino)
+    chain = [ns_ino]
+    try:
+        while chain[-1] != own and len(chain) < len(found):
+            parent = nsfs.parent_ns(fd)
+            if parent is None:
+                break
+            os.close(fd)
+            fd = parent
+            chain.append(os.fstat(fd).st_ino)
+    finally:
+        os.close(fd)
+    if chain[-1] != own:
+        raise NoSuchProcess(f"process {pid} is not in our PID namespace or below it")
+    return list(zip(reversed(chain), found, strict=False))
+
+
+def translate_direct(pid: int, frm: tuple[int, str] | None, to: tuple[int, str] | None,
+                     tgid: bool = False) -> int:
+    """:func:`translate` with the ioctls on PID namespaces opened directly, no snapshot:
+    ``frm`` and ``to`` are (fd, label), None for our own namespace.  Unsupported where
+    the kernel lacks the ioctls (the caller then scans and uses NSpid)."""
+    if frm is None:
+        if not os.path.exists(f"{procfs.PROC}/{pid}"):
+            raise NoSuchProcess(f"no process with PID {pid}")
+        ours = pid
+    else:
+        try:
+            ours = pidns.pid_from_ns(frm[0], pid)
+        except NotVisible:
+            raise NoSuchProcess(f"no process with PID {pid} in {frm[1]}") from None
+    if to is None:
+        return ours if not tgid else nspid_of(ours, tgid=True)[0]
+    try:
+        return pidns.pid_in_ns(to[0], ours, tgid)
+    except NotVisible:
+        raise NotVisible(f"{ours} is not visible from {to[1]} (a process is visible only "
+                         "in its own PID namespace and its ancestors)") from None
+
+
 def levels_of(pid: int, snap: Snapshot, tgid: bool = False) -> list[tuple[int, int]]:
     """(PID namespace inode, PID there) from ours down to the task's own namespace."""
     ns_ino, nspid, nstgid = read_task(pid)
