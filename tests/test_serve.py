@@ -849,3 +849,36 @@ def test_big_documents_are_gzipped_for_clients_that_ask() -> None:
         assert packed.headers.get("content-encoding") == "gzip"
         assert int(packed.headers["content-length"]) < len(plain.content) / 3
         assert json.loads(packed.content)["schema"] == "nsctl-snapshot"   # httpx inflates
+
+
+@root_only
+def test_a_changed_model_travels_as_a_patch(scratch: Path) -> None:
+    """After the first model the refresher sends what changed (nsctl.serve.wire): a
+    patch that makes the next document out of the one before, leaving that one as it was,
+    much smaller than the model; the server's model follows real changes through them."""
+    import copy
+
+    from nsctl import discover
+    from nsctl.documents.snapshot import to_document
+    from nsctl.serve import wire
+
+    before = to_document(discover())
+    kept = copy.deepcopy(before)
+    with namespaces.netns_bindmount(scratch, how="unshare") as pinned, \
+            namespaces.unshare_command(["--uts"]) as cmd:
+        after = to_document(discover())
+        change = wire.patch(before, after)
+        assert change is not None and "whole" not in change
+        put = {e["ns"] for e in change["namespaces"][0]}
+        assert {pinned.net.ino, nsfacts.link_ino(cmd.child, "uts")} <= put
+        assert cmd.child in {p["pid"] for p in change["processes"][0]}
+        assert wire.apply(before, change) == after
+        assert before == kept
+        assert len(wire.dumps(change)) < len(wire.dumps(after)) / 4
+    assert wire.patch(after, after) is None
+    gone = to_document(discover())
+    change = wire.patch(after, gone)
+    assert change is not None and pinned.net.ino in change["namespaces"][1]
+    assert wire.apply(after, change) == gone
+    with pytest.raises(ValueError):
+        wire.apply(before, {"namespaces": [[], [1]]})

@@ -16,7 +16,9 @@ refresher
     Owns a :class:`nsctl.timeline.watch.Watcher`: scans, waits for a trigger (process
     events or the interval), rescans.  Writes to stdout, one JSON line each:
     ``{"kind": "model", ...}`` followed by a line holding the snapshot
-    document, whenever the model changed; ``{"kind": "scan", ...}`` after a
+    document, first; then ``{"kind": "delta", ...}`` followed by a line holding
+    what changed (:mod:`nsctl.serve.wire`), whenever the model changed (or
+    ``model`` again when most of it did); ``{"kind": "scan", ...}`` after a
     rescan that changed nothing (the model is current as of then);
     ``{"kind": "error", ...}`` when a rescan failed.  Exits when stdin reaches
     EOF (the server went away) or stdout is closed.
@@ -63,37 +65,22 @@ def _model_doc(snap) -> tuple[dict, object]:
     return doc, stamp
 
 
-def _model_text(doc: dict, stamp: object) -> bytes:
-    """The snapshot document as JSON for the server (:func:`wire_dumps`), with its
-    time (in its place)."""
+def _model_message(last: dict | None, doc: dict, stamp: object) -> tuple[str, bytes] | None:
+    """("model", the whole document) or ("delta", a patch from ``last``: nsctl.serve.wire)
+    as JSON text with its time, or None when ``doc`` is ``last`` unchanged."""
+    from . import wire
+
+    change: dict | None = wire.patch(last, doc) if last is not None else {"whole": True}
+    if change is None:
+        return None
+    if "whole" not in change:
+        change["set"] = {**change.get("set", {}), "time": stamp}
+        return "delta", wire.dumps(change)
     doc["time"] = stamp
     try:
-        return wire_dumps(doc)
+        return "model", wire.dumps(doc)
     finally:
         doc["time"] = None
-
-
-def wire_dumps(doc: dict) -> bytes:
-    """A model as JSON text between the refresher and the server: orjson's (a tenth of
-    the standard encoder's time for a model of a thousand namespaces), or the
-    standard library's where orjson refuses the text (a name that is not UTF-8,
-    kept as surrogate escapes).  The server parses it with :func:`wire_loads`."""
-    try:
-        import orjson
-
-        return orjson.dumps(doc)
-    except (ImportError, TypeError, ValueError):   # (orjson.JSONEncodeError: a TypeError)
-        return json.dumps(doc).encode()
-
-
-def wire_loads(text: bytes):
-    """The model :func:`wire_dumps` wrote (orjson where it can, as fast again)."""
-    try:
-        import orjson
-
-        return orjson.loads(text)
-    except (ImportError, ValueError):   # (orjson.JSONDecodeError: a ValueError)
-        return json.loads(text)
 
 
 def _refresher_options(argv: list[str]) -> SimpleNamespace:
@@ -132,9 +119,11 @@ def refresher(argv: list[str]) -> int:
             return 1
         last_scan = started
         last, stamp = _model_doc(snap)
+        first = _model_message(None, last, stamp)
+        assert first is not None
         _send(out, {"kind": "model", "events": [], "scan_seconds": time.monotonic() - started,
                     "scanned_at": time.time(), "trigger": watcher.trigger,
-                    "why_no_cnproc": watcher.why_no_cnproc}, _model_text(last, stamp))
+                    "why_no_cnproc": watcher.why_no_cnproc}, first[1])
         while watcher.wait(None):
             if _stdin_closed():
                 break
@@ -159,10 +148,12 @@ def refresher(argv: list[str]) -> int:
                 snap = watcher.snapshot
                 last_scan = started
                 doc, stamp = _model_doc(snap)
-                if events or doc != last:    # (events: changed, no need to compare)
+                message = _model_message(last, doc, stamp)
+                if message is None and events:   # (changed, though the document is not)
+                    message = "delta", b'{"set": {"time": %s}}' % json.dumps(stamp).encode()
+                if message is not None:
                     last = doc
-                    _send(out, {"kind": "model", "events": events, **header},
-                          _model_text(doc, stamp))
+                    _send(out, {"kind": message[0], "events": events, **header}, message[1])
                     continue
             _send(out, {"kind": "scan", **header})
     return 0
@@ -237,7 +228,9 @@ class _Worker:
         if self.snap is None:
             if self.text is None:
                 raise NsctlError("no model yet")
-            self.snap = from_document(wire_loads(self.text))
+            from .wire import loads
+
+            self.snap = from_document(loads(self.text))
             self.snap.offline = False  # this process reads the live host for views and pins
         return self.snap
 

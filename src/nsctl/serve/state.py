@@ -33,12 +33,11 @@ import signal
 import subprocess
 import threading
 import time
-import zlib
 
 from ..kernel.errors import NsctlError
 from ..model import Snapshot
 from ..timeline.watch import EVENTS
-from .child import wire_loads
+from . import wire
 from .privileges import DirectSpawner, Launcher, LocalHelper, RemoteHelper
 
 TYPE_CHECKING = False
@@ -55,18 +54,31 @@ class Model:
     """One generation of the model: the snapshot, its document, and the documents
     built from it (built once, on first request)."""
 
-    def __init__(self, generation: int, snap: Snapshot | None, wire: bytes, scanned_at: float,
-                 doc: dict | None = None) -> None:
+    def __init__(self, generation: int, snap: Snapshot | None, doc: dict, scanned_at: float,
+                 text: bytes | None = None) -> None:
         self.generation = generation
         self._snap = snap
-        self.wire = wire                  # the snapshot document, as the refresher wrote it
-        self.doc = doc if doc is not None else wire_loads(wire)   # ... and parsed
+        self.doc = doc                     # the snapshot document (never modified)
+        self._wire = text                  # ... as compact JSON text (made when needed)
         self._text: bytes | None = None
-        # The document's namespace entries by inode (each is Namespace.to_dict()).
-        self.entries = {d["ns"]: d for d in self.doc["namespaces"]}
+        self._entries: dict[int, dict] | None = None
         self.scanned_at = scanned_at      # when the scan that found it ended (time.time())
         self.cache: dict[str, Any] = {}   # what each key holds is its builder's business
         self.lock = threading.Lock()
+
+    @property
+    def wire(self) -> bytes:
+        """The snapshot document as compact JSON text (for the worker)."""
+        if self._wire is None:
+            self._wire = wire.dumps(self.doc)
+        return self._wire
+
+    @property
+    def entries(self) -> dict[int, dict]:
+        """The document's namespace entries by inode (each is Namespace.to_dict())."""
+        if self._entries is None:
+            self._entries = {d["ns"]: d for d in self.doc["namespaces"]}
+        return self._entries
 
     @property
     def snap(self) -> Snapshot:
@@ -143,27 +155,29 @@ SCAN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class History:
-    """Earlier models, compressed, for ``diff?since=T``: bounded by count and bytes.
+    """Earlier models, for ``diff?since=T``: bounded by count and by the bytes of text
+    that each brought.
 
     A busy host changes the model every fraction of a second, so keeping the last N
     would reach back only seconds.  Instead, past the count limit, the model whose
     removal leaves the smallest gap goes: recent times stay dense, old ones thin
     out (each gap about in proportion to its age), and a ``since`` an hour back still finds
-    the model of about then.  The oldest and newest are always kept.
+    the model of about then.  The oldest and newest are always kept.  Models share
+    the entries that did not change between them (nsctl.serve.wire), so what one
+    costs is about what its patch brought (the whole text for a whole model).
     """
 
     def __init__(self, limit: int = 64, max_bytes: int = 64 << 20) -> None:
         self.limit = max(3, limit)
         self.max_bytes = max_bytes
-        self.items: list[tuple[float, int, bytes]] = []  # (since, generation, zlib text)
+        self.items: list[tuple[float, int, dict, int]] = []  # (since, generation, doc, bytes)
         self.size = 0
         self.lock = threading.Lock()
 
-    def add(self, since: float, generation: int, text: bytes) -> None:
-        packed = zlib.compress(text, 1)
+    def add(self, since: float, generation: int, doc: dict, size: int) -> None:
         with self.lock:
-            self.items.append((since, generation, packed))
-            self.size += len(packed)
+            self.items.append((since, generation, doc, size))
+            self.size += size
             while len(self.items) > self.limit:
                 # The gap a removal would leave, relative to how long ago it was.
                 gaps = [(self.items[i + 1][0] - self.items[i - 1][0]) /
@@ -174,10 +188,10 @@ class History:
                 self._drop(0)
 
     def _drop(self, index: int) -> None:
-        self.size -= len(self.items.pop(index)[2])
+        self.size -= self.items.pop(index)[3]
 
-    def at(self, when: float) -> tuple[float, int, bytes] | None:
-        """(since, generation, document text) of the latest kept model that was
+    def at(self, when: float) -> tuple[float, int, dict] | None:
+        """(since, generation, snapshot document) of the latest kept model that was
         already there at ``when``; None if ``when`` is older than all of them."""
         with self.lock:
             found = None
@@ -187,7 +201,7 @@ class History:
                 found = item
         if found is None:
             return None
-        return found[0], found[1], zlib.decompress(found[2])
+        return found[0], found[1], found[2]
 
     def oldest(self) -> float | None:
         with self.lock:
@@ -362,9 +376,9 @@ class Store:
             self._heard = time.monotonic()
             msg = json.loads(line)
             kind = msg.get("kind")
-            if kind == "model":
+            if kind in ("model", "delta"):
                 text = out.readline().rstrip(b"\n")
-                self._publish(msg, text)
+                self._publish(msg, text, delta=kind == "delta")
             elif kind == "scan":
                 self._note_scan(msg)
             elif kind == "error":
@@ -380,10 +394,16 @@ class Store:
         if "why_no_cnproc" in msg:
             self.stats.why_no_cnproc = msg["why_no_cnproc"]
 
-    def _publish(self, msg: dict, text: bytes) -> None:
+    def _publish(self, msg: dict, text: bytes, delta: bool = False) -> None:
         from ..documents.snapshot import from_document
 
-        doc = wire_loads(text)
+        if delta:
+            if self.current is None:
+                raise ValueError("the refresher sent a change before any model")
+            doc = wire.apply(self.current.doc, wire.loads(text))
+            whole = None
+        else:
+            doc, whole = wire.loads(text), text
         # The first model is checked whole; later ones become a Snapshot when a request
         # first needs one (a busy host changes the model more often than it is asked).
         snap = from_document(doc, "the refresher's model") if self.current is None else None
@@ -404,9 +424,9 @@ class Store:
             if kind in self.stats.events:
                 self.stats.events[kind] += 1
         self.generation += 1
-        model = Model(self.generation, snap, text, float(msg["scanned_at"]), doc)
+        model = Model(self.generation, snap, doc, float(msg["scanned_at"]), whole)
         self.current = model
-        self.history.add(model.scanned_at, model.generation, text)
+        self.history.add(model.scanned_at, model.generation, doc, len(text))
         self.ready.set()
         for listener in list(self.listeners):
             try:

@@ -2,7 +2,6 @@
 an earlier time, against the current model."""
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Annotated
@@ -80,10 +79,10 @@ def router(service: Service) -> APIRouter:
             oldest = service.store.history.oldest()
             raise ApiError(f"no model from {iso(when)} is kept (the oldest is from "
                            f"{iso(oldest) if oldest else 'nothing yet'})", 404)
-        since_model, generation, text = found
+        since_model, generation, earlier = found
 
         def compare() -> dict:
-            doc = documents.diff(from_document(json.loads(text), "an earlier model"),
+            doc = documents.diff(from_document(earlier, "an earlier model"),
                                  model.snap)
             # Which models were compared (the one in force at `since`, or the
             # closest earlier one kept).
