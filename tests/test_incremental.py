@@ -282,3 +282,70 @@ def test_a_process_gone_before_its_rescan_costs_no_rescan():
         assert watcher.step() == []
         assert watcher.snapshot is before and watcher.scans == scans
         assert watcher.skipped == 1
+
+
+def _change_on_cue(chan: processes.Channel) -> None:
+    """Open a path, close an fd, or unshare a UTS namespace, as the test says."""
+    import os
+
+    while True:
+        try:
+            msg, _fds = chan.recv()
+        except EOFError:
+            return
+        if "open" in msg:
+            chan.send(os.open(msg["open"], os.O_RDONLY))
+            continue
+        if "close" in msg:
+            os.close(msg["close"])
+        if "unshare" in msg:
+            syscalls.unshare(syscalls.CLONE_NEWUTS)
+        chan.send("done")
+
+
+@root_only
+def test_the_c_and_python_fingerprints_see_the_same_changes():
+    """The fingerprint is made in C where nsctl.kernel._native was built and in Python
+    elsewhere: both change when a process opens or closes a namespace fd or moves to
+    another namespace (none of which makes a process event), and neither when nothing
+    happened."""
+    import os
+
+    from nsctl.discovery import revalidate
+
+    if revalidate._NATIVE is None:
+        pytest.skip("nsctl.kernel._native is not built here")
+    proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+    me = os.getpid()
+    with processes.Child(namespaces.unshare_and_wait, syscalls.CLONE_NEWNET) as owner, \
+            processes.Child(_change_on_cue) as child:
+        owner_pid = owner.ready()["pid"]
+        child.send({})
+        child.ready()
+
+        def prints() -> tuple:
+            return (revalidate.fingerprint_py(child.pid, proc_fd, me),
+                    revalidate.fingerprint(child.pid, proc_fd, me))
+
+        try:
+            before = prints()
+            assert all(p is not None for p in before)
+            assert isinstance(before[1], bytes)
+            assert prints() == before
+            opened: list[int] = []
+            for step in ("open", "close", "unshare"):
+                msg = {"open": {"open": f"/proc/{owner_pid}/ns/net"},
+                       "close": {"close": opened[0] if opened else -1},
+                       "unshare": {"unshare": True}}[step]
+                child.send(msg)
+                answer = child.ready()
+                if step == "open":
+                    opened.append(answer)
+                after = prints()
+                assert after[0] != before[0] and after[1] != before[1], step
+                assert prints() == after
+                before = after
+            child.stop()
+            assert prints() == (None, None)   # gone
+        finally:
+            os.close(proc_fd)

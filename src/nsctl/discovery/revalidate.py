@@ -36,11 +36,35 @@ if TYPE_CHECKING:
 LINKS: tuple[str, ...] = tuple(nsfs.LINK_TYPE)
 
 
-def fingerprint(pid: int, proc_fd: int, self_pid: int) -> tuple | None:
-    """The raw text a full read of ``pid`` starts from (None: gone, or unreadable);
+# What an fd link names that is fingerprinted by identity (inode and ctime).
+NUMBERED: tuple[str, ...] = ("socket:[",) + tuple(f"{t}:[" for t in nsfs.CLONE_FLAGS)
+
+
+def _native_fingerprint() -> Callable[[int, int, int, tuple, tuple], bytes | None] | None:
+    """nsctl.kernel._native's fingerprint, where it was built."""
+    try:
+        from ..kernel._native import fingerprint as native
+    except ImportError:
+        return None
+    return native
+
+
+_NATIVE = _native_fingerprint()
+
+
+def fingerprint(pid: int, proc_fd: int, self_pid: int) -> tuple | bytes | None:
+    """The raw data a full read of ``pid`` starts from (None: gone, or unreadable);
     equal fingerprints mean equal reads.  Stat's clock and counter fields, which
     no source keeps, are left out; nsctl's own fds are its working handles, not
-    read by the fd source either."""
+    read by the fd source either.  Made in C where nsctl.kernel._native was built
+    (the same system calls, without Python's wrapper around each), else here."""
+    if _NATIVE is not None:
+        return _NATIVE(proc_fd, pid, self_pid, LINKS, NUMBERED)
+    return fingerprint_py(pid, proc_fd, self_pid)
+
+
+def fingerprint_py(pid: int, proc_fd: int, self_pid: int) -> tuple | None:
+    """:func:`fingerprint` in Python."""
     try:
         dirfd = procfs.open_dir(str(pid), dir_fd=proc_fd)
     except OSError:

@@ -6,6 +6,10 @@
  * nsfs_mounts: the nsfs mounts of a mount namespace no process is in, listed
  * without entering it (listmount, statmount; see below).
  *
+ * fingerprint: what a watcher compares, every maximum age, instead of reading a
+ * process again (nsctl.discovery.revalidate); a few dozen system calls per
+ * process, made here without Python's wrappers around each (see below).
+ *
  * pidfd_getfd, setns, unshare, openat2: the system calls Python 3.11's os module lacks.
  * Through ctypes they cost an import of ctypes on every `nsctl ls` that meets
  * a socket in another process, which is every `nsctl ls` on a real host.
@@ -38,6 +42,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -520,6 +525,259 @@ fail:
     return NULL;
 }
 
+/* --- fingerprint: what a watcher compares instead of reading a process again ---------------
+ *
+ *   fingerprint(proc_fd, pid, self_pid, links, numbered) -> bytes or None
+ *
+ * The same raw data as nsctl.discovery.revalidate's Python fingerprint, in one
+ * buffer: stat up to comm's end and its state, ppid and starttime fields; for each
+ * ns link in ``links`` the (inode, ctime) of what it names (a missing link is a
+ * mark); for each fd (unless pid is self_pid) its number and link text, and for
+ * a text starting with one of ``numbered`` (sockets, namespaces) the (inode,
+ * ctime) behind it; then cmdline, cgroup and the owner uid of /proc/PID.  None
+ * when the process is gone or cannot be read.  Equal bytes mean equal reads;
+ * nothing here is parsed further.
+ */
+struct fpbuf { char *data; size_t len, cap; int failed; };
+
+static void fp_add(struct fpbuf *b, const void *data, size_t len)
+{
+    if (b->failed)
+        return;
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + len + 1)
+            cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown) {
+            b->failed = 1;
+            return;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+}
+
+/* (inode, ctime) of what a link names; a mark when it is gone. 0, or -1 on another error. */
+static int fp_identity(struct fpbuf *b, int dir_fd, const char *path)
+{
+    struct stat st;
+    if (fstatat(dir_fd, path, &st, 0) < 0) {
+        if (errno == ENOENT) {
+            fp_add(b, "-", 1);
+            return 0;
+        }
+        return -1;
+    }
+    unsigned long long v[3] = {st.st_ino, (unsigned long long)st.st_ctim.tv_sec,
+                               (unsigned long long)st.st_ctim.tv_nsec};
+    fp_add(b, v, sizeof v);
+    return 0;
+}
+
+/* The whole of a small /proc file, with its length first. */
+static int fp_file(struct fpbuf *b, int dir_fd, const char *name)
+{
+    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t start = b->len;
+    unsigned long long size = 0;
+    fp_add(b, &size, sizeof size);
+    char chunk[4096];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            close(fd);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        fp_add(b, chunk, (size_t)n);
+        size += (unsigned long long)n;
+    }
+    close(fd);
+    if (!b->failed)
+        memcpy(b->data + start, &size, sizeof size);
+    return 0;
+}
+
+static int fp_stat(struct fpbuf *b, int dir_fd)
+{
+    char text[4096];
+    int fd = openat(dir_fd, "stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    text[n] = 0;
+    char *right = strrchr(text, ')');
+    if (!right || right[1] != ' ')
+        return -1;
+    fp_add(b, text, (size_t)(right - text));
+    /* fields after comm: 0 state, 1 ppid, ..., 19 starttime */
+    char *p = right + 2;
+    for (int field = 0; field <= 19; field++) {
+        char *end = strchr(p, ' ');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (field == 0 || field == 1 || field == 19) {
+            fp_add(b, " ", 1);
+            fp_add(b, p, len);
+        }
+        if (!end) {
+            if (field < 19)
+                return -1;
+            break;
+        }
+        p = end + 1;
+    }
+    return 0;
+}
+
+static int fp_fds(struct fpbuf *b, int dir_fd, char **numbered, Py_ssize_t nnumbered)
+{
+    int fd_dir = openat(dir_fd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_dir < 0)
+        return -1;
+    DIR *dir = fdopendir(fd_dir);
+    if (!dir) {
+        close(fd_dir);
+        return -1;
+    }
+    struct dirent *entry;
+    char text[4096];
+    int status = 0;
+    errno = 0;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
+            continue;
+        ssize_t n = readlinkat(fd_dir, entry->d_name, text, sizeof text - 1);
+        if (n < 0) {
+            if (errno == ENOENT)
+                continue;   /* closed meanwhile */
+            status = -1;
+            break;
+        }
+        text[n] = 0;
+        fp_add(b, entry->d_name, strlen(entry->d_name) + 1);
+        fp_add(b, text, (size_t)n + 1);
+        for (Py_ssize_t i = 0; i < nnumbered; i++) {
+            if (strncmp(text, numbered[i], strlen(numbered[i])) == 0) {
+                if (fp_identity(b, fd_dir, entry->d_name) < 0)
+                    status = -1;
+                break;
+            }
+        }
+        if (status < 0)
+            break;
+        errno = 0;
+    }
+    if (status == 0 && errno != 0)
+        status = -1;
+    closedir(dir);
+    return status;
+}
+
+static int fp_process(struct fpbuf *b, int proc_fd, long pid, long self_pid, char **links,
+                      Py_ssize_t nlinks, char **numbered, Py_ssize_t nnumbered)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%ld", pid);
+    int dir_fd = openat(proc_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0)
+        return -1;
+    int status = fp_stat(b, dir_fd);
+    if (status == 0) {
+        int ns_dir = openat(dir_fd, "ns", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (ns_dir < 0)
+            status = -1;
+        for (Py_ssize_t i = 0; status == 0 && i < nlinks; i++)
+            status = fp_identity(b, ns_dir, links[i]);
+        if (ns_dir >= 0)
+            close(ns_dir);
+    }
+    fp_add(b, "|", 1);
+    if (status == 0 && pid != self_pid)
+        status = fp_fds(b, dir_fd, numbered, nnumbered);
+    fp_add(b, "|", 1);
+    if (status == 0)
+        status = fp_file(b, dir_fd, "cmdline");
+    if (status == 0)
+        status = fp_file(b, dir_fd, "cgroup");
+    if (status == 0) {
+        struct stat st;
+        status = fstat(dir_fd, &st);
+        if (status == 0)
+            fp_add(b, &st.st_uid, sizeof st.st_uid);
+    }
+    close(dir_fd);
+    return status;
+}
+
+/* A tuple of str as C strings (pointers into the str objects, which the tuple keeps). */
+static char **c_strings(PyObject *tuple, Py_ssize_t *count)
+{
+    if (!PyTuple_Check(tuple)) {
+        PyErr_SetString(PyExc_TypeError, "expected a tuple of str");
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+    char **out = PyMem_Calloc((size_t)n + 1, sizeof(char *));
+    if (!out)
+        return (char **)PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const char *text = PyUnicode_AsUTF8(PyTuple_GET_ITEM(tuple, i));
+        if (!text) {
+            PyMem_Free(out);
+            return NULL;
+        }
+        out[i] = (char *)text;
+    }
+    *count = n;
+    return out;
+}
+
+static PyObject *fingerprint(PyObject *self, PyObject *args)
+{
+    int proc_fd;
+    long pid, self_pid;
+    PyObject *links_obj, *numbered_obj;
+    if (!PyArg_ParseTuple(args, "illO!O!", &proc_fd, &pid, &self_pid, &PyTuple_Type, &links_obj,
+                          &PyTuple_Type, &numbered_obj))
+        return NULL;
+    Py_ssize_t nlinks = 0, nnumbered = 0;
+    char **links = c_strings(links_obj, &nlinks);
+    if (!links)
+        return NULL;
+    char **numbered = c_strings(numbered_obj, &nnumbered);
+    if (!numbered) {
+        PyMem_Free(links);
+        return NULL;
+    }
+    struct fpbuf b = {NULL, 0, 0, 0};
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = fp_process(&b, proc_fd, pid, self_pid, links, nlinks, numbered, nnumbered);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(links);
+    PyMem_Free(numbered);
+    PyObject *result;
+    if (b.failed)
+        result = PyErr_NoMemory();
+    else if (status < 0)
+        result = Py_NewRef(Py_None);
+    else
+        result = PyBytes_FromStringAndSize(b.data ? b.data : "", (Py_ssize_t)b.len);
+    free(b.data);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan_tasks", scan_tasks, METH_VARARGS,
      "scan_tasks(task_fd, tids, links, own, resolved, fast, general, owner, adopt)\n"
@@ -538,6 +796,9 @@ static PyMethodDef methods[] = {
      "open_by_handle_at(mount_fd, handle_type, handle, flags) -> fd."},
     {"openat2", native_openat2, METH_VARARGS,
      "openat2(dirfd, path, flags, resolve) -> fd: openat2(2) with the RESOLVE_* flags."},
+    {"fingerprint", fingerprint, METH_VARARGS,
+     "fingerprint(proc_fd, pid, self_pid, links, numbered) -> bytes or None: the raw data\n"
+     "a full read of a process starts from (see nsctl.discovery.revalidate)."},
     {"nsfs_mounts", nsfs_mounts, METH_VARARGS,
      "nsfs_mounts(mnt_ns_fd) -> [(root, mount point)]: the nsfs mounts of a mount\n"
      "namespace (listmount, statmount), read without entering it."},

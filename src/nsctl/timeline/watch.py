@@ -242,7 +242,7 @@ class Watcher:
         self.mount_tables: MountTables | None = None   # the mount namespaces watched
         # pid -> its fingerprint (nsctl.discovery.revalidate) from just before its last
         # full read: the rolling rescan reads again only those whose fingerprint changed.
-        self.prints: dict[int, tuple] = {}
+        self.prints: dict[int, tuple | bytes] = {}
         self._foreign_cursor = 0
         self.skipped = 0                 # steps that found nothing to read
         self._poll: select.poll | None = None
