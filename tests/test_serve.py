@@ -191,6 +191,30 @@ def test_view_is_read_outside_the_server(scratch: Path) -> None:
         assert shown == cli and shown["refs"]
 
 
+@root_only
+def test_the_servers_own_processes_are_left_out(scratch: Path) -> None:
+    """Neither the server nor its helpers (the launcher, the refresher, the workers that
+    read views and what they fork to enter namespaces) show in what it serves: no
+    process, no holder."""
+    with namespaces.netns_bindmount(scratch) as pinned, \
+            running_server("--max-age", "1") as server:
+        server.json(f"/api/v1/namespaces/{pinned.net.ino}", params={"view": 1})
+        server.json("/api/v1/net", timeout=600)
+        ours = {server.popen.pid, *processes.descendants(server.popen.pid)}
+        assert len(ours) >= 5, ours   # the server, the launcher, a refresher, two workers
+        # A namespace made after the helpers started: the model that has it was
+        # scanned with them running.
+        with namespaces.netns_bindmount(scratch, name="later", how="unshare") as later:
+            wait_until(lambda: later.net.ino in inodes(server.json("/api/v1/namespaces")),
+                       15, "the new namespace in the model")
+            server.json(f"/api/v1/namespaces/{pinned.net.ino}", params={"view": 1})
+            snap = server.json("/api/v1/snapshot")
+            listed = server.json("/api/v1/namespaces")
+        assert not {p["pid"] for p in snap["processes"]} & ours
+        assert not {r.get("pid") for ns in snap["namespaces"] for r in ns["refs"]} & ours
+        assert not {pid for ns in listed["namespaces"] for pid in ns.get("pids", ())} & ours
+
+
 # --- following changes -------------------------------------------------------------------
 
 @root_only
