@@ -873,3 +873,24 @@ def test_big_documents_are_gzipped_for_clients_that_ask() -> None:
         assert packed.headers.get("content-encoding") == "gzip"
         assert int(packed.headers["content-length"]) < len(plain.content) / 3
         assert json.loads(packed.content)["schema"] == "nsctl-snapshot"   # httpx inflates
+
+
+def test_documents_carry_etags_and_an_unchanged_one_is_304() -> None:
+    """The page asks again with the ETag it has; an unchanged document costs neither
+    side a body (the model may change between two requests: then a new tag)."""
+    with running_server() as server, server.client() as c:
+        for path in ("/api/v1/tree", "/api/v1/pidtree", "/api/v1/namespaces",
+                     "/api/v1/processes", "/api/v1/snapshot",
+                     f"/api/v1/namespaces/{os.stat('/proc/self/ns/net').st_ino}"):
+            for _ in range(20):
+                first = c.get(path)
+                assert first.status_code == 200, (path, first.text[:200])
+                tag = first.headers["etag"]
+                assert tag.startswith('W/"')
+                again = c.get(path, headers={"If-None-Match": f'W/"other", {tag}'})
+                if again.status_code == 304:
+                    break
+                assert again.status_code == 200 and again.headers["etag"] != tag
+            assert again.status_code == 304 and again.headers["etag"] == tag, path
+            assert not again.content
+            assert c.get(path, headers={"If-None-Match": 'W/"other"'}).status_code == 200
