@@ -389,6 +389,18 @@ def test_events_namespace_level_by_default_process_rows_folded(server, browser):
         mine = events.locator("li.ev-entered", has_text=f"({proc.pid})")
         expect(mine.filter(has_text="namespaces (").first).to_be_visible(timeout=SHOW_MS)
         expect(events.locator("li.ev-born")).to_have_count(0)
+        # A process that starts with fds to two of its namespaces: one held row.
+        page.select_option("#ev-kind", "held")
+        opener = subprocess.Popen(
+            [sys.executable, "-c", "import os, sys, time; "
+             "fds = [os.open(f'/proc/{sys.argv[1]}/ns/{t}', os.O_RDONLY) for t in ('net', 'uts')]; "
+             "time.sleep(60)", str(proc.pid)], stdin=subprocess.DEVNULL)
+        try:
+            held = events.locator("li.ev-held", has_text=f"({opener.pid})")
+            expect(held.filter(has_text="namespaces (").first).to_be_visible(timeout=SHOW_MS)
+        finally:
+            opener.kill()
+            opener.wait(10)
         page.select_option("#ev-kind", "")
         page.click("#ev-pause")
         expect(page.locator("#ev-count")).to_contain_text("paused")
@@ -398,3 +410,4 @@ def test_events_namespace_level_by_default_process_rows_folded(server, browser):
         proc.kill()
         proc.wait(10)
     only_the_server(page, server)
+

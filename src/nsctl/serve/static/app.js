@@ -422,12 +422,14 @@ function renderStatus() {
 
 /**
  * Keep an event; a process's entered/left rows of one moment (one per type of
- * namespace) fold into one row that lists the types.
+ * namespace) fold into one row that lists the types, and so do its held/released
+ * rows (fds, sockets, threads to several namespaces, taken or dropped at once).
  */
 const FOLD_BACK = 64;   // how far back a process's row of the same moment is looked for
+const FOLDED = new Set(["entered", "left", "held", "released"]);
 
 function addEvent(kind, ev) {
-  if ((kind === "entered" || kind === "left") && ev.pid !== undefined) {
+  if (FOLDED.has(kind) && ev.pid !== undefined && ev.pid !== null) {
     // Events of one moment come namespace by namespace, several processes interleaved.
     const same = state.events.slice(0, FOLD_BACK).find((e) => e.event === kind && e.pid === ev.pid && e.time === ev.time);
     if (same) {
