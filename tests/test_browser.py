@@ -18,14 +18,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import IO, TYPE_CHECKING
 
 import pytest
 from support import root_only
 from support.namespaces import netns_bindmount
 from support.processes import descendants, terminate
-from support.views import netns_add, netns_del
+from support.views import ip, netns_add, netns_del
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -411,3 +411,27 @@ def test_events_namespace_level_by_default_process_rows_folded(server, browser):
         proc.wait(10)
     only_the_server(page, server)
 
+
+def test_links_from_one_namespace_run_in_lanes_of_their_own(server, browser):
+    """Two veth pairs from one namespace (as into a bridge): their lines leave its
+    box in two lanes of the gutter, not as one trunk."""
+    tag = f"nsctl-test-{os.getpid()}-lane"
+    with ExitStack() as stack:
+        paths = {}
+        for s in "abc":     # a's name sorts first: it is placed first, its lines start at it
+            paths[s] = netns_add(f"{tag}{s}")
+            stack.callback(netns_del, f"{tag}{s}")
+        for s in "bc":
+            ip(paths["a"], "link", "add", f"l{s}", "type", "veth", "peer", "name", f"l{s}p")
+            ip(paths["a"], "link", "set", f"l{s}p", "netns", f"{tag}{s}")
+        a_ino = os.stat(paths["a"]).st_ino
+        page = open_page(browser, server)
+        page.click("#tab-net")
+        lines = page.locator(f'#pane-net path[data-a="{a_ino}"], '
+                             f'#pane-net path[data-b="{a_ino}"]')
+        expect(lines).to_have_count(2, timeout=SHOW_MS)
+        ds = [lines.nth(k).get_attribute("d") or "" for k in range(2)]
+        out = [re.match(r"M[-\d.]+,[-\d.]+ H([-\d.]+)", d) for d in ds]
+        assert all(out), ds
+        assert out[0].group(1) != out[1].group(1), ds
+    only_the_server(page, server)
