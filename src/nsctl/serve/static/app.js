@@ -657,13 +657,15 @@ function wire() {
     clearTimeout(timer);
     const next = { q: $("search").value.trim(), type: $("filter-type").value, container: $("filter-container").value };
     if (JSON.stringify(next) === JSON.stringify(state.filter)) return;
+    const started = next.q && !state.filter.q;
     state.filter = next;
     state.hitAt = -1;
     for (const tab of Object.keys(TABS)) state.dirty.add(tab);
     renderTab();
     remember(false);
-    // A search looks in the processes too: those of the model shown.
-    if (next.q && !tabDocs().every((name) => state.have[name] === state.generation)) refresh();
+    // A search looks in the processes too: those of the model shown (fetched as a
+    // search starts; while it goes on, each model change brings them).
+    if (started && !tabDocs().every((name) => state.have[name] === state.generation)) refresh();
   };
   for (const id of ["search", "filter-type", "filter-container"]) {
     $(id).addEventListener("input", () => {

@@ -68,6 +68,9 @@ export function drawTree(pane, roots, opts) {
     return el;
   };
   pane._rows = drawn;
+  // Out of the page first: rows moved out of a tree on the page cost a layout
+  // invalidation each (the caller puts the new tree in; renderTab keeps scroll and focus).
+  pane.replaceChildren();
   const tree = treeView(roots, {
     ...opts,
     row,
