@@ -130,8 +130,11 @@ def refresher(argv: list[str]) -> int:
     args = _refresher_options(argv)
     out = sys.stdout.buffer
     # This process and what it forks are left out of the model, and so is the server's
-    # tree where it names itself.
+    # tree where it names itself; not where /proc is another PID namespace's (its PIDs
+    # are not ours: the same number may be anyone there).
     exclude = frozenset({os.getpid()} | ({args.exclude_tree} if args.exclude_tree else set()))
+    if not _proc_is_ours():
+        exclude = frozenset()
     with Watcher(threads=args.threads, interval=args.interval, cnproc=not args.no_cnproc,
                  handle_signals=False, coverage=args.coverage,
                  exclude_trees=exclude) as watcher:
@@ -177,6 +180,17 @@ def refresher(argv: list[str]) -> int:
                     continue
             _send(out, {"kind": "scan", **header})
     return 0
+
+
+def _proc_is_ours() -> bool:
+    """Whether /proc shows this process under the PID it has (the PIDs of our PID
+    namespace)."""
+    from ..kernel import procfs
+
+    try:
+        return os.readlink(f"{procfs.PROC}/self") == str(os.getpid())
+    except OSError:
+        return False
 
 
 def _one_line(exc: BaseException) -> str:
