@@ -211,6 +211,7 @@ def test_the_servers_own_processes_are_left_out(scratch: Path) -> None:
             snap = server.json("/api/v1/snapshot")
             listed = server.json("/api/v1/namespaces")
         assert not {p["pid"] for p in snap["processes"]} & ours
+        assert os.getpid() in {p["pid"] for p in snap["processes"]}   # (not its parents')
         assert not {r.get("pid") for ns in snap["namespaces"] for r in ns["refs"]} & ours
         assert not {pid for ns in listed["namespaces"] for pid in ns.get("pids", ())} & ours
 
