@@ -18,14 +18,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import IO, TYPE_CHECKING
 
 import pytest
 from support import root_only
 from support.namespaces import netns_bindmount
 from support.processes import descendants, terminate
-from support.views import netns_add, netns_del
+from support.views import ip, netns_add, netns_del
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -389,6 +389,18 @@ def test_events_namespace_level_by_default_process_rows_folded(server, browser):
         mine = events.locator("li.ev-entered", has_text=f"({proc.pid})")
         expect(mine.filter(has_text="namespaces (").first).to_be_visible(timeout=SHOW_MS)
         expect(events.locator("li.ev-born")).to_have_count(0)
+        # A process that starts with fds to two of its namespaces: one held row.
+        page.select_option("#ev-kind", "held")
+        opener = subprocess.Popen(
+            [sys.executable, "-c", "import os, sys, time; "
+             "fds = [os.open(f'/proc/{sys.argv[1]}/ns/{t}', os.O_RDONLY) for t in ('net', 'uts')]; "
+             "time.sleep(60)", str(proc.pid)], stdin=subprocess.DEVNULL)
+        try:
+            held = events.locator("li.ev-held", has_text=f"({opener.pid})")
+            expect(held.filter(has_text="namespaces (").first).to_be_visible(timeout=SHOW_MS)
+        finally:
+            opener.kill()
+            opener.wait(10)
         page.select_option("#ev-kind", "")
         page.click("#ev-pause")
         expect(page.locator("#ev-count")).to_contain_text("paused")
@@ -397,4 +409,29 @@ def test_events_namespace_level_by_default_process_rows_folded(server, browser):
     finally:
         proc.kill()
         proc.wait(10)
+    only_the_server(page, server)
+
+
+def test_links_from_one_namespace_run_in_lanes_of_their_own(server, browser):
+    """Two veth pairs from one namespace (as into a bridge): their lines leave its
+    box in two lanes of the gutter, not as one trunk."""
+    tag = f"nsctl-test-{os.getpid()}-lane"
+    with ExitStack() as stack:
+        paths = {}
+        for s in "abc":     # a's name sorts first: it is placed first, its lines start at it
+            paths[s] = netns_add(f"{tag}{s}")
+            stack.callback(netns_del, f"{tag}{s}")
+        for s in "bc":
+            ip(paths["a"], "link", "add", f"l{s}", "type", "veth", "peer", "name", f"l{s}p")
+            ip(paths["a"], "link", "set", f"l{s}p", "netns", f"{tag}{s}")
+        a_ino = os.stat(paths["a"]).st_ino
+        page = open_page(browser, server)
+        page.click("#tab-net")
+        lines = page.locator(f'#pane-net path[data-a="{a_ino}"], '
+                             f'#pane-net path[data-b="{a_ino}"]')
+        expect(lines).to_have_count(2, timeout=SHOW_MS)
+        ds = [lines.nth(k).get_attribute("d") or "" for k in range(2)]
+        out = [re.match(r"M[-\d.]+,[-\d.]+ H([-\d.]+)", d) for d in ds]
+        assert all(out), ds
+        assert out[0].group(1) != out[1].group(1), ds
     only_the_server(page, server)

@@ -492,6 +492,27 @@ def test_pid_namespaces_three_deep(scan_how):
         assert snap.processes[t.maker].ns["pid_for_children"] == levels[0].ns.ino
 
 
+def test_an_excluded_process_tree_is_left_out(scan_how):
+    """Options.exclude_trees leaves out a process and all its descendants (and what
+    only they hold), in a full scan and in rescans that take the rest over."""
+    with namespaces.pid_chain(3) as t:
+        tree = {t.maker, *(lvl.pid for lvl in t.levels)}
+        opts = nsctl.Options(exclude_trees=frozenset({t.maker}))
+        from nsctl.discovery import rescan
+
+        snap, memo, _ = rescan(None, None, opts)
+        if scan_how == "in-turn":     # (a shared scan's workers keep no record of them)
+            assert set(memo.excluded) == tree
+        for current in (snap, rescan(memo, {t.levels[1].pid}, opts)[0],
+                        nsctl.discover(nsctl.Options(exclude_trees=frozenset({os.getpid()})))):
+            assert not tree & set(current.processes)
+            for lvl in t.levels:
+                assert lvl.ns.ino not in current.namespaces
+            assert not {r.pid for ns in current.namespaces.values() for r in ns.refs} & tree
+        assert os.getpid() in snap.processes
+        assert tree <= set(nsctl.discover().processes)
+
+
 # --- 8. time namespaces and the *_for_children links ------------------------------------------
 
 def test_time_namespace_from_unshare_time_fork():

@@ -191,6 +191,31 @@ def test_view_is_read_outside_the_server(scratch: Path) -> None:
         assert shown == cli and shown["refs"]
 
 
+@root_only
+def test_the_servers_own_processes_are_left_out(scratch: Path) -> None:
+    """Neither the server nor its helpers (the launcher, the refresher, the workers that
+    read views and what they fork to enter namespaces) show in what it serves: no
+    process, no holder."""
+    with namespaces.netns_bindmount(scratch) as pinned, \
+            running_server("--max-age", "1") as server:
+        server.json(f"/api/v1/namespaces/{pinned.net.ino}", params={"view": 1})
+        server.json("/api/v1/net", timeout=600)
+        ours = {server.popen.pid, *processes.descendants(server.popen.pid)}
+        assert len(ours) >= 5, ours   # the server, the launcher, a refresher, two workers
+        # A namespace made after the helpers started: the model that has it was
+        # scanned with them running.
+        with namespaces.netns_bindmount(scratch, name="later", how="unshare") as later:
+            wait_until(lambda: later.net.ino in inodes(server.json("/api/v1/namespaces")),
+                       15, "the new namespace in the model")
+            server.json(f"/api/v1/namespaces/{pinned.net.ino}", params={"view": 1})
+            snap = server.json("/api/v1/snapshot")
+            listed = server.json("/api/v1/namespaces")
+        assert not {p["pid"] for p in snap["processes"]} & ours
+        assert os.getpid() in {p["pid"] for p in snap["processes"]}   # (not its parents')
+        assert not {r.get("pid") for ns in snap["namespaces"] for r in ns["refs"]} & ours
+        assert not {pid for ns in listed["namespaces"] for pid in ns.get("pids", ())} & ours
+
+
 # --- following changes -------------------------------------------------------------------
 
 @root_only
@@ -882,3 +907,24 @@ def test_a_changed_model_travels_as_a_patch(scratch: Path) -> None:
     assert wire.apply(after, change) == gone
     with pytest.raises(ValueError):
         wire.apply(before, {"namespaces": [[], [1]]})
+
+
+def test_documents_carry_etags_and_an_unchanged_one_is_304() -> None:
+    """The page asks again with the ETag it has; an unchanged document costs neither
+    side a body (the model may change between two requests: then a new tag)."""
+    with running_server() as server, server.client() as c:
+        for path in ("/api/v1/tree", "/api/v1/pidtree", "/api/v1/namespaces",
+                     "/api/v1/processes", "/api/v1/snapshot",
+                     f"/api/v1/namespaces/{os.stat('/proc/self/ns/net').st_ino}"):
+            for _ in range(20):
+                first = c.get(path)
+                assert first.status_code == 200, (path, first.text[:200])
+                tag = first.headers["etag"]
+                assert tag.startswith('W/"')
+                again = c.get(path, headers={"If-None-Match": f'W/"other", {tag}'})
+                if again.status_code == 304:
+                    break
+                assert again.status_code == 200 and again.headers["etag"] != tag
+            assert again.status_code == 304 and again.headers["etag"] == tag, path
+            assert not again.content
+            assert c.get(path, headers={"If-None-Match": 'W/"other"'}).status_code == 200

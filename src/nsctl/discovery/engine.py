@@ -37,9 +37,9 @@ import os
 
 from ..kernel import nsfs, pidfd, procfs
 from ..kernel.errors import UNSUPPORTED, VANISHED, NoSuchProcess, NsctlError
-from ..model import Process, Snapshot
+from ..model import Snapshot
 from . import bindmounts, containers, fds, hierarchy, names, procs, shares, sockets, tasks
-from .scan import Memo, Options, ProcHandle, Scan, Source
+from .scan import LeftOut, Memo, Options, ProcHandle, Scan, Source
 
 TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
@@ -94,6 +94,11 @@ def read_process(scan: Scan, pid: int, readers: list[Reader]) -> None:
             for name, read in readers:
                 try:
                     read(scan, proc)
+                except LeftOut as out:
+                    ino = pidfd.inode(pfd) if pfd >= 0 else None
+                    scan.record.excluded[pid] = (ino, out.starttime)
+                    _drop(scan, proc)
+                    return
                 except (OSError, NsctlError) as exc:
                     gone = isinstance(exc, (NoSuchProcess, FileNotFoundError, ProcessLookupError))
                     if gone or not _alive(proc):
@@ -174,8 +179,17 @@ def _run_scan(opts: Options, memo: Memo | None, dirty: set[int] | None) -> Scan:
             dirty = dirty or set()
             for pid in pids:
                 entry = memo.procs.get(pid)
+                if entry is None and pid in memo.excluded:
+                    # Left out before and still the same process: left out again
+                    # (what it does is never read).
+                    pidfd_ino, started = memo.excluded[pid]
+                    if _same_process(pid, pidfd_ino, started, scan.proc_fd):
+                        scan.record.excluded[pid] = (pidfd_ino, started)
+                        scan.outside[pid] = True     # (its children need not ask again)
+                        continue
                 if entry is None or pid in dirty or entry[0] is None or \
-                        not _same_process(pid, entry[0], scan.proc_fd):
+                        not _same_process(pid, entry[0].pidfd_ino, entry[0].starttime,
+                                          scan.proc_fd):
                     fresh.append(pid)   # new, busy, or its PID now names another process
                 else:
                     scan.take_over(pid, entry)
@@ -197,13 +211,14 @@ def _run_scan(opts: Options, memo: Memo | None, dirty: set[int] | None) -> Scan:
     return scan
 
 
-def _same_process(pid: int, process: Process, proc_fd: int) -> bool:
-    """Whether ``pid`` still names ``process``: by its pidfd's inode where those are
-    unique (pidfs), else by its start time (clock ticks: a PID reused within the
-    same 10 ms would pass for the old process)."""
-    if process.pidfd_ino is not None and pidfd.inodes_are_unique():
-        return pidfd.same_process(pid, process.pidfd_ino)
-    return procfs.starttime(pid, proc_fd) == process.starttime
+def _same_process(pid: int, pidfd_ino: int | None, started: int, proc_fd: int) -> bool:
+    """Whether ``pid`` still names the process read with pidfd inode ``pidfd_ino`` and
+    start time ``started``: by its pidfd's inode where those are unique (pidfs), else
+    by its start time (clock ticks: a PID reused within the same 10 ms would pass
+    for the old process)."""
+    if pidfd_ino is not None and pidfd.inodes_are_unique():
+        return pidfd.same_process(pid, pidfd_ino)
+    return procfs.starttime(pid, proc_fd) == started
 
 
 def _read_own(scan: Scan) -> None:

@@ -6,7 +6,7 @@ import os
 from ..kernel import nsfs, pidfd, procfs
 from ..kernel.errors import NoSuchProcess
 from ..model import PROCESS, Process, Reference
-from .scan import ProcHandle, Scan
+from .scan import LeftOut, ProcHandle, Scan
 
 LINKS: tuple[str, ...] = tuple(nsfs.LINK_TYPE)
 
@@ -53,6 +53,9 @@ def _read_links(scan: Scan, base_fd: int) -> dict[str, int] | None:
 def read(scan: Scan, proc: ProcHandle) -> None:
     """The process's namespace links and its facts (stat, cmdline, owner, NSpid)."""
     dirfd = proc.dirfd
+    comm, state, ppid, starttime, proc.threads = procfs.read_stat(dirfd)
+    if scan.opts.exclude_trees and scan.left_out(proc.pid, ppid):
+        raise LeftOut(starttime)   # (before its links: nothing of it is learned)
     ns = _read_links(scan, dirfd)
     if ns is None:
         # A link the kernel has (we do) is missing: either the process is exiting,
@@ -72,7 +75,6 @@ def read(scan: Scan, proc: ProcHandle) -> None:
             os.close(view)
         else:
             raise NoSuchProcess(f"pid {proc.pid}: exiting", pid=proc.pid)
-    comm, state, ppid, starttime, proc.threads = procfs.read_stat(dirfd)
     try:
         cmdline = procfs.read_cmdline(dirfd)
     except OSError:

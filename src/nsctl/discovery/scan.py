@@ -29,14 +29,21 @@ if TYPE_CHECKING:
 
 
 class Options:
-    """Which sources run.  All on by default except threads (costly on big hosts)."""
+    """Which sources run.  All on by default except threads (costly on big hosts).
+
+    ``exclude_trees``: PIDs whose process trees (they and every descendant, by the
+    ppid chain of /proc/PID/stat) the scan leaves out, as if they did not exist:
+    ``nsctl serve`` names itself, so that its helpers (and the children they fork
+    to enter namespaces) never show as holders.  No process can make itself a
+    descendant of another, so a hostile one cannot hide this way."""
 
     __slots__ = ("processes", "threads", "fds", "sockets", "bindmounts", "hierarchy",
-                 "containers", "proc")
+                 "containers", "proc", "exclude_trees")
 
     def __init__(self, processes: bool = True, threads: bool = False, fds: bool = True,
                  sockets: bool = True, bindmounts: bool = True, hierarchy: bool = True,
-                 containers: bool = True, proc: str = procfs.PROC) -> None:
+                 containers: bool = True, proc: str = procfs.PROC,
+                 exclude_trees: frozenset[int] = frozenset()) -> None:
         self.processes = processes
         self.threads = threads
         self.fds = fds
@@ -45,6 +52,16 @@ class Options:
         self.hierarchy = hierarchy
         self.containers = containers
         self.proc = proc
+        self.exclude_trees = exclude_trees
+
+
+class LeftOut(Exception):
+    """Raised by the processes source for a process in an excluded tree
+    (``Options.exclude_trees``): the scan drops it without a problem."""
+
+    def __init__(self, starttime: int) -> None:
+        super().__init__("left out")
+        self.starttime = starttime
 
 
 class ProcHandle:
@@ -96,15 +113,18 @@ class Memo:
     ``procs``: pid -> (its Process or None, what it staged, the (mount ns, nsfs
     mount points) read through it or None); ``foreign``: mount ns no process is in -> the
     (type, inode, mount point) of the namespace files mounted in it; ``snap``: the
-    scan's snapshot, for the hierarchy of the namespaces taken over.
+    scan's snapshot, for the hierarchy of the namespaces taken over; ``excluded``: pid
+    -> (pidfd inode or None, start time) of the processes left out (``exclude_trees``),
+    so that the next scan leaves them out without reading them again.
     """
 
-    __slots__ = ("snap", "procs", "foreign")
+    __slots__ = ("snap", "procs", "foreign", "excluded")
 
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
         self.procs: dict[int, MemoEntry] = {}
         self.foreign: dict[int, list[tuple[str, int, str]]] = {}
+        self.excluded: dict[int, tuple[int | None, int]] = {}
 
 
 class Scan:
@@ -128,6 +148,7 @@ class Scan:
         self.proc_fd = -1                                 # directory fd of /proc
         self.self_pid = os.getpid()
         self.nsfs_dev = nsfs.nsfs_dev()  # one superblock for all
+        self.outside: dict[int, bool] = {}   # pid -> in an excluded tree (this scan)
 
     def sub(self) -> Scan:
         """A scan of its own for one share of the processes (nsctl.discovery.shares):
@@ -137,6 +158,33 @@ class Scan:
         sub.proc_fd = self.proc_fd
         sub.self_pid = self.self_pid
         return sub
+
+    def left_out(self, pid: int, ppid: int) -> bool:
+        """Whether process ``pid`` (whose parent is ``ppid``) is in a tree that
+        ``Options.exclude_trees`` leaves out: its ppid chain, read from /proc/PID/stat
+        where this scan has not met that ancestor yet, reaches one of those PIDs."""
+        roots = self.opts.exclude_trees
+        chain = [pid]
+        cur: int | None = ppid
+        verdict = pid in roots
+        while not verdict and cur is not None:
+            if cur in roots:
+                verdict = True
+                break
+            known = self.outside.get(cur)
+            if known is not None:
+                verdict = known
+                break
+            if cur <= 1 or cur in chain:   # (a chain read while processes exit: no loop)
+                break
+            chain.append(cur)
+            try:
+                cur = procfs.parse_stat(procfs.read_text(f"{cur}/stat", self.proc_fd))[2]
+            except (OSError, NsctlError):
+                cur = None     # gone: its children were reparented, to be read so
+        for p in chain:
+            self.outside[p] = verdict
+        return verdict
 
     # --- namespaces -------------------------------------------------------
     def namespace(self, ns_type: str, ino: int) -> Namespace:

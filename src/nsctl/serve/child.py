@@ -87,17 +87,24 @@ def _refresher_options(argv: list[str]) -> SimpleNamespace:
     """The refresher's options, as the server's :class:`~nsctl.serve.state.Store` writes
     them: ``--interval S`` (required); ``--coverage S``: read every process again at
     least this often (the maximum age); ``--min-gap S``: at least this long between two
-    rescans (a host busy forking would otherwise keep one core scanning); the flags
-    ``--threads`` and ``--no-cnproc``.  Anything else is a ValueError (the launcher
-    refuses it before this)."""
+    rescans (a host busy forking would otherwise keep one core scanning);
+    ``--exclude-tree PID``: leave that process and its descendants out of the model
+    (the server: its helpers are no news about the host); the flags ``--threads``
+    and ``--no-cnproc``.  Anything else is a ValueError (the launcher refuses it
+    before this)."""
     from .privileges import check_args
 
     args = SimpleNamespace(interval=None, coverage=None, min_gap=0.25, threads=False,
-                           no_cnproc=False)
+                           no_cnproc=False, exclude_tree=None)
     words = iter(check_args("refresher", argv))
     for word in words:
         name = word[2:].replace("-", "_")
-        setattr(args, name, True if name in ("threads", "no_cnproc") else float(next(words)))
+        if name in ("threads", "no_cnproc"):
+            setattr(args, name, True)
+        elif name == "exclude_tree":
+            args.exclude_tree = int(next(words))
+        else:
+            setattr(args, name, float(next(words)))
     if args.interval is None:
         raise ValueError("the refresher needs --interval")
     return args
@@ -109,8 +116,15 @@ def refresher(argv: list[str]) -> int:
 
     args = _refresher_options(argv)
     out = sys.stdout.buffer
+    # This process and what it forks are left out of the model, and so is the server's
+    # tree where it names itself; not where /proc is another PID namespace's (its PIDs
+    # are not ours: the same number may be anyone there).
+    exclude = frozenset({os.getpid()} | ({args.exclude_tree} if args.exclude_tree else set()))
+    if not _proc_is_ours():
+        exclude = frozenset()
     with Watcher(threads=args.threads, interval=args.interval, cnproc=not args.no_cnproc,
-                 handle_signals=False, coverage=args.coverage) as watcher:
+                 handle_signals=False, coverage=args.coverage,
+                 exclude_trees=exclude) as watcher:
         started = time.monotonic()
         try:
             snap = watcher.start()
@@ -157,6 +171,17 @@ def refresher(argv: list[str]) -> int:
                     continue
             _send(out, {"kind": "scan", **header})
     return 0
+
+
+def _proc_is_ours() -> bool:
+    """Whether /proc shows this process under the PID it has (the PIDs of our PID
+    namespace)."""
+    from ..kernel import procfs
+
+    try:
+        return os.readlink(f"{procfs.PROC}/self") == str(os.getpid())
+    except OSError:
+        return False
 
 
 def _one_line(exc: BaseException) -> str:

@@ -5,8 +5,9 @@ FastAPI writes the paths and parameters from the routes; this module writes the 
 as the server behaves: every error is ``{"error": "one line"}`` (400 where FastAPI
 would say 422), the guard's refusals (401, 403, 408, 413, 415, 421, 429) and the
 model's (500 discovery failed, 503 starting or busy) are listed on the routes that
-can give them, documents have schemas (:data:`SCHEMAS`), and the bearer token is
-declared.  ``tests/test_hostile_serve.py`` checks real answers against it.
+can give them, documents have schemas (:data:`SCHEMAS`), ETags and 304 are listed
+where the server gives them, and the bearer token is declared.
+``tests/test_hostile_serve.py`` checks real answers against it.
 """
 from __future__ import annotations
 
@@ -117,6 +118,14 @@ _SUCCESS: dict[tuple[str, str], tuple[int, str, dict[str, Any]]] = {
     ("delete", "/api/v1/pins"): (200, "application/json", _ref("Unpinned")),
 }
 
+# The documents answered with an ETag (a hash of the document): a GET with
+# If-None-Match naming it gets 304 without a body.
+_TAGGED = {"/api/v1/namespaces", "/api/v1/namespaces/{spec}", "/api/v1/tree",
+           "/api/v1/pidtree", "/api/v1/net", "/api/v1/processes", "/api/v1/snapshot"}
+_ETAG = {"ETag": {"description": "the document's entity tag (weak): the same for the "
+                                 "same document, whatever model it came from",
+                  "schema": {"type": "string"}}}
+
 _WHY = {
     400: "bad input (a parameter, the body, a SPEC)",
     401: "missing or wrong bearer token (when the server has a token)",
@@ -172,6 +181,10 @@ def build(app: FastAPI) -> dict[str, Any]:
             responses: dict[str, Any] = {str(status): {
                 "description": op.get("summary") or "the answer",
                 "content": {media: {"schema": schema}}}}
+            if method == "get" and path in _TAGGED:
+                responses[str(status)]["headers"] = _ETAG
+                responses["304"] = {"description": "not modified: If-None-Match names the "
+                                                   "document's ETag", "headers": _ETAG}
             for code in _errors(method, path, op):
                 responses[str(code)] = {
                     "description": _WHY[code],

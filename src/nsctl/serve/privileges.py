@@ -268,6 +268,7 @@ def drop_privileges() -> None:
 # --- the launcher's side ----------------------------------------------------------------
 
 _FLOAT_OPTIONS = {"--interval", "--coverage", "--min-gap"}
+_INT_OPTIONS = {"--exclude-tree"}
 _FLAGS = {"--threads", "--no-cnproc"}
 
 
@@ -286,6 +287,10 @@ def check_args(role: str, args: object) -> list[str]:
             i += 1
         elif args[i] in _FLOAT_OPTIONS and i + 1 < len(args):
             float(args[i + 1])
+            i += 2
+        elif args[i] in _INT_OPTIONS and i + 1 < len(args):
+            if int(args[i + 1]) < 1:
+                raise ValueError(f"{args[i]} takes a PID")
             i += 2
         else:
             raise ValueError(f"the refresher takes no option {args[i]!r}")

@@ -170,7 +170,8 @@ def _serve(config: Config, sockets: list[socket.socket]) -> int:
         raise
     store = Store(interval=max(0.05, config.max_age / 2), max_age=config.max_age,
                   threads=config.threads, cnproc=config.cnproc,
-                  hang_after=config.refresher_timeout, spawner=launcher)
+                  hang_after=config.refresher_timeout, spawner=launcher,
+                  exclude_tree=os.getpid())
     worker = Worker(timeout=config.view_timeout, spawner=launcher)
     net_worker = Worker(timeout=config.view_timeout, spawner=launcher)
     policy = Policy(token=config.bearer, hosts=set(config.hosts), rate=config.rate,

@@ -2,10 +2,12 @@
 the ways a route answers (a cached document's bytes, a JSON object, an error)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -42,6 +44,32 @@ def json_response(doc: object, status: int = 200) -> Response:
 def bytes_response(body: bytes) -> Response:
     """An already serialized JSON document."""
     return Response(body, media_type=JSON)
+
+
+def etag(body: bytes) -> str:
+    """A document's entity tag: a hash of its bytes, so a document that did not change
+    from one model to the next keeps its tag (weak: the gzip layer may re-encode it)."""
+    return f'W/"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+
+
+def _has(if_none_match: str | None, tag: str) -> bool:
+    """Whether an If-None-Match header names ``tag`` (compared weakly, as RFC 9110 says
+    for If-None-Match), or is ``*``."""
+    if not if_none_match:
+        return False
+    opaque = tag.removeprefix("W/")
+    return any(item == "*" or item.removeprefix("W/") == opaque
+               for item in (word.strip() for word in if_none_match.split(",")))
+
+
+def tagged_response(request: Request, body: bytes, tag: str | None = None) -> Response:
+    """A serialized JSON document with its ETag; 304 without a body when the client's
+    If-None-Match names it already (the page then keeps what it has: nothing fetched,
+    parsed or redrawn)."""
+    tag = tag or etag(body)
+    if _has(request.headers.get("if-none-match"), tag):
+        return Response(status_code=304, headers={"ETag": tag})
+    return Response(body, media_type=JSON, headers={"ETag": tag})
 
 
 class Service:
@@ -92,10 +120,17 @@ class Service:
         model.cache[key] = (time.monotonic() + max(self.store.max_age, 5 * took), value)
         return value
 
-    async def document(self, key: str, build: Callable[[Snapshot], object],
+    async def document(self, request: Request, key: str, build: Callable[[Snapshot], object],
                        model: Model | None = None) -> Response:
-        """``build(snapshot)`` as JSON (:meth:`serialized`)."""
-        return bytes_response(await self.serialized(key, build, model))
+        """``build(snapshot)`` as JSON (:meth:`serialized`), with its ETag."""
+        model = model or self.model()
+        body = await self.serialized(key, build, model)
+        return tagged_response(request, body, self.tag(model, key, body))
+
+    @staticmethod
+    def tag(model: Model, key: str, body: bytes) -> str:
+        """The ETag of the document cached on ``model`` under ``key`` (hashed once)."""
+        return model.cached(f"etag:{key}", lambda: etag(body))
 
     async def serialized(self, key: str, build: Callable[[Snapshot], object],
                          model: Model | None = None) -> bytes:
@@ -117,4 +152,5 @@ class Service:
         return await run_in_threadpool(self.worker.call, model, request)
 
 
-__all__ = ["Service", "json_response", "bytes_response", "iso", "JSON", "OBJECT"]
+__all__ = ["Service", "json_response", "bytes_response", "tagged_response", "etag", "iso",
+           "JSON", "OBJECT"]

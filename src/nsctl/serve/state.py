@@ -257,8 +257,13 @@ class Store:
 
     def __init__(self, interval: float, max_age: float, threads: bool = False,
                  cnproc: bool = True, history: History | None = None,
-                 hang_after: float | None = None, spawner: Spawner | None = None) -> None:
+                 hang_after: float | None = None, spawner: Spawner | None = None,
+                 exclude_tree: int | None = None) -> None:
         self.spawner = spawner or DirectSpawner()
+        # The process whose tree (it and its descendants) the model leaves out: the
+        # server (``nsctl serve``), so that its helpers and what they fork never show as
+        # holders or processes.  The refresher always leaves itself out.
+        self.exclude_tree = exclude_tree
         self.interval = interval
         self.max_age = max_age
         # A refresher silent this long is stuck (a scan that never ends): replace it.
@@ -324,6 +329,8 @@ class Store:
             args.append("--threads")
         if not self.cnproc:
             args.append("--no-cnproc")
+        if self.exclude_tree is not None:
+            args += ["--exclude-tree", str(self.exclude_tree)]
         with self._spawning:
             if not self._stopping.is_set():
                 try:

@@ -198,8 +198,11 @@ class Watcher:
     signal wake-up pipe."""
 
     def __init__(self, threads: bool = False, interval: float = 0.5, cnproc: bool = True,
-                 handle_signals: bool = True, coverage: float | None = None) -> None:
+                 handle_signals: bool = True, coverage: float | None = None,
+                 exclude_trees: frozenset[int] = frozenset()) -> None:
         self.threads = threads
+        # Process trees left out of every scan (nsctl.discovery.Options.exclude_trees).
+        self.exclude_trees = exclude_trees
         self.interval = max(0.01, interval)
         # Read every process again at least every `coverage` seconds (a bound on how old
         # what no event shows may get), however long that makes the rolling slices.
@@ -327,7 +330,8 @@ class Watcher:
             memo, dirty = self.memo, self.dirty
             self._fingerprint(dirty)
         self.dirty = set()
-        snap, self.memo, complete = rescan(memo, dirty, Options(threads=self.threads))
+        snap, self.memo, complete = rescan(memo, dirty, Options(threads=self.threads,
+                                                             exclude_trees=self.exclude_trees))
         for pid in dirty or ():
             if pid not in self.memo.procs:
                 self.prints.pop(pid, None)   # exited before its read: nothing to compare
@@ -383,7 +387,7 @@ class Watcher:
         try:
             me = os.getpid()
             listed = procfs.list_pids()
-            out = {pid for pid in listed if pid not in memo.procs}
+            out = {pid for pid in listed if pid not in memo.procs and pid not in memo.excluded}
             out |= {pid for pid in slice_ if pid not in self.prints or
                     fingerprint(pid, proc_fd, me) != self.prints[pid]}
             foreign = sorted(memo.foreign)

@@ -7,13 +7,13 @@ import json
 import os
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ... import __version__
 from .. import documents, metrics
-from ..service import OBJECT, bytes_response, iso, json_response
+from ..service import OBJECT, iso, json_response, tagged_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ def router(service: Service) -> APIRouter:
 
     @routes.get("/api/v1/namespaces", responses={200: {"content": OBJECT}})
     async def namespaces(
+            request: Request,
             type: Annotated[list[str] | None, Query(description="only these types")] = None,
             container: Annotated[str | None, Query(max_length=256)] = None,
             pid: Annotated[int | None, Query(ge=0)] = None,
@@ -66,14 +67,14 @@ def router(service: Service) -> APIRouter:
         types = documents.check_types(type)
         rest = model.cached("ls-rest", lambda: documents.ls_rest(model.doc))
         if types is None and container is None and pid is None and not q:
-            return bytes_response(model.cached("ls", lambda: documents.ls_text(model.doc,
-                                                                               rest=rest)))
+            body = model.cached("ls", lambda: documents.ls_text(model.doc, rest=rest))
+            return tagged_response(request, body, service.tag(model, "ls", body))
         chosen = documents.select(model.snap, types, container, pid, q)
-        return bytes_response(documents.ls_text(model.doc, [model.entries[i] for i in chosen],
-                                                rest))
+        return tagged_response(request, documents.ls_text(
+            model.doc, [model.entries[i] for i in chosen], rest))
 
     @routes.get("/api/v1/namespaces/{spec:path}", responses={200: {"content": OBJECT}})
-    async def namespace(spec: str, view: bool = False) -> Response:
+    async def namespace(request: Request, spec: str, view: bool = False) -> Response:
         """``nsctl show SPEC --json``; ``view=1`` adds what the namespace sees (read by
         a helper process).  SPEC: inode or id, type:[inode], PID/TYPE,
         container:NAME-OR-ID/TYPE, or a stable path; never a file path."""
@@ -82,25 +83,26 @@ def router(service: Service) -> APIRouter:
         shown = await service.serialized(f"show:{ns.ino}",
                                          lambda snap: documents.show(ns, snap), model)
         if not view:
-            return bytes_response(shown)
-        request = {"op": "view", "ino": ns.ino}
+            return tagged_response(request, shown)
+        asked = {"op": "view", "ino": ns.ino}
         seen = await run_in_threadpool(service.fresh, model, f"view:{ns.ino}",
-                                       lambda: service.worker.call(model, request))
+                                       lambda: service.worker.call(model, asked))
         # The show document is an object: its view goes in as the last key, as in show.
-        return bytes_response(shown[:-1] + b', "view": ' + json.dumps(seen).encode() + b"}")
+        return tagged_response(request,
+                               shown[:-1] + b', "view": ' + json.dumps(seen).encode() + b"}")
 
     @routes.get("/api/v1/tree", responses={200: {"content": OBJECT}})
-    async def tree() -> Response:
+    async def tree(request: Request) -> Response:
         """``nsctl tree --json``: user namespaces, each with what it owns."""
-        return await service.document("tree", documents.tree)
+        return await service.document(request, "tree", documents.tree)
 
     @routes.get("/api/v1/pidtree", responses={200: {"content": OBJECT}})
-    async def pidtree() -> Response:
+    async def pidtree(request: Request) -> Response:
         """``nsctl pidtree --json``: processes inside the PID namespace tree."""
-        return await service.document("pidtree", documents.pidtree)
+        return await service.document(request, "pidtree", documents.pidtree)
 
     @routes.get("/api/v1/net", responses={200: {"content": OBJECT}})
-    async def net() -> Response:
+    async def net(request: Request) -> Response:
         """``nsctl net --json``: network namespaces, interfaces, links (read by a
         helper process)."""
         model = service.model()
@@ -111,17 +113,19 @@ def router(service: Service) -> APIRouter:
             return json.dumps(documents.net(model.snap, {int(k): v for k, v in
                                                          views.items()})).encode()
 
-        return bytes_response(await run_in_threadpool(service.fresh, model, "net", build))
+        body = await run_in_threadpool(service.fresh, model, "net", build)
+        return tagged_response(request, body)
 
     @routes.get("/api/v1/processes", responses={200: {"content": OBJECT}})
-    async def processes() -> Response:
+    async def processes(request: Request) -> Response:
         """Every process read, as in the snapshot document."""
-        return await service.document("processes", documents.processes)
+        return await service.document(request, "processes", documents.processes)
 
     @routes.get("/api/v1/snapshot", responses={200: {"content": OBJECT}})
-    async def snapshot() -> Response:
+    async def snapshot(request: Request) -> Response:
         """The ``nsctl snapshot`` document of the current model."""
-        return bytes_response(service.model().text)
+        model = service.model()
+        return tagged_response(request, model.text, service.tag(model, "snapshot", model.text))
 
     @routes.get("/metrics", responses={200: {"content": {"text/plain": {
         "schema": {"type": "string"}}}}})

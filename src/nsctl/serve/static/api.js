@@ -16,12 +16,24 @@ export class ApiError extends Error {
   }
 }
 
-/** GET /api/v1/PATH as JSON; on 401 ask for a token once and retry. */
-export async function get(path, { signal } = {}) {
+// Documents fetched with `tagged`: path -> {tag, doc}, the server's ETag and the
+// parsed document it names.
+const kept = new Map();
+
+/**
+ * GET /api/v1/PATH as JSON; on 401 ask for a token once and retry.  With `tagged`,
+ * ask with the ETag of the copy kept from last time: a document that did not
+ * change comes back as 304 and the very same object is returned (the caller can
+ * tell by identity that there is nothing to index or draw).
+ */
+export async function get(path, { signal, tagged = false } = {}) {
   for (;;) {
     const headers = { Accept: "application/json" };
     if (token()) headers.Authorization = `Bearer ${token()}`;
+    const copy = tagged ? kept.get(path) : undefined;
+    if (copy) headers["If-None-Match"] = copy.tag;
     const resp = await fetch(`/api/v1/${path}`, { headers, cache: "no-store", signal });
+    if (resp.status === 304 && copy) return copy.doc;
     if (resp.status === 401 && asked) sessionStorage.removeItem(TOKEN_KEY);   // wrong: ask again after a reload
     if (resp.status === 401 && !asked) {
       asked = true;
@@ -39,7 +51,11 @@ export async function get(path, { signal } = {}) {
       } catch (_) { /* not JSON */ }
       throw new ApiError(resp.status, message);
     }
-    return resp.json();
+    const doc = await resp.json();
+    const tag = resp.headers.get("ETag");
+    if (tagged && tag) kept.set(path, { tag, doc });
+    else kept.delete(path);
+    return doc;
   }
 }
 

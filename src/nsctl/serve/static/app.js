@@ -1,11 +1,12 @@
 // The nsctl web page: loads the model from nsctl serve, draws the user
 // namespace tree, the PID namespace tree, the network topology and recent
 // events, and follows the event stream.  On every change it refetches what the
-// visible tab needs and redraws it, keeping selection, search, open/closed
-// items, focus and scroll position.  The network document and the list (for
-// command lines, bind paths, owners, addresses) load in the background after
-// the first tree, so that search finds everything on every tab.  The URL
-// carries the tab, the selection and the search.
+// visible tab needs, with the ETag of what it has (an unchanged document is a
+// 304: nothing parsed, indexed or redrawn), and redraws what changed, keeping
+// selection, search, open/closed items, focus and scroll position.  The network
+// document and the list (for command lines, bind paths, owners, addresses) load
+// in the background after the first tree, so that search finds everything on
+// every tab.  The URL carries the tab, the selection and the search.
 
 import { ApiError, follow, get, specPath } from "./api.js";
 import { renderDetails } from "./details.js";
@@ -18,14 +19,17 @@ import { renderUsers } from "./users.js";
 
 const MIN_GAP_MS = 700;        // at most one refetch per this, however many events come
 const STATUS_POLL_MS = 15000;  // also poll status (ages, and changes missed while disconnected)
-const BACKGROUND_MS = 15000;   // the network document and the list: refetched at most this often unless shown
+const BACKGROUND_MS = 15000;   // the network document, the list (and the PID tree): refetched at most this often unless shown
 const MAX_EVENTS = 5000;
 const NS_EVENTS = new Set(["born", "gone", "pinned", "unpinned", "held", "released"]);
 
 const $ = (id) => document.getElementById(id);
 
+// Each tab's documents, fetched again on every model change.  The user tree names
+// namespaces by the server's names: it needs the PID tree (commands and PIDs) only
+// for the search, so while nothing is searched that comes in the background.
 const TABS = {
-  users: { docs: ["tree", "pidtree"], render: renderUsers },
+  users: { docs: ["tree"], searchDocs: ["pidtree"], render: renderUsers },
   pids: { docs: ["tree", "pidtree"], render: renderPids },
   net: { docs: ["tree", "pidtree", "net"], render: renderNet },
   events: { docs: ["tree", "pidtree"], render: renderEvents },   // the index: links and counts
@@ -38,7 +42,7 @@ const state = {
   detail: null,              // {ino, type, doc, error, gone, loading, generation}
   docs: { tree: null, pidtree: null, net: null, list: null },
   have: { tree: null, pidtree: null, net: null, list: null },   // generation each doc was fetched at
-  fetchedAt: { net: 0, list: 0 },
+  fetchedAt: { pidtree: 0, net: 0, list: 0 },
   status: null,
   generation: null,
   index: buildIndex(null, null, null, null),
@@ -131,19 +135,41 @@ async function refresh() {
   background();
 }
 
+/** The documents the visible tab needs now. */
+function tabDocs() {
+  const tab = TABS[state.tab];
+  const searching = state.filter.q || !state.docs.pidtree;
+  return [...tab.docs, ...(searching && tab.searchDocs ? tab.searchDocs : [])];
+}
+
+/** The path of a document. */
+function docPath(name) {
+  return name === "list" ? "namespaces" : name;
+}
+
+/**
+ * Take fetched documents in: a document the server answered 304 for is the same
+ * object as before.  True if any of them changed (then the index is built again).
+ */
+function take(names, docs, gen) {
+  let changed = false;
+  names.forEach((name, k) => {
+    if (state.docs[name] !== docs[k]) changed = true;
+    state.docs[name] = docs[k];
+    state.have[name] = gen;
+    if (name in state.fetchedAt) state.fetchedAt[name] = Date.now();
+  });
+  return changed;
+}
+
 async function load() {
   state.status = await get("status");
   state.statusAt = performance.now();
   const gen = state.status.generation;
   state.generation = gen;
-  const wanted = TABS[state.tab].docs.filter((name) => state.have[name] !== gen);
-  const fetched = await Promise.all(wanted.map((name) => get(name)));
-  wanted.forEach((name, k) => {
-    state.docs[name] = fetched[k];
-    state.have[name] = gen;
-    if (name in state.fetchedAt) state.fetchedAt[name] = Date.now();
-  });
-  if (wanted.length) reindex();
+  const wanted = tabDocs().filter((name) => state.have[name] !== gen);
+  const fetched = await Promise.all(wanted.map((name) => get(docPath(name), { tagged: true })));
+  if (take(wanted, fetched, gen)) reindex();
   renderTab();
   if (state.selected) loadDetail(false);   // not awaited: a slow view must not hold up the trees
 }
@@ -167,19 +193,17 @@ let backgroundBusy = false;
 async function background() {
   if (backgroundBusy || !state.docs.tree) return;
   const gen = state.generation;
-  const due = ["net", "list"].filter((name) => state.have[name] !== gen &&
+  const due = ["pidtree", "net", "list"].filter((name) => state.have[name] !== gen &&
     (state.have[name] === null || Date.now() - state.fetchedAt[name] >= BACKGROUND_MS));
   if (!due.length) return;
   backgroundBusy = true;
   try {
-    for (const name of due) {
-      const doc = await get(name === "list" ? "namespaces" : name);
-      state.docs[name] = doc;
-      state.have[name] = gen;
-      state.fetchedAt[name] = Date.now();
+    const fetched = [];
+    for (const name of due) fetched.push(await get(docPath(name), { tagged: true }));
+    if (take(due, fetched, gen)) {
+      reindex();
+      renderTab();
     }
-    reindex();
-    renderTab();
   } catch (_) {
     // The next refresh tries again; the trees work without these.
   } finally {
@@ -398,12 +422,14 @@ function renderStatus() {
 
 /**
  * Keep an event; a process's entered/left rows of one moment (one per type of
- * namespace) fold into one row that lists the types.
+ * namespace) fold into one row that lists the types, and so do its held/released
+ * rows (fds, sockets, threads to several namespaces, taken or dropped at once).
  */
 const FOLD_BACK = 64;   // how far back a process's row of the same moment is looked for
+const FOLDED = new Set(["entered", "left", "held", "released"]);
 
 function addEvent(kind, ev) {
-  if ((kind === "entered" || kind === "left") && ev.pid !== undefined) {
+  if (FOLDED.has(kind) && ev.pid !== undefined && ev.pid !== null) {
     // Events of one moment come namespace by namespace, several processes interleaved.
     const same = state.events.slice(0, FOLD_BACK).find((e) => e.event === kind && e.pid === ev.pid && e.time === ev.time);
     if (same) {
@@ -631,11 +657,15 @@ function wire() {
     clearTimeout(timer);
     const next = { q: $("search").value.trim(), type: $("filter-type").value, container: $("filter-container").value };
     if (JSON.stringify(next) === JSON.stringify(state.filter)) return;
+    const started = next.q && !state.filter.q;
     state.filter = next;
     state.hitAt = -1;
     for (const tab of Object.keys(TABS)) state.dirty.add(tab);
     renderTab();
     remember(false);
+    // A search looks in the processes too: those of the model shown (fetched as a
+    // search starts; while it goes on, each model change brings them).
+    if (started && !tabDocs().every((name) => state.have[name] === state.generation)) refresh();
   };
   for (const id of ["search", "filter-type", "filter-container"]) {
     $(id).addEventListener("input", () => {

@@ -179,9 +179,10 @@ function place(namespaces, links, cols) {
  * A link as a line through the gutters between boxes: out of the first box's
  * right side at its interface, along the gutter to the right of it, across the
  * gutter above the other box's row (below it, on the same row), down the gutter
- * to the left of the other box and into its left side at its interface.  The
- * lines of one namespace share a lane (an offset in the gutter), so its links
- * read as one bus with a branch to each peer.
+ * to the left of the other box and into its left side at its interface.  Each
+ * line has a lane of its own (an offset in the gutter): a namespace's lines take
+ * the lanes after its first one, so the links into one bridge run side by side
+ * instead of merging into one trunk.
  */
 function route(a, ya, b, yb, lane, grid) {
   if (b.row < a.row || (b.row === a.row && b.x < a.x)) return route(b, yb, a, ya, lane, grid);
@@ -247,7 +248,8 @@ export function renderNet(pane, ctx) {
     boxes.append(g);
   }
   const ifaceOf = new Map(all.map((n) => [n.ns, new Map((n.interfaces || []).map((i) => [i.index, i]))]));
-  const lanes = new Map();
+  const lanes = new Map();     // namespace -> its first lane
+  const taken = new Map();     // namespace -> lanes its lines took so far
   const lines = svg("g", { class: "links" });
   for (const l of links) {
     const a = grid.pos.get(l.a.ns);
@@ -257,11 +259,13 @@ export function renderNet(pane, ctx) {
     const yb = b.y + (anchors.get(l.b.ns).get(l.b.ifindex) ?? HEAD / 2);
     const first = b.row < a.row || (b.row === a.row && b.x < a.x) ? l.b.ns : l.a.ns;
     if (!lanes.has(first)) lanes.set(first, lanes.size);
+    const k = taken.get(first) || 0;
+    taken.set(first, k + 1);
     const down = isDown(ifaceOf.get(l.a.ns).get(l.a.ifindex)) || isDown(ifaceOf.get(l.b.ns).get(l.b.ifindex));
     const title = `${l.kind || "link"} (${l.role}${down ? ", down" : ""}): ${l.a.ifname} in ${nameOf(a.n)} — ${l.b.ifname} in ${nameOf(b.n)}`;
     lines.append(svg("path", {
       class: `link ${l.role === "lower" ? "lower" : "peer"}${down ? " down" : ""}${[l.a.ns, l.b.ns].includes(ctx.selected) ? " on" : ""}`,
-      d: route(a, ya, b, yb, lanes.get(first), grid),
+      d: route(a, ya, b, yb, lanes.get(first) + k, grid),
       "data-a": l.a.ns, "data-b": l.b.ns,
     }, svg("title", {}, title)));
   }

@@ -14,8 +14,10 @@ const LIMIT = 200;   // rows per list before a "show more" button
  * Draw a tree into a pane, or, when the rows it shows are the same ones in the
  * same places as last time (only their content changed, as on most model
  * changes), replace just the rows that changed: a redraw then costs what
- * changed, not the whole tree.  opts as for treeView, plus sig(item) -> string:
- * everything row(item) draws.
+ * changed, not the whole tree.  When the rows shown change (a namespace comes
+ * or goes in an open list), the tree's lists are built again but each row whose
+ * drawing did not change is the element drawn before, kept by key.  opts as for
+ * treeView, plus sig(item) -> string: everything row(item) draws.
  */
 export function drawTree(pane, roots, opts) {
   const plan = [];
@@ -36,6 +38,8 @@ export function drawTree(pane, roots, opts) {
   const old = pane._plan;
   const same = old && pane.contains(old.tree) && old.rows.length === plan.length &&
     old.rows.every((r, k) => r.key === plan[k].key && r.depth === plan[k].depth && r.kids === plan[k].kids && r.open === plan[k].open);
+  // key -> {sig, el}: the row elements drawn, for the next draw to keep.
+  const drawn = (same && pane._rows) || new Map();
   if (same) {
     for (let k = 0; k < plan.length; k++) {
       const was = old.rows[k];
@@ -47,12 +51,29 @@ export function drawTree(pane, roots, opts) {
       row.dataset.key = plan[k].key;
       row.tabIndex = el.tabIndex;
       el.replaceWith(row);
+      drawn.set(plan[k].key, { sig: plan[k].sig, el: row });
     }
     pane._plan = { tree: old.tree, rows: plan.map(({ item, ...rest }) => rest) };
     return old.tree;
   }
+  const before = pane._rows || new Map();
+  const sigs = new Map(plan.map((r) => [r.key, r.sig]));
+  const row = (item) => {
+    const key = opts.key(item);
+    const sig = sigs.has(key) ? sigs.get(key) : opts.sig(item);
+    const kept = before.get(key);
+    // (an element is in one place at a time: a key drawn twice gets a new one)
+    const el = kept && kept.sig === sig && !drawn.has(key) ? kept.el : opts.row(item);
+    drawn.set(key, { sig, el });
+    return el;
+  };
+  pane._rows = drawn;
+  // Out of the page first: rows moved out of a tree on the page cost a layout
+  // invalidation each (the caller puts the new tree in; renderTab keeps scroll and focus).
+  pane.replaceChildren();
   const tree = treeView(roots, {
     ...opts,
+    row,
     onToggle: (key, open) => {
       pane._plan = null;   // the DOM no longer follows the plan
       opts.onToggle(key, open);
