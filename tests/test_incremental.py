@@ -349,3 +349,118 @@ def test_the_c_and_python_fingerprints_see_the_same_changes():
             assert prints() == (None, None)   # gone
         finally:
             os.close(proc_fd)
+
+
+def _uts_again_under_the_same_inode(chan: processes.Channel) -> None:
+    """Unshare a UTS namespace; on cue leave it (it is freed: nothing else holds it) and
+    unshare new ones until one gets its inode number back (the kernel hands out the
+    lowest free one: the holes below are filled by holding each new one open, then
+    closed again), so that only the namespace's id tells the two apart."""
+    import os
+
+    outside = os.open("/proc/self/ns/uts", os.O_RDONLY)     # (held throughout)
+    syscalls.unshare(syscalls.CLONE_NEWUTS)
+    first = os.stat("/proc/self/ns/uts").st_ino
+    chan.send({"pid": os.getpid(), "ino": first})
+    chan.recv()
+    held: list[int] = []
+    try:
+        syscalls.setns(outside, syscalls.CLONE_NEWUTS)
+        for _ in range(2000):
+            syscalls.unshare(syscalls.CLONE_NEWUTS)
+            if os.stat("/proc/self/ns/uts").st_ino == first:
+                break
+            held.append(os.open("/proc/self/ns/uts", os.O_RDONLY))
+    finally:
+        for fd in held:
+            os.close(fd)
+    chan.send(os.stat("/proc/self/ns/uts").st_ino == first)
+    chan.recv()
+
+
+@root_only
+def test_a_fingerprint_holds_still_and_tells_a_reused_inode_apart():
+    """A process in namespaces nobody holds open keeps its fingerprint over time (nsfs
+    makes such a namespace's inode anew at each lookup, so its ctime moves: it cannot
+    be part of a fingerprint); and a process that moved to a new namespace under the
+    old one's inode number has a new fingerprint, in C and in Python alike."""
+    import os
+
+    from nsctl.discovery import revalidate
+    from nsctl.kernel import nsfs
+
+    proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+    me = os.getpid()
+    makers = [revalidate.fingerprint_py] + ([revalidate.fingerprint]
+                                            if revalidate._NATIVE is not None else [])
+    try:
+        with processes.Child(_uts_again_under_the_same_inode) as child:
+            pid = child.ready()["pid"]
+            before = [make(pid, proc_fd, me) for make in makers]
+            assert all(p is not None for p in before)
+            ctimes = set()
+            for _ in range(3):
+                time.sleep(0.01)
+                ctimes.add(os.stat(f"/proc/{pid}/ns/uts").st_ctime_ns)
+            for _ in range(3):
+                time.sleep(0.1)
+                assert [make(pid, proc_fd, me) for make in makers] == before
+            child.send("move")
+            reused = child.ready()
+            if not reused:
+                pytest.skip("the kernel did not hand the UTS inode number out again")
+            if nsfs.link_identity(f"{pid}/ns/uts", proc_fd)[0] != "n":
+                pytest.skip("no nsfs file handles here: a reused inode looks the same")
+            after = [make(pid, proc_fd, me) for make in makers]
+            assert all(a != b for a, b in zip(after, before, strict=True))
+            assert len(ctimes) > 1, "nsfs kept the inode: the ctime premise no longer holds"
+    finally:
+        os.close(proc_fd)
+
+
+@root_only
+def test_a_quiet_host_is_checked_without_reading_anything():
+    """What a watcher checks each maximum age finds nothing to read where nothing
+    changed: processes in namespaces of their own, one holding namespace fds, kernel
+    threads (whose comm names the work of the moment), and a process that refuses
+    even root (taken over as refused, its problem reported again, unless an event
+    names it)."""
+    import os
+
+    from nsctl.discovery import revalidate
+    from nsctl.timeline.watch import Watcher
+
+    with ExitStack() as stack:
+        owner = stack.enter_context(processes.Child(
+            namespaces.unshare_and_wait, syscalls.CLONE_NEWNET | syscalls.CLONE_NEWUTS))
+        owner_pid = owner.ready()["pid"]
+        holder = stack.enter_context(processes.Child(_change_on_cue))
+        holder.send({})
+        holder.ready()
+        for link in ("net", "uts"):
+            holder.send({"open": f"/proc/{owner_pid}/ns/{link}"})
+            holder.ready()
+        watcher = stack.enter_context(Watcher(interval=60, handle_signals=False,
+                                              coverage=60))
+        watcher.start()
+        memo = watcher.memo
+        assert memo is not None
+        kthreads = {p for p in memo.procs if memo.procs[p][0] is not None
+                    and memo.procs[p][0].ppid == 2}
+        assert kthreads, "no kernel threads in the model"
+        mine = {owner_pid, holder.pid} | kthreads
+        watcher._fingerprint(mine)      # as a rescan of them would
+        time.sleep(1.0)                 # (kernel threads change work meanwhile)
+        assert watcher._revalidate(mine) & mine == set()
+        proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            refused = [p for p in (1,) if revalidate.fingerprint_py(p, proc_fd, 0) is None]
+        finally:
+            os.close(proc_fd)
+        if refused:
+            assert 1 in memo.refused
+            assert 1 not in watcher._revalidate(set())
+            snap, again, _ok = rescan(memo, set())
+            assert 1 in again.refused and any(p.pid == 1 for p in snap.problems)
+            snap, again, _ok = rescan(memo, {1})     # an event about it: asked again
+            assert 1 in again.refused and any(p.pid == 1 for p in snap.problems)

@@ -36,7 +36,7 @@ import gc
 import os
 
 from ..kernel import nsfs, pidfd, procfs
-from ..kernel.errors import UNSUPPORTED, VANISHED, NoSuchProcess, NsctlError
+from ..kernel.errors import UNSUPPORTED, VANISHED, AccessDenied, NoSuchProcess, NsctlError
 from ..model import Snapshot
 from . import bindmounts, containers, fds, hierarchy, names, procs, shares, sockets, tasks
 from .scan import LeftOut, Memo, Options, ProcHandle, Scan, Source
@@ -108,6 +108,7 @@ def read_process(scan: Scan, pid: int, readers: list[Reader]) -> None:
                     scan.problem_from(exc, f"pid {pid}: {name}", pid)
                     if proc.process is None:
                         _drop(scan, proc)  # nothing of it could be read
+                        _note_refusal(scan, proc, exc)
                         return
             if _alive(proc):
                 scan.commit(proc)
@@ -121,6 +122,19 @@ def read_process(scan: Scan, pid: int, readers: list[Reader]) -> None:
     finally:
         if pfd >= 0:
             os.close(pfd)
+
+
+def _note_refusal(scan: Scan, proc: ProcHandle, exc: BaseException) -> None:
+    """A process that refused to be read at all (EACCES, EPERM): remembered, with the
+    problem just reported, so that the next incremental scan says it again without
+    asking (see :class:`~nsctl.discovery.scan.Memo`)."""
+    if not isinstance(exc, (PermissionError, AccessDenied)):
+        return
+    started = procfs.starttime(proc.pid, scan.proc_fd)
+    if started is None or not _alive(proc):
+        return
+    ino = pidfd.inode(proc.pidfd) if proc.pidfd >= 0 else None
+    scan.record.refused[proc.pid] = (ino, started, scan.snap.problems[-1])
 
 
 def _no_pidfds(scan: Scan, exc: NsctlError) -> None:
@@ -187,6 +201,14 @@ def _run_scan(opts: Options, memo: Memo | None, dirty: set[int] | None) -> Scan:
                         scan.record.excluded[pid] = (pidfd_ino, started)
                         scan.outside[pid] = True     # (its children need not ask again)
                         continue
+                refused = memo.refused.get(pid) if entry is None else None
+                if refused is not None and pid not in dirty and \
+                        _same_process(pid, refused[0], refused[1], scan.proc_fd):
+                    # Refused before and the same process, with no event since: it
+                    # would refuse again (an event about it has it asked again).
+                    scan.record.refused[pid] = refused
+                    scan.snap.problems.append(refused[2])
+                    continue
                 if entry is None or pid in dirty or entry[0] is None or \
                         not _same_process(pid, entry[0].pidfd_ino, entry[0].starttime,
                                           scan.proc_fd):

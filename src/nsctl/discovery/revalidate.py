@@ -9,10 +9,11 @@ those sources start from (its ns links, fd links, stat fields, cmdline, cgroup,
 owner), a few system calls and no parsing.  A process whose fingerprint is
 unchanged since just before its last full read holds what it held then; one
 whose fingerprint changed is read in full.  Namespace and socket links are
-fingerprinted by inode *and* ctime, not by their text: a namespace's inode number
-is reused as soon as it is freed, so ``net:[4026532236]`` may name another
-namespace than a moment ago (an fd closed and opened again, a process that moved
-twice), while the new namespace's nsfs inode has a ctime of its own.
+fingerprinted by identity, not by their text: a namespace's inode number is
+reused as soon as it is freed, so ``net:[4026532236]`` may name another namespace
+than a moment ago (an fd closed and opened again, a process that moved twice).
+A namespace's identity is the never reused id in its nsfs file handle (Linux
+6.18; the inode alone before), a socket's its inode and that inode's ctime.
 
 Mount namespaces that no process is in have their nsfs mounts listed
 (listmount/statmount) through an fd a process holds on them, and compared with
@@ -34,9 +35,10 @@ if TYPE_CHECKING:
     from .scan import Memo
 
 LINKS: tuple[str, ...] = tuple(nsfs.LINK_TYPE)
+PF_KTHREAD = 0x00200000     # in /proc/PID/stat's flags: a kernel thread
 
 
-# What an fd link names that is fingerprinted by identity (inode and ctime).
+# What an fd link names that is fingerprinted by identity (see the module's docstring).
 NUMBERED: tuple[str, ...] = ("socket:[",) + tuple(f"{t}:[" for t in nsfs.CLONE_FLAGS)
 
 
@@ -73,16 +75,22 @@ def fingerprint_py(pid: int, proc_fd: int, self_pid: int) -> tuple | None:
         stat = procfs.read_text("stat", dirfd)
         right = stat.rindex(")")
         fields = stat[right + 2:].split(None, 20)
-        # comm, state, ppid, starttime (proc_pid_stat(5) fields 2-4 and 22)
-        head = (stat[:right], fields[0], fields[1], fields[19])
+        # comm, state, ppid, starttime (proc_pid_stat(5) fields 2-4 and 22); a kernel
+        # thread's comm and state say what work it does at the moment
+        # (kworker/1:2-events, idle or running): not a change to read it for.
+        head: tuple[str, ...]
+        if int(fields[6]) & PF_KTHREAD:
+            head = (stat[:stat.index("(")], fields[1], fields[19])
+        else:
+            head = (stat[:right], fields[0], fields[1], fields[19])
         ns_dir = procfs.open_dir("ns", dirfd)
         try:
-            links = tuple(_identity(link, ns_dir) for link in LINKS)
+            links = tuple(nsfs.link_identity(link, ns_dir) for link in LINKS)
         finally:
             os.close(ns_dir)
         fds: tuple = ()
         if pid != self_pid:
-            fds = tuple((fd, text, _identity(f"fd/{fd}", dirfd) if _numbered(text) else None)
+            fds = tuple((fd, text, _fd_identity(fd, text, dirfd))
                         for fd, text in procfs.list_fds(dirfd))
         return (head, links, fds, procfs.read_text("cmdline", dirfd),
                 procfs.read_text("cgroup", dirfd), os.stat(dirfd).st_uid)
@@ -92,20 +100,20 @@ def fingerprint_py(pid: int, proc_fd: int, self_pid: int) -> tuple | None:
         os.close(dirfd)
 
 
-def _identity(path: str, dir_fd: int) -> tuple[int, int] | None:
-    """(inode, ctime) of the namespace or socket behind a /proc link (one stat, nothing
-    opened): the kernel hands a freed namespace's inode number to the next one at
-    once, but that one's nsfs inode is made anew, with its own ctime."""
-    try:
-        st = os.stat(path, dir_fd=dir_fd)
-    except FileNotFoundError:
+def _fd_identity(fd: int, text: str, dir_fd: int) -> tuple | None:
+    """What tells the socket or namespace behind fd ``fd`` (link text ``text``) apart
+    from an earlier one of the same number, nothing opened: a socket's (inode, ctime)
+    (its inode lives as long as the socket), a namespace's nsfs identity; None for
+    anything else, or when the fd is gone."""
+    if text.startswith("socket:["):
+        try:
+            st = os.stat(f"fd/{fd}", dir_fd=dir_fd)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_ctime_ns
+    if nsfs.parse_link(text) is None:
         return None
-    return st.st_ino, st.st_ctime_ns
-
-
-def _numbered(text: str) -> bool:
-    """An fd link naming a namespace (``net:[4026531840]``) or a socket."""
-    return text.startswith("socket:[") or nsfs.parse_link(text) is not None
+    return nsfs.link_identity(f"fd/{fd}", dir_fd)
 
 
 def alive(pid: int, proc_fd: int) -> bool:

@@ -115,16 +115,20 @@ class Memo:
     (type, inode, mount point) of the namespace files mounted in it; ``snap``: the
     scan's snapshot, for the hierarchy of the namespaces taken over; ``excluded``: pid
     -> (pidfd inode or None, start time) of the processes left out (``exclude_trees``),
-    so that the next scan leaves them out without reading them again.
+    so that the next scan leaves them out without reading them again; ``refused``: pid
+    -> (pidfd inode or None, start time, the problem) of the processes that refused
+    to be read at all (a process may refuse even root), so that the next scan reports
+    them again without asking (a process event about one has it asked again).
     """
 
-    __slots__ = ("snap", "procs", "foreign", "excluded")
+    __slots__ = ("snap", "procs", "foreign", "excluded", "refused")
 
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
         self.procs: dict[int, MemoEntry] = {}
         self.foreign: dict[int, list[tuple[str, int, str]]] = {}
         self.excluded: dict[int, tuple[int | None, int]] = {}
+        self.refused: dict[int, tuple[int | None, int, Problem]] = {}
 
 
 class Scan:

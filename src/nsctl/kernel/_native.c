@@ -531,12 +531,18 @@ fail:
  *
  * The same raw data as nsctl.discovery.revalidate's Python fingerprint, in one
  * buffer: stat up to comm's end and its state, ppid and starttime fields; for each
- * ns link in ``links`` the (inode, ctime) of what it names (a missing link is a
- * mark); for each fd (unless pid is self_pid) its number and link text, and for
- * a text starting with one of ``numbered`` (sockets, namespaces) the (inode,
- * ctime) behind it; then cmdline, cgroup and the owner uid of /proc/PID.  None
- * when the process is gone or cannot be read.  Equal bytes mean equal reads;
- * nothing here is parsed further.
+ * ns link in ``links`` the identity of the namespace it names (a missing link is
+ * a mark); for each fd (unless pid is self_pid) its number and link text, and for
+ * a text starting with one of ``numbered`` the identity behind it: the namespace's,
+ * or for "socket:[" the socket inode's (inode, ctime); then cmdline, cgroup and
+ * the owner uid of /proc/PID.  None when the process is gone or cannot be read.
+ * Equal bytes mean equal reads; nothing here is parsed further.
+ *
+ * A namespace's identity is its (id, inode) from its nsfs file handle
+ * (name_to_handle_at with AT_HANDLE_FID, Linux 6.18): one system call, and an id
+ * the kernel never hands out again.  Not its ctime: nsfs makes the inode behind a
+ * namespace nobody holds open anew at each lookup, so that ctime moves on every
+ * stat.  Where nsfs has no file handles, the inode number alone.
  */
 struct fpbuf { char *data; size_t len, cap; int failed; };
 
@@ -560,8 +566,9 @@ static void fp_add(struct fpbuf *b, const void *data, size_t len)
     b->len += len;
 }
 
-/* (inode, ctime) of what a link names; a mark when it is gone. 0, or -1 on another error. */
-static int fp_identity(struct fpbuf *b, int dir_fd, const char *path)
+/* What stat says of the file a link names: its inode, and with ``ctime`` that inode's
+ * ctime; a mark when it is gone. 0, or -1 on another error. */
+static int fp_stat_link(struct fpbuf *b, int dir_fd, const char *path, int ctime)
 {
     struct stat st;
     if (fstatat(dir_fd, path, &st, 0) < 0) {
@@ -573,8 +580,48 @@ static int fp_identity(struct fpbuf *b, int dir_fd, const char *path)
     }
     unsigned long long v[3] = {st.st_ino, (unsigned long long)st.st_ctim.tv_sec,
                                (unsigned long long)st.st_ctim.tv_nsec};
-    fp_add(b, v, sizeof v);
+    fp_add(b, v, ctime ? sizeof v : sizeof v[0]);
     return 0;
+}
+
+/* (inode, ctime) of the socket a link names: its inode lives as long as it does. */
+static int fp_identity(struct fpbuf *b, int dir_fd, const char *path)
+{
+    return fp_stat_link(b, dir_fd, path, 1);
+}
+
+#define FILEID_NSFS 0xf1
+#define PF_KTHREAD 0x00200000     /* in /proc/PID/stat's flags: a kernel thread */
+#define HANDLE_FID 0x200          /* AT_HANDLE_FID: a handle to tell files apart, not to open */
+static int nsfs_handles = 1;      /* 0 once the kernel said it has none */
+
+/* The identity of the namespace a link names: "n" (id, inode) from its file handle,
+ * or "i" inode where nsfs has none; a mark when it is gone. 0, or -1 on another error. */
+static int fp_ns_identity(struct fpbuf *b, int dir_fd, const char *path)
+{
+    if (nsfs_handles) {
+        struct { unsigned int handle_bytes; int handle_type; unsigned char f_handle[64]; } fh;
+        int mount_id;
+        fh.handle_bytes = sizeof fh.f_handle;
+        if (syscall(SYS_name_to_handle_at, dir_fd, path, &fh, &mount_id,
+                    AT_SYMLINK_FOLLOW | HANDLE_FID) == 0) {
+            if (fh.handle_type == FILEID_NSFS && fh.handle_bytes >= 16) {
+                fp_add(b, "n", 1);
+                fp_add(b, fh.f_handle, 16);   /* u64 id, u32 type, u32 inode */
+                return 0;
+            }
+        } else if (errno == ENOENT) {
+            fp_add(b, "-", 1);
+            return 0;
+        } else if (errno != EOPNOTSUPP && errno != EINVAL && errno != ENOSYS &&
+                   errno != EOVERFLOW) {
+            return -1;
+        } else {
+            nsfs_handles = 0;
+        }
+    }
+    fp_add(b, "i", 1);
+    return fp_stat_link(b, dir_fd, path, 0);
 }
 
 /* The whole of a small /proc file, with its length first. */
@@ -620,13 +667,27 @@ static int fp_stat(struct fpbuf *b, int dir_fd)
     char *right = strrchr(text, ')');
     if (!right || right[1] != ' ')
         return -1;
-    fp_add(b, text, (size_t)(right - text));
-    /* fields after comm: 0 state, 1 ppid, ..., 19 starttime */
+    /* fields after comm: 0 state, 1 ppid, ..., 6 flags, ..., 19 starttime */
     char *p = right + 2;
+    unsigned long flags = 0;
+    for (int field = 0; field <= 6; field++) {
+        char *end = strchr(p, ' ');
+        if (!end)
+            return -1;
+        if (field == 6)
+            flags = strtoul(p, NULL, 10);
+        p = end + 1;
+    }
+    /* A kernel thread's comm and state say what work it does at the moment
+     * (kworker/1:2-events, idle or running): not a change to read it for. */
+    int kthread = (flags & PF_KTHREAD) != 0;
+    char *left = strchr(text, '(');
+    fp_add(b, text, (size_t)((kthread && left ? left : right) - text));
+    p = right + 2;
     for (int field = 0; field <= 19; field++) {
         char *end = strchr(p, ' ');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (field == 0 || field == 1 || field == 19) {
+        if ((field == 0 && !kthread) || field == 1 || field == 19) {
             fp_add(b, " ", 1);
             fp_add(b, p, len);
         }
@@ -669,7 +730,9 @@ static int fp_fds(struct fpbuf *b, int dir_fd, char **numbered, Py_ssize_t nnumb
         fp_add(b, text, (size_t)n + 1);
         for (Py_ssize_t i = 0; i < nnumbered; i++) {
             if (strncmp(text, numbered[i], strlen(numbered[i])) == 0) {
-                if (fp_identity(b, fd_dir, entry->d_name) < 0)
+                int socket = strcmp(numbered[i], "socket:[") == 0;
+                if ((socket ? fp_identity(b, fd_dir, entry->d_name)
+                            : fp_ns_identity(b, fd_dir, entry->d_name)) < 0)
                     status = -1;
                 break;
             }
@@ -698,7 +761,7 @@ static int fp_process(struct fpbuf *b, int proc_fd, long pid, long self_pid, cha
         if (ns_dir < 0)
             status = -1;
         for (Py_ssize_t i = 0; status == 0 && i < nlinks; i++)
-            status = fp_identity(b, ns_dir, links[i]);
+            status = fp_ns_identity(b, ns_dir, links[i]);
         if (ns_dir >= 0)
             close(ns_dir);
     }

@@ -94,6 +94,23 @@ def ctypes_open_by_handle_at(mount_fd: int, handle_type: int, handle: bytes,
     return _check(libc().open_by_handle_at(ctypes.c_int(mount_fd), buf, ctypes.c_int(flags)))
 
 
+def name_to_handle_at(dir_fd: int, path: str, flags: int) -> tuple[int, bytes]:
+    """name_to_handle_at(2): (handle type, handle bytes) of the file at ``path`` below
+    ``dir_fd``.  Only nsctl's Python fingerprint calls it (the C one makes the call
+    itself), so it stays in ctypes."""
+    import ctypes
+
+    buf = ctypes.create_string_buffer(8 + 128)
+    ctypes.memmove(buf, (128).to_bytes(4, "little"), 4)
+    mount_id = ctypes.c_int()
+    _check(libc().name_to_handle_at(ctypes.c_int(dir_fd), os.fsencode(path), buf,
+                                    ctypes.byref(mount_id), ctypes.c_int(flags)))
+    raw = buf.raw
+    size, kind = int.from_bytes(raw[0:4], "little"), int.from_bytes(raw[4:8], "little",
+                                                                     signed=True)
+    return kind, raw[8:8 + size]
+
+
 try:
     from ._native import openat2, pidfd_getfd, setns, unshare
 except ImportError:   # not built: the same calls through ctypes

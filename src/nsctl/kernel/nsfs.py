@@ -330,6 +330,39 @@ def open_by_id(id_: int, ns_type: str, ino: int) -> int | None:
     return fd
 
 
+_names_handles = True          # False once the kernel said nsfs has no file handles
+AT_HANDLE_FID = 0x200          # a handle to tell files apart, not to open them by
+AT_SYMLINK_FOLLOW = 0x400
+
+
+def link_identity(path: str, dir_fd: int) -> tuple | None:
+    """What tells the namespace a /proc link (``ns/net``, ``fd/7``) names apart from
+    every other, without opening it: ("n", id, inode) from its nsfs file handle
+    (Linux 6.18; the id is never handed out again), else ("i", inode); None when the
+    link is gone.  Not the ctime: nsfs makes the inode of a namespace nobody holds
+    open anew at each lookup, so it moves on every stat."""
+    global _names_handles
+    if _names_handles:
+        from .libc import name_to_handle_at
+
+        try:
+            kind, handle = name_to_handle_at(dir_fd, path, AT_HANDLE_FID | AT_SYMLINK_FOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, errno.EOVERFLOW):
+                raise
+            _names_handles = False
+        else:
+            if kind == FILEID_NSFS and len(handle) >= 16:
+                id_, _type, ino = struct.unpack_from("=QII", handle)
+                return ("n", id_, ino)
+    try:
+        return ("i", os.stat(path, dir_fd=dir_fd).st_ino)
+    except FileNotFoundError:
+        return None
+
+
 def handles_work() -> bool | None:
     """Whether opening namespaces by handle worked so far (None: not tried yet)."""
     return _has_handles

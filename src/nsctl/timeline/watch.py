@@ -387,7 +387,8 @@ class Watcher:
         try:
             me = os.getpid()
             listed = procfs.list_pids()
-            out = {pid for pid in listed if pid not in memo.procs and pid not in memo.excluded}
+            out = {pid for pid in listed if pid not in memo.procs and pid not in memo.excluded
+                   and pid not in memo.refused}
             out |= {pid for pid in slice_ if pid not in self.prints or
                     fingerprint(pid, proc_fd, me) != self.prints[pid]}
             foreign = sorted(memo.foreign)
@@ -419,11 +420,14 @@ class Watcher:
             os.close(proc_fd)
 
     def _fit_slices(self, tick: float) -> None:
-        """Size the rolling slices so that reading one costs at most 1/FULL_COST of a
-        ``tick``: the interval, or what a step takes when that is longer."""
-        self.slices = max(1, math.ceil(FULL_COST * self.full_seconds / tick))
+        """Size the rolling slices for a ``tick``: the interval, or what a step takes
+        when that is longer.  With a ``coverage``, so that each process is checked
+        once within it and no more often (a check costs the same whenever it is
+        made); else so that reading one costs at most 1/FULL_COST of a tick."""
         if self.coverage is not None:
-            self.slices = min(self.slices, max(1, int(self.coverage // self.interval)))
+            self.slices = max(1, int(self.coverage // max(self.interval, tick)))
+        else:
+            self.slices = max(1, math.ceil(FULL_COST * self.full_seconds / tick))
 
     def _watch_mount_tables(self, memo: Memo) -> None:
         from ..kernel.mounttables import MountTables
