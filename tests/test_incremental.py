@@ -464,3 +464,31 @@ def test_a_quiet_host_is_checked_without_reading_anything():
             assert 1 in again.refused and any(p.pid == 1 for p in snap.problems)
             snap, again, _ok = rescan(memo, {1})     # an event about it: asked again
             assert 1 in again.refused and any(p.pid == 1 for p in snap.problems)
+
+
+@root_only
+def test_an_exited_process_not_yet_reaped_changes_nothing():
+    """A short-lived process spends most of its life in /proc as a zombie, holding no
+    namespace: a watcher does not read it, and a rescan told to read it anyway (it
+    exited between the check and the read) returns the very same model."""
+    from nsctl.timeline.watch import Watcher
+
+    with Watcher(interval=60, handle_signals=False) as watcher:
+        before = watcher.start()
+        memo = watcher.memo
+        assert memo is not None
+        zombie = subprocess.Popen(["true"])
+        try:
+            deadline = time.monotonic() + 10
+            while processes.state(zombie.pid) != "Z":
+                assert time.monotonic() < deadline, "true never exited"
+                time.sleep(0.005)
+            scans = watcher.scans
+            watcher.dirty = {zombie.pid}     # what its fork, exec and exit events named
+            assert watcher.step() == []
+            assert watcher.snapshot is before and watcher.scans == scans
+            snap, again, complete = rescan(memo, {zombie.pid})
+            assert snap is before and again is memo and complete
+            assert zombie.pid not in snap.processes
+        finally:
+            zombie.wait(timeout=10)

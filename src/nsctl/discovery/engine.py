@@ -220,6 +220,12 @@ def _run_scan(opts: Options, memo: Memo | None, dirty: set[int] | None) -> Scan:
                 scan, fresh, lambda sub, pid: read_process(sub, pid, readers), workers):
             for pid in fresh:
                 read_process(scan, pid, readers)
+        if memo is not None and _as_before(scan, memo):
+            # What was read afresh was gone by then: the model is the memo's, the
+            # very same object (a watcher then has nothing to compare or send).
+            memo.excluded = scan.record.excluded
+            scan.snap, scan.record = memo.snap, memo
+            return scan
         if memo is not None:
             scan.snap.processes = dict(sorted(scan.snap.processes.items()))
         for finish in passes:
@@ -231,6 +237,16 @@ def _run_scan(opts: Options, memo: Memo | None, dirty: set[int] | None) -> Scan:
     scan.snap.has_ns_id = nsfs.has_ns_id()
     scan.snap.viewer_pid = scan.self_pid
     return scan
+
+
+def _as_before(scan: Scan, memo: Memo) -> bool:
+    """Whether an incremental scan took every process over from ``memo`` unchanged and
+    committed none afresh (those it read had exited, as short-lived ones do): then
+    every pass would find what the memo's scan found."""
+    procs, before = scan.record.procs, memo.procs
+    return (not scan.stale and procs.keys() == before.keys()
+            and scan.record.refused.keys() == memo.refused.keys()
+            and all(entry is before[pid] for pid, entry in procs.items()))
 
 
 def _same_process(pid: int, pidfd_ino: int | None, started: int, proc_fd: int) -> bool:

@@ -117,12 +117,15 @@ def _fd_identity(fd: int, text: str, dir_fd: int) -> tuple | None:
 
 
 def alive(pid: int, proc_fd: int) -> bool:
-    """Whether /proc shows ``pid`` now (one stat)."""
+    """Whether ``pid`` is a live process now: in /proc and not a zombie (one that has
+    exited and waits for its parent to reap it: it holds no namespace any more, and
+    a short-lived process spends most of its life in /proc that way)."""
     try:
-        os.stat(str(pid), dir_fd=proc_fd)
+        stat = procfs.read_text(f"{pid}/stat", proc_fd)
     except OSError:
         return False
-    return True
+    right = stat.rfind(") ")
+    return right < 0 or stat[right + 2:right + 3] not in ("Z", "X")
 
 
 def foreign_suspects(memo: Memo, mnts: list[int], proc_fd: int) -> set[int]:

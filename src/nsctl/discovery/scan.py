@@ -366,6 +366,7 @@ class Scan:
             # Its mount namespace was read afresh through another process already.
             staged = [s for s in staged if s[2].kind != "bindmount" or s[2].mntns != read[0]]
             read = None
+            entry = (process, staged, read)
         resolved = self.resolved
         for _type, ino, _ref in staged:   # (a process's every ns link is staged)
             if ino not in resolved:
@@ -376,7 +377,7 @@ class Scan:
         if process is not None:
             self.snap.processes[pid] = process
         self._commit_refs(pid, staged)
-        self.record.procs[pid] = (process, staged, read)
+        self.record.procs[pid] = entry      # (the memo's own, where nothing was dropped)
 
 
 def problem_of(exc: BaseException, what: str | None = None, pid: int | None = None) -> Problem:

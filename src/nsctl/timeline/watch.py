@@ -138,6 +138,8 @@ def _in_container(snap: Snapshot, ino: int) -> str:
 
 def events_between(a: Snapshot, b: Snapshot, now: float | None = None) -> list[dict]:
     """The events that take ``a`` to ``b`` (two live snapshots of one boot)."""
+    if a is b:
+        return []
     stamp = iso_now(now)
     result = diff(a, b)
     out: list[dict] = []
