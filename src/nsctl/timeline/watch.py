@@ -350,16 +350,18 @@ class Watcher:
 
     def _fingerprint(self, pids: set[int] | None) -> None:
         """Fingerprint ``pids`` just before they are read in full: a change after this
-        shows at the next check.  None (a full scan): every fingerprint is forgotten,
-        so the rolling rescan reads each process in full once more, fingerprinting it
-        then (a full scan, taken when events were lost, stays as cheap as it was)."""
-        if pids is None:
-            self.prints = {}
-            return
+        shows at the next check.  None (a full scan): every process /proc lists now,
+        and the fingerprints of any other are forgotten (a fingerprint costs a few
+        per cent of a full read; without one, the first check reads a process in
+        full once more)."""
         if self.threads:
             return    # threads' links are not in a fingerprint: slices are read in full
         from ..discovery.revalidate import fingerprint
         from ..kernel import procfs
+
+        if pids is None:
+            self.prints = {}
+            pids = set(procfs.list_pids())
 
         proc_fd = procfs.open_dir(procfs.PROC)
         try:
