@@ -20,9 +20,10 @@ generated namespace, the cases run one after another, S seconds each:
 - ``churn 20/s + ns 1/s``: both at once.
 
 Reported per agent and case: CPU (user+system of the cgroup, % of one core), RSS of
-its processes at the start and end of the run, and for nsctl the latency of each
-namespace's ``born`` event on /api/v1/events (from just before the ``unshare``
-was spawned to the event's arrival).  Ratios are to node_exporter in the same case.
+its processes at the start and end of the run (and after each scrape: the result's
+``rss_kib_series``), and for nsctl the latency of each namespace's ``born`` event
+on /api/v1/events (from just before the ``unshare`` was spawned to the event's
+arrival).  Ratios are to node_exporter in the same case.
 Other work on this machine counts into every agent alike (its forks are churn too):
 the result records the load average.  Everything is torn down and checked; the
 full result goes to bench/results/agent-cost-<time>.json.
@@ -156,6 +157,7 @@ class Agent:
                                      stderr=self.log, env=env)
         self.scrapes = 0
         self.scrape_errors: list[str] = []
+        self.rss_series: list[tuple[float, int]] = []     # (s since the first case, KiB)
 
     def get(self, path: str, timeout: float = 30) -> bytes:
         return http_get(path, self.unix, self.port, timeout)
@@ -301,9 +303,13 @@ def churn(rate: int, namespaces: bool, seconds: float, tag: str,
 
 
 def scraper(agents: list[Agent], stop: threading.Event) -> None:
+    """Scrape every agent every SCRAPE_EVERY seconds; note each one's RSS then."""
+    started = time.monotonic()
     while not stop.wait(SCRAPE_EVERY):
         for agent in agents:
             agent.scrape()
+            agent.rss_series.append((round(time.monotonic() - started, 1),
+                                     agent.cgroup.rss_kib()))
 
 
 def run_case(name: str, rate: int, namespaces: bool, seconds: float, agents: list[Agent],
@@ -403,6 +409,7 @@ def measure(args: argparse.Namespace, result: dict, old_tree: Path | None) -> No
                 log(f"{name}: " + ", ".join(f"{n} {e['cpu_pct']:.2f} %"
                                             for n, e in case["agents"].items()))
             result["rss_kib_end"] = {a.name: a.cgroup.rss_kib() for a in agents}
+            result["rss_kib_series"] = {a.name: a.rss_series for a in agents}
             result["scrapes"] = {a.name: [a.scrapes, a.scrape_errors[:3]] for a in agents}
         finally:
             stop.set()
@@ -434,9 +441,11 @@ def markdown(result: dict) -> str:
                                           for n in names
                                           if n != "node_exporter")
                      + f" | {lat} | {c['loadavg_before_after'][0]} |")
-    lines += ["", "RSS MiB (start -> end): " + ", ".join(
-        f"{n} {result['rss_kib_start'][n] / 1024:.1f} -> {result['rss_kib_end'][n] / 1024:.1f}"
-        for n in names)]
+    series = result.get("rss_kib_series", {})
+    lines += ["", "RSS MiB (start -> highest -> end): " + ", ".join(
+        f"{n} {result['rss_kib_start'][n] / 1024:.1f} -> "
+        f"{max([k for _t, k in series.get(n, [])] + [result['rss_kib_end'][n]]) / 1024:.1f} -> "
+        f"{result['rss_kib_end'][n] / 1024:.1f}" for n in names)]
     return "\n".join(lines)
 
 

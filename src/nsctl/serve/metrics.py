@@ -38,16 +38,25 @@ class Exposition:
         return "\n".join(self.lines) + "\n"
 
 
+def _model_counts(model: Model) -> tuple[dict[str, int], dict[str, int], int]:
+    """(namespaces by type, by kind of holder, hidden ones), counted in the model's
+    document (each entry names the kinds that hold it) once per model."""
+    def count() -> tuple[dict[str, int], dict[str, int], int]:
+        by_type = dict.fromkeys(nsfs.NS_TYPES, 0)
+        by_holder = dict.fromkeys(REF_KINDS, 0)
+        hidden = 0
+        for entry in model.doc["namespaces"]:
+            by_type[entry["type"]] = by_type.get(entry["type"], 0) + 1
+            for kind in entry.get("held_by") or ():
+                by_holder[kind] = by_holder.get(kind, 0) + 1
+            hidden += bool(entry.get("hidden"))
+        return by_type, by_holder, hidden
+
+    return model.cached("metrics-counts", count)
+
+
 def _model_families(out: Exposition, model: Model) -> None:
-    snap = model.snap
-    by_type = dict.fromkeys(nsfs.NS_TYPES, 0)
-    by_holder = dict.fromkeys(REF_KINDS, 0)
-    hidden = 0
-    for ns in snap.namespaces.values():
-        by_type[ns.type] = by_type.get(ns.type, 0) + 1
-        for kind in {r.kind for r in ns.refs}:
-            by_holder[kind] = by_holder.get(kind, 0) + 1
-        hidden += ns.hidden
+    by_type, by_holder, hidden = _model_counts(model)
     out.family("nsctl_namespaces", "gauge", "Namespaces found, by type.")
     for t, n in sorted(by_type.items()):
         out.sample("nsctl_namespaces", n, type=t)
@@ -58,10 +67,10 @@ def _model_families(out: Exposition, model: Model) -> None:
         out.sample("nsctl_namespaces_held", n, kind=kind)
     out.gauge("nsctl_namespaces_hidden", "Namespaces kept alive only by a child namespace.",
               hidden)
-    out.gauge("nsctl_processes", "Processes read.", len(snap.processes))
+    out.gauge("nsctl_processes", "Processes read.", len(model.doc.get("processes") or ()))
     reasons: dict[str, int] = {}
-    for p in snap.problems:
-        reasons[p.reason] = reasons.get(p.reason, 0) + 1
+    for p in model.doc.get("problems") or ():
+        reasons[p["reason"]] = reasons.get(p["reason"], 0) + 1
     out.family("nsctl_discovery_problems", "gauge",
                "Things the last scan could not read, by reason.")
     for reason in ("denied", "vanished", "unsupported", "error"):
