@@ -8,6 +8,7 @@ same moment.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Set as AbstractSet
@@ -492,3 +493,34 @@ def test_an_exited_process_not_yet_reaped_changes_nothing():
             assert zombie.pid not in snap.processes
         finally:
             zombie.wait(timeout=10)
+
+
+@root_only
+def test_a_document_made_through_an_entry_cache_is_the_same_document():
+    """The refresher makes a document per change through an EntryCache: the document is
+    the one made without it, the entries of namespaces nothing changed are the very
+    dicts of the last one, and those of what changed are made anew."""
+    from nsctl.documents.snapshot import EntryCache, to_document
+
+    def plain(doc: dict) -> dict:
+        return {k: v for k, v in doc.items() if k != "time"}
+
+    snap, memo, _ok = rescan(None)
+    cache = EntryCache()
+    first = to_document(snap, cache)
+    assert plain(first) == plain(to_document(snap))
+    with processes.Child(namespaces.unshare_and_wait,
+                         syscalls.CLONE_NEWNET | syscalls.CLONE_NEWUTS) as child:
+        pid = child.ready()["pid"]
+        net = nsfacts.link_ino(pid, "net")
+        snap, memo, _ok = rescan(memo, {pid})
+        second = to_document(snap, cache)
+        assert plain(second) == plain(to_document(snap))
+        entries = {e["ns"]: e for e in second["namespaces"]}
+        assert pid in entries[net]["pids"]
+        before = {e["ns"]: e for e in first["namespaces"]}
+        own_user = nsfacts.link_ino(os.getpid(), "user")
+        # The test's own user namespace owns the new ones: its child references changed.
+        assert entries[own_user] is not before[own_user]
+        same = [ino for ino in before.keys() & entries.keys() if entries[ino] is before[ino]]
+        assert len(same) > len(entries) / 2, "most entries should be handed on as they were"

@@ -93,8 +93,7 @@ def _read_foreign(scan: Scan) -> bool:
                 ino = parsed[1]
                 if path_fd is not None:
                     scan.learn_from(partial(nsfs.reopen_ns, path_fd, ino, point), parsed[0])
-                _add(scan, parsed[0], ino, point, mnt)
-                kept.append((parsed[0], ino, point))
+                kept.append((parsed[0], ino, point, _add(scan, parsed[0], ino, point, mnt)))
             finally:
                 if path_fd is not None:
                     os.close(path_fd)
@@ -112,15 +111,18 @@ def _take_over_foreign(scan: Scan) -> bool:
     for mnt in todo:
         scan.mnt_reader[mnt] = 0
         kept = scan.record.foreign[mnt] = scan.memo.foreign[mnt]
-        scan.nsfs_mountpoints[mnt] = {point for _t, _i, point in kept}
-        for ns_type, ino, point in kept:
+        scan.nsfs_mountpoints[mnt] = {point for _t, _i, point, _r in kept}
+        for ns_type, ino, _point, ref in kept:
             scan.adopt(ino)
-            _add(scan, ns_type, ino, point, mnt)
+            # The memo's very Reference: a watcher's diff sees it unchanged at a glance.
+            scan.namespace(ns_type, ino).refs.append(ref)
     return bool(todo)
 
 
-def _add(scan: Scan, ns_type: str, ino: int, point: str, mnt: int) -> None:
-    scan.namespace(ns_type, ino).refs.append(Reference(kind=BINDMOUNT, path=point, mntns=mnt))
+def _add(scan: Scan, ns_type: str, ino: int, point: str, mnt: int) -> Reference:
+    ref = Reference(kind=BINDMOUNT, path=point, mntns=mnt)
+    scan.namespace(ns_type, ino).refs.append(ref)
+    return ref
 
 
 def read_foreign_tables(mnt_fds: list[int], known: set[int]

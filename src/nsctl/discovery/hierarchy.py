@@ -12,15 +12,25 @@ from .scan import Scan
 
 def finish(scan: Scan) -> None:
     """Prune and link (always; the ioctls of the hierarchy run with ``opts.hierarchy``)."""
-    prune_and_link(scan.snap)
+    prune_and_link(scan.snap, scan.memo.children if scan.memo is not None else None,
+                   scan.record.children)
 
 
-def prune_and_link(snap: Snapshot) -> None:
+ChildRefs = dict[tuple[int, "int | None", str], Reference]
+
+
+def prune_and_link(snap: Snapshot, before: ChildRefs | None = None,
+                   made: ChildRefs | None = None) -> None:
     """Drop namespaces nothing holds any more, then add the 'child' references.
 
     A namespace learned from a process that exited before it was committed has
-    no reference left; it stays only as an owner or parent of a held one.
+    no reference left; it stays only as an owner or parent of a held one.  The
+    child references of an earlier scan (``before``: by child inode, id and
+    relation) are used again, the very objects (a watcher's diff sees them
+    unchanged at a glance); ``made`` collects this scan's.
     """
+    before = before or {}
+    made = {} if made is None else made
     namespaces = snap.namespaces
     # Those nothing holds (few: hidden ancestors, and what exited mid-scan) stay if a
     # held one is below them, through any chain of owners and parents.
@@ -45,8 +55,16 @@ def prune_and_link(snap: Snapshot) -> None:
         ns = namespaces[ino]
         parent, owner = ns.parent, ns.owner
         if parent is not None and parent in namespaces:
-            namespaces[parent].refs.append(
-                Reference(CHILD, None, None, None, None, None, None, None, ino, "parent"))
+            namespaces[parent].refs.append(_child(before, made, ino, ns.id, "parent"))
         if owner is not None and owner != parent and owner in namespaces:
-            namespaces[owner].refs.append(
-                Reference(CHILD, None, None, None, None, None, None, None, ino, "owner"))
+            namespaces[owner].refs.append(_child(before, made, ino, ns.id, "owner"))
+
+
+def _child(before: ChildRefs, made: ChildRefs, ino: int, id_: int | None,
+           relation: str) -> Reference:
+    key = (ino, id_, relation)
+    ref = before.get(key)
+    if ref is None:
+        ref = Reference(CHILD, None, None, None, None, None, None, None, ino, relation)
+    made[key] = ref
+    return ref

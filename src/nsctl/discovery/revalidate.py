@@ -32,6 +32,7 @@ TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..model import Reference
     from .scan import Memo
 
 LINKS: tuple[str, ...] = tuple(nsfs.LINK_TYPE)
@@ -160,7 +161,8 @@ def foreign_suspects(memo: Memo, mnts: list[int], proc_fd: int) -> set[int]:
     return out
 
 
-def _same_table(open_fd: Callable[[], int], kept: list[tuple[str, int, str]]) -> bool:
+def _same_table(open_fd: Callable[[], int], kept: list[tuple[str, int, str, Reference]]
+                ) -> bool:
     try:
         fd = open_fd()
     except NsctlError:
@@ -176,4 +178,4 @@ def _same_table(open_fd: Callable[[], int], kept: list[tuple[str, int, str]]) ->
         parsed = nsfs.parse_link(root)
         if parsed is not None:
             now.add((parsed[1], point))
-    return now == {(ino, point) for _t, ino, point in kept}
+    return now == {(ino, point) for _t, ino, point, _r in kept}

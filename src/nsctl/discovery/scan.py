@@ -111,24 +111,27 @@ class Memo:
     """What one scan read, for the next one to take over (see nsctl.discovery.engine).
 
     ``procs``: pid -> (its Process or None, what it staged, the (mount ns, nsfs
-    mount points) read through it or None); ``foreign``: mount ns no process is in -> the
-    (type, inode, mount point) of the namespace files mounted in it; ``snap``: the
-    scan's snapshot, for the hierarchy of the namespaces taken over; ``excluded``: pid
+    mount points) read through it or None); ``foreign``: mount ns no process is in ->
+    the (type, inode, mount point, Reference) of the namespace files mounted in it;
+    ``snap``: the scan's snapshot, for the hierarchy of the namespaces taken over; ``excluded``: pid
     -> (pidfd inode or None, start time) of the processes left out (``exclude_trees``),
     so that the next scan leaves them out without reading them again; ``refused``: pid
     -> (pidfd inode or None, start time, the problem) of the processes that refused
     to be read at all (a process may refuse even root), so that the next scan reports
-    them again without asking (a process event about one has it asked again).
+    them again without asking (a process event about one has it asked again);
+    ``children``: the child references made (nsctl.discovery.hierarchy), for the next
+    scan to use again.
     """
 
-    __slots__ = ("snap", "procs", "foreign", "excluded", "refused")
+    __slots__ = ("snap", "procs", "foreign", "excluded", "refused", "children")
 
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
         self.procs: dict[int, MemoEntry] = {}
-        self.foreign: dict[int, list[tuple[str, int, str]]] = {}
+        self.foreign: dict[int, list[tuple[str, int, str, Reference]]] = {}
         self.excluded: dict[int, tuple[int | None, int]] = {}
         self.refused: dict[int, tuple[int | None, int, Problem]] = {}
+        self.children: dict[tuple[int, int | None, str], Reference] = {}
 
 
 class Scan:

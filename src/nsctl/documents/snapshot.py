@@ -24,8 +24,36 @@ class SnapshotError(NsctlError):
     """A snapshot file that cannot be used."""
 
 
-def to_document(snap: Snapshot) -> dict:
-    """The versioned document for ``snap`` (taken live)."""
+class EntryCache:
+    """The namespace entries (Namespace.to_dict()) of the last document made through
+    it, each kept with what it was made from: a watcher that makes a document per
+    change makes anew only the entries of the namespaces that changed, and hands on
+    the very dicts of the others (a patch between two documents then finds them
+    equal at a glance).  The references are compared by value, so an entry is
+    never that of another namespace or of an earlier state."""
+
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[tuple, tuple, dict]] = {}
+
+    def dicts(self, namespaces: list[Namespace]) -> list[dict]:
+        made: dict[int, tuple[tuple, tuple, dict]] = {}
+        out = []
+        for ns in namespaces:
+            fields = (ns.type, ns.dev, ns.id, ns.owner, ns.parent, ns.owner_uid, ns.name,
+                      ns.container)
+            refs = tuple(ns.refs)
+            hit = self.entries.get(ns.ino)
+            if hit is None or hit[0] != fields or hit[1] != refs:
+                hit = (fields, refs, ns.to_dict())
+            made[ns.ino] = hit
+            out.append(hit[2])
+        self.entries = made
+        return out
+
+
+def to_document(snap: Snapshot, cache: EntryCache | None = None) -> dict:
+    """The versioned document for ``snap`` (taken live); with a ``cache``, the entries
+    of namespaces unchanged since the cache's last document are those very dicts."""
     doc = {"schema": SCHEMA, "version": VERSION, "host": os.uname().nodename,
            "kernel": os.uname().release, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime()),
@@ -36,7 +64,10 @@ def to_document(snap: Snapshot) -> dict:
         doc["net_views"] = {str(ino): view for ino, view in snap.net_views.items()}
     if snap.views is not None:
         doc["views"] = {str(ino): view for ino, view in snap.views.items()}
-    doc.update(snap.to_dict())
+    namespaces = None
+    if cache is not None:
+        namespaces = cache.dicts(sorted(snap.namespaces.values(), key=lambda n: n.ino))
+    doc.update(snap.to_dict(namespaces))
     return doc
 
 

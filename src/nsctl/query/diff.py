@@ -115,8 +115,16 @@ def diff(a: Snapshot, b: Snapshot, by: str = BY_ID) -> dict:
         if by == BY_ID and _same_refs(ns_a, ns_b, keys_a, keys_b):
             continue
         # Process identity (pid) means nothing across boots: compare those only by id.
-        refs_a = {_ref_key(r, keys_a): r for r in ns_a.refs if _compared(r, a, by)}
-        refs_b = {_ref_key(r, keys_b): r for r in ns_b.refs if _compared(r, b, by)}
+        both_a, both_b = ns_a.refs, ns_b.refs
+        if by == BY_ID:
+            # A Reference object in both (taken over by a rescan) is unchanged: only
+            # the others are compared by key (the host's own namespaces hold a
+            # reference per process, and a change is mostly one or two of them).
+            ids_a, ids_b = {id(r) for r in both_a}, {id(r) for r in both_b}
+            both_a = [r for r in both_a if id(r) not in ids_b]
+            both_b = [r for r in both_b if id(r) not in ids_a]
+        refs_a = {_ref_key(r, keys_a): r for r in both_a if _compared(r, a, by)}
+        refs_b = {_ref_key(r, keys_b): r for r in both_b if _compared(r, b, by)}
         added = [_ref_dict(refs_b[k], keys_b) for k in refs_b.keys() - refs_a.keys()]
         dropped = [_ref_dict(refs_a[k], keys_a) for k in refs_a.keys() - refs_b.keys()]
         if added or dropped:

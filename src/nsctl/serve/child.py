@@ -40,6 +40,11 @@ import sys
 import time
 from types import SimpleNamespace
 
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    from ..documents.snapshot import EntryCache
+    from ..model import Snapshot
+
 
 def _send(out, header: dict, body: bytes | None = None) -> None:
     out.write(json.dumps(header).encode() + b"\n")
@@ -54,13 +59,15 @@ def _stdin_closed() -> bool:
     return bool(ready) and os.read(0, 4096) == b""
 
 
-def _model_doc(snap) -> tuple[dict, object]:
+def _model_doc(snap: Snapshot, cache: EntryCache) -> tuple[dict, object]:
     """(the snapshot document with its time set to None, the time): the document
     without its time is what tells a change (compared as dicts, so no text is made
-    for a model that did not change)."""
+    for a model that did not change).  ``cache``: the refresher's
+    :class:`~nsctl.documents.snapshot.EntryCache` (entries of unchanged namespaces
+    are made once)."""
     from ..documents.snapshot import to_document
 
-    doc = to_document(snap)
+    doc = to_document(snap, cache)
     stamp, doc["time"] = doc.get("time"), None
     return doc, stamp
 
@@ -111,6 +118,7 @@ def _refresher_options(argv: list[str]) -> SimpleNamespace:
 
 
 def refresher(argv: list[str]) -> int:
+    from ..documents.snapshot import EntryCache
     from ..kernel.errors import NsctlError
     from ..timeline.watch import Watcher
 
@@ -132,7 +140,8 @@ def refresher(argv: list[str]) -> int:
             _send(out, {"kind": "fatal", "error": _one_line(exc)})
             return 1
         last_scan = started
-        last, stamp = _model_doc(snap)
+        cache = EntryCache()
+        last, stamp = _model_doc(snap, cache)
         first = _model_message(None, last, stamp)
         assert first is not None
         _send(out, {"kind": "model", "events": [], "scan_seconds": time.monotonic() - started,
@@ -161,7 +170,7 @@ def refresher(argv: list[str]) -> int:
             if watcher.snapshot is not None and watcher.snapshot is not snap:
                 snap = watcher.snapshot
                 last_scan = started
-                doc, stamp = _model_doc(snap)
+                doc, stamp = _model_doc(snap, cache)
                 message = _model_message(last, doc, stamp)
                 if message is None and events:   # (changed, though the document is not)
                     message = "delta", b'{"set": {"time": %s}}' % json.dumps(stamp).encode()
