@@ -23,13 +23,16 @@ def discover(options: Options | None = None, **switches: bool) -> Snapshot:
     return run(opts)
 
 
-def rescan(memo: Memo | None, dirty: set[int] | None = None, options: Options | None = None
-           ) -> tuple[Snapshot, Memo, bool]:
+def rescan(memo: Memo | None, dirty: set[int] | None = None, options: Options | None = None,
+           settled: bool = True) -> tuple[Snapshot, Memo, bool]:
     """An incremental scan for watchers: read afresh the processes in ``dirty`` (and
     any the memo lacks), take the rest over from ``memo`` (None: a full scan).
     Returns the snapshot, the memo for the next call, and whether everything could
-    be taken over (False: the caller should scan fully soon)."""
-    scan = run_scan(options or Options(), memo, dirty)
+    be taken over (False: the caller should scan fully soon).  ``settled``: nothing
+    but the processes in ``dirty`` can have changed, so when none of them is there to
+    read the memo's own snapshot is returned (False: the container engines have news,
+    which the passes after the reads ask for)."""
+    scan = run_scan(options or Options(), memo, dirty, settled)
     return scan.snap, scan.record, not scan.stale
 
 

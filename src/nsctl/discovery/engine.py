@@ -161,7 +161,8 @@ def run(opts: Options) -> Snapshot:
     return run_scan(opts).snap
 
 
-def run_scan(opts: Options, memo: Memo | None = None, dirty: set[int] | None = None) -> Scan:
+def run_scan(opts: Options, memo: Memo | None = None, dirty: set[int] | None = None,
+             settled: bool = True) -> Scan:
     """Run every wanted source; with a ``memo``, read afresh only the processes
     in ``dirty`` and those the memo lacks, and take the others over.  The scan's
     ``snap`` is the result, ``record`` the memo for the next scan, and ``stale``
@@ -172,13 +173,14 @@ def run_scan(opts: Options, memo: Memo | None = None, dirty: set[int] | None = N
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _run_scan(opts, memo, dirty)
+        return _run_scan(opts, memo, dirty, settled)
     finally:
         if collecting:
             gc.enable()
 
 
-def _run_scan(opts: Options, memo: Memo | None, dirty: set[int] | None) -> Scan:
+def _run_scan(opts: Options, memo: Memo | None, dirty: set[int] | None,
+              settled: bool = True) -> Scan:
     scan = Scan(opts, memo)
     wanted = [s for s in SOURCES if s.wanted(opts)]
     readers: list[Reader] = [(s.name, s.read) for s in wanted if s.read is not None]
@@ -220,7 +222,7 @@ def _run_scan(opts: Options, memo: Memo | None, dirty: set[int] | None) -> Scan:
                 scan, fresh, lambda sub, pid: read_process(sub, pid, readers), workers):
             for pid in fresh:
                 read_process(scan, pid, readers)
-        if memo is not None and _as_before(scan, memo):
+        if memo is not None and settled and _as_before(scan, memo):
             # What was read afresh was gone by then: the model is the memo's, the
             # very same object (a watcher then has nothing to compare or send).
             memo.excluded = scan.record.excluded

@@ -319,8 +319,9 @@ class Watcher:
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stopping = True
 
-    def scan(self, full: bool = True) -> Snapshot:
-        """Rescan: fully, or only what changed since the last scan."""
+    def scan(self, full: bool = True, settled: bool = True) -> Snapshot:
+        """Rescan: fully, or only what changed since the last scan (``settled``: see
+        nsctl.discovery.rescan)."""
         from ..discovery import Options, rescan
 
         self.scans += 1
@@ -332,8 +333,8 @@ class Watcher:
             memo, dirty = self.memo, self.dirty
             self._fingerprint(dirty)
         self.dirty = set()
-        snap, self.memo, complete = rescan(memo, dirty, Options(threads=self.threads,
-                                                             exclude_trees=self.exclude_trees))
+        options = Options(threads=self.threads, exclude_trees=self.exclude_trees)
+        snap, self.memo, complete = rescan(memo, dirty, options, settled)
         for pid in dirty or ():
             if pid not in self.memo.procs:
                 self.prints.pop(pid, None)   # exited before its read: nothing to compare
@@ -563,8 +564,8 @@ class Watcher:
                 # Nothing to read: the model stands as it is (the same object).
                 self.skipped += 1
                 return []
-        self._engine_news = False
-        new = self.scan(full=full)
+        news, self._engine_news = self._engine_news, False
+        new = self.scan(full=full, settled=not news)
         events = events_between(self.snapshot, new)
         self.snapshot = new
         if not full:
