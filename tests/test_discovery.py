@@ -232,6 +232,37 @@ def test_netns_bindmount_in_other_mount_namespace(scratch, keep, scan_how):
             only_bindmounts(mnt, t.mnt_path, link_ino("self", "mnt"))
 
 
+def test_a_mount_namespace_gone_since_the_scan_leaves_the_other_mounts_to_try(scratch):
+    """A netns bind-mounted in our mount namespace and in a copy of it: when the copy's
+    only process exits after the scan, reopening the netns through that mount fails
+    and the mount in our namespace still opens it."""
+    from nsctl.query.handles import open_namespace
+
+    with namespaces.netns_bindmount(scratch) as t:
+        copy = subprocess.Popen(["unshare", "-m", "--propagation", "private",
+                                 "sleep", "600"])
+        try:
+            deadline = time.monotonic() + 10
+            while link_ino(copy.pid, "mnt") == t.mntns:
+                assert time.monotonic() < deadline, "unshare -m did not start"
+                time.sleep(0.01)
+            other = link_ino(copy.pid, "mnt")
+            snap = nsctl.discover()
+        finally:
+            copy.kill()
+            copy.wait()
+        net = find(snap, t.net)
+        mounts = [r for r in net.refs if r.kind == "bindmount"]
+        assert {r.mntns for r in mounts} == {t.mntns, other}
+        # The gone mount namespace's reference first, as a scan may list it.
+        net.refs.sort(key=lambda r: r.kind != "bindmount" or r.mntns != other)
+        fd = open_namespace(net, snap)
+        try:
+            assert os.fstat(fd).st_ino == t.net.ino
+        finally:
+            os.close(fd)
+
+
 # --- 3b. mount namespaces no process is in, read without entering them ----------------------
 
 def _listing_needs_kernel_and_build() -> None:

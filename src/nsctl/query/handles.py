@@ -74,7 +74,12 @@ def _via_mount(ref: Reference, ns: Namespace, snap: Snapshot) -> int | None:
         if fd is not None:
             return fd
     # No process in that mount namespace: an O_PATH fd from a forked child that enters it.
-    mnt_fd = open_namespace(mnt, snap)
+    # A mount namespace that is gone since the scan leaves the namespace's other
+    # references to try.
+    try:
+        mnt_fd = open_namespace(mnt, snap)
+    except NsctlError:
+        return None
     try:
         from ..kernel.enter import run_inside
 
