@@ -292,6 +292,10 @@ def test_a_named_netns_by_name_from_a_fresh_load_and_the_url_keeps_it(server, br
         expect(details.locator("[data-view=net] .interfaces")).to_contain_text(
             "lo", timeout=SHOW_MS)
         expect(details).not_to_contain_text("undefined")
+        # The host's partial flag and problems are the banner's; no process is in this
+        # namespace, so none of them is about it.
+        expect(details.locator("dl.kv > dt").filter(has_text=re.compile(r"^(partial|problems)$"))
+               ).to_have_count(0)
         # What it sees is read again only when it changed (or on request), not on
         # every change of the host: new processes in new namespaces change the model.
         def views() -> int:

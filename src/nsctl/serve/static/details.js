@@ -151,13 +151,21 @@ export function renderDetails(panel, state, ctx) {
     return;
   }
   const procs = doc.processes || [];
+  // The scan's problems and partial flag are the whole host's (the banner says them);
+  // here only those about this namespace or a process in it.
+  const inIt = new Set(procs.map((p) => p.pid));
+  const problems = (doc.problems || []).filter((p) =>
+    (p.pid !== null && p.pid !== undefined && inIt.has(p.pid)) || String(p.what || "").includes(label));
+  const skip = new Set([...SHOWN_ABOVE, "partial"]);
+  if (!problems.length) skip.add("problems");
+  // Only user and PID namespaces have a parent: elsewhere "parent —" says nothing.
+  if (doc.type !== "user" && doc.type !== "pid") skip.add("parent");
   fill(panel,
     head, sub, notes,
     h("div", { class: "summary" },
       doc.hidden ? tag("hidden: only a child namespace keeps it", "hidden") : null,
       (doc.held_by || []).map((why) => tag(why, `held-${why}`))),
-    // Only user and PID namespaces have a parent: elsewhere "parent —" says nothing.
-    kv(doc, ctx, doc.type === "user" || doc.type === "pid" ? SHOWN_ABOVE : new Set([...SHOWN_ABOVE, "parent"])),
+    kv({ ...doc, problems }, ctx, skip),
     doc.pid_namespace ? section("PID namespace", kv(doc.pid_namespace, ctx, new Set(["ns"]))) : null,
     section(`Processes (${procs.length})`, procs.length
       ? table(procs.map(({ pid, nspid, comm, cmdline, uid, state: st, container }) => ({ pid, nspid, comm, cmdline, uid, state: st, container })), ctx)
