@@ -19,11 +19,11 @@ generated namespace, the cases run one after another, S seconds each:
 - ``churn 20/s``, ``churn 200/s``: as many short processes (``/bin/true``) a second;
 - ``churn 20/s + ns 1/s``: both at once.
 
-Reported per agent and case: CPU (user+system of the cgroup, % of one core), RSS of
-its processes at the start and end of the run (and after each scrape: the result's
-``rss_kib_series``), and for nsctl the latency of each namespace's ``born`` event
-on /api/v1/events (from just before the ``unshare`` was spawned to the event's
-arrival).  Ratios are to node_exporter in the same case.
+Reported per agent and case: CPU (user+system of the cgroup, % of one core), RSS and
+PSS of its processes at the start and end of the run (and after each scrape: the
+result's ``rss_kib_series`` of (seconds, RSS, PSS, processes)), and for nsctl the
+latency of each namespace's ``born`` event on /api/v1/events (from just before the
+``unshare`` was spawned to the event's arrival).  Ratios are to node_exporter in the same case.
 Other work on this machine counts into every agent alike (its forks are churn too):
 the result records the load average.  Everything is torn down and checked; the
 full result goes to bench/results/agent-cost-<time>.json.
@@ -77,14 +77,24 @@ class Cgroup:
         return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
 
     def rss_kib(self) -> int:
-        total = 0
+        return self.memory_kib()[0]
+
+    def memory_kib(self) -> tuple[int, int, int]:
+        """(RSS, PSS, processes) of the cgroup's processes now.  RSS counts a page
+        shared by a forked helper and its parent in each; PSS splits it between them,
+        so their sum is what the tree holds whichever helpers happen to be alive."""
+        rss = pss = count = 0
         for pid in self.pids():
             try:
-                m = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+                status = Path(f"/proc/{pid}/status").read_text()
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
             except OSError:
                 continue
-            total += int(m.group(1)) if m else 0
-        return total
+            m = re.search(r"VmRSS:\s+(\d+)", status)
+            p = re.search(r"^Pss:\s+(\d+)", rollup, re.M)
+            if m and p:
+                rss, pss, count = rss + int(m.group(1)), pss + int(p.group(1)), count + 1
+        return rss, pss, count
 
     def remove(self) -> None:
         """Kill whatever is still in it, then remove it."""
@@ -157,7 +167,8 @@ class Agent:
                                      stderr=self.log, env=env)
         self.scrapes = 0
         self.scrape_errors: list[str] = []
-        self.rss_series: list[tuple[float, int]] = []     # (s since the first case, KiB)
+        # (s since the first case, RSS KiB, PSS KiB, processes)
+        self.rss_series: list[tuple[float, int, int, int]] = []
 
     def get(self, path: str, timeout: float = 30) -> bytes:
         return http_get(path, self.unix, self.port, timeout)
@@ -309,7 +320,7 @@ def scraper(agents: list[Agent], stop: threading.Event) -> None:
         for agent in agents:
             agent.scrape()
             agent.rss_series.append((round(time.monotonic() - started, 1),
-                                     agent.cgroup.rss_kib()))
+                                     *agent.cgroup.memory_kib()))
 
 
 def run_case(name: str, rate: int, namespaces: bool, seconds: float, agents: list[Agent],
@@ -400,6 +411,7 @@ def measure(args: argparse.Namespace, result: dict, old_tree: Path | None) -> No
                     streams[a.name] = Events(a)
             threading.Thread(target=scraper, args=(agents, stop), daemon=True).start()
             result["rss_kib_start"] = {a.name: a.cgroup.rss_kib() for a in agents}
+            result["pss_kib_start"] = {a.name: a.cgroup.memory_kib()[1] for a in agents}
             log(f"agents ready ({result['namespaces']}); RSS KiB {result['rss_kib_start']}")
             for name, rate, namespaces in CASES:
                 if args.cases and name not in args.cases:
@@ -409,6 +421,7 @@ def measure(args: argparse.Namespace, result: dict, old_tree: Path | None) -> No
                 log(f"{name}: " + ", ".join(f"{n} {e['cpu_pct']:.2f} %"
                                             for n, e in case["agents"].items()))
             result["rss_kib_end"] = {a.name: a.cgroup.rss_kib() for a in agents}
+            result["pss_kib_end"] = {a.name: a.cgroup.memory_kib()[1] for a in agents}
             result["rss_kib_series"] = {a.name: a.rss_series for a in agents}
             result["scrapes"] = {a.name: [a.scrapes, a.scrape_errors[:3]] for a in agents}
         finally:
@@ -442,10 +455,12 @@ def markdown(result: dict) -> str:
                                           if n != "node_exporter")
                      + f" | {lat} | {c['loadavg_before_after'][0]} |")
     series = result.get("rss_kib_series", {})
-    lines += ["", "RSS MiB (start -> highest -> end): " + ", ".join(
-        f"{n} {result['rss_kib_start'][n] / 1024:.1f} -> "
-        f"{max([k for _t, k in series.get(n, [])] + [result['rss_kib_end'][n]]) / 1024:.1f} -> "
-        f"{result['rss_kib_end'][n] / 1024:.1f}" for n in names)]
+    for label, column in (("RSS", 1), ("PSS", 2)):
+        start, end = result[f"{label.lower()}_kib_start"], result[f"{label.lower()}_kib_end"]
+        lines += ["", f"{label} MiB (start -> highest -> end): " + ", ".join(
+            f"{n} {start[n] / 1024:.1f} -> "
+            f"{max([s[column] for s in series.get(n, [])] + [end[n]]) / 1024:.1f} -> "
+            f"{end[n] / 1024:.1f}" for n in names)]
     return "\n".join(lines)
 
 
