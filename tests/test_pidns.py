@@ -408,6 +408,48 @@ def test_pidns_active_then_dead(how, scratch):
         assert error_line(run("pid", 1, "--from", f"pid:[{ino}]"))
 
 
+def test_a_pid_namespace_without_init_is_asked_again_only_when_what_shows_of_it_changes(
+        scratch, monkeypatch):
+    """A watcher's document per change remembers (NoInits) which PID namespaces the
+    kernel said have no init: with it the answers are those of asking anew; a dead
+    namespace is not asked again while its references, its processes and the
+    processes that refused us stay the same, and is asked once any of them changes."""
+    from nsctl.model import Problem
+
+    asked: list[int] = []
+    real = pidns._find_init
+
+    def find_init(ns, snap):
+        asked.append(ns.ino)
+        return real(ns, snap)
+
+    monkeypatch.setattr(pidns, "_find_init", find_init)
+    with pt.pinned_pidns(scratch, how="fd") as pin:
+        ino = pin.ns.ino
+        memo = pidns.NoInits()
+
+        def both(snap):
+            plain = {k: v.to_dict() for k, v in pidns.pid_namespaces(snap).items()}
+            asked.clear()
+            remembered = {k: v.to_dict() for k, v in pidns.pid_namespaces(snap, memo).items()}
+            assert remembered == plain
+            return remembered[ino], ino in asked
+
+        info, _asked = both(nsctl.discover())
+        assert (info["status"], info["init"]) == ("active", pin.init)
+        pin.kill()
+        snap = nsctl.discover()
+        info, was_asked = both(snap)
+        assert (info["status"], info["init"]) == ("dead", None) and was_asked
+        info, was_asked = both(nsctl.discover())
+        assert (info["status"], info["init"]) == ("dead", None) and not was_asked
+        # A process that refused us may be its init: asked again.
+        snap.problems.append(Problem("denied", "pid 4000000: processes: Permission denied",
+                                     4000000))
+        info, was_asked = both(snap)
+        assert info["status"] == "dead" and was_asked
+
+
 def test_pidns_dying(scratch):
     """Init exited, one process left in it (stuck in an unanswered FUSE request): the
     kernel has the init exiting (PF_EXITING, namespaces released) and waiting for it."""

@@ -16,6 +16,10 @@ import time
 from ..kernel.errors import NsctlError
 from ..model import Container, Namespace, Problem, Process, Reference, Snapshot
 
+TYPE_CHECKING = False  # see docs/architecture.md, "Start-up"
+if TYPE_CHECKING:
+    from ..query.pidmap import NoInits
+
 SCHEMA = "nsctl-snapshot"
 VERSION = 1
 
@@ -30,10 +34,14 @@ class EntryCache:
     change makes anew only the entries of the namespaces that changed, and hands on
     the very dicts of the others (a patch between two documents then finds them
     equal at a glance).  The references are compared by value, so an entry is
-    never that of another namespace or of an earlier state."""
+    never that of another namespace or of an earlier state.  It keeps, too, which
+    PID namespaces the kernel said have no init (nsctl.query.pidmap.NoInits)."""
 
     def __init__(self) -> None:
+        from ..query.pidmap import NoInits
+
         self.entries: dict[int, tuple[tuple, tuple, dict]] = {}
+        self.no_inits = NoInits()
 
     def dicts(self, namespaces: list[Namespace]) -> list[dict]:
         made: dict[int, tuple[tuple, tuple, dict]] = {}
@@ -58,7 +66,8 @@ def to_document(snap: Snapshot, cache: EntryCache | None = None) -> dict:
            "kernel": os.uname().release, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime()),
            "own": dict(snap.own), "own_pid_level": _own_level(snap),
-           "has_ns_id": snap.has_ns_id, "pid_inits": _pid_inits(snap),
+           "has_ns_id": snap.has_ns_id,
+           "pid_inits": _pid_inits(snap, cache.no_inits if cache is not None else None),
            "viewer_pid": snap.viewer_pid}
     if snap.net_views is not None:
         doc["net_views"] = {str(ino): view for ino, view in snap.net_views.items()}
@@ -71,12 +80,12 @@ def to_document(snap: Snapshot, cache: EntryCache | None = None) -> dict:
     return doc
 
 
-def _pid_inits(snap: Snapshot) -> list[list]:
+def _pid_inits(snap: Snapshot, no_inits: NoInits | None = None) -> list[list]:
     """[ns, init PID, state] of every PID namespace whose init is known."""
     from ..query.pidmap import pid_namespaces
 
-    return [[ino, info.init, info.init_state] for ino, info in pid_namespaces(snap).items()
-            if info.init is not None]
+    return [[ino, info.init, info.init_state]
+            for ino, info in pid_namespaces(snap, no_inits).items() if info.init is not None]
 
 
 def _own_level(snap: Snapshot) -> int | None:

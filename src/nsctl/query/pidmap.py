@@ -49,8 +49,28 @@ def own_level() -> int:
     return len(nspid_of(os.getpid())) - 1
 
 
-def pid_namespaces(snap: Snapshot) -> dict[int, PidNsInfo]:
-    """Every PID namespace in the snapshot with its level, init and status."""
+class NoInits:
+    """The PID namespaces the kernel said have no init, each with what the snapshot
+    showed of it then, for a watcher that asks per change: while a namespace's
+    references and processes and the processes that refused us are the same, it
+    still has none, and the kernel is not asked again.  (An init appears only in a
+    PID namespace that never had one, as the first process forked into it: a new
+    process, seen in it or refusing.)"""
+
+    __slots__ = ("known",)
+
+    def __init__(self) -> None:
+        self.known: dict[int, tuple] = {}
+
+    @staticmethod
+    def key(info: PidNsInfo, refused: frozenset) -> tuple:
+        return tuple(info.ns.refs), tuple(info.pids), refused
+
+
+def pid_namespaces(snap: Snapshot, no_inits: NoInits | None = None) -> dict[int, PidNsInfo]:
+    """Every PID namespace in the snapshot with its level, init and status; with
+    ``no_inits``, those it remembers from the last call are not asked again, and it
+    remembers this call's."""
     own = snap.own_pid_level if snap.own_pid_level is not None else own_level()
     base = own - snap.level(snap.own.get("pid", -1))
     out = {ns.ino: PidNsInfo(ns) for ns in snap.of_type("pid")}
@@ -68,17 +88,27 @@ def pid_namespaces(snap: Snapshot) -> dict[int, PidNsInfo]:
             info.pending.append(proc.pid)
         if (proc.nspid[-1] if proc.nspid else proc.pid) == 1:
             info.init, info.init_state = proc.pid, proc.state
+    # The processes not read (but for those that exited): any may be an init unseen.
+    refused = frozenset((p.pid, p.what) for p in snap.problems
+                        if p.pid is not None and p.reason != "vanished")
+    none_now: dict[int, tuple] = {}
     for info in out.values():
         if info.init is None and snap.offline:  # a snapshot: the init it had then
             info.init, info.init_state = snap.pid_inits.get(info.ns.ino, (None, ""))
         elif info.init is None:
-            info.init = _find_init(info.ns, snap)
-            if info.init is not None and procfs.is_exiting(info.init):
-                info.init = None  # still PID 1 there, but exiting: the namespace is dying
-            if info.init is not None:
-                info.init_state = _state(info.init)
+            key = NoInits.key(info, refused) if no_inits is not None else None
+            if key is None or no_inits is None or no_inits.known.get(info.ns.ino) != key:
+                info.init = _find_init(info.ns, snap)
+                if info.init is not None and procfs.is_exiting(info.init):
+                    info.init = None  # still PID 1 there, but exiting: the namespace is dying
+                if info.init is not None:
+                    info.init_state = _state(info.init)
+            if info.init is None and key is not None:
+                none_now[info.ns.ino] = key
         if info.init is None:
             info.status = "dying" if info.pids else "dead"
+    if no_inits is not None:
+        no_inits.known = none_now
     return out
 
 
