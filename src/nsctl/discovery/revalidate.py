@@ -79,11 +79,12 @@ def fingerprint_py(pid: int, proc_fd: int, self_pid: int) -> tuple | None:
         # comm, state, ppid, starttime (proc_pid_stat(5) fields 2-4 and 22); a kernel
         # thread's comm and state say what work it does at the moment
         # (kworker/1:2-events, idle or running): not a change to read it for.
-        head: tuple[str, ...]
         if int(fields[6]) & PF_KTHREAD:
-            head = (stat[:stat.index("(")], fields[1], fields[19])
-        else:
-            head = (stat[:right], fields[0], fields[1], fields[19])
+            # In the initial namespaces for life, with no fds and no command line:
+            # only its cgroup and owner can change.
+            return ((stat[:stat.index("(")], fields[1], fields[19]),
+                    procfs.read_text("cgroup", dirfd), os.stat(dirfd).st_uid)
+        head = (stat[:right], fields[0], fields[1], fields[19])
         ns_dir = procfs.open_dir("ns", dirfd)
         try:
             links = tuple(nsfs.link_identity(link, ns_dir) for link in LINKS)

@@ -530,12 +530,13 @@ fail:
  *   fingerprint(proc_fd, pid, self_pid, links, numbered) -> bytes or None
  *
  * The same raw data as nsctl.discovery.revalidate's Python fingerprint, in one
- * buffer: stat up to comm's end and its state, ppid and starttime fields; for each
+ * buffer: stat up to comm's end and its state, ppid and starttime fields; unless
+ * the process is a kernel thread (PF_KTHREAD), for each
  * ns link in ``links`` the identity of the namespace it names (a missing link is
- * a mark); for each fd (unless pid is self_pid) its number and link text, and for
+ * a mark), for each fd (unless pid is self_pid) its number and link text, and for
  * a text starting with one of ``numbered`` the identity behind it: the namespace's,
- * or for "socket:[" the socket inode's (inode, ctime); then cmdline, cgroup and
- * the owner uid of /proc/PID.  None when the process is gone or cannot be read.
+ * or for "socket:[" the socket inode's (inode, ctime), and cmdline; then cgroup
+ * and the owner uid of /proc/PID.  None when the process is gone or cannot be read.
  * Equal bytes mean equal reads; nothing here is parsed further.
  *
  * A namespace's identity is its (id, inode) from its nsfs file handle
@@ -653,7 +654,7 @@ static int fp_file(struct fpbuf *b, int dir_fd, const char *name)
     return 0;
 }
 
-static int fp_stat(struct fpbuf *b, int dir_fd)
+static int fp_stat(struct fpbuf *b, int dir_fd, int *kthread_out)
 {
     char text[4096];
     int fd = openat(dir_fd, "stat", O_RDONLY | O_CLOEXEC);
@@ -681,6 +682,7 @@ static int fp_stat(struct fpbuf *b, int dir_fd)
     /* A kernel thread's comm and state say what work it does at the moment
      * (kworker/1:2-events, idle or running): not a change to read it for. */
     int kthread = (flags & PF_KTHREAD) != 0;
+    *kthread_out = kthread;
     char *left = strchr(text, '(');
     fp_add(b, text, (size_t)((kthread && left ? left : right) - text));
     p = right + 2;
@@ -755,8 +757,11 @@ static int fp_process(struct fpbuf *b, int proc_fd, long pid, long self_pid, cha
     int dir_fd = openat(proc_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0)
         return -1;
-    int status = fp_stat(b, dir_fd);
-    if (status == 0) {
+    int kthread = 0;
+    int status = fp_stat(b, dir_fd, &kthread);
+    /* A kernel thread is in the initial namespaces for life, with no fds and no
+     * command line: only its cgroup and owner can change. */
+    if (status == 0 && !kthread) {
         int ns_dir = openat(dir_fd, "ns", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (ns_dir < 0)
             status = -1;
@@ -766,10 +771,10 @@ static int fp_process(struct fpbuf *b, int proc_fd, long pid, long self_pid, cha
             close(ns_dir);
     }
     fp_add(b, "|", 1);
-    if (status == 0 && pid != self_pid)
+    if (status == 0 && pid != self_pid && !kthread)
         status = fp_fds(b, dir_fd, numbered, nnumbered);
     fp_add(b, "|", 1);
-    if (status == 0)
+    if (status == 0 && !kthread)
         status = fp_file(b, dir_fd, "cmdline");
     if (status == 0)
         status = fp_file(b, dir_fd, "cgroup");
