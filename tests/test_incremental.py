@@ -205,6 +205,59 @@ def test_watcher_reacts_to_process_and_mount_events_without_full_rescans(scratch
     assert max(born_latency, pin_latency, gone_latency) < 1.0
 
 
+def _kernel_reports_mounts() -> None:
+    """Skip unless fanotify reports mount events here (FAN_REPORT_MNT, Linux 6.15),
+    asked of the kernel directly."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.fanotify_init(ctypes.c_uint(0x4000 | 0x2 | 0x1), ctypes.c_uint(os.O_RDONLY))
+    if fd < 0:
+        pytest.skip(f"no fanotify mount events here: {os.strerror(ctypes.get_errno())}")
+    os.close(fd)
+
+
+@root_only
+def test_a_mount_in_a_mount_namespace_no_process_is_in_comes_at_once(scratch):
+    """A mount namespace that only an fd holds has no mountinfo to poll; its mounts
+    are compared with the last scan once per round of checks (60 s here), and at
+    once where fanotify marks it: a namespace file bind-mounted there is "pinned"
+    within a second, and "unpinned" once unmounted."""
+    from nsctl.timeline.watch import Watcher
+
+    _kernel_reports_mounts()
+    with namespaces.foreign_mount_netns(scratch, keep="fd") as t, \
+            Watcher(interval=60, coverage=60, handle_signals=False) as watcher:
+        watcher.start()
+        assert watcher.memo is not None and t.mnt.ino in watcher.memo.foreign
+        assert watcher.marked.get(t.mnt.ino) is not None, watcher.why_no_mount_marks
+        point = scratch / "bound-in-the-other"
+        point.touch()
+        inside = ["nsenter", f"--mount=/proc/{t.holder}/fd/{t.holder_fd}"]
+        uts = nsfacts.link_ino(os.getpid(), "uts")
+
+        def until(kind: str) -> float:
+            start = time.monotonic()
+            while watcher.wait(start + 5):
+                if any(e["event"] == kind and e["ns"] == uts and e.get("path") == str(point)
+                       for e in watcher.step()):
+                    return time.monotonic() - start
+            raise AssertionError(f"no {kind} event within 5 s")
+
+        try:
+            subprocess.run(inside + ["mount", "--bind", f"/proc/{os.getpid()}/ns/uts",
+                                     str(point)], check=True, timeout=30)
+            try:
+                pinned = until("pinned")
+            finally:
+                subprocess.run(inside + ["umount", str(point)], check=True, timeout=30)
+            unpinned = until("unpinned")
+        finally:
+            point.unlink()
+        assert watcher.full_scans == 1
+    print(f"pinned after {pinned:.3f}s, unpinned after {unpinned:.3f}s")
+
+
 @root_only
 def test_rolling_rescan_finds_what_makes_no_event():
     """A short interval makes each periodic rescan read only a slice of the processes;

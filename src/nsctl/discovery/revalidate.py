@@ -137,29 +137,42 @@ def foreign_suspects(memo: Memo, mnts: list[int], proc_fd: int) -> set[int]:
     holders of each: its fds, the mount tables it is bind-mounted in).  A table
     is compared through one holder's fd where the kernel lists mounts without
     entering (listmount); else its holders are read."""
-    readers = {read[0]: pid for pid, (_p, _s, read) in memo.procs.items() if read is not None}
+    readers = mount_readers(memo)
     out: set[int] = set()
     for mnt in mnts:
         kept = memo.foreign.get(mnt)
-        ns = memo.snap.namespaces.get(mnt)
-        if kept is None or ns is None:
+        if kept is None or mnt not in memo.snap.namespaces:
             continue
-        holders: set[int] = set()
-        via: Callable[[], int] | None = None
-        for ref in ns.refs:
-            if ref.kind == FD and ref.pid is not None and ref.fd is not None:
-                holders.add(ref.pid)
-                via = via or partial(nsfs.open_ns, f"{ref.pid}/fd/{ref.fd}", proc_fd, mnt)
-            elif ref.kind == BINDMOUNT and ref.mntns in readers and ref.path is not None:
-                holders.add(readers[ref.mntns])
-                # The mount point, resolved inside the root of a process in that mount
-                # namespace, as the bind mount source reads it.
-                via = via or partial(nsfs.open_mounted_ns, f"{readers[ref.mntns]}/root",
-                                     ref.path, proc_fd, mnt)
+        holders, via = foreign_access(memo, mnt, readers, proc_fd)
         if via is not None and _same_table(via, kept):
             continue
         out |= holders
     return out
+
+
+def mount_readers(memo: Memo) -> dict[int, int]:
+    """mount namespace -> a process in it, of the processes ``memo`` read."""
+    return {read[0]: pid for pid, (_p, _s, read) in memo.procs.items() if read is not None}
+
+
+def foreign_access(memo: Memo, mnt: int, readers: dict[int, int], proc_fd: int
+                   ) -> tuple[set[int], Callable[[], int] | None]:
+    """(the processes holding mount namespace ``mnt``: by an fd, or by a bind mount in
+    a mount table they are in; what opens ``mnt`` through one of them, or None)."""
+    holders: set[int] = set()
+    via: Callable[[], int] | None = None
+    ns = memo.snap.namespaces.get(mnt)
+    for ref in ns.refs if ns is not None else ():
+        if ref.kind == FD and ref.pid is not None and ref.fd is not None:
+            holders.add(ref.pid)
+            via = via or partial(nsfs.open_ns, f"{ref.pid}/fd/{ref.fd}", proc_fd, mnt)
+        elif ref.kind == BINDMOUNT and ref.mntns in readers and ref.path is not None:
+            holders.add(readers[ref.mntns])
+            # The mount point, resolved inside the root of a process in that mount
+            # namespace, as the bind mount source reads it.
+            via = via or partial(nsfs.open_mounted_ns, f"{readers[ref.mntns]}/root",
+                                 ref.path, proc_fd, mnt)
+    return holders, via
 
 
 def _same_table(open_fd: Callable[[], int], kept: list[tuple[str, int, str, Reference]]

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from ..discovery.engines import Events
     from ..discovery.scan import Memo
     from ..kernel.cnproc import Listener
+    from ..kernel.mountmarks import MountMarks
     from ..kernel.mounttables import MountTables
     from ..ops.relay import Handler
 
@@ -245,6 +246,14 @@ class Watcher:
         self.slices = 1                  # the rolling rescan reads 1/slices per tick
         self._cursor = 0
         self.mount_tables: MountTables | None = None   # the mount namespaces watched
+        # Mount namespaces no process is in, marked for fanotify's mount events
+        # (nsctl.kernel.mountmarks): mount ns -> its namespace id when marked.  Those
+        # are compared with the last scan when an event comes; the others (no marks
+        # here, no id, a mark refused) once per round of slices.
+        self.mount_marks: MountMarks | None = None
+        self.why_no_mount_marks: str | None = None
+        self.marked: dict[int, int] = {}
+        self._marks_news: set[int] = set()   # marked tables to compare at the next step
         # pid -> its fingerprint (nsctl.discovery.revalidate) from just before its last
         # full read: the rolling rescan reads again only those whose fingerprint changed.
         self.prints: dict[int, tuple | bytes] = {}
@@ -282,6 +291,10 @@ class Watcher:
         if self.mount_tables is not None:
             self.mount_tables.close()
             self.mount_tables = None
+        if self.mount_marks is not None:
+            self.mount_marks.close()
+            self.mount_marks = None
+            self.marked = {}
         self._follow_engine(None)
 
     def _follow_engine(self, snap: Snapshot | None) -> None:
@@ -396,7 +409,7 @@ class Watcher:
                    and pid not in memo.refused}
             out |= {pid for pid in slice_ if pid not in self.prints or
                     fingerprint(pid, proc_fd, me) != self.prints[pid]}
-            foreign = sorted(memo.foreign)
+            foreign = sorted(m for m in memo.foreign if m not in self.marked)
             if foreign:
                 size = math.ceil(len(foreign) / max(1, self.slices))
                 start = self._foreign_cursor % len(foreign)
@@ -407,6 +420,20 @@ class Watcher:
         finally:
             os.close(proc_fd)
         return out
+
+    def _compare_marked(self) -> set[int]:
+        """The holders of the marked mount namespaces whose tables fanotify said may have
+        changed, where they did (nsctl.discovery.revalidate.foreign_suspects)."""
+        assert self.memo is not None, "start() first"
+        from ..discovery.revalidate import foreign_suspects
+        from ..kernel import procfs
+
+        news, self._marks_news = sorted(self._marks_news), set()
+        proc_fd = procfs.open_dir(procfs.PROC)
+        try:
+            return foreign_suspects(self.memo, news, proc_fd)
+        finally:
+            os.close(proc_fd)
 
     def _prune(self) -> None:
         """Forget the dirty processes that the model never held and that are gone
@@ -435,12 +462,61 @@ class Watcher:
             self.slices = max(1, math.ceil(FULL_COST * self.full_seconds / tick))
 
     def _watch_mount_tables(self, memo: Memo) -> None:
+        from ..discovery.revalidate import mount_readers
         from ..kernel.mounttables import MountTables
 
         if self.mount_tables is None:
             self.mount_tables = MountTables(self._poller())
-        self.mount_tables.sync({read[0]: pid for pid, (_p, _s, read) in memo.procs.items()
-                                if read is not None})
+        readers = mount_readers(memo)
+        self.mount_tables.sync(readers)
+        if not self.threads:
+            self._mark_foreign(memo, readers)
+
+    def _mark_foreign(self, memo: Memo, readers: dict[int, int]) -> None:
+        """Mark for fanotify's mount events the mount namespaces no process is in that
+        are not marked yet, and compare their tables once more at the next step (a
+        change before the mark made no event)."""
+        from ..discovery.revalidate import foreign_access
+        from ..kernel import procfs
+        from ..kernel.errors import NsctlError
+        from ..kernel.mountmarks import MountMarks, Unsupported
+
+        self.marked = {m: i for m, i in self.marked.items() if m in memo.foreign}
+        # A namespace is known to be the one marked by its id (an inode number is
+        # soon another namespace's): without ids its table stays polled.
+        todo = []
+        for mnt in memo.foreign:
+            ns = memo.snap.namespaces.get(mnt)
+            if ns is not None and ns.id is not None and self.marked.get(mnt) != ns.id:
+                todo.append((mnt, ns.id))
+        if not todo or self.why_no_mount_marks is not None:
+            return
+        if self.mount_marks is None:
+            try:
+                self.mount_marks = MountMarks()
+            except Unsupported as exc:
+                self.why_no_mount_marks = str(exc)
+                return
+            self._poller().register(self.mount_marks.fileno(), select.POLLIN)
+        proc_fd = procfs.open_dir(procfs.PROC)
+        try:
+            for mnt, ident in todo:
+                self.marked.pop(mnt, None)
+                _holders, via = foreign_access(memo, mnt, readers, proc_fd)
+                if via is None:
+                    continue
+                try:
+                    fd = via()
+                except NsctlError:
+                    continue
+                try:
+                    if self.mount_marks.mark(fd):
+                        self.marked[mnt] = ident
+                        self._marks_news.add(mnt)
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(proc_fd)
 
     def _poller(self) -> select.poll:
         """One poll set for the wake-up pipe, CN_PROC and the mount tables (poll, not
@@ -475,7 +551,7 @@ class Watcher:
         due = min(self.tick_due, self.full_due)
         if self._poll_engines:
             due = min(due, self._engine_poll_due)
-        if self.dirty:
+        if self.dirty or self._marks_news:
             due = min(due, now + DEBOUNCE)
         poller = self._poller()
         while not self.stopping:
@@ -501,6 +577,10 @@ class Watcher:
                     self._events_fd = -1
                 self._engine_news = True
                 due = min(due, time.monotonic() + DEBOUNCE)
+            if self.mount_marks is not None and self.mount_marks.fileno() in fds:
+                if self.mount_marks.drain():
+                    self._marks_news.update(self.marked)
+                    due = min(due, time.monotonic() + DEBOUNCE)
             if self.mount_tables is not None:
                 changed = self.mount_tables.changed(ready)
                 readers = self.mount_tables.watched
@@ -516,7 +596,8 @@ class Watcher:
             self._drain(self.listener, self._poller())
         now = time.monotonic()
         self._engine_due(now)
-        if now >= self.full_due or now >= self.tick_due or self._engine_news:
+        if now >= self.full_due or now >= self.tick_due or self._engine_news or \
+                self._marks_news:
             return True
         self._prune()
         return bool(self.dirty)
@@ -556,6 +637,8 @@ class Watcher:
         full = now >= self.full_due
         if not full and now >= self.tick_due:
             self.dirty |= self._revalidate(self._next_slice())
+        if not full and self._marks_news:
+            self.dirty |= self._compare_marked()
         if now >= self.tick_due:
             self.tick_due = now + self.interval
         if not full:
