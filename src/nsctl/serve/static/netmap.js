@@ -285,7 +285,7 @@ export function renderNet(pane, ctx) {
     h("input", { type: "checkbox", id: "only-matches", checked: Boolean(ctx.onlyMatches) }), " only matches");
   pane.replaceChildren(h("div", { class: "netbar" }, only, legend),
     picture ? h("div", { class: "netwrap" }, picture) : h("p", { class: "empty" }, active ? "No network namespace with more than a loopback matches." : "No network namespace has more than a loopback."),
-    group);
+    ...(group ? [group] : []));   // (replaceChildren would write a null as "null")
   return hits;
 }
 
