@@ -258,16 +258,24 @@ class Engine:
             self.remove_all()
         finally:
             self.stop_daemon()
+            # The monitors (conmon, shims) and what they run on exit (Podman's
+            # `container cleanup`) may outlive the daemon by a moment, and may make the
+            # host paths again: they are waited for (then killed) before those go.
+            _wait_for_exit(self.base, 20)
             _kill_left_behind(self.base)
             reap_orphans()
             for point in sorted(_mounts_under(self.base), key=len, reverse=True):
                 subprocess.run(["umount", "-l", point], capture_output=True)
             for path in engine_cgroups(self.cgroup_names) - self.cgroups_before:
                 _remove_cgroup_tree(path)
+            self.remove_host_paths()
             shutil.rmtree(self.base, ignore_errors=True)
 
     def stop_daemon(self) -> None:
         pass
+
+    def remove_host_paths(self) -> None:
+        """Remove what the engine made outside ``base`` whatever its options say."""
 
 
 class Podman(Engine):
@@ -349,7 +357,7 @@ class Podman(Engine):
         self.run("rm", "-a", "-f", "-t", "0", check=False)
         self.run("rmi", "-a", "-f", check=False)
 
-    def stop_daemon(self) -> None:
+    def remove_host_paths(self) -> None:
         # Podman makes these whatever --root says; another Podman may be using them.
         others = other_podman_running(self.base)
         for path in PODMAN_HOST_PATHS:
@@ -417,17 +425,22 @@ class Docker(Engine):
             return
         _stop(self.daemon, 30)
         self.daemon = None
-        # dockerd's containerd, and the shims, may outlive it by a moment (what is still
-        # there after that is killed by close()).
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            reap_orphans()
-            if not any(_cmd_mentions(p, self.base) for p in ppid_map()):
-                break
-            time.sleep(0.1)
+
+    def remove_host_paths(self) -> None:
         for path in DOCKER_HOST_PATHS:   # only what this daemon made, and only if empty
             if path not in self.host_paths_before and os.path.lexists(path):
                 _remove_empty_dirs(path)
+
+
+def _wait_for_exit(base: str, seconds: float) -> None:
+    """Wait up to ``seconds`` for every process naming ``base`` to exit, reaping the
+    monitors among them (what is still there after that is killed by close())."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        reap_orphans()
+        if not any(_cmd_mentions(p, base) for p in ppid_map()):
+            return
+        time.sleep(0.1)
 
 
 def _kill_left_behind(base: str) -> None:
